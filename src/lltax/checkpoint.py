@@ -1,0 +1,76 @@
+"""Checkpoints: a state dict plus plain-data metadata, saved atomically, loaded weights-only.
+
+The metadata says everything needed to rebuild the model and its cell's data (model name,
+width, dataset, grid coordinates, seed), so metric jobs need nothing but the checkpoint path.
+"""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lltax.io import atomic_path
+
+
+def versions() -> dict[str, str]:
+    import numpy
+
+    import lltax
+
+    return {
+        "lltax": lltax.__version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> None:
+    """Save ``{"state_dict", "meta"}`` atomically; tensors are moved to CPU first."""
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": state, "meta": meta}, tmp)
+
+
+def load_checkpoint_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a checkpoint with ``weights_only=True`` (no code runs from the file)."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"checkpoint {path} does not exist; run `lltax train` (or the train rule) first") from e
+    if not isinstance(payload, dict) or "state_dict" not in payload or "meta" not in payload:
+        raise ValueError(f"{path} is not an lltax checkpoint (expected keys 'state_dict' and 'meta')")
+    return payload["state_dict"], payload["meta"]
+
+
+def build_from_meta(meta: dict[str, Any]) -> nn.Module:
+    from lltax.models import build_model
+
+    return build_model(meta["model"], meta["width"], meta["num_classes"], tuple(meta["input_shape"]))
+
+
+def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model of a checkpoint, load its weights, put it in eval mode on ``device``."""
+    state, meta = load_checkpoint_file(path)
+    model = build_from_meta(meta)
+    model.load_state_dict(state)
+    return model.to(device).eval(), meta
+
+
+def load_cell_data(meta: dict[str, Any], device: torch.device | str = "cpu", data_dir: str | None = None):
+    """The training/test data of a checkpoint's cell (its label noise and train fraction)."""
+    from lltax.data import load_dataset
+
+    dataset = meta["dataset"]
+    return load_dataset(
+        dataset["name"],
+        root=data_dir or dataset["root"],
+        label_noise=meta["cell"]["label_noise"],
+        train_fraction=meta["cell"]["train_fraction"],
+        download=False,
+        device=device,
+    )

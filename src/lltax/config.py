@@ -1,0 +1,186 @@
+"""Experiment configuration: schema validation, lltax's own checks, grid expansion, cell paths.
+
+A grid cell is one combination of the grid axes. Its artifacts live in a hive-style folder,
+one level per axis in the fixed order of ``AXES`` (``width=16/batch_size=128/...``), so any
+path parses back into exact coordinates. Floats get one canonical spelling
+(``canonical_value``) so that paths, netCDF coordinates and config values round-trip.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+# Grid axes in path order. Load-like axes first, then temperature-like ones.
+AXES = ("width", "batch_size", "label_noise", "train_fraction", "learning_rate", "weight_decay")
+INTEGER_AXES = ("width", "batch_size")
+METRIC_SECTIONS = ("train", "hessian", "evaluate", "cka", "distance", "curves", "classify", "plots")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the key and what is allowed."""
+
+
+def load_schema() -> dict:
+    text = resources.files("lltax").joinpath("config.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def canonical_value(value: Any) -> int | float:
+    """One spelling per number: ints stay ints, floats are rounded to 12 significant digits.
+
+    ``0.1 + 0.2`` and ``0.3`` map to the same float, and ``repr`` of the result is the
+    shortest string that parses back to it, which is what paths and coordinates use.
+    """
+    if isinstance(value, bool):
+        raise ConfigError(f"expected a number, got boolean {value!r}")
+    if isinstance(value, int):
+        return value
+    return float(f"{float(value):.12g}")
+
+
+def format_value(value: Any) -> str:
+    return repr(canonical_value(value))
+
+
+def _fill_defaults(instance: Any, schema: dict) -> Any:
+    """Recursively insert schema defaults for missing object keys (jsonschema does not)."""
+    if isinstance(instance, dict) and schema.get("type") == "object":
+        for key, sub in schema.get("properties", {}).items():
+            if key not in instance and "default" in sub:
+                instance[key] = copy.deepcopy(sub["default"])
+            if key in instance:
+                instance[key] = _fill_defaults(instance[key], sub)
+    return instance
+
+
+def _error_message(error: jsonschema.ValidationError) -> str:
+    key = ".".join(str(p) for p in error.absolute_path) or "<top level>"
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        return f"config key {key!r}: unknown key(s) {extra}; allowed keys are {allowed}"
+    if error.validator == "enum":
+        return f"config key {key!r}: {error.instance!r} is not allowed; choose one of {error.validator_value}"
+    if error.validator == "oneOf":
+        options = [s.get("const", s.get("type")) for s in error.validator_value]
+        return f"config key {key!r}: {error.instance!r} is not allowed; expected one of {options}"
+    description = error.schema.get("description", "")
+    return f"config key {key!r}: {error.message}" + (f" ({description})" if description else "")
+
+
+def validate_config(config: dict) -> dict:
+    """Validate a raw config against the schema and lltax's checks; return it with defaults filled.
+
+    Raises ConfigError naming the offending key and the allowed values.
+    """
+    if not isinstance(config, dict):
+        raise ConfigError(f"config must be a mapping of keys to values, got {type(config).__name__}")
+    schema = load_schema()
+    config = _fill_defaults(copy.deepcopy(config), schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    if errors:
+        raise ConfigError(_error_message(errors[0]))
+
+    for axis in AXES:
+        values = [canonical_value(v) for v in config["grid"][axis]]
+        if len(set(values)) != len(values):
+            raise ConfigError(f"config key 'grid.{axis}': repeated values in {config['grid'][axis]}")
+        config["grid"][axis] = values
+    if isinstance(config["seeds"], int):
+        config["seeds"] = list(range(config["seeds"]))
+    points = [canonical_value(float(t)) for t in config["curves"]["points"]]
+    if 0.0 not in points or 1.0 not in points:
+        raise ConfigError(f"config key 'curves.points': must contain 0 and 1 (the curve's ends), got {points}")
+    config["curves"]["points"] = sorted(set(points))
+    if config["curves"]["enabled"] and len(config["seeds"]) < 2:
+        raise ConfigError("config key 'seeds': mode connectivity needs at least 2 seeds (or set curves.enabled: false)")
+    for key in ("x", "y"):
+        if config["plots"][key] not in AXES:
+            raise ConfigError(f"config key 'plots.{key}': {config['plots'][key]!r} is not a grid axis; choose one of {list(AXES)}")
+    if config["plots"]["x"] == config["plots"]["y"]:
+        raise ConfigError("config keys 'plots.x' and 'plots.y' must name two different grid axes")
+    return config
+
+
+def load_config(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as e:
+        raise ConfigError(f"config file {path} does not exist") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+    return validate_config(raw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Grid cells and paths
+
+
+def expand_grid(grid: dict) -> list[dict]:
+    """All cells of the grid as dicts {axis: canonical value}, in AXES order."""
+    values = [[canonical_value(v) for v in grid[axis]] for axis in AXES]
+    return [dict(zip(AXES, combo)) for combo in itertools.product(*values)]
+
+
+def cell_path(cell: dict) -> str:
+    """'width=16/batch_size=128/...' for a cell (all axes, fixed order)."""
+    return "/".join(f"{axis}={format_value(cell[axis])}" for axis in AXES)
+
+
+def parse_cell_path(path: str) -> dict:
+    """Inverse of cell_path; also accepts a longer path and picks out the axis levels.
+
+    Extra levels (``seed=0``, ``pair=0-1``) are returned too, as ints / (int, int).
+    """
+    coords: dict[str, Any] = {}
+    for part in Path(path).parts:
+        if "=" not in part:
+            continue
+        key, _, text = part.partition("=")
+        if key in INTEGER_AXES or key == "seed":
+            coords[key] = int(text)
+        elif key in AXES:
+            coords[key] = canonical_value(float(text))
+        elif key == "pair":
+            a, _, b = text.partition("-")
+            coords["pair"] = (int(a), int(b))
+    missing = [axis for axis in AXES if axis not in coords]
+    if missing:
+        raise ValueError(f"path {path!r} does not name grid axes {missing}")
+    return coords
+
+
+# The Snakemake wildcard {cell} must match exactly one cell folder.
+CELL_REGEX = "/".join(f"{axis}=[^/]+" for axis in AXES)
+
+
+def seed_pairs(seeds: list[int], mode: str) -> list[tuple[int, int]]:
+    """Seed pairs for pairwise metrics: 'first', 'consecutive' or 'all' unordered pairs."""
+    seeds = list(seeds)
+    if mode == "first":
+        return [(seeds[0], seeds[1])] if len(seeds) >= 2 else []
+    if mode == "consecutive":
+        return list(zip(seeds[:-1], seeds[1:]))
+    if mode == "all":
+        return list(itertools.combinations(seeds, 2))
+    raise ConfigError(f"config key 'curves.pairs': {mode!r} is not allowed; choose one of ['first', 'consecutive', 'all']")
+
+
+def canonical_json(obj: Any) -> str:
+    """Sorted-key, compact JSON: the form config sections take as Snakemake params."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def config_hash(obj: Any) -> str:
+    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:16]
