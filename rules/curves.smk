@@ -1,0 +1,47 @@
+# Mode connectivity: fit a Bezier curve per cell and seed pair, then evaluate it at points t.
+# Fitting and evaluation get disjoint parts of the `curves` section, so changing only
+# `points` re-evaluates the curves without refitting them.
+
+
+rule curve_fit:
+    input:
+        checkpoint_a=f"{RESULTS}/{{cell}}/seed={{a}}/model.pt",
+        checkpoint_b=f"{RESULTS}/{{cell}}/seed={{b}}/model.pt",
+        code=SRC / "metrics" / "curves.py",
+    output:
+        f"{RESULTS}/{{cell}}/pair={{a}}-{{b}}/curve.pt",
+    params:
+        settings=section("curves", drop=("enabled", "pairs", "points")),
+        data_dir=CONFIG["data_dir"],
+        device=CONFIG["device"],
+    resources:
+        gpu=1 if USE_GPU else 0,
+    log:
+        f"{RESULTS}/logs/curve_fit/{{cell}}/pair={{a}}-{{b}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/curve_fit/{{cell}}/pair={{a}}-{{b}}.tsv"
+    shell:
+        "lltax curve-fit --checkpoints {input.checkpoint_a:q} {input.checkpoint_b:q}"
+        " --settings {params.settings:q} --data-dir {params.data_dir:q} --device {params.device}"
+        " --out {output:q} > {log} 2>&1"
+
+
+rule curve_eval:
+    input:
+        curve=f"{RESULTS}/{{cell}}/pair={{a}}-{{b}}/curve.pt",
+        code=SRC / "metrics" / "curves.py",
+    output:
+        f"{RESULTS}/{{cell}}/pair={{a}}-{{b}}/curve_eval.json",
+    params:
+        settings=canonical_json({"points": CONFIG["curves"]["points"]}),
+        data_dir=CONFIG["data_dir"],
+        device=CONFIG["device"],
+    resources:
+        gpu=1 if USE_GPU else 0,
+    log:
+        f"{RESULTS}/logs/curve_eval/{{cell}}/pair={{a}}-{{b}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/curve_eval/{{cell}}/pair={{a}}-{{b}}.tsv"
+    shell:
+        "lltax curve-eval --curve {input.curve:q} --settings {params.settings:q}"
+        " --data-dir {params.data_dir:q} --device {params.device} --out {output:q} > {log} 2>&1"

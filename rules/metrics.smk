@@ -1,0 +1,86 @@
+# Per-checkpoint metrics (evaluate, hessian) and per-cell pairwise metrics (cka, distance).
+# Each rule declares its metric's source file as an input, so editing it reruns the metric.
+
+
+def checkpoints_of_cell(wildcards):
+    return [f"{RESULTS}/{wildcards.cell}/seed={seed}/model.pt" for seed in SEEDS]
+
+
+rule evaluate:
+    input:
+        checkpoint=f"{RESULTS}/{{cell}}/seed={{seed}}/model.pt",
+        code=SRC / "metrics" / "evaluate.py",
+    output:
+        f"{RESULTS}/{{cell}}/seed={{seed}}/evaluate.json",
+    params:
+        settings=section("evaluate"),
+        data_dir=CONFIG["data_dir"],
+        device=CONFIG["device"],
+    resources:
+        gpu=1 if USE_GPU else 0,
+    log:
+        f"{RESULTS}/logs/evaluate/{{cell}}/seed={{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{cell}}/seed={{seed}}.tsv"
+    shell:
+        "lltax evaluate --checkpoint {input.checkpoint:q} --settings {params.settings:q}"
+        " --data-dir {params.data_dir:q} --device {params.device} --out {output:q} > {log} 2>&1"
+
+
+rule hessian:
+    input:
+        checkpoint=f"{RESULTS}/{{cell}}/seed={{seed}}/model.pt",
+        code=SRC / "metrics" / "hessian.py",
+    output:
+        f"{RESULTS}/{{cell}}/seed={{seed}}/hessian.json",
+    params:
+        settings=section("hessian"),
+        data_dir=CONFIG["data_dir"],
+        device=CONFIG["device"],
+    resources:
+        gpu=1 if USE_GPU else 0,
+    log:
+        f"{RESULTS}/logs/hessian/{{cell}}/seed={{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/hessian/{{cell}}/seed={{seed}}.tsv"
+    shell:
+        "lltax hessian --checkpoint {input.checkpoint:q} --settings {params.settings:q}"
+        " --data-dir {params.data_dir:q} --device {params.device} --out {output:q} > {log} 2>&1"
+
+
+rule cka:
+    input:
+        checkpoints=checkpoints_of_cell,
+        code=SRC / "metrics" / "cka.py",
+    output:
+        f"{RESULTS}/{{cell}}/cka.json",
+    params:
+        settings=section("cka"),
+        data_dir=CONFIG["data_dir"],
+        device=CONFIG["device"],
+    resources:
+        gpu=1 if USE_GPU else 0,
+    log:
+        f"{RESULTS}/logs/cka/{{cell}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/cka/{{cell}}.tsv"
+    shell:
+        "lltax cka --checkpoints {input.checkpoints:q} --settings {params.settings:q}"
+        " --data-dir {params.data_dir:q} --device {params.device} --out {output:q} > {log} 2>&1"
+
+
+rule distance:
+    input:
+        checkpoints=checkpoints_of_cell,
+        code=SRC / "metrics" / "distance.py",
+    output:
+        f"{RESULTS}/{{cell}}/distance.json",
+    params:
+        settings=section("distance"),
+    log:
+        f"{RESULTS}/logs/distance/{{cell}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/distance/{{cell}}.tsv"
+    shell:
+        "lltax distance --checkpoints {input.checkpoints:q} --settings {params.settings:q}"
+        " --out {output:q} > {log} 2>&1"

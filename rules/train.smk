@@ -1,0 +1,23 @@
+rule train:
+    input:
+        code=SRC / "train.py",
+    output:
+        model=f"{RESULTS}/{{cell}}/seed={{seed}}/model.pt",
+        summary=f"{RESULTS}/{{cell}}/seed={{seed}}/train.json",
+    params:
+        dataset=section("dataset"),
+        model=CONFIG["model"]["name"],
+        settings=section("train"),
+        data_dir=CONFIG["data_dir"],
+        device=CONFIG["device"],
+        out_dir=lambda wildcards, output: Path(output.model).parent,
+    resources:
+        gpu=1 if USE_GPU else 0,
+    log:
+        f"{RESULTS}/logs/train/{{cell}}/seed={{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{cell}}/seed={{seed}}.tsv"
+    shell:
+        "lltax train --cell {wildcards.cell} --seed {wildcards.seed} --dataset {params.dataset:q}"
+        " --model {params.model} --settings {params.settings:q} --data-dir {params.data_dir:q}"
+        " --device {params.device} --out-dir {params.out_dir:q} > {log} 2>&1"

@@ -1,0 +1,226 @@
+"""Training: SGD with momentum on one grid cell and seed, data as tensors on the device.
+
+One function, read top to bottom (nanoGPT / airbench style): no trainer object, no callbacks.
+A run whose loss turns NaN/inf stops and is recorded as diverged; the job still succeeds so
+the grid goes on (DESIGN.md, "Rules of the house").
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module  # the checkpointed model: final, or the lowest-training-loss epoch
+    history: list[dict] = field(default_factory=list)
+    diverged: bool = False
+    checkpoint_epoch: int = 0
+
+
+def learning_rate_at(epoch: int, *, learning_rate: float, epochs: int, lr_schedule: str, lr_decay_at: float, lr_decay_factor: float) -> float:
+    """Constant, or one step decay after ``lr_decay_at`` of the epochs (Yang et al.'s Figure 3 setting)."""
+    if lr_schedule == "step" and epoch >= int(lr_decay_at * epochs):
+        return learning_rate * lr_decay_factor
+    return learning_rate
+
+
+def train_model(
+    model: nn.Module,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    *,
+    batch_size: int,
+    learning_rate: float,
+    weight_decay: float,
+    epochs: int,
+    momentum: float = 0.9,
+    lr_schedule: str = "constant",
+    lr_decay_at: float = 0.75,
+    lr_decay_factor: float = 0.1,
+    checkpoint: str = "final",
+    augment=None,
+    seed: int = 0,
+) -> TrainResult:
+    """Train ``model`` in place with minibatch SGD; the last partial batch of each epoch is dropped.
+
+    ``augment`` is an optional function ``(batch, generator) -> batch``. The batch order and
+    augmentation draw from one CPU generator seeded with ``seed``, so a CPU run is bit-reproducible.
+    """
+    num_samples = len(x_train)
+    steps_per_epoch = num_samples // batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"batch_size {batch_size} is larger than the training set ({num_samples} samples); lower grid.batch_size or raise grid.train_fraction")
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=momentum, weight_decay=weight_decay)
+    schedule = dict(learning_rate=learning_rate, epochs=epochs, lr_schedule=lr_schedule, lr_decay_at=lr_decay_at, lr_decay_factor=lr_decay_factor)
+    result = TrainResult(model=model)
+    best_loss, best_state = math.inf, None
+
+    for epoch in range(epochs):
+        start = time.perf_counter()
+        lr = learning_rate_at(epoch, **schedule)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        order = torch.randperm(num_samples, generator=generator).to(x_train.device)
+        # Accumulate on the device; one .item() per epoch keeps GPU runs free of per-step syncs.
+        loss_sum = torch.zeros((), device=x_train.device)
+        correct = torch.zeros((), device=x_train.device, dtype=torch.long)
+        for step in range(steps_per_epoch):
+            index = order[step * batch_size : (step + 1) * batch_size]
+            inputs, targets = x_train[index], y_train[index]
+            if augment is not None:
+                inputs = augment(inputs, generator)
+            logits = model(inputs)
+            loss = F.cross_entropy(logits, targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach()
+            correct += (logits.detach().argmax(dim=1) == targets).sum()
+        epoch_loss = loss_sum.item() / steps_per_epoch
+        epoch_acc = 100.0 * correct.item() / (steps_per_epoch * batch_size)
+        seconds = time.perf_counter() - start
+        result.history.append({"epoch": epoch + 1, "train_loss": epoch_loss, "train_acc": epoch_acc, "lr": lr, "seconds": seconds})
+        log.info("epoch %d/%d  loss %.4f  acc %.2f%%  lr %.3g  %.2fs", epoch + 1, epochs, epoch_loss, epoch_acc, lr, seconds)
+        if not math.isfinite(epoch_loss):
+            log.warning("training loss is %s at epoch %d: recording the run as diverged", epoch_loss, epoch + 1)
+            result.diverged = True
+            break
+        if checkpoint == "best_train_loss" and epoch_loss < best_loss:
+            best_loss, best_state = epoch_loss, copy.deepcopy(model.state_dict())
+            result.checkpoint_epoch = epoch + 1
+
+    if checkpoint == "best_train_loss" and best_state is not None and not result.diverged:
+        model.load_state_dict(best_state)
+    else:
+        result.checkpoint_epoch = len(result.history)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# The train job: one cell and seed -> model.pt + train.json
+
+
+def run_train_job(
+    *,
+    cell: dict,
+    seed: int,
+    dataset: dict,
+    model_name: str,
+    train_settings: dict,
+    data_dir: str,
+    device: str,
+    out_dir: str | Path,
+) -> dict:
+    """Train one model and write ``model.pt`` and ``train.json`` (both atomically) to ``out_dir``."""
+    from lltax.checkpoint import save_checkpoint, versions
+    from lltax.config import canonical_json, config_hash
+    from lltax.data import augment_batch, load_dataset
+    from lltax.device import resolve_device
+    from lltax.evaluation import evaluate_model
+    from lltax.io import write_json
+    from lltax.models import build_model
+
+    torch_device = resolve_device(device)
+    data = load_dataset(dataset["name"], root=data_dir, label_noise=cell["label_noise"], train_fraction=cell["train_fraction"], download=dataset.get("download", False), device=torch_device)
+    torch.manual_seed(seed)  # model initialisation
+    model = build_model(model_name, cell["width"], data.num_classes, data.input_shape).to(torch_device)
+    log.info("training %s width=%d (%d parameters) on %s, %d samples, cell %s, seed %d, device %s",
+             model_name, cell["width"], sum(p.numel() for p in model.parameters()), dataset["name"], len(data.x_train), canonical_json(cell), seed, torch_device)
+
+    start = time.perf_counter()
+    result = train_model(
+        model, data.x_train, data.y_train,
+        batch_size=cell["batch_size"], learning_rate=cell["learning_rate"], weight_decay=cell["weight_decay"],
+        epochs=train_settings["epochs"], momentum=train_settings["momentum"], lr_schedule=train_settings["lr_schedule"],
+        lr_decay_at=train_settings["lr_decay_at"], lr_decay_factor=train_settings["lr_decay_factor"],
+        checkpoint=train_settings["checkpoint"], augment=augment_batch if dataset.get("augment") else None, seed=seed,
+    )
+    wall_time = time.perf_counter() - start
+
+    nan = float("nan")
+    if result.diverged:
+        final = {"train_loss": nan, "train_acc": nan, "test_loss": nan, "test_acc": nan}
+    else:
+        batch = train_settings["eval_batch_size"]
+        train_loss, train_acc = evaluate_model(model, data.x_train, data.y_train, batch)
+        test_loss, test_acc = evaluate_model(model, data.x_test, data.y_test, batch)
+        final = {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc}
+        log.info("final (eval mode): train loss %.4f acc %.2f%%, test loss %.4f acc %.2f%%", train_loss, train_acc, test_loss, test_acc)
+
+    provenance = {"cell": cell, "seed": seed, "dataset": dataset, "model": model_name, "train": train_settings}
+    meta = {
+        "model": model_name,
+        "width": cell["width"],
+        "num_classes": data.num_classes,
+        "input_shape": list(data.input_shape),
+        "dataset": {**dataset, "root": str(data_dir)},
+        "cell": cell,
+        "seed": seed,
+        "train": train_settings,
+        "diverged": result.diverged,
+        "checkpoint_epoch": result.checkpoint_epoch,
+        "config_hash": config_hash(provenance),
+        "versions": versions(),
+    }
+    out_dir = Path(out_dir)
+    save_checkpoint(out_dir / "model.pt", model, meta)
+    summary = {
+        "cell": cell,
+        "seed": seed,
+        "diverged": result.diverged,
+        "epochs_run": len(result.history),
+        "checkpoint_epoch": result.checkpoint_epoch,
+        "final": final,
+        "history": result.history,
+        "wall_time_s": wall_time,
+        "config_hash": meta["config_hash"],
+    }
+    write_json(out_dir / "train.json", summary)
+    return summary
+
+
+def _run_cli(args: argparse.Namespace) -> int:
+    from lltax.config import parse_cell_path
+
+    coords = parse_cell_path(args.cell)
+    cell = {k: v for k, v in coords.items() if k not in ("seed", "pair")}
+    run_train_job(
+        cell=cell,
+        seed=args.seed,
+        dataset=json.loads(args.dataset),
+        model_name=args.model,
+        train_settings=json.loads(args.settings),
+        data_dir=args.data_dir,
+        device=args.device,
+        out_dir=args.out_dir,
+    )
+    return 0
+
+
+def add_cli(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train one grid cell and seed; writes model.pt and train.json")
+    p.add_argument("--cell", required=True, help="cell path, e.g. width=16/batch_size=128/label_noise=0.0/train_fraction=1.0/learning_rate=0.1/weight_decay=0.0005")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--dataset", required=True, help='dataset config section as JSON, e.g. {"name": "mnist1d", "download": false, "augment": false}')
+    p.add_argument("--model", required=True, help="model name (lltax.models.MODELS)")
+    p.add_argument("--settings", required=True, help="train config section as JSON")
+    p.add_argument("--data-dir", default="data")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--out-dir", required=True, help="folder for model.pt and train.json")
+    p.set_defaults(func=_run_cli)

@@ -1,0 +1,137 @@
+"""Config validation, grid expansion and cell paths."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lltax.config import (
+    AXES,
+    ConfigError,
+    canonical_value,
+    cell_path,
+    expand_grid,
+    format_value,
+    load_config,
+    parse_cell_path,
+    seed_pairs,
+    validate_config,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def minimal(**overrides):
+    config = {"experiment": "t", "grid": {"width": [2, 4], "batch_size": [16, 64]}}
+    config.update(overrides)
+    return config
+
+
+def test_default_config_is_valid():
+    config = load_config(REPO / "config.yaml")
+    assert config["dataset"]["name"] == "mnist1d"
+    assert set(config["grid"]) == set(AXES)
+    assert len(config["seeds"]) >= 2
+
+
+def test_defaults_filled_and_seeds_expanded():
+    config = validate_config(minimal(seeds=3))
+    assert config["seeds"] == [0, 1, 2]
+    assert config["grid"]["label_noise"] == [0.0]
+    assert config["hessian"]["backend"] == "native"
+    assert config["curves"]["points"] == [0.0, 0.25, 0.5, 0.75, 1.0]
+
+
+@pytest.mark.parametrize(
+    "config, fragments",
+    [
+        (minimal(hesian={}), ["hesian", "allowed keys", "hessian"]),  # typo at top level
+        (minimal(train={"epoch": 3}), ["train", "epoch", "epochs"]),  # typo in a section
+        (minimal(grid={"width": [-4], "batch_size": [16]}), ["grid.width.0", "-4"]),
+        (minimal(grid={"width": [4], "batch_size": [16], "label_noise": [1.0]}), ["grid.label_noise.0", "1.0"]),
+        (minimal(grid={"width": [4], "batch_size": [16], "label_noise": [-0.1]}), ["grid.label_noise.0"]),
+        (minimal(dataset={"name": "imagenet"}), ["dataset.name", "imagenet", "mnist1d", "cifar10"]),
+        (minimal(model={"name": "transformer"}), ["model.name", "transformer", "resnet18"]),
+        (minimal(grid={"width": [], "batch_size": [16]}), ["grid.width"]),
+        (minimal(grid={"width": [4], "batch_size": [16], "depth": [2]}), ["grid", "depth", "width"]),
+        (minimal(device="tpu"), ["device", "tpu", "cuda"]),
+        (minimal(seeds=1), ["seeds", "at least 2"]),
+        (minimal(curves={"points": [0.2, 0.5]}), ["curves.points", "0 and 1"]),
+        (minimal(plots={"x": "depth"}), ["plots.x", "depth"]),
+        (minimal(grid={"width": [4, 4], "batch_size": [16]}), ["grid.width", "repeated"]),
+        ({"grid": {"width": [4]}}, ["experiment"]),
+    ],
+)
+def test_bad_config_names_the_key(config, fragments):
+    with pytest.raises(ConfigError) as error:
+        validate_config(config)
+    message = str(error.value)
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+def test_load_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("experiment: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_canonical_floats_round_trip():
+    assert canonical_value(0.1 + 0.2) == 0.3
+    assert format_value(0.1 + 0.2) == "0.3"
+    assert format_value(5e-4) == "0.0005"
+    assert format_value(1e-5) == "1e-05"
+    assert format_value(16) == "16"
+    for value in (0.1 + 0.2, 5e-4, 1e-5, 0.9999999, 3.0):
+        assert float(format_value(value)) == canonical_value(value)
+
+
+def test_grid_expansion_and_paths_round_trip():
+    config = validate_config(minimal(grid={"width": [2, 4], "batch_size": [16, 64], "label_noise": [0.1 + 0.2, 0.0]}))
+    cells = expand_grid(config["grid"])
+    assert len(cells) == 2 * 2 * 2
+    assert len({cell_path(c) for c in cells}) == len(cells)
+    for cell in cells:
+        path = cell_path(cell)
+        assert path.split("/")[0].startswith("width=")
+        assert parse_cell_path(path) == cell
+        assert parse_cell_path(f"results/x/{path}/seed=3/model.pt") == {**cell, "seed": 3}
+    assert "label_noise=0.3/" in cell_path(cells[0])
+
+
+def test_parse_cell_path_rejects_incomplete():
+    with pytest.raises(ValueError, match="width"):
+        parse_cell_path("batch_size=16/seed=0")
+
+
+def test_seed_pairs():
+    assert seed_pairs([0, 1, 2], "first") == [(0, 1)]
+    assert seed_pairs([0, 1, 2], "consecutive") == [(0, 1), (1, 2)]
+    assert seed_pairs([0, 1, 2], "all") == [(0, 1), (0, 2), (1, 2)]
+
+
+def test_every_schema_key_documented_in_readme():
+    """The README's configuration table names every key of the schema (one place to look)."""
+    from lltax.config import load_schema
+
+    readme = (REPO / "README.md").read_text()
+    schema = load_schema()
+    missing = []
+    for section, sub in schema["properties"].items():
+        keys = sub.get("properties", {})
+        if not keys:
+            if f"`{section}`" not in readme:
+                missing.append(section)
+        for key in keys:
+            name = f"`{key}`" if section == "grid" else f"`{section}.{key}`"
+            if name not in readme:
+                missing.append(f"{section}.{key}")
+    assert not missing, f"README.md does not document config keys {missing}"
+
+
+def test_example_configs_are_valid():
+    for path in sorted((REPO / "configs").glob("*.yaml")):
+        validate_config(yaml.safe_load(path.read_text()))
