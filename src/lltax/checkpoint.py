@@ -6,6 +6,8 @@ width, dataset, grid coordinates, seed), so metric jobs need nothing but the che
 
 from __future__ import annotations
 
+import io
+import json
 import platform
 from pathlib import Path
 from typing import Any
@@ -23,8 +25,8 @@ def versions() -> dict[str, str]:
 
     return {
         "lltax": lltax.__version__,
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
+        "torch": str(torch.__version__),
+        "numpy": str(numpy.__version__),
         "python": platform.python_version(),
     }
 
@@ -32,8 +34,14 @@ def versions() -> dict[str, str]:
 def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> None:
     """Save ``{"state_dict", "meta"}`` atomically; tensors are moved to CPU first."""
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    # Sorted keys: equal metadata gives equal bytes, whatever order the caller built it in.
+    meta = json.loads(json.dumps(meta, sort_keys=True))
+    # Serialize to memory first: torch.save names the zip records after the file, and the
+    # temporary file's random name would make identical checkpoints differ byte for byte.
+    buffer = io.BytesIO()
+    torch.save({"state_dict": state, "meta": meta}, buffer)
     with atomic_path(path) as tmp:
-        torch.save({"state_dict": state, "meta": meta}, tmp)
+        tmp.write_bytes(buffer.getvalue())
 
 
 def load_checkpoint_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

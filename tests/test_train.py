@@ -1,0 +1,130 @@
+"""Training loop: determinism, divergence handling, schedules, checkpoint selection, the train job."""
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from lltax.checkpoint import load_checkpoint_file, load_model
+from lltax.train import learning_rate_at, run_train_job, train_model
+
+
+def tiny_problem(seed=0, n=96):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 1, 8, generator=generator)
+    y = (x.sum(dim=(1, 2)) > 0).long() + 2 * (x[:, 0, 0] > 0).long()
+    return x, y
+
+
+def tiny_model(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv1d(1, 4, 3, padding=1), nn.BatchNorm1d(4), nn.ReLU(), nn.Flatten(), nn.Linear(32, 4))
+
+
+def train(seed=0, **overrides):
+    x, y = tiny_problem()
+    model = tiny_model(seed)
+    settings = dict(batch_size=16, learning_rate=0.1, weight_decay=5e-4, epochs=3, seed=seed)
+    settings.update(overrides)
+    return train_model(model, x, y, **settings)
+
+
+def test_same_seed_gives_identical_weights():
+    a, b = train(seed=3), train(seed=3)
+    for (name, pa), pb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(pa, pb), name
+    c = train(seed=4)
+    assert not torch.equal(a.model[0].weight, c.model[0].weight)
+
+
+def test_training_lowers_the_loss():
+    result = train(epochs=15)
+    losses = [h["train_loss"] for h in result.history]
+    assert losses[-1] < 0.6 * losses[0]
+    assert [h["epoch"] for h in result.history] == list(range(1, 16))
+
+
+def test_huge_learning_rate_is_recorded_as_diverged():
+    result = train(learning_rate=1e12, epochs=5)
+    assert result.diverged
+    assert not math.isfinite(result.history[-1]["train_loss"])
+    assert len(result.history) < 5  # stopped early
+
+
+def test_step_schedule():
+    schedule = dict(learning_rate=0.1, epochs=100, lr_schedule="step", lr_decay_at=0.75, lr_decay_factor=0.1)
+    assert learning_rate_at(74, **schedule) == 0.1
+    assert learning_rate_at(75, **schedule) == pytest.approx(0.01)
+    assert learning_rate_at(99, **{**schedule, "lr_schedule": "constant"}) == 0.1
+    result = train(epochs=4, lr_schedule="step", lr_decay_at=0.5, lr_decay_factor=0.1)
+    assert [h["lr"] for h in result.history] == pytest.approx([0.1, 0.1, 0.01, 0.01])
+
+
+def test_best_train_loss_checkpoint_is_the_lowest_epoch():
+    result = train(epochs=6, checkpoint="best_train_loss", learning_rate=0.5)
+    losses = [h["train_loss"] for h in result.history]
+    assert result.checkpoint_epoch == 1 + losses.index(min(losses))
+
+
+def test_partial_batch_dropped_and_too_large_batch_rejected():
+    result = train(batch_size=40, epochs=1)  # 96 samples -> 2 full batches
+    assert result.history[0]["train_acc"] * 80 / 100 == pytest.approx(round(result.history[0]["train_acc"] * 0.8))
+    with pytest.raises(ValueError, match="batch_size 200 is larger than the training set"):
+        train(batch_size=200)
+
+
+# ---------------------------------------------------------------------------------------------
+# The job on MNIST-1D (generated into a temporary data folder shared by this module's tests)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("data")
+
+
+CELL = {"width": 2, "batch_size": 64, "label_noise": 0.1, "train_fraction": 0.1, "learning_rate": 0.05, "weight_decay": 0.0005}
+TRAIN = {"epochs": 2, "momentum": 0.9, "lr_schedule": "constant", "lr_decay_at": 0.75, "lr_decay_factor": 0.1, "checkpoint": "final", "eval_batch_size": 1000}
+DATASET = {"name": "mnist1d", "download": False, "augment": False}
+
+
+def run_job(out_dir, data_dir, **overrides):
+    kwargs = dict(cell=CELL, seed=0, dataset=DATASET, model_name="resnet1d", train_settings=TRAIN, data_dir=str(data_dir), device="cpu", out_dir=out_dir)
+    kwargs.update(overrides)
+    return run_train_job(**kwargs)
+
+
+def test_train_job_is_bit_reproducible_and_loads_weights_only(tmp_path, data_dir):
+    run_job(tmp_path / "a", data_dir)
+    run_job(tmp_path / "b", data_dir)
+    assert (tmp_path / "a" / "model.pt").read_bytes() == (tmp_path / "b" / "model.pt").read_bytes()
+    state, meta = load_checkpoint_file(tmp_path / "a" / "model.pt")  # weights_only=True inside
+    assert meta["cell"] == CELL and meta["seed"] == 0 and meta["model"] == "resnet1d"
+    assert meta["diverged"] is False and "torch" in meta["versions"]
+    model, _ = load_model(tmp_path / "a" / "model.pt")
+    assert not model.training
+    summary = json.loads((tmp_path / "a" / "train.json").read_text())
+    assert summary["epochs_run"] == 2 and len(summary["history"]) == 2
+    assert 0 <= summary["final"]["test_acc"] <= 100
+    assert not any(p.name.endswith(".tmp") for p in (tmp_path / "a").iterdir())
+
+
+def test_train_job_records_divergence_and_succeeds(tmp_path, data_dir):
+    summary = run_job(tmp_path, data_dir, cell={**CELL, "learning_rate": 1e12})
+    assert summary["diverged"] is True
+    written = json.loads((tmp_path / "train.json").read_text())
+    assert written["diverged"] is True
+    assert written["final"]["test_acc"] is None  # NaN is written as null
+    _, meta = load_checkpoint_file(tmp_path / "model.pt")
+    assert meta["diverged"] is True
+
+
+def test_train_cli_matches_the_function(tmp_path, data_dir):
+    from lltax.cli import main
+    from lltax.config import canonical_json, cell_path
+
+    main(["train", "--cell", cell_path(CELL), "--seed", "0", "--dataset", canonical_json(DATASET), "--model", "resnet1d",
+          "--settings", canonical_json(TRAIN), "--data-dir", str(data_dir), "--device", "cpu", "--out-dir", str(tmp_path / "cli")])
+    run_job(tmp_path / "fn", data_dir)
+    assert (tmp_path / "cli" / "model.pt").read_bytes() == (tmp_path / "fn" / "model.pt").read_bytes()
