@@ -14,6 +14,13 @@ import sys
 
 COMMAND_MODULES = (
     "lltax.train",
+    "lltax.metrics.evaluate",
+    "lltax.metrics.cka",
+    "lltax.metrics.distance",
+    "lltax.metrics.curves",
+    "lltax.plots",
+    "lltax.dataset",
+    "lltax.phases",
 )
 
 
@@ -27,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--device" in argv:  # a job that may use CUDA: pick a free GPU before torch loads
+        from lltax.gpu import pin_gpu_if_needed
+
+        pin_gpu_if_needed(argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     return int(args.func(args) or 0)

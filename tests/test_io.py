@@ -1,0 +1,31 @@
+"""Atomic outputs."""
+
+import os
+
+import pytest
+
+from lltax.io import atomic_path, read_json, write_json
+
+
+def test_write_json_round_trip_with_nan(tmp_path):
+    path = tmp_path / "sub" / "x.json"
+    write_json(path, {"b": 1.5, "a": float("nan"), "c": [float("inf"), 2]})
+    assert read_json(path) == {"a": None, "b": 1.5, "c": [None, 2]}
+    assert path.read_text().index('"a"') < path.read_text().index('"b"')  # sorted keys
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
+
+
+def test_failed_write_leaves_no_file(tmp_path):
+    path = tmp_path / "out.json"
+    with pytest.raises(RuntimeError):
+        with atomic_path(path) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert not path.exists()
+    assert list(tmp_path.iterdir()) == []
+    write_json(path, {"x": 1})
+    with pytest.raises(TypeError):
+        write_json(path, {"x": object()})  # not serializable: the old file stays intact
+    assert read_json(path) == {"x": 1}
