@@ -20,6 +20,8 @@ rule curve_fit:
         f"{RESULTS}/logs/curve_fit/{{cell}}/pair={{a}}-{{b}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/curve_fit/{{cell}}/pair={{a}}-{{b}}.tsv"
+    conda:
+        "../envs/lltax.yaml"
     shell:
         "lltax curve-fit --checkpoints {input.checkpoint_a:q} {input.checkpoint_b:q}"
         " --settings {params.settings:q} --data-dir {params.data_dir:q} --device {params.device}"
@@ -42,6 +44,8 @@ rule curve_eval:
         f"{RESULTS}/logs/curve_eval/{{cell}}/pair={{a}}-{{b}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/curve_eval/{{cell}}/pair={{a}}-{{b}}.tsv"
+    conda:
+        "../envs/lltax.yaml"
     shell:
         "lltax curve-eval --curve {input.curve:q} --settings {params.settings:q}"
         " --data-dir {params.data_dir:q} --device {params.device} --out {output:q} > {log} 2>&1"

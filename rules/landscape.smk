@@ -1,17 +1,9 @@
 # Classic landscape pictures per cell: 1D interpolation between the first two seeds and a 2D
 # filter-normalized surface around the first seed (Li et al. 2018).
 
-LANDSCAPE_OUTPUTS = (
-    [f"{RESULTS}/{cell}/landscape.nc" for cell in CELLS]
-    if CONFIG["landscape"]["enabled"] and len(SEEDS) >= 2
-    else []
-)
-
-
 rule landscape:
     input:
-        checkpoint_a=f"{RESULTS}/{{cell}}/seed={SEEDS[0]}/model.pt",
-        checkpoint_b=f"{RESULTS}/{{cell}}/seed={SEEDS[-1] if len(SEEDS) < 2 else SEEDS[1]}/model.pt",
+        checkpoints=lambda wildcards: [f"{RESULTS}/{wildcards.cell}/seed={seed}/model.pt" for seed in LANDSCAPE_SEEDS],
         code=SRC / "landscape.py",
     output:
         data=f"{RESULTS}/{{cell}}/landscape.nc",
@@ -31,7 +23,9 @@ rule landscape:
         f"{RESULTS}/logs/landscape/{{cell}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/landscape/{{cell}}.tsv"
+    conda:
+        "../envs/lltax.yaml"
     shell:
-        "lltax landscape --checkpoints {input.checkpoint_a:q} {input.checkpoint_b:q}"
+        "lltax landscape --checkpoints {input.checkpoints:q}"
         " --settings {params.settings:q} --data-dir {params.data_dir:q} --device {params.device}"
         " --out {output.data:q} --figure {output.figure:q} > {log} 2>&1"

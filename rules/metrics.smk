@@ -2,10 +2,6 @@
 # Each rule declares its metric's source file as an input, so editing it reruns the metric.
 
 
-def checkpoints_of_cell(wildcards):
-    return [f"{RESULTS}/{wildcards.cell}/seed={seed}/model.pt" for seed in SEEDS]
-
-
 rule evaluate:
     input:
         checkpoint=f"{RESULTS}/{{cell}}/seed={{seed}}/model.pt",
@@ -22,6 +18,8 @@ rule evaluate:
         f"{RESULTS}/logs/evaluate/{{cell}}/seed={{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/evaluate/{{cell}}/seed={{seed}}.tsv"
+    conda:
+        "../envs/lltax.yaml"
     shell:
         "lltax evaluate --checkpoint {input.checkpoint:q} --settings {params.settings:q}"
         " --data-dir {params.data_dir:q} --device {params.device} --out {output:q} > {log} 2>&1"
@@ -43,6 +41,8 @@ rule hessian:
         f"{RESULTS}/logs/hessian/{{cell}}/seed={{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/hessian/{{cell}}/seed={{seed}}.tsv"
+    conda:
+        "../envs/lltax.yaml"
     shell:
         "lltax hessian --checkpoint {input.checkpoint:q} --settings {params.settings:q}"
         " --data-dir {params.data_dir:q} --device {params.device} --out {output:q} > {log} 2>&1"
@@ -64,6 +64,8 @@ rule cka:
         f"{RESULTS}/logs/cka/{{cell}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/cka/{{cell}}.tsv"
+    conda:
+        "../envs/lltax.yaml"
     shell:
         "lltax cka --checkpoints {input.checkpoints:q} --settings {params.settings:q}"
         " --data-dir {params.data_dir:q} --device {params.device} --out {output:q} > {log} 2>&1"
@@ -81,6 +83,8 @@ rule distance:
         f"{RESULTS}/logs/distance/{{cell}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/distance/{{cell}}.tsv"
+    conda:
+        "../envs/lltax.yaml"
     shell:
         "lltax distance --checkpoints {input.checkpoints:q} --settings {params.settings:q}"
         " --out {output:q} > {log} 2>&1"

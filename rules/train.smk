@@ -17,6 +17,8 @@ rule train:
         f"{RESULTS}/logs/train/{{cell}}/seed={{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{cell}}/seed={{seed}}.tsv"
+    conda:
+        "../envs/lltax.yaml"
     shell:
         "lltax train --cell {wildcards.cell} --seed {wildcards.seed} --dataset {params.dataset:q}"
         " --model {params.model} --settings {params.settings:q} --data-dir {params.data_dir:q}"

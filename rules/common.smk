@@ -1,0 +1,55 @@
+# Settings and helper functions shared by the rules (no rules here: Snakemake's linter wants
+# functions and rules in separate files).
+from pathlib import Path
+
+from lltax.config import CELL_REGEX, canonical_json, cell_path, expand_grid, seed_pairs, validate_config
+
+# Schema + lltax's own checks; a bad config stops here, before any job runs.
+CONFIG = validate_config(config)
+RESULTS = f"{CONFIG['results_dir']}/{CONFIG['experiment']}"
+CELLS = [cell_path(cell) for cell in expand_grid(CONFIG["grid"])]
+SEEDS = CONFIG["seeds"]
+CURVE_PAIRS = seed_pairs(SEEDS, CONFIG["curves"]["pairs"]) if CONFIG["curves"]["enabled"] else []
+SRC = Path(workflow.basedir) / "src" / "lltax"
+USE_GPU = CONFIG["device"] == "cuda"
+
+
+def section(name, *, drop=()):
+    """A config section as one canonical JSON string: key order cannot trigger reruns."""
+    return canonical_json({k: v for k, v in CONFIG[name].items() if k not in drop})
+
+
+def checkpoints_of_cell(wildcards):
+    return [f"{RESULTS}/{wildcards.cell}/seed={seed}/model.pt" for seed in SEEDS]
+
+
+# 1D interpolation between the first two seeds, 2D surface around the first.
+LANDSCAPE_SEEDS = SEEDS[:2]
+LANDSCAPE_OUTPUTS = (
+    [f"{RESULTS}/{cell}/landscape.nc" for cell in CELLS]
+    if CONFIG["landscape"]["enabled"] and len(SEEDS) >= 2
+    else []
+)
+
+FIGURE = f"{RESULTS}/figures/{{name}}.{CONFIG['plots']['format']}"
+
+PER_SEED_FILE = {"train": "train.json", "evaluate": "evaluate.json", "hessian": "hessian.json"}
+PER_CELL_FILE = {"cka": "cka.json", "distance": "distance.json"}
+METRICS = [*PER_SEED_FILE, *PER_CELL_FILE] + (["curves"] if CURVE_PAIRS else [])
+
+
+def metric_outputs(wildcards):
+    metric = wildcards.metric
+    if metric in PER_SEED_FILE:
+        return [f"{RESULTS}/{cell}/seed={seed}/{PER_SEED_FILE[metric]}" for cell in CELLS for seed in SEEDS]
+    if metric in PER_CELL_FILE:
+        return [f"{RESULTS}/{cell}/{PER_CELL_FILE[metric]}" for cell in CELLS]
+    return [f"{RESULTS}/{cell}/pair={a}-{b}/curve_eval.json" for cell in CELLS for a, b in CURVE_PAIRS]
+
+
+def metric_config(wildcards):
+    """The part of the config a metric's table is shaped by: grid, seeds (and curve points)."""
+    shape = {"grid": CONFIG["grid"], "seeds": SEEDS}
+    if wildcards.metric == "curves":
+        shape["curves"] = {"points": CONFIG["curves"]["points"], "pairs": CONFIG["curves"]["pairs"]}
+    return canonical_json(shape)

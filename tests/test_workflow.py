@@ -1,0 +1,151 @@
+"""The Snakemake workflow end to end on a tiny config, then incremental reruns from `snakemake -n`.
+
+The workflow files are copied into a temporary folder so the rerun tests can edit a metric's
+source file (its mtime) without touching the repository.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import xarray as xr
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "experiment": "tiny",
+    "device": "cpu",
+    "dataset": {"name": "mnist1d"},
+    "model": {"name": "resnet1d"},
+    "grid": {"width": [2, 4], "batch_size": [32, 64], "train_fraction": [0.1], "learning_rate": [0.05]},
+    "seeds": 2,
+    "train": {"epochs": 1},
+    "hessian": {"num_samples": 32, "chunk_size": 32, "max_iterations": 30, "trace_probes": 9},
+    "evaluate": {"batch_size": 500},
+    "cka": {"num_samples": 64, "batch_size": 32},
+    "curves": {"epochs": 1, "batch_size": 64},
+    "classify": {"resamples": 10},
+    "landscape": {"num_samples": 64, "points_1d": 5, "points_2d": 3},
+}
+
+
+def snakemake(workdir, *args, check=True):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", "--directory", str(workdir), "-s", str(workdir / "Snakefile"), *args],
+        capture_output=True, text=True, env=env, cwd=workdir,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+def planned_jobs(workdir) -> dict[str, int]:
+    """Job counts per rule that `snakemake -n` would run ({} when nothing is to be done)."""
+    out = snakemake(workdir, "-n", "--quiet", "rules")
+    text = out.stdout + out.stderr
+    counts = {}
+    for line in text.splitlines():
+        match = re.fullmatch(r"\s*([a-z_]+)\s+(\d+)\s*", line)
+        if match and match.group(1) not in ("total", "job"):
+            counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+def write_config(workdir, config):
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("workflow")
+    shutil.copy(REPO / "Snakefile", workdir)
+    for folder in ("rules", "report"):
+        shutil.copytree(REPO / folder, workdir / folder)
+    shutil.copytree(REPO / "src" / "lltax", workdir / "src" / "lltax", ignore=shutil.ignore_patterns("__pycache__"))
+    write_config(workdir, TINY)
+    snakemake(workdir)
+    return workdir
+
+
+def test_end_to_end_outputs(finished_run):
+    results = finished_run / "results" / "tiny"
+    dataset = xr.open_dataset(results / "dataset.nc", engine="netcdf4")
+    assert dict(dataset.sizes)["width"] == 2 and dict(dataset.sizes)["seed"] == 2
+    assert dict(dataset.sizes)["label_noise"] == 1  # size-1 axes kept
+    assert dataset["test_acc"].notnull().all()
+    assert dataset["hessian_top_eigenvalue"].notnull().all()
+    assert dataset["cka"].notnull().all()
+    phases = xr.open_dataset(results / "phases.nc", engine="netcdf4")
+    assert phases["phase"].size == 4
+    for name in ("panels", "phases", "lines", "curves"):
+        assert (results / "figures" / f"{name}.png").stat().st_size > 0
+    assert len(list(results.glob("width=*/*/*/*/*/*/landscape.png"))) == 4
+    assert (results / "logs" / "train").exists()
+    train_log = next((results / "logs" / "train").rglob("seed=0.log")).read_text()
+    assert "epoch 1/1" in train_log
+
+
+def test_unchanged_run_has_nothing_to_do(finished_run):
+    assert planned_jobs(finished_run) == {}
+
+
+def test_hessian_settings_change_reruns_only_hessian_and_dependants(finished_run):
+    write_config(finished_run, {**TINY, "hessian": {**TINY["hessian"], "num_samples": 16}})
+    try:
+        assert planned_jobs(finished_run) == {"hessian": 8, "aggregate": 1, "merge": 1, "classify": 1, "plots": 1, "all": 1}
+    finally:
+        write_config(finished_run, TINY)
+
+
+def test_cka_settings_change_reruns_only_cka_and_dependants(finished_run):
+    write_config(finished_run, {**TINY, "cka": {**TINY["cka"], "num_samples": 32}})
+    try:
+        assert planned_jobs(finished_run) == {"cka": 4, "aggregate": 1, "merge": 1, "classify": 1, "plots": 1, "all": 1}
+    finally:
+        write_config(finished_run, TINY)
+
+
+def test_curve_points_change_reevaluates_without_refitting(finished_run):
+    write_config(finished_run, {**TINY, "curves": {**TINY["curves"], "points": [0, 0.5, 1]}})
+    try:
+        assert planned_jobs(finished_run) == {"curve_eval": 4, "aggregate": 1, "merge": 1, "classify": 1, "plots": 1, "all": 1}
+    finally:
+        write_config(finished_run, TINY)
+
+
+def test_plot_settings_change_reruns_only_figures(finished_run):
+    write_config(finished_run, {**TINY, "plots": {"dpi": 80}})
+    try:
+        assert planned_jobs(finished_run) == {"plots": 1, "all": 1}
+    finally:
+        write_config(finished_run, TINY)
+
+
+def test_editing_metric_source_reruns_that_metric(finished_run):
+    source = finished_run / "src" / "lltax" / "metrics" / "hessian.py"
+    before = source.stat().st_mtime
+    later = time.time() + 5
+    os.utime(source, (later, later))
+    try:
+        assert planned_jobs(finished_run) == {"hessian": 8, "aggregate": 1, "merge": 1, "classify": 1, "plots": 1, "all": 1}
+    finally:
+        os.utime(source, (before, before))
+    assert planned_jobs(finished_run) == {}
+
+
+def test_bad_config_fails_before_any_job(finished_run, tmp_path):
+    write_config(finished_run, {**TINY, "grid": {**TINY["grid"], "width": [0]}})
+    try:
+        result = snakemake(finished_run, "-n", check=False)
+        assert result.returncode != 0
+        assert "grid.width" in result.stdout + result.stderr
+    finally:
+        write_config(finished_run, TINY)
