@@ -184,3 +184,32 @@ def canonical_json(obj: Any) -> str:
 
 def config_hash(obj: Any) -> str:
     return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:16]
+
+
+def reference_table() -> str:
+    """The README's configuration table, generated from the schema's descriptions and defaults.
+
+    ``python -m lltax.config`` prints it; a test keeps README.md equal to it.
+    """
+    schema = load_schema()
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+
+    def default_text(sub: dict) -> str:
+        return f"`{json.dumps(sub['default'])}`" if "default" in sub else "required"
+
+    def cell(text: str) -> str:
+        return " ".join(text.split()).replace("|", "\\|")
+
+    for section, sub in schema["properties"].items():
+        keys = sub.get("properties")
+        if not keys:
+            rows.append(f"| `{section}` | {default_text(sub)} | {cell(sub.get('description', ''))} |")
+            continue
+        for key, item in keys.items():
+            name = f"{section}.{key}"
+            rows.append(f"| `{name}` | {default_text(item)} | {cell(item.get('description', ''))} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(reference_table())
