@@ -1,6 +1,6 @@
 """Linear CKA between the outputs of a cell's seeds on the same mixup-perturbed inputs.
 
-Yang et al. 2021 (Sec. 3, "Similarity") compare two trained models by the linear CKA
+Yang et al. 2021 compare two trained models by the linear CKA
 (Kornblith et al. 2019) of their softmax outputs on training inputs perturbed by mixup with
 lambda ~ Beta(16, 16), about 768 samples. High CKA separates phase IV-B from IV-A.
 
@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lltax import checkpoint
+from lltax.data import mixup_batches
 from lltax.device import resolve_device
 from lltax.io import write_json
 from lltax.metrics.evaluate import check_same_cell, is_diverged, parse_settings
@@ -119,14 +120,6 @@ def models_cka(models: Mapping[int, nn.Module | None], inputs: torch.Tensor, out
     return pairwise_cka(outputs)
 
 
-def mixup_inputs(x_train: torch.Tensor, num_samples: int, batch_size: int, alpha: float, seed: int) -> torch.Tensor:
-    """The fixed mixup-perturbed training inputs every pair of the cell is compared on."""
-    from lltax.data import mixup_batches
-
-    batches = mixup_batches(x_train, num_samples, batch_size, alpha, seed)
-    return batches if isinstance(batches, torch.Tensor) else torch.cat(list(batches))
-
-
 def cka_of_checkpoints(paths: list[str], settings: dict, device: torch.device | str = "cpu", data_dir: str | None = None) -> list[tuple[int, int, float]]:
     """Pairwise CKA of the seed checkpoints of one cell, with the ``cka`` config section.
 
@@ -144,7 +137,7 @@ def cka_of_checkpoints(paths: list[str], settings: dict, device: torch.device | 
             continue
         if inputs is None:
             dataset = checkpoint.load_cell_data(meta, device, data_dir)
-            inputs = mixup_inputs(dataset.x_train, settings["num_samples"], settings["batch_size"], settings["mixup_alpha"], settings["seed"])
+            inputs = mixup_batches(dataset.x_train, settings["num_samples"], settings["batch_size"], settings["mixup_alpha"], settings["seed"])
             log.info("%d mixup inputs (alpha=%s, seed=%s)", len(inputs), settings["mixup_alpha"], settings["seed"])
         outputs[meta["seed"]] = model_outputs(model, inputs, settings["output"], settings["batch_size"])
         del model
@@ -166,7 +159,7 @@ def add_cli(subparsers) -> None:
     p = subparsers.add_parser("cka", help="pairwise linear CKA of a cell's seeds on mixup inputs")
     p.add_argument("--checkpoints", nargs="+", required=True, help="the seed checkpoints of one cell")
     p.add_argument("--settings", default="{}", help="the config section 'cka' as JSON (output, num_samples, mixup_alpha, batch_size, seed)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda when available")
     p.add_argument("--data-dir", default=None, help="dataset folder (default: the one recorded in the checkpoints)")
     p.add_argument("--out", required=True, help="output cka.json")
     p.set_defaults(func=_run_cli)

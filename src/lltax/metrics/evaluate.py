@@ -138,7 +138,7 @@ def add_cli(subparsers) -> None:
     p = subparsers.add_parser("evaluate", help="eval-mode train/test loss and accuracy of one checkpoint")
     p.add_argument("--checkpoint", required=True, help="model checkpoint (<cell>/seed=S/model.pt)")
     p.add_argument("--settings", default="{}", help="the config section 'evaluate' as JSON (keys: batch_size)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda when available")
     p.add_argument("--data-dir", default=None, help="dataset folder (default: the one recorded in the checkpoint)")
     p.add_argument("--out", required=True, help="output evaluate.json")
     p.set_defaults(func=_run_cli)

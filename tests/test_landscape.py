@@ -1,0 +1,337 @@
+"""Tests of lltax.landscape: 1D interpolation, filter-normalized directions, 2D surfaces, CLI.
+
+Tiny float64 models; every expected value is built by a separate, plain construction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import types
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import xarray as xr
+from torch import nn
+
+from lltax import checkpoint, landscape
+from lltax.evaluation import evaluate_model
+
+NUM_CLASSES = 3
+
+
+def tiny_mlp(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, NUM_CLASSES)).double().eval()
+
+
+def tiny_batchnorm_net(seed: int) -> nn.Module:
+    """Conv1d -> BatchNorm1d -> ReLU -> pool -> Linear, with non-trivial running statistics."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Conv1d(1, 4, kernel_size=3), nn.BatchNorm1d(4), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(4, NUM_CLASSES)
+    ).double()
+    with torch.no_grad():
+        model[1].weight.uniform_(0.5, 1.5)
+        model[1].bias.uniform_(-0.5, 0.5)
+        model.train()
+        for _ in range(3):  # shifted data: running statistics far from the sample's
+            model(torch.randn(16, 1, 8, dtype=torch.float64) * 2 + 1)
+    return model.eval()
+
+
+def classification_data(num_samples: int, shape: tuple[int, ...], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(num_samples, *shape, generator=generator, dtype=torch.float64)
+    targets = torch.randint(0, NUM_CLASSES, (num_samples,), generator=generator)
+    return inputs, targets
+
+
+def interpolated_copy(model_a: nn.Module, model_b: nn.Module, alpha: float) -> nn.Module:
+    """Plain construction: parameters and floating buffers set to (1 - alpha) a + alpha b."""
+    model = tiny_batchnorm_net(0) if isinstance(model_a[1], nn.BatchNorm1d) else tiny_mlp(0)
+    state_b = model_b.state_dict()
+    model.load_state_dict(
+        {k: (1 - alpha) * v + alpha * state_b[k] if v.is_floating_point() else v for k, v in model_a.state_dict().items()}
+    )
+    return model.eval()
+
+
+def with_sample_statistics(model: nn.Module, inputs: torch.Tensor) -> nn.Module:
+    """Set the BatchNorm's running statistics to the moments of its input over the whole sample, by hand."""
+    with torch.no_grad():
+        features = model[0](inputs)  # BatchNorm input: (N, C, L)
+        model[1].running_mean.copy_(features.mean(dim=(0, 2)))
+        model[1].running_var.copy_(features.transpose(0, 1).flatten(1).var(dim=1, unbiased=True))
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# 1D interpolation
+
+
+def test_interpolation_ends_reproduce_endpoint_losses_exactly():
+    model_a, model_b = tiny_mlp(0), tiny_mlp(1)
+    inputs, targets = classification_data(40, (5,))
+    result = landscape.interpolate_1d(model_a, model_b, inputs, targets, [0.0, 0.5, 1.0], batch_size=16)
+    assert result["loss"][0] == evaluate_model(model_a, inputs, targets, 16)[0]
+    assert result["loss"][2] == evaluate_model(model_b, inputs, targets, 16)[0]
+    assert result["accuracy"][0] == evaluate_model(model_a, inputs, targets, 16)[1]
+    assert result["loss"][0] != result["loss"][2]
+    np.testing.assert_array_equal(result["alpha"], [0.0, 0.5, 1.0])
+
+
+@pytest.mark.parametrize("alpha", [-0.5, 0.3, 1.25])
+def test_interpolation_between_and_beyond_matches_plain_construction(alpha):
+    model_a, model_b = tiny_mlp(0), tiny_mlp(1)
+    inputs, targets = classification_data(30, (5,))
+    expected = evaluate_model(interpolated_copy(model_a, model_b, alpha), inputs, targets)
+    result = landscape.interpolate_1d(model_a, model_b, inputs, targets, [alpha])
+    np.testing.assert_allclose([result["loss"][0], result["accuracy"][0]], expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
+def test_interpolation_recomputes_batchnorm_statistics_on_the_sample(alpha):
+    model_a, model_b = tiny_batchnorm_net(0), tiny_batchnorm_net(1)
+    inputs, targets = classification_data(50, (1, 8))
+    # One chunk holds the whole sample, so the recomputed statistics are the sample's moments.
+    result = landscape.interpolate_1d(model_a, model_b, inputs, targets, [alpha], batch_size=100)
+    expected_model = with_sample_statistics(interpolated_copy(model_a, model_b, alpha), inputs)
+    expected = evaluate_model(expected_model, inputs, targets)
+    np.testing.assert_allclose([result["loss"][0], result["accuracy"][0]], expected, rtol=1e-12)
+    # ... which differs from keeping the trained running statistics.
+    assert result["loss"][0] != pytest.approx(evaluate_model(interpolated_copy(model_a, model_b, alpha), inputs, targets)[0], rel=1e-3)
+
+
+def test_interpolation_without_recompute_interpolates_buffers_and_leaves_models_alone():
+    model_a, model_b = tiny_batchnorm_net(0), tiny_batchnorm_net(1)
+    before = {k: v.clone() for k, v in model_a.state_dict().items()}
+    inputs, targets = classification_data(20, (1, 8))
+    result = landscape.interpolate_1d(model_a, model_b, inputs, targets, [0.0, 0.6, 1.0], recompute_batchnorm=False)
+    assert result["loss"][0] == evaluate_model(model_a, inputs, targets)[0]
+    assert result["loss"][2] == evaluate_model(model_b, inputs, targets)[0]
+    expected = evaluate_model(interpolated_copy(model_a, model_b, 0.6), inputs, targets)[0]
+    assert result["loss"][1] == pytest.approx(expected, rel=1e-12)
+    landscape.interpolate_1d(model_a, model_b, inputs, targets, [0.5])  # with recompute
+    for key, value in model_a.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert not model_a.training
+
+
+# ---------------------------------------------------------------------------------------------
+# Directions
+
+
+def test_filter_normalized_direction_matches_filter_norms_and_ignores_biases():
+    model = nn.Sequential(nn.Conv2d(2, 5, 3), nn.BatchNorm2d(5), nn.Flatten(), nn.Linear(5 * 4, 3)).double()
+    params = dict(model.named_parameters())
+    direction = landscape.filter_normalized_direction(params, torch.Generator().manual_seed(0))
+    assert direction.keys() == params.keys()
+    for name, theta in params.items():
+        assert direction[name].shape == theta.shape and direction[name].dtype == theta.dtype
+        if theta.dim() == 1:
+            assert torch.count_nonzero(direction[name]) == 0, name
+        else:
+            filter_norms = [direction[name][i].norm().item() for i in range(theta.shape[0])]
+            np.testing.assert_allclose(filter_norms, [theta[i].norm().item() for i in range(theta.shape[0])], rtol=1e-8)
+            # Random, not a rescaled copy of theta.
+            assert abs(F.cosine_similarity(direction[name].flatten(), theta.detach().flatten(), dim=0)) < 0.9
+
+
+def test_random_directions_are_deterministic_under_seed_and_differ_between_seeds():
+    model = tiny_mlp(0)
+    first = landscape.random_directions(model, seed=3)
+    again = landscape.random_directions(model, seed=3)
+    other = landscape.random_directions(model, seed=4)
+    weight = "0.weight"
+    assert torch.equal(first[0][weight], again[0][weight]) and torch.equal(first[1][weight], again[1][weight])
+    assert not torch.equal(first[0][weight], first[1][weight])
+    assert not torch.equal(first[0][weight], other[0][weight])
+
+
+# ---------------------------------------------------------------------------------------------
+# 2D surface
+
+
+def test_surface_at_origin_equals_model_loss_with_batchnorm_running_statistics():
+    model = tiny_batchnorm_net(0)
+    inputs, targets = classification_data(30, (1, 8))
+    coords = ([-0.5, 0.0, 0.5], [0.0, 0.25])
+    surface = landscape.surface_2d(model, inputs, targets, coords, landscape.random_directions(model, 0), batch_size=8)
+    assert surface.shape == (3, 2)
+    assert surface[1, 0] == pytest.approx(evaluate_model(model, inputs, targets)[0], rel=1e-12)
+    assert np.isfinite(surface).all() and len(np.unique(surface)) == surface.size
+    assert not model.training
+
+
+def test_surface_of_quadratic_loss_equals_analytic_form():
+    # Linear regression: loss(a, b) = mean((r + a u + b v)^2), a quadratic in (a, b) whose
+    # coefficients are moments of r = x W^T + c - y, u = x D1^T, v = x D2^T.
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3).double()
+    inputs = torch.randn(25, 4, dtype=torch.float64)
+    targets = torch.randn(25, 3, dtype=torch.float64)
+    first, second = landscape.random_directions(model, seed=1)
+    assert torch.count_nonzero(first["bias"]) == 0
+    with torch.no_grad():
+        r = (inputs @ model.weight.T + model.bias - targets).numpy()
+        u = (inputs @ first["weight"].T).numpy()
+        v = (inputs @ second["weight"].T).numpy()
+    a_values, b_values = [-1.0, 0.0, 0.4, 1.0], [-0.7, 0.2, 1.0]
+    surface = landscape.surface_2d(model, inputs, targets, (a_values, b_values), (first, second), loss_function=F.mse_loss, batch_size=10)
+    for i, a in enumerate(a_values):
+        for j, b in enumerate(b_values):
+            analytic = (
+                (r * r).mean() + 2 * a * (r * u).mean() + 2 * b * (r * v).mean()
+                + a * a * (u * u).mean() + 2 * a * b * (u * v).mean() + b * b * (v * v).mean()
+            )
+            assert surface[i, j] == pytest.approx(analytic, rel=1e-12), (a, b)
+
+
+def test_surface_is_deterministic_under_seed():
+    model = tiny_mlp(2)
+    inputs, targets = classification_data(20, (5,))
+    coords = ([-1.0, 1.0], [-1.0, 1.0])
+    surfaces = [landscape.surface_2d(model, inputs, targets, coords, landscape.random_directions(model, seed)) for seed in (5, 5, 6)]
+    np.testing.assert_array_equal(surfaces[0], surfaces[1])
+    assert not np.array_equal(surfaces[0], surfaces[2])
+
+
+def test_surface_rejects_directions_of_another_model():
+    model = tiny_mlp(0)
+    inputs, targets = classification_data(5, (5,))
+    directions = landscape.random_directions(nn.Linear(5, 3).double(), 0)
+    with pytest.raises(ValueError, match="random_directions"):
+        landscape.surface_2d(model, inputs, targets, ([0.0], [0.0]), directions)
+
+
+def test_training_sample_is_a_fixed_subset():
+    inputs = torch.arange(100).unsqueeze(1)
+    targets = torch.arange(100)
+    x, y = landscape.training_sample(inputs, targets, 10, seed=0)
+    x_again, _ = landscape.training_sample(inputs, targets, 10, seed=0)
+    assert torch.equal(x, x_again) and torch.equal(x[:, 0], y) and len(set(y.tolist())) == 10
+    assert not torch.equal(x, landscape.training_sample(inputs, targets, 10, seed=1)[0])
+    assert len(landscape.training_sample(inputs, targets, 500, seed=0)[0]) == 100
+
+
+def test_contour_levels_are_log_spaced_and_bracket_the_surface():
+    levels = landscape._contour_levels(np.array([[0.14, 3.0], [np.inf, 245.0]]))
+    np.testing.assert_allclose(levels, [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500])
+    narrow = landscape._contour_levels(np.array([0.05, 0.06, np.nan]))
+    assert narrow[0] == pytest.approx(0.05) and narrow[-1] == pytest.approx(0.06) and np.all(np.diff(narrow) > 0)
+    assert landscape._contour_levels(np.full(3, np.nan)) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+SETTINGS = {"enabled": True, "num_samples": 30, "points_1d": 5, "range_1d": [-0.5, 1.5], "points_2d": 3, "range_2d": 1.0, "seed": 0}
+
+
+def save_mlp_checkpoint(path, seed: int, diverged: bool = False) -> None:
+    from lltax.models import build_model
+
+    torch.manual_seed(seed)
+    model = build_model("mlp", 6, NUM_CLASSES, (1, 5))
+    if diverged:
+        with torch.no_grad():
+            model[1].weight[0, 0] = float("nan")
+    meta = {
+        "model": "mlp", "width": 6, "num_classes": NUM_CLASSES, "input_shape": [1, 5],
+        "dataset": {"name": "toy", "root": "unused", "download": False, "augment": False},
+        "cell": {"width": 6, "batch_size": 8, "label_noise": 0.0, "train_fraction": 1.0, "learning_rate": 0.1, "weight_decay": 0.0},
+        "seed": seed, "diverged": diverged, "config_hash": "test", "versions": {},
+    }
+    checkpoint.save_checkpoint(path, model, meta)
+
+
+@pytest.fixture
+def toy_cell_data(monkeypatch):
+    inputs, targets = classification_data(60, (1, 5))
+    data = types.SimpleNamespace(x_train=inputs.float(), y_train=targets)
+    monkeypatch.setattr(checkpoint, "load_cell_data", lambda meta, device, data_dir=None: data)
+    return data
+
+
+def run_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    landscape.add_cli(parser.add_subparsers())
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def cli_arguments(tmp_path, settings=SETTINGS, names=("a.pt", "b.pt")) -> list[str]:
+    return [
+        "landscape", "--checkpoints", str(tmp_path / names[0]), str(tmp_path / names[1]),
+        "--settings", json.dumps(settings), "--device", "cpu",
+        "--out", str(tmp_path / "out" / "landscape.nc"), "--figure", str(tmp_path / "out" / "landscape.png"),
+    ]
+
+
+def test_cli_writes_netcdf_and_figure(tmp_path, toy_cell_data):
+    save_mlp_checkpoint(tmp_path / "a.pt", 0)
+    save_mlp_checkpoint(tmp_path / "b.pt", 1)
+    assert run_cli(cli_arguments(tmp_path)) == 0
+    with xr.open_dataset(tmp_path / "out" / "landscape.nc", engine="netcdf4") as dataset:
+        dataset = dataset.load()
+    assert dict(dataset.sizes) == {"alpha": 5, "seed": 2, "a": 3, "b": 3}
+    np.testing.assert_array_equal(dataset["alpha"], [-0.5, 0.0, 0.5, 1.0, 1.5])
+    assert list(dataset.attrs["seeds"]) == [0, 1]
+    assert json.loads(dataset.attrs["settings"]) == SETTINGS
+    model_a, _ = checkpoint.load_model(tmp_path / "a.pt")
+    inputs, targets = landscape.training_sample(toy_cell_data.x_train, toy_cell_data.y_train, 30, 0)
+    loss_a, accuracy_a = evaluate_model(model_a, inputs, targets)
+    assert dataset["interp_loss"].sel(alpha=0.0).item() == pytest.approx(loss_a, rel=1e-6)
+    assert dataset["interp_acc"].sel(alpha=0.0).item() == pytest.approx(accuracy_a)
+    assert dataset["surface_loss"].sel(a=0.0, b=0.0).item() == pytest.approx(loss_a, rel=1e-6)
+    # No BatchNorm in an mlp: the models as trained are the interpolation's ends.
+    np.testing.assert_allclose(dataset["endpoint_loss"], dataset["interp_loss"].sel(alpha=[0.0, 1.0]), rtol=1e-12)
+    np.testing.assert_array_equal(dataset["seed"], [0, 1])
+    assert np.isfinite(dataset["surface_loss"]).all() and np.isfinite(dataset["interp_loss"]).all()
+    assert (tmp_path / "out" / "landscape.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["landscape.nc", "landscape.png"]  # no temp files left
+    # A rerun gives the same numbers.
+    assert run_cli(cli_arguments(tmp_path)[:-2]) == 0  # without --figure
+    with xr.open_dataset(tmp_path / "out" / "landscape.nc", engine="netcdf4") as again:
+        xr.testing.assert_identical(again.load(), dataset)
+
+
+@pytest.mark.parametrize("diverged_seed", [0, 1])
+def test_cli_diverged_model_gives_nan_and_exit_zero(tmp_path, toy_cell_data, diverged_seed):
+    save_mlp_checkpoint(tmp_path / "a.pt", 0, diverged=diverged_seed == 0)
+    save_mlp_checkpoint(tmp_path / "b.pt", 1, diverged=diverged_seed == 1)
+    assert run_cli(cli_arguments(tmp_path)) == 0
+    with xr.open_dataset(tmp_path / "out" / "landscape.nc", engine="netcdf4") as dataset:
+        assert np.isnan(dataset["interp_loss"]).all() and np.isnan(dataset["interp_acc"]).all()
+        # The surface lies around seed a: NaN only when a itself diverged.
+        assert np.isnan(dataset["surface_loss"]).all() == (diverged_seed == 0)
+        assert np.isfinite(dataset["surface_loss"]).all() == (diverged_seed == 1)
+        assert list(np.isnan(dataset["endpoint_loss"].values)) == [diverged_seed == 0, diverged_seed == 1]
+    assert (tmp_path / "out" / "landscape.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"range_1d": [1.0, 0.0]}, "range_1d"), ({"points_1d": 2}, "points_1d"), ({"num_samples": "many"}, "num_samples")],
+)
+def test_cli_rejects_bad_settings(tmp_path, toy_cell_data, change, message):
+    save_mlp_checkpoint(tmp_path / "a.pt", 0)
+    save_mlp_checkpoint(tmp_path / "b.pt", 1)
+    with pytest.raises(ValueError, match=message):
+        run_cli(cli_arguments(tmp_path, {**SETTINGS, **change}))
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_rejects_checkpoints_of_different_cells(tmp_path, toy_cell_data):
+    save_mlp_checkpoint(tmp_path / "a.pt", 0)
+    from lltax.models import build_model
+
+    torch.manual_seed(1)
+    model = build_model("mlp", 6, NUM_CLASSES, (1, 5))
+    _, meta = checkpoint.load_checkpoint_file(tmp_path / "a.pt")
+    checkpoint.save_checkpoint(tmp_path / "b.pt", model, {**meta, "seed": 1, "cell": {**meta["cell"], "batch_size": 16}})
+    with pytest.raises(ValueError, match="not of the same grid cell"):
+        run_cli(cli_arguments(tmp_path))
