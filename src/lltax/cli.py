@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "lltax.plots",
     "lltax.dataset",
     "lltax.phases",
+    "lltax.landscape",
 )
 
 

@@ -1,0 +1,313 @@
+"""Aggregation of per-job JSON files into the contract dataset (lltax.dataset)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import argparse
+
+from lltax import cli, dataset as dataset_module
+from lltax.config import AXES, canonical_json, cell_path, expand_grid
+from lltax.dataset import (
+    METRICS,
+    aggregate_all,
+    aggregate_metric,
+    infer_config,
+    merge_metrics,
+    read_dataset,
+    write_dataset,
+)
+from lltax.io import write_json
+
+CONFIG = {
+    "grid": {
+        "width": [2, 4],
+        "batch_size": [8, 16],
+        "label_noise": [0.1 + 0.2],  # must come out as the coordinate 0.3
+        "train_fraction": [1.0],
+        "learning_rate": [0.1],
+        "weight_decay": [0.0],
+    },
+    "seeds": [0, 1, 2],
+    "curves": {"pairs": "first", "points": [0.0, 0.5, 1.0]},
+}
+POINTS = [0.0, 0.5, 1.0]
+DIVERGED = (4, 16, 2)  # (width, batch_size, seed) of the diverged run
+
+
+def value(cell: dict, seed: int, offset: float) -> float:
+    """A distinct, exactly representable-enough number per (cell, seed, field)."""
+    return cell["width"] * 100 + cell["batch_size"] + seed / 10 + offset
+
+
+def pair_value(cell: dict, a: int, b: int, offset: float) -> float:
+    return cell["width"] + cell["batch_size"] / 100 + a / 10 + b / 100 + offset
+
+
+def profile(cell: dict, offset: float) -> list[float]:
+    return [value(cell, 0, offset) + i for i in range(len(POINTS))]
+
+
+def write_tree(root, config=CONFIG):
+    """Per-job files of the contract for every cell, seed and (first) pair."""
+    for cell in expand_grid(config["grid"]):
+        folder = root / cell_path(cell)
+        for seed in config["seeds"]:
+            diverged = (cell["width"], cell["batch_size"], seed) == DIVERGED
+            nan_or = (lambda x: math.nan) if diverged else (lambda x: x)
+            write_json(folder / f"seed={seed}" / "train.json", {
+                "diverged": diverged, "epochs_run": 3, "wall_time_s": value(cell, seed, 0.5), "seed": seed,
+                "cell": cell, "final": {}, "history": [],
+            })
+            write_json(folder / f"seed={seed}" / "evaluate.json", {
+                "train_loss": nan_or(value(cell, seed, 0.01)), "train_acc": nan_or(value(cell, seed, 0.02)),
+                "test_loss": nan_or(value(cell, seed, 0.03)), "test_acc": nan_or(value(cell, seed, 0.04)),
+                "diverged": diverged,
+            })
+            write_json(folder / f"seed={seed}" / "hessian.json", {
+                "top_eigenvalue": nan_or(value(cell, seed, 0.05)), "top_eigenvalues": [value(cell, seed, 0.05)],
+                "eigenvalue_error": value(cell, seed, 0.06), "trace": value(cell, seed, 0.07),
+                "trace_error": value(cell, seed, 0.08), "trace_method": "exact", "backend": "native",
+                "hvp_count": 10, "num_samples": 20,
+            })
+        pairs = list(itertools.combinations(config["seeds"], 2))
+        write_json(folder / "cka.json", {"pairs": [{"seed_a": a, "seed_b": b, "cka": pair_value(cell, a, b, 0.001)} for a, b in pairs]})
+        write_json(folder / "distance.json", {"pairs": [{"seed_a": a, "seed_b": b, "l2_distance": pair_value(cell, a, b, 0.002)} for a, b in pairs]})
+        a, b = config["seeds"][:2]
+        write_json(folder / f"pair={a}-{b}" / "curve_eval.json", {
+            "seed_a": a, "seed_b": b, "t": POINTS,
+            "train_error": profile(cell, 0.1), "train_loss": profile(cell, 0.2),
+            "test_error": profile(cell, 0.3), "test_loss": profile(cell, 0.4),
+            "mode_connectivity": pair_value(cell, a, b, 0.003), "mode_connectivity_loss": pair_value(cell, a, b, 0.004),
+        })
+
+
+def run_cli(argv: list[str]) -> int:
+    """The subcommands of lltax.dataset, parsed as `lltax` does (without importing torch)."""
+    parser = argparse.ArgumentParser()
+    dataset_module.add_cli(parser.add_subparsers(required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_commands_are_registered_with_lltax():
+    assert "lltax.dataset" in cli.COMMAND_MODULES and "lltax.phases" in cli.COMMAND_MODULES
+
+
+@pytest.fixture
+def results(tmp_path):
+    root = tmp_path / "results" / "demo"
+    write_tree(root)
+    return root
+
+
+def at(table: xr.Dataset, name: str, cell: dict, **extra) -> float:
+    return float(table[name].sel({axis: cell[axis] for axis in AXES} | extra))
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-metric tables
+
+
+def test_per_seed_tables_hold_every_file_value_and_nan_for_missing(results, caplog):
+    missing_cell = {"width": 2, "batch_size": 16, "label_noise": 0.3, "train_fraction": 1.0, "learning_rate": 0.1, "weight_decay": 0.0}
+    (results / cell_path(missing_cell) / "seed=1" / "hessian.json").unlink()
+    with caplog.at_level(logging.WARNING, logger="lltax.dataset"):
+        tables = {m: aggregate_metric(m, results, CONFIG) for m in ("train", "evaluate", "hessian")}
+    assert "hessian: 1 of 12 files missing" in caplog.text
+    fields = {"train_loss": 0.01, "train_acc": 0.02, "test_loss": 0.03, "test_acc": 0.04,
+              "hessian_top_eigenvalue": 0.05, "hessian_eigenvalue_error": 0.06, "hessian_trace": 0.07,
+              "hessian_trace_error": 0.08, "train_wall_time": 0.5}
+    merged = xr.merge(tables.values(), compat="no_conflicts", join="exact", combine_attrs="drop")
+    for cell in expand_grid(CONFIG["grid"]):
+        for seed in CONFIG["seeds"]:
+            diverged = (cell["width"], cell["batch_size"], seed) == DIVERGED
+            assert at(merged, "diverged", cell, seed=seed) == float(diverged)
+            for name, offset in fields.items():
+                got = at(merged, name, cell, seed=seed)
+                hessian_missing = name.startswith("hessian") and cell == missing_cell and seed == 1
+                diverged_nan = diverged and name in ("train_loss", "train_acc", "test_loss", "test_acc", "hessian_top_eigenvalue")
+                if hessian_missing or diverged_nan:
+                    assert math.isnan(got), (name, cell, seed)
+                else:
+                    assert got == value(cell, seed, offset), (name, cell, seed)
+
+
+def test_pair_tables_cover_all_unordered_pairs_and_nan_for_missing(results):
+    cell = expand_grid(CONFIG["grid"])[0]
+    (results / cell_path(cell) / "distance.json").unlink()
+    cka = aggregate_metric("cka", results, CONFIG)
+    distance = aggregate_metric("distance", results, CONFIG)
+    assert cka["seed_a"].values.tolist() == [0, 0, 1] and cka["seed_b"].values.tolist() == [1, 2, 2]
+    assert cka["cka"].dims == (*AXES, "pair")
+    for other in expand_grid(CONFIG["grid"]):
+        for p, (a, b) in enumerate([(0, 1), (0, 2), (1, 2)]):
+            assert at(cka, "cka", other, pair=p) == pair_value(other, a, b, 0.001)
+            expected = math.nan if other == cell else pair_value(other, a, b, 0.002)
+            np.testing.assert_equal(at(distance, "l2_distance", other, pair=p), expected)
+
+
+def test_curve_table_fills_the_configured_pair_and_points(results):
+    curves = aggregate_metric("curves", results, CONFIG)
+    assert curves["curve_train_error"].dims == (*AXES, "pair", "t")
+    assert curves["t"].values.tolist() == POINTS
+    for cell in expand_grid(CONFIG["grid"]):
+        assert at(curves, "mode_connectivity", cell, pair=0) == pair_value(cell, 0, 1, 0.003)
+        assert at(curves, "mode_connectivity_loss", cell, pair=0) == pair_value(cell, 0, 1, 0.004)
+        np.testing.assert_array_equal(curves["curve_test_loss"].sel({a: cell[a] for a in AXES} | {"pair": 0}).values, profile(cell, 0.4))
+        # pairs=first: the other pairs were never fitted
+        assert np.isnan(curves["mode_connectivity"].sel({a: cell[a] for a in AXES} | {"pair": [1, 2]}).values).all()
+
+
+def test_full_grid_from_config_even_where_nothing_ran(results):
+    config = json.loads(json.dumps(CONFIG))
+    config["grid"]["width"] = [2, 4, 8]
+    config["seeds"] = [0, 1, 2, 3]
+    for metric in METRICS:
+        table = aggregate_metric(metric, results, config)
+        assert table.sizes["width"] == 3
+        assert table.sizes.get("seed", 4) == 4 and table.sizes.get("pair", 6) == 6
+        for name in table.data_vars:
+            assert np.isnan(table[name].sel(width=8).values).all(), (metric, name)
+    evaluate = aggregate_metric("evaluate", results, config)
+    assert np.isnan(evaluate["train_loss"].sel(seed=3).values).all()
+    assert evaluate["train_loss"].sel(width=2, seed=0).notnull().all()
+
+
+def test_float_coordinates_are_canonical_and_survive_netcdf(results, tmp_path):
+    table = aggregate_metric("evaluate", results, CONFIG)
+    assert table["label_noise"].values.tolist() == [0.3]
+    assert table["width"].dtype == np.int64 and table["learning_rate"].dtype == np.float64
+    path = tmp_path / "evaluate.nc"
+    write_dataset(table, path)
+    back = read_dataset(path)
+    assert back["label_noise"].values.tolist() == [0.3]
+    assert float(back["train_loss"].sel(label_noise=0.3, width=2, batch_size=8, seed=0).squeeze()) == value(
+        {"width": 2, "batch_size": 8}, 0, 0.01
+    )
+    xr.testing.assert_identical(back, table)
+
+
+# ---------------------------------------------------------------------------------------------
+# Merge and files
+
+
+def test_merged_dataset_has_the_contract_schema(results):
+    dataset = aggregate_all(results, CONFIG)
+    per_model = ["train_loss", "train_acc", "test_loss", "test_acc", "hessian_top_eigenvalue", "hessian_trace",
+                 "hessian_eigenvalue_error", "hessian_trace_error", "diverged"]
+    for name in per_model:
+        assert dataset[name].dims == (*AXES, "seed"), name
+    for name in ["cka", "l2_distance", "mode_connectivity", "mode_connectivity_loss"]:
+        assert dataset[name].dims == (*AXES, "pair"), name
+    for name in ["curve_train_error", "curve_train_loss", "curve_test_error", "curve_test_loss"]:
+        assert dataset[name].dims == (*AXES, "pair", "t"), name
+    for name, variable in dataset.variables.items():
+        assert variable.attrs.get("units") is not None and variable.attrs.get("long_name"), name
+    assert json.loads(dataset.attrs["config"]) == json.loads(json.dumps(CONFIG))
+    assert dataset.attrs["lltax_version"]
+    assert dataset["train_acc"].attrs["units"] == "percent" and dataset["curve_train_error"].attrs["units"] == "percent"
+
+
+def test_merge_equals_the_tables_and_fills_absent_metrics_with_nan(results, caplog):
+    tables = {m: aggregate_metric(m, results, CONFIG) for m in METRICS}
+    merged = merge_metrics(list(tables.values()), CONFIG)
+    for metric, table in tables.items():
+        for name in table.data_vars:
+            xr.testing.assert_identical(merged[name], table[name])
+    with caplog.at_level(logging.WARNING, logger="lltax.dataset"):
+        partial = merge_metrics([tables["hessian"]], CONFIG)
+    assert "curves" in caplog.text
+    assert set(partial.data_vars) == set(merged.data_vars)
+    assert np.isnan(partial["cka"].values).all()
+    xr.testing.assert_identical(partial["hessian_trace"], merged["hessian_trace"])
+
+
+def test_merge_refuses_stale_or_repeated_tables(results):
+    stale_config = {**CONFIG, "seeds": [0, 1]}
+    stale = aggregate_metric("cka", results, stale_config)
+    with pytest.raises(ValueError, match="'cka' table.*stale"):
+        merge_metrics([stale], CONFIG)
+    table = aggregate_metric("hessian", results, CONFIG)
+    with pytest.raises(ValueError, match="given twice"):
+        merge_metrics([table, table], CONFIG)
+
+
+def test_rerun_on_unchanged_inputs_gives_identical_bytes(results, tmp_path):
+    first, second = tmp_path / "a" / "dataset.nc", tmp_path / "b" / "dataset.nc"
+    write_dataset(aggregate_all(results, CONFIG), first)
+    write_dataset(aggregate_all(results, CONFIG), second)
+    assert first.read_bytes() == second.read_bytes()
+    assert sorted(p.name for p in first.parent.iterdir()) == ["dataset.nc"]  # no temp file left
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input
+
+
+def test_corrupt_json_names_the_file_and_keeps_the_old_output(results, tmp_path):
+    out = tmp_path / "dataset.nc"
+    assert run_cli(["aggregate", str(results), "--out", str(out)]) == 0
+    before = out.read_bytes()
+    bad = results / cell_path(expand_grid(CONFIG["grid"])[1]) / "seed=2" / "evaluate.json"
+    bad.write_text('{"train_loss": 1.0,')
+    with pytest.raises(ValueError, match=str(bad)):
+        run_cli(["aggregate", str(results), "--out", str(out)])
+    assert out.read_bytes() == before
+
+
+def test_missing_key_and_missing_folder_are_clear_errors(results, tmp_path):
+    path = results / cell_path(expand_grid(CONFIG["grid"])[0]) / "seed=0" / "hessian.json"
+    write_json(path, {"top_eigenvalue": 1.0})
+    with pytest.raises(ValueError, match="has no key 'trace'"):
+        aggregate_metric("hessian", results, CONFIG)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        aggregate_metric("hessian", tmp_path / "nowhere", CONFIG)
+    with pytest.raises(ValueError, match="unknown metric"):
+        aggregate_metric("sharpness", results, CONFIG)
+    with pytest.raises(ValueError, match="lacks axes"):
+        aggregate_metric("hessian", results, {"grid": {"width": [2]}, "seeds": 2})
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI and inferred grid
+
+
+def test_infer_config_reads_grid_seeds_pairs_and_points(results):
+    config = infer_config(results)
+    assert config["grid"] == {**CONFIG["grid"], "label_noise": [0.3]}
+    assert config["seeds"] == [0, 1, 2]
+    assert config["curves"] == {"enabled": True, "pairs": "first", "points": POINTS}
+
+
+def test_cli_per_metric_then_merge_equals_aggregate(results, tmp_path, capsys):
+    config_json = canonical_json(CONFIG)
+    tables = []
+    for metric in METRICS:
+        out = results / "aggregate" / f"{metric}.nc"
+        extra = {"curves": CONFIG["curves"]} if metric == "curves" else {}
+        subset = canonical_json({"grid": CONFIG["grid"], "seeds": CONFIG["seeds"], "unused": 1, **extra})
+        assert run_cli(["aggregate-metric", metric, "--results-dir", str(results), "--config-json", subset, "--out", str(out)]) == 0
+        tables.append(str(out))
+    merged = tmp_path / "merged.nc"
+    assert run_cli(["merge", "--inputs", *tables, "--config-json", config_json, "--out", str(merged)]) == 0
+    by_hand = tmp_path / "by_hand.nc"
+    assert run_cli(["aggregate", str(results), "--out", str(by_hand)]) == 0  # grid inferred from the paths
+    a, b = read_dataset(merged), read_dataset(by_hand)
+    xr.testing.assert_equal(a, b)
+    assert json.loads(a.attrs["config"]) == json.loads(config_json)
+    config_yaml = tmp_path / "config.yaml"
+    config_yaml.write_text(json.dumps({"experiment": "demo", **CONFIG}))  # JSON is YAML
+    from_config = tmp_path / "from_config.nc"
+    assert run_cli(["aggregate", str(results), "--config", str(config_yaml), "--out", str(from_config)]) == 0
+    c = read_dataset(from_config)
+    xr.testing.assert_equal(a, c)
+    assert json.loads(c.attrs["config"])["experiment"] == "demo"  # the resolved config, defaults filled
+    assert json.loads(c.attrs["config"])["hessian"]["backend"] == "native"
