@@ -15,6 +15,7 @@ import sys
 COMMAND_MODULES = (
     "lltax.train",
     "lltax.metrics.evaluate",
+    "lltax.metrics.hessian",
     "lltax.metrics.cka",
     "lltax.metrics.distance",
     "lltax.metrics.curves",
