@@ -209,7 +209,7 @@ def thresholds_text(phases: xr.Dataset) -> str:
     connectivity = value("connectivity_threshold")
     return (
         rf"sharp: $\lambda_{{\max}}$ > {value('sharpness_threshold')};  "
-        f"poorly connected (I, III): mc < -{connectivity}, else connected (II, IV);  "
+        f"poorly connected (I, III): mc < -{connectivity}; else connected (II, IV);  "
         f"IV-B: CKA ≥ {value('cka_threshold')}"
     )
 
