@@ -7,7 +7,7 @@ Every constructor takes ``(width, num_classes, input_shape)``; ``width`` is the 
 name       layout                                               input shape
 =========  ===================================================  ==============================
 resnet18   CIFAR ResNet18, channels k, 2k, 4k, 8k, BatchNorm    (C, H, W)
-resnet1d   1D ResNet, one block per stage, k, 2k, 4k, 8k, BN    (C, L), e.g. MNIST-1D (1, 40)
+resnet1d   1D ResNet, one block per stage, k, 2k, 4k, BN       (C, L), e.g. MNIST-1D (1, 40)
 vgg11      VGG11-BN, channels k, 2k, 4k, 4k, 8k x 4             (C, H, W)
 mlp        2 hidden ReLU layers of width k                      any (flattened)
 =========  ===================================================  ==============================

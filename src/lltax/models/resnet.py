@@ -7,9 +7,9 @@ BatchNorm, global average pooling and a linear head. Attribute names follow that
 (``conv1``, ``bn1``, ``layer1``..``layer4``, ``linear``, blocks with ``shortcut``), so the
 paper's state dicts load into it. Initialization is PyTorch's default.
 
-The same class with ``dimensions=1`` gives the 1D ResNet used for MNIST-1D (``resnet1d.py``).
-Global pooling is adaptive, so any input size works (the reference pools 4x4, which is the
-same thing on 32x32 inputs).
+The same class with ``dimensions=1`` and fewer blocks gives the 1D ResNet for MNIST-1D
+(``resnet1d.py``). Global pooling is adaptive, so any input size works (the reference pools
+4x4, which is the same thing on 32x32 inputs).
 """
 
 from __future__ import annotations
@@ -48,12 +48,12 @@ class BasicBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        # Out-of-place add (the reference uses +=) so torch.func transforms see a pure function.
+        # The reference's `out += self.shortcut(x)`, written out-of-place.
         return self.relu(out + self.shortcut(x))
 
 
 class ResNet(nn.Module):
-    """ResNet with stage channels (k, 2k, 4k, 8k), strides (1, 2, 2, 2).
+    """ResNet with stage channels (k, 2k, 4k, 8k, ...), stride 2 entering every stage but the first.
 
     Parameters
     ----------
@@ -63,8 +63,9 @@ class ResNet(nn.Module):
         Number of outputs (logits).
     in_channels : int
         Channels of the input.
-    blocks_per_stage : sequence of 4 ints
-        BasicBlocks in each stage; (2, 2, 2, 2) is ResNet18.
+    blocks_per_stage : sequence of ints
+        BasicBlocks in each stage (one stage per entry; stage i has k * 2**i channels);
+        (2, 2, 2, 2) is ResNet18.
     dimensions : int
         1 for sequences (N, C, L), 2 for images (N, C, H, W).
     """
@@ -92,13 +93,17 @@ class ResNet(nn.Module):
                 blocks.append(BasicBlock(channels, stage_channels, stride, dimensions))
                 channels = stage_channels
             stages.append(nn.Sequential(*blocks))
-        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        # Named layer1, layer2, ... as in the reference code, so its state dicts load.
+        self.stage_names = [f"layer{index + 1}" for index in range(len(stages))]
+        for name, stage in zip(self.stage_names, stages):
+            self.add_module(name, stage)
         self.pool = global_pool(1)
         self.linear = nn.Linear(channels, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        for name in self.stage_names:
+            out = getattr(self, name)(out)
         return self.linear(torch.flatten(self.pool(out), 1))
 
 
