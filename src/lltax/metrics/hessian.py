@@ -1,0 +1,284 @@
+"""Hessian metrics of one checkpoint: top eigenvalue(s) and trace of the training loss.
+
+The loss is the mean cross-entropy on a fixed sample of the cell's training data (its labels,
+noisy ones included), model in eval mode, no weight-decay term: what the paper measures with
+PyHessian on 200 training samples (Yang et al. 2021; the published results in
+shared/reference/yang2021 use PyHessian's defaults).
+
+Two backends:
+
+- ``native`` (default): Lanczos with full reorthogonalization for the top eigenvalue(s)
+  (lltax.metrics.lanczos) and Hutch++ for the trace (lltax.metrics.trace), on Hessian-vector
+  products that reuse each data chunk's gradient graph (lltax.metrics.hvp).
+- ``pyhessian``: the PyHessian package as the paper used it (power iteration, Hutchinson),
+  wrapped without changes to the package (lltax.metrics.pyhessian_backend).
+
+Trace methods: ``exact`` (the Gauss-Newton diagonal equals the Hessian diagonal for networks
+piecewise linear in each parameter; no probes), ``hutchpp`` (native only), ``hutchinson``, or
+``auto`` = exact for piecewise-linear models, else hutchpp (native) / hutchinson (pyhessian).
+
+A diverged model (recorded as such, non-finite parameters, or a non-finite loss on the sample)
+gets NaN metrics, written as null.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import math
+import time
+from typing import Any
+
+import torch
+from torch import nn
+
+from lltax.metrics.hvp import HessianOperator
+from lltax.metrics.lanczos import lanczos
+from lltax.metrics.pyhessian_backend import pyhessian_metrics
+from lltax.metrics.trace import exact_trace, hutchinson, hutchpp
+
+__all__ = [
+    # the metric
+    "BACKENDS", "TRACE_METHODS", "hessian_metrics", "resolve_trace_method", "nan_metrics",
+    # building blocks
+    "HessianOperator", "lanczos", "hutchpp", "hutchinson", "exact_trace", "pyhessian_metrics",
+    # the job
+    "sample_training_data", "hessian_of_checkpoint", "add_cli",
+]
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("native", "pyhessian")
+TRACE_METHODS = ("auto", "exact", "hutchpp", "hutchinson")
+
+
+def resolve_trace_method(trace_method: str, backend: str, piecewise_linear: bool) -> str:
+    """The trace method ``auto`` stands for, after checking the combination is valid."""
+    if backend not in BACKENDS:
+        raise ValueError(f"hessian backend {backend!r} is not known; choose one of {list(BACKENDS)}")
+    if trace_method not in TRACE_METHODS:
+        raise ValueError(f"hessian trace_method {trace_method!r} is not known; choose one of {list(TRACE_METHODS)}")
+    if trace_method == "auto":
+        return "exact" if piecewise_linear else ("hutchpp" if backend == "native" else "hutchinson")
+    if trace_method == "exact" and not piecewise_linear:
+        raise ValueError(
+            "trace_method 'exact' is exact only for networks piecewise linear in each parameter "
+            "(ReLU, pooling, eval-mode BatchNorm, linear/conv layers); this model is not: use 'auto', 'hutchpp' or 'hutchinson'"
+        )
+    if trace_method == "hutchpp" and backend == "pyhessian":
+        raise ValueError("trace_method 'hutchpp' needs backend 'native'; PyHessian only has 'hutchinson' (or use 'exact'/'auto')")
+    return trace_method
+
+
+def nan_metrics(*, backend: str, trace_method: str, top_k: int, num_samples: int) -> dict[str, Any]:
+    """The record of a diverged model: every number NaN (null in JSON)."""
+    return {
+        "top_eigenvalue": math.nan,
+        "top_eigenvalues": [math.nan] * top_k,
+        "eigenvalue_error": math.nan,
+        "trace": math.nan,
+        "trace_error": math.nan,
+        "trace_method": trace_method,
+        "backend": backend,
+        "hvp_count": 0,
+        "num_samples": num_samples,
+    }
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module):
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def _is_finite_model(model: nn.Module) -> bool:
+    return all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point())
+
+
+def hessian_metrics(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    backend: str = "native",
+    top_k: int = 1,
+    tolerance: float = 1e-4,
+    max_iterations: int = 100,
+    trace_method: str = "auto",
+    trace_probes: int = 100,
+    chunk_size: int = 200,
+    seed: int = 0,
+    piecewise_linear: bool = False,
+) -> dict[str, Any]:
+    """Top eigenvalue(s) and trace of the Hessian of the mean cross-entropy on (inputs, targets).
+
+    Parameters
+    ----------
+    model : nn.Module
+        Evaluated in eval mode (restored afterwards); its trainable parameters are the variables.
+    inputs, targets : torch.Tensor
+        The data sample, on the model's device; targets are class indices.
+    backend : {"native", "pyhessian"}
+        Lanczos + Hutch++ on reused gradient graphs, or PyHessian's power iteration + Hutchinson.
+    top_k : int
+        Number of largest eigenvalues.
+    tolerance : float
+        Relative accuracy of the eigenvalues: Lanczos stops when each error estimate is below
+        ``tolerance * |eigenvalue|``; PyHessian stops when successive power-iteration
+        estimates change by less than that, relatively.
+    max_iterations : int
+        Most Lanczos iterations / power iterations per eigenvalue.
+    trace_method : {"auto", "exact", "hutchpp", "hutchinson"}
+        See the module docstring; ``exact`` needs ``piecewise_linear``.
+    trace_probes : int
+        Hessian-vector products of the stochastic trace estimate.
+    chunk_size : int
+        Samples per forward/backward pass; does not change the result.
+    seed : int
+        Seed of the Lanczos start vector and the trace probes (PyHessian: of torch's global
+        generator, forked so the caller's stream is untouched).
+    piecewise_linear : bool
+        Whether the network is piecewise linear in each parameter
+        (lltax.models.is_piecewise_linear).
+
+    Returns
+    -------
+    dict
+        ``top_eigenvalue``, ``top_eigenvalues`` (descending; PyHessian: as found, by decreasing
+        magnitude), ``eigenvalue_error`` (absolute
+        error estimate of the top eigenvalue), ``trace``, ``trace_error`` (standard error; 0
+        for exact), ``trace_method`` (resolved), ``backend``, ``hvp_count`` (Hessian-vector
+        products over the whole sample), ``num_samples``. NaN numbers for a diverged model.
+    """
+    resolved = resolve_trace_method(trace_method, backend, piecewise_linear)
+    for name, value, low in (("top_k", top_k, 1), ("max_iterations", max_iterations, 1), ("trace_probes", trace_probes, 1), ("chunk_size", chunk_size, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"hessian {name} must be an integer >= {low}, got {value!r}")
+    if not tolerance > 0:
+        raise ValueError(f"hessian tolerance must be > 0, got {tolerance!r}")
+    num_samples = len(inputs)
+    nan_record = nan_metrics(backend=backend, trace_method=resolved, top_k=top_k, num_samples=num_samples)
+    with _eval_mode(model):
+        if not _is_finite_model(model):
+            log.warning("model has non-finite parameters or buffers: writing NaN Hessian metrics")
+            return nan_record
+        operator = HessianOperator(model, inputs, targets, chunk_size)
+        loss = operator.loss()
+        if not math.isfinite(loss):
+            log.warning("training loss on the Hessian sample is %s: writing NaN Hessian metrics", loss)
+            return nan_record
+        log.info("Hessian of %d parameters on %d samples (loss %.4g), backend %s, trace %s", operator.dimension, num_samples, loss, backend, resolved)
+        options = dict(top_k=top_k, tolerance=tolerance, max_iterations=max_iterations, trace_method=resolved, trace_probes=trace_probes, chunk_size=chunk_size, seed=seed)
+        if backend == "native":
+            record = _native_metrics(operator, inputs, **options)
+        else:
+            record = pyhessian_metrics(model, inputs, targets, **options)
+    values = [record["top_eigenvalue"], record["trace"], *record["top_eigenvalues"]]
+    if not all(math.isfinite(v) for v in values):
+        log.warning("non-finite Hessian estimates %s: writing NaN Hessian metrics", values)
+        return {**nan_record, "hvp_count": record["hvp_count"]}
+    return {**record, "trace_method": resolved, "backend": backend, "num_samples": num_samples}
+
+
+def _native_metrics(
+    operator: HessianOperator, inputs: torch.Tensor, *, top_k: int, tolerance: float, max_iterations: int,
+    trace_method: str, trace_probes: int, chunk_size: int, seed: int,
+) -> dict[str, Any]:
+    """Lanczos for the eigenvalues, then the trace; one generator (``seed``) for all draws."""
+    generator = torch.Generator().manual_seed(seed)
+    started = time.perf_counter()
+    result = lanczos(
+        operator.matvec, operator.dimension, top_k=top_k, tolerance=tolerance, max_iterations=max_iterations,
+        generator=generator, dtype=operator.dtype, device=operator.device,
+    )
+    if not result.converged:
+        log.warning("Lanczos did not reach tolerance %g in %d iterations (error estimate %s)", tolerance, result.iterations, result.errors)
+    log.info("top eigenvalues %s (error %s) after %d Lanczos iterations, %.1f s", result.eigenvalues, result.errors, result.iterations, time.perf_counter() - started)
+    started = time.perf_counter()
+    kwargs = dict(generator=generator, dtype=operator.dtype, device=operator.device)
+    if trace_method == "exact":
+        trace, trace_error = exact_trace(operator.model, inputs, chunk_size=chunk_size)
+    elif trace_method == "hutchpp":
+        trace, trace_error = hutchpp(operator.matmat, operator.dimension, num_matvecs=trace_probes, **kwargs)
+    else:
+        trace, trace_error = hutchinson(operator.matmat, operator.dimension, num_probes=trace_probes, **kwargs)
+    log.info("trace %.6g +- %.2g (%s), %.1f s", trace, trace_error, trace_method, time.perf_counter() - started)
+    return {
+        "top_eigenvalue": result.eigenvalues[0],
+        "top_eigenvalues": result.eigenvalues,
+        "eigenvalue_error": result.errors[0],
+        "trace": trace,
+        "trace_error": trace_error,
+        "hvp_count": operator.hvp_count,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# One checkpoint (the `lltax hessian` job)
+
+SETTING_KEYS = ("backend", "top_k", "tolerance", "max_iterations", "trace_method", "trace_probes", "chunk_size", "seed")
+
+
+def sample_training_data(inputs: torch.Tensor, targets: torch.Tensor, num_samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed random sample of ``num_samples`` training points (all of them if fewer).
+
+    Drawn without replacement by a CPU generator seeded with ``seed``, so every seed's model of
+    a cell (and every device) gets the same sample.
+    """
+    available = len(inputs)
+    if num_samples > available:
+        log.warning("hessian num_samples %d > %d training samples of this cell: using all of them", num_samples, available)
+    generator = torch.Generator().manual_seed(seed)
+    indices = torch.randperm(available, generator=generator)[: min(num_samples, available)].to(inputs.device)
+    return inputs[indices], targets[indices]
+
+
+def hessian_of_checkpoint(path: str, settings: dict[str, Any], device: torch.device | str = "cpu", data_dir: str | None = None) -> dict[str, Any]:
+    """The ``hessian.json`` record of one checkpoint; ``settings`` is the config section 'hessian'."""
+    from lltax import checkpoint
+    from lltax.metrics.evaluate import is_diverged
+    from lltax.models import is_piecewise_linear
+
+    model, meta = checkpoint.load_model(path, device)
+    piecewise_linear = is_piecewise_linear(meta["model"])
+    options = {key: settings[key] for key in SETTING_KEYS}
+    if is_diverged(model, meta):
+        log.warning("%s is diverged: writing NaN Hessian metrics", path)
+        resolved = resolve_trace_method(settings["trace_method"], settings["backend"], piecewise_linear)
+        record = nan_metrics(backend=settings["backend"], trace_method=resolved, top_k=settings["top_k"], num_samples=settings["num_samples"])
+    else:
+        dataset = checkpoint.load_cell_data(meta, device, data_dir)
+        inputs, targets = sample_training_data(dataset.x_train, dataset.y_train, settings["num_samples"], settings["seed"])
+        record = hessian_metrics(model, inputs, targets, piecewise_linear=piecewise_linear, **options)
+    return {**record, "settings": {**options, "num_samples": settings["num_samples"]}}
+
+
+def _run_cli(args: argparse.Namespace) -> int:
+    from lltax.device import resolve_device
+    from lltax.io import write_json
+    from lltax.metrics.evaluate import parse_settings
+
+    settings = parse_settings(args.settings, "hessian")
+    started = time.perf_counter()
+    record = hessian_of_checkpoint(args.checkpoint, settings, resolve_device(args.device), args.data_dir)
+    log.info("top eigenvalue %s, trace %s (%d Hessian-vector products, %.1f s)", record["top_eigenvalue"], record["trace"], record["hvp_count"], time.perf_counter() - started)
+    write_json(args.out, record)
+    return 0
+
+
+def add_cli(subparsers) -> None:
+    p = subparsers.add_parser("hessian", help="top Hessian eigenvalue(s) and trace of one checkpoint's training loss")
+    p.add_argument("--checkpoint", required=True, help="model checkpoint (<cell>/seed=S/model.pt)")
+    p.add_argument(
+        "--settings", default="{}",
+        help="the config section 'hessian' as JSON (backend, num_samples, chunk_size, top_k, tolerance, max_iterations, trace_method, trace_probes, seed)",
+    )
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda when available")
+    p.add_argument("--data-dir", default=None, help="dataset folder (default: the one recorded in the checkpoint)")
+    p.add_argument("--out", required=True, help="output hessian.json")
+    p.set_defaults(func=_run_cli)
