@@ -11,7 +11,7 @@ localrules:
 rule aggregate:
     input:
         outputs=metric_outputs,
-        code=SRC / "dataset.py",
+        code=sources("dataset"),
     output:
         f"{RESULTS}/aggregate/{{metric}}.nc",
     params:
@@ -33,7 +33,7 @@ rule aggregate:
 rule merge:
     input:
         tables=expand(f"{RESULTS}/aggregate/{{metric}}.nc", metric=METRICS),
-        code=SRC / "dataset.py",
+        code=sources("dataset"),
     output:
         f"{RESULTS}/dataset.nc",
     params:
@@ -50,7 +50,7 @@ rule merge:
 rule classify:
     input:
         dataset=f"{RESULTS}/dataset.nc",
-        code=SRC / "phases.py",
+        code=sources("phases"),
     output:
         f"{RESULTS}/phases.nc",
     params:
@@ -67,7 +67,7 @@ rule plots:
     input:
         dataset=f"{RESULTS}/dataset.nc",
         phases=f"{RESULTS}/phases.nc",
-        code=SRC / "plots.py",
+        code=sources("plots"),
     output:
         **{
             name: report(FIGURE.format(name=name), caption=f"../report/{name}.rst", category="Phase diagrams")

@@ -14,6 +14,26 @@ SRC = Path(workflow.basedir) / "src" / "lltax"
 USE_GPU = CONFIG["device"] == "cuda"
 
 
+# The source files behind each rule's results: declared as inputs, so editing one reruns the
+# rule and what depends on it (Snakemake does not track modules a job imports).
+SOURCES = {
+    "train": ["train.py", "data.py", "models/__init__.py", "models/resnet.py", "models/resnet1d.py", "models/vgg.py", "models/mlp.py"],
+    "evaluate": ["metrics/evaluate.py", "evaluation.py"],
+    "hessian": ["metrics/hessian.py", "metrics/hvp.py", "metrics/lanczos.py", "metrics/trace.py", "metrics/pyhessian_backend.py"],
+    "cka": ["metrics/cka.py"],
+    "distance": ["metrics/distance.py"],
+    "curves": ["metrics/curves.py", "metrics/bezier.py"],
+    "landscape": ["landscape.py"],
+    "dataset": ["dataset.py"],
+    "phases": ["phases.py"],
+    "plots": ["plots.py", "plots_maps.py", "plots_lines.py", "plots_grid.py"],
+}
+
+
+def sources(name):
+    return [SRC / path for path in SOURCES[name]]
+
+
 def section(name, *, drop=()):
     """A config section as one canonical JSON string: key order cannot trigger reruns."""
     return canonical_json({k: v for k, v in CONFIG[name].items() if k not in drop})

@@ -7,7 +7,7 @@ rule curve_fit:
     input:
         checkpoint_a=f"{RESULTS}/{{cell}}/seed={{a}}/model.pt",
         checkpoint_b=f"{RESULTS}/{{cell}}/seed={{b}}/model.pt",
-        code=SRC / "metrics" / "curves.py",
+        code=sources("curves"),
     output:
         f"{RESULTS}/{{cell}}/pair={{a}}-{{b}}/curve.pt",
     params:
@@ -31,7 +31,7 @@ rule curve_fit:
 rule curve_eval:
     input:
         curve=f"{RESULTS}/{{cell}}/pair={{a}}-{{b}}/curve.pt",
-        code=SRC / "metrics" / "curves.py",
+        code=sources("curves"),
     output:
         f"{RESULTS}/{{cell}}/pair={{a}}-{{b}}/curve_eval.json",
     params:

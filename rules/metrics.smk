@@ -5,7 +5,7 @@
 rule evaluate:
     input:
         checkpoint=f"{RESULTS}/{{cell}}/seed={{seed}}/model.pt",
-        code=SRC / "metrics" / "evaluate.py",
+        code=sources("evaluate"),
     output:
         f"{RESULTS}/{{cell}}/seed={{seed}}/evaluate.json",
     params:
@@ -28,7 +28,7 @@ rule evaluate:
 rule hessian:
     input:
         checkpoint=f"{RESULTS}/{{cell}}/seed={{seed}}/model.pt",
-        code=SRC / "metrics" / "hessian.py",
+        code=sources("hessian"),
     output:
         f"{RESULTS}/{{cell}}/seed={{seed}}/hessian.json",
     params:
@@ -51,7 +51,7 @@ rule hessian:
 rule cka:
     input:
         checkpoints=checkpoints_of_cell,
-        code=SRC / "metrics" / "cka.py",
+        code=sources("cka"),
     output:
         f"{RESULTS}/{{cell}}/cka.json",
     params:
@@ -74,7 +74,7 @@ rule cka:
 rule distance:
     input:
         checkpoints=checkpoints_of_cell,
-        code=SRC / "metrics" / "distance.py",
+        code=sources("distance"),
     output:
         f"{RESULTS}/{{cell}}/distance.json",
     params:

@@ -1,6 +1,6 @@
 rule train:
     input:
-        code=SRC / "train.py",
+        code=sources("train"),
     output:
         model=f"{RESULTS}/{{cell}}/seed={{seed}}/model.pt",
         summary=f"{RESULTS}/{{cell}}/seed={{seed}}/train.json",
