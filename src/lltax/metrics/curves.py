@@ -1,0 +1,342 @@
+"""Mode connectivity: fit a quadratic Bezier curve between two trained models, evaluate it.
+
+Follows Garipov et al. 2018 (dnn-mode-connectivity) as used by Yang et al. 2021
+(``Mode_connectivity.py`` of nsfzyzz/loss_landscape_taxonomy): the end bends are the two
+checkpoints and stay fixed, the middle bend is trained by SGD on the training loss at a random
+point t ~ U(0, 1) per minibatch; then the curve is evaluated at a few points t, each after
+recomputing BatchNorm statistics on the training data, and
+
+    mc = (e(0) + e(1)) / 2 - e(t*),   t* = argmax_t |e(t) - (e(0) + e(1)) / 2|
+
+on the training 0-1 error e (Yang et al. 2021's definition of mode connectivity). mc < 0: a
+barrier (poorly connected); mc ~ 0: well connected; mc > 0: the curve beats under-trained end
+models.
+
+Commands: ``lltax curve-fit`` (writes pair=A-B/curve.pt) and ``lltax curve-eval`` (writes
+curve_eval.json). Curve geometry and BatchNorm handling live in ``lltax.metrics.bezier``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import io
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lltax.checkpoint import build_from_meta, load_cell_data, load_model, versions
+from lltax.device import resolve_device
+from lltax.evaluation import evaluate_model
+from lltax.io import atomic_path, write_json
+from lltax.metrics.bezier import (
+    curve_forward,
+    curve_point,
+    flatten_bend,
+    initial_middle_bend,
+    load_parameters,
+    parameters_of,
+    recompute_batchnorm_statistics,
+    unflatten_bend,
+)
+from lltax.metrics.evaluate import check_same_cell, is_diverged, parse_settings
+
+__all__ = ["learning_rate_factor", "fit_curve", "evaluate_curve", "mode_connectivity", "load_curve", "add_cli"]
+
+logger = logging.getLogger(__name__)
+
+# Batch size of the eval-mode loss/error passes (memory only; results do not depend on it).
+EVAL_BATCH_SIZE = 1000
+
+
+def learning_rate_factor(epoch: int, epochs: int) -> float:
+    """Factor on the base lr in ``epoch`` (1-based) of ``epochs``: the reference's schedule.
+
+    ``learning_rate_schedule`` of dnn-mode-connectivity / Yang et al.: with alpha = epoch /
+    epochs, 1 up to alpha = 0.5, then linearly down to 0.01 at alpha = 0.9, then 0.01.
+    """
+    if not 1 <= epoch <= epochs:
+        raise ValueError(f"epoch must be in 1..{epochs} (1-based), got {epoch}")
+    alpha = epoch / epochs
+    if alpha <= 0.5:
+        return 1.0
+    if alpha <= 0.9:
+        return 1.0 - (alpha - 0.5) / 0.4 * 0.99
+    return 0.01
+
+
+def fit_curve(
+    model: nn.Module,
+    start: Mapping[str, torch.Tensor],
+    end: Mapping[str, torch.Tensor],
+    middle: Mapping[str, torch.Tensor],
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    epochs: int = 50,
+    batch_size: int = 128,
+    learning_rate: float = 0.01,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    seed: int = 0,
+) -> tuple[list[dict[str, torch.Tensor]], list[dict], bool]:
+    """Train the middle bend of the curve start -> middle -> end on (inputs, targets).
+
+    Each minibatch draws t ~ U(0, 1) and takes an SGD step on the cross-entropy of the curve
+    point theta(t) with BatchNorm in train mode (batch statistics; the module's own buffers
+    are left untouched). Batches are a fresh permutation per epoch; the last partial batch is
+    dropped. All randomness comes from one generator seeded with ``seed``.
+
+    Weight decay applies to the middle bend (SGD ``weight_decay``); the reference instead adds
+    0.5 * wd * ||theta(t)||^2 of the curve point to the loss.
+
+    Returns
+    -------
+    bends : [start, fitted middle, end], detached
+    history : list of {"epoch", "train_loss", "train_error", "lr", "seconds"} per epoch
+        (running loss/error of the minibatches at their sampled t, error in percent).
+    diverged : bool
+        True when an epoch's loss was not finite; fitting stops there.
+    """
+    num_samples = len(inputs)
+    if batch_size > num_samples:
+        raise ValueError(f"curve batch_size {batch_size} exceeds the {num_samples} training samples; lower curves.batch_size")
+    num_batches = num_samples // batch_size
+    generator = torch.Generator().manual_seed(seed)
+    start = {k: v.detach() for k, v in start.items()}
+    end = {k: v.detach() for k, v in end.items()}
+    if set(middle) != set(start) or set(end) != set(start):
+        raise ValueError("the three bends must hold the same parameter names (bends of one architecture)")
+    trainable = flatten_bend({k: middle[k] for k in start}).detach().clone().requires_grad_(True)
+    flat_bends = [flatten_bend(start), trainable, flatten_bend({k: end[k] for k in start})]
+    optimizer = torch.optim.SGD([trainable], lr=learning_rate, momentum=momentum, weight_decay=weight_decay)
+    scratch_buffers = {k: v.detach().clone() for k, v in model.named_buffers()}
+    was_training = model.training
+    model.train()
+    history, diverged = [], False
+    try:
+        for epoch in range(1, epochs + 1):
+            began = time.perf_counter()
+            lr = learning_rate * learning_rate_factor(epoch, epochs)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            order = torch.randperm(num_samples, generator=generator).to(inputs.device)
+            points = torch.rand(num_batches, generator=generator, dtype=torch.float64).tolist()
+            # Sums stay on the device: no host sync per step.
+            loss_sum = torch.zeros((), device=inputs.device)
+            wrong = torch.zeros((), device=inputs.device, dtype=torch.long)
+            for batch, t in enumerate(points):
+                index = order[batch * batch_size : (batch + 1) * batch_size]
+                x, y = inputs[index], targets[index]
+                logits = curve_forward(model, flat_bends, t, x, like=start, buffers=scratch_buffers)
+                loss = F.cross_entropy(logits, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach()
+                wrong += (logits.detach().argmax(dim=1) != y).sum()
+            record = {
+                "epoch": epoch,
+                "train_loss": loss_sum.item() / num_batches,
+                "train_error": 100.0 * wrong.item() / (num_batches * batch_size),
+                "lr": lr,
+                "seconds": time.perf_counter() - began,
+            }
+            history.append(record)
+            logger.info(
+                "curve epoch %d/%d loss %.4f error %.2f%% lr %.5f %.2fs",
+                epoch, epochs, record["train_loss"], record["train_error"], lr, record["seconds"],
+            )
+            if not math.isfinite(record["train_loss"]):
+                logger.warning("curve fitting diverged at epoch %d (loss %s); stopping", epoch, record["train_loss"])
+                diverged = True
+                break
+    finally:
+        model.train(was_training)
+    fitted = {k: v.clone() for k, v in unflatten_bend(trainable.detach(), start).items()}
+    return [start, fitted, end], history, diverged
+
+
+def mode_connectivity(errors: Sequence[float] | np.ndarray) -> float:
+    """mc = (e(0) + e(1)) / 2 - e(t*), t* the evaluated point farthest from that mean.
+
+    ``errors`` is the profile over increasing t, first entry t = 0, last t = 1; t* ranges over
+    all evaluated points, ends included, as in Yang et al. 2021's definition. Any NaN gives NaN.
+    """
+    values = np.asarray(errors, dtype=float)
+    if values.ndim != 1 or len(values) < 2:
+        raise ValueError(f"mode_connectivity needs a 1D profile with at least the two ends t=0 and t=1, got shape {values.shape}")
+    if not np.all(np.isfinite(values)):
+        return float("nan")
+    mean_of_ends = (values[0] + values[-1]) / 2
+    worst = int(np.argmax(np.abs(values - mean_of_ends)))
+    return float(mean_of_ends - values[worst])
+
+
+def evaluate_curve(
+    model: nn.Module,
+    bends: Sequence[Mapping[str, torch.Tensor]],
+    train_inputs: torch.Tensor,
+    train_targets: torch.Tensor,
+    test_inputs: torch.Tensor,
+    test_targets: torch.Tensor,
+    *,
+    points: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
+    batch_size: int = 128,
+) -> dict:
+    """Loss and 0-1 error (percent) along the curve, and mode connectivity.
+
+    At each t the curve point is loaded into a copy of ``model`` (buffers other than
+    BatchNorm statistics come from ``model``), BatchNorm statistics are recomputed on
+    ``train_inputs`` in batches of ``batch_size``, and the eval-mode cross-entropy and error
+    are measured on the training set (``train_targets``: the cell's labels, noisy ones
+    included) and the test set.
+
+    Returns
+    -------
+    dict with lists "t", "train_error", "train_loss", "test_error", "test_loss" and floats
+    "mode_connectivity" (on train_error) and "mode_connectivity_loss" (on train_loss).
+    """
+    points = [float(t) for t in points]
+    if points != sorted(points) or points[0] != 0.0 or points[-1] != 1.0:
+        raise ValueError(f"curve points must increase from 0 to 1 (both ends included), got {points}")
+    point_model = copy.deepcopy(model)
+    profile = {"t": points, "train_error": [], "train_loss": [], "test_error": [], "test_loss": []}
+    for t in points:
+        began = time.perf_counter()
+        load_parameters(point_model, curve_point(bends, t))
+        recompute_batchnorm_statistics(point_model, train_inputs, batch_size=batch_size)
+        train_loss, train_accuracy = evaluate_model(point_model, train_inputs, train_targets, EVAL_BATCH_SIZE)
+        test_loss, test_accuracy = evaluate_model(point_model, test_inputs, test_targets, EVAL_BATCH_SIZE)
+        profile["train_loss"].append(train_loss)
+        profile["train_error"].append(100.0 - train_accuracy)
+        profile["test_loss"].append(test_loss)
+        profile["test_error"].append(100.0 - test_accuracy)
+        logger.info(
+            "curve t=%.3f train loss %.4f error %.2f%%, test loss %.4f error %.2f%% (%.2fs)",
+            t, train_loss, 100.0 - train_accuracy, test_loss, 100.0 - test_accuracy, time.perf_counter() - began,
+        )
+    profile["mode_connectivity"] = mode_connectivity(profile["train_error"])
+    profile["mode_connectivity_loss"] = mode_connectivity(profile["train_loss"])
+    return profile
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line: lltax curve-fit / lltax curve-eval
+
+
+def _save_curve(path: str | Path, bends: list, buffers: dict, meta: dict) -> None:
+    cpu = [{k: v.detach().cpu().clone() for k, v in bend.items()} for bend in bends]
+    payload = {"bends": cpu, "buffers": {k: v.detach().cpu().clone() for k, v in buffers.items()}, "meta": meta}
+    # torch.save names the archive's records after the file it writes to; saving to memory
+    # first keeps the random temporary name out, so a same-seed rerun is byte-identical.
+    memory = io.BytesIO()
+    torch.save(payload, memory)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(memory.getvalue())
+
+
+def run_curve_fit(args: argparse.Namespace) -> int:
+    settings = parse_settings(args.settings, "curves")
+    device = resolve_device(args.device)
+    path_a, path_b = args.checkpoints
+    model, meta_a = load_model(path_a, device)
+    model_b, meta_b = load_model(path_b, device)
+    check_same_cell([meta_a, meta_b], args.checkpoints)
+    fit_keys = ("init", "epochs", "batch_size", "learning_rate", "momentum", "weight_decay", "seed")
+    meta = {
+        "endpoint": meta_a,
+        "seed_a": meta_a["seed"],
+        "seed_b": meta_b["seed"],
+        "settings": {key: settings[key] for key in fit_keys},
+        "history": [],
+        "diverged": False,
+        "versions": versions(),
+    }
+    if is_diverged(model, meta_a) or is_diverged(model_b, meta_b):
+        logger.warning("an end model diverged (%s, %s); writing a diverged curve without fitting", path_a, path_b)
+        _save_curve(args.out, [], {}, {**meta, "diverged": True})
+        return 0
+    data = load_cell_data(meta_a, device, args.data_dir)
+    start, end = parameters_of(model), parameters_of(model_b)
+    middle = initial_middle_bend(
+        start, end, init=settings["init"], model_factory=lambda: build_from_meta(meta_a), seed=settings["seed"]
+    )
+    logger.info(
+        "fitting curve seed %s -> seed %s, %d epochs, init %s", meta["seed_a"], meta["seed_b"], settings["epochs"], settings["init"]
+    )
+    bends, history, diverged = fit_curve(
+        model, start, end, middle, data.x_train, data.y_train,
+        **{key: settings[key] for key in fit_keys if key != "init"},
+    )
+    # Wall-clock seconds stay in the log: the curve file is the same on a same-seed rerun.
+    meta["history"] = [{k: v for k, v in record.items() if k != "seconds"} for record in history]
+    meta["diverged"] = diverged
+    _save_curve(args.out, bends, dict(model.named_buffers()), meta)
+    return 0
+
+
+def load_curve(path: str | Path) -> dict:
+    """A curve file written by ``lltax curve-fit``, loaded weights-only."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"curve file {path} does not exist; run `lltax curve-fit` (or the curve_fit rule) first") from e
+    if not isinstance(payload, dict) or not {"bends", "buffers", "meta"} <= set(payload):
+        raise ValueError(f"{path} is not an lltax curve file (expected keys 'bends', 'buffers', 'meta')")
+    return payload
+
+
+def run_curve_eval(args: argparse.Namespace) -> int:
+    settings = parse_settings(args.settings, "curves")
+    points = sorted(float(t) for t in settings["points"])
+    curve = load_curve(args.curve)
+    meta = curve["meta"]
+    result = {"seed_a": meta["seed_a"], "seed_b": meta["seed_b"]}
+    if meta["diverged"]:
+        logger.warning("curve %s is marked diverged; writing NaN results", args.curve)
+        nan = [float("nan")] * len(points)
+        result.update(t=points, train_error=nan, train_loss=nan, test_error=nan, test_loss=nan)
+        result.update(mode_connectivity=float("nan"), mode_connectivity_loss=float("nan"))
+    else:
+        device = resolve_device(args.device)
+        model = build_from_meta(meta["endpoint"])
+        model.load_state_dict({**curve["bends"][0], **curve["buffers"]})
+        model.to(device)
+        bends = [{k: v.to(device) for k, v in bend.items()} for bend in curve["bends"]]
+        data = load_cell_data(meta["endpoint"], device, args.data_dir)
+        # BatchNorm statistics are recomputed in batches of the fit's own batch size (the
+        # reference's update_bn runs over the training loader), recorded in the curve file.
+        result.update(
+            evaluate_curve(
+                model, bends, data.x_train, data.y_train, data.x_test, data.y_test,
+                points=points, batch_size=meta["settings"]["batch_size"],
+            )
+        )
+    write_json(args.out, result)
+    return 0
+
+
+def add_cli(subparsers) -> None:
+    p = subparsers.add_parser("curve-fit", help="fit a quadratic Bezier curve between two seeds' checkpoints; writes curve.pt")
+    p.add_argument("--checkpoints", nargs=2, required=True, metavar=("A", "B"), help="model.pt of the two seeds (A = t=0, B = t=1)")
+    p.add_argument("--settings", required=True, help="curves config section as JSON")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--data-dir", default=None, help="dataset folder (default: the one recorded in the checkpoint)")
+    p.add_argument("--out", required=True, help="curve file to write, e.g. .../pair=0-1/curve.pt")
+    p.set_defaults(func=run_curve_fit)
+
+    p = subparsers.add_parser("curve-eval", help="loss/error along a fitted curve and mode connectivity; writes curve_eval.json")
+    p.add_argument("--curve", required=True, help="curve.pt written by curve-fit")
+    p.add_argument("--settings", required=True, help="curves config section as JSON (uses points)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--data-dir", default=None, help="dataset folder (default: the one recorded in the checkpoint)")
+    p.add_argument("--out", required=True, help="JSON file to write, e.g. .../pair=0-1/curve_eval.json")
+    p.set_defaults(func=run_curve_eval)
