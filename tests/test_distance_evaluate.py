@@ -16,7 +16,9 @@ from lltax import checkpoint
 from lltax.checkpoint import save_checkpoint
 from lltax.metrics import distance, evaluate
 from lltax.metrics.distance import l2_distance, pairwise_distance
-from lltax.metrics.evaluate import check_same_cell, evaluate_on_dataset, parse_settings
+from lltax.checkpoint import check_same_cell
+from lltax.config import parse_settings
+from lltax.metrics.evaluate import evaluate_on_dataset
 
 INPUT_SHAPE = (1, 8)
 NUM_CLASSES = 3

@@ -67,7 +67,7 @@ def write_config(workdir, config):
 def finished_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("workflow")
     shutil.copy(REPO / "Snakefile", workdir)
-    for folder in ("rules", "report"):
+    for folder in ("rules", "report", "envs"):
         shutil.copytree(REPO / folder, workdir / folder)
     shutil.copytree(REPO / "src" / "lltax", workdir / "src" / "lltax", ignore=shutil.ignore_patterns("__pycache__"))
     write_config(workdir, TINY)

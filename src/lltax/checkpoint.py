@@ -9,12 +9,14 @@ from __future__ import annotations
 import io
 import json
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from lltax.config import canonical_value
 from lltax.io import atomic_path
 
 
@@ -82,3 +84,30 @@ def load_cell_data(meta: dict[str, Any], device: torch.device | str = "cpu", dat
         download=False,
         device=device,
     )
+
+
+def is_diverged(model: nn.Module, meta: dict[str, Any]) -> bool:
+    """True when training recorded divergence or any parameter or buffer is NaN/inf."""
+    if meta.get("diverged", False):
+        return True
+    return any(t.is_floating_point() and not torch.isfinite(t).all() for t in model.state_dict().values())
+
+
+def check_same_cell(metas: Sequence[dict[str, Any]], paths: Sequence[str]) -> None:
+    """Raise ValueError unless all checkpoints come from one grid cell with distinct seeds."""
+
+    def identity(meta: dict[str, Any]) -> dict[str, Any]:
+        cell = {k: canonical_value(v) for k, v in meta["cell"].items()}
+        return {"cell": cell, "model": meta["model"], "dataset": meta["dataset"]["name"]}
+
+    first = identity(metas[0])
+    for meta, path in zip(metas[1:], paths[1:]):
+        other = identity(meta)
+        if other != first:
+            raise ValueError(
+                f"checkpoints are not of the same grid cell: {paths[0]} is {first} but {path} is {other}; "
+                "pass the seed checkpoints of one cell (<cell>/seed=*/model.pt)"
+            )
+    seeds = [meta["seed"] for meta in metas]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"checkpoints {list(paths)} repeat a seed ({seeds}); pass each seed's checkpoint once")

@@ -130,6 +130,34 @@ def load_config(path: str | Path) -> dict:
     return validate_config(raw)
 
 
+def parse_settings(text: str, section: str) -> dict[str, Any]:
+    """A metric's config section from its ``--settings`` JSON, with schema defaults filled in.
+
+    Values are checked against the section's schema; keys the schema does not know are
+    ignored (each metric reads only the keys it uses).
+
+    Raises
+    ------
+    ValueError
+        The text is not a JSON object, or a value breaks the schema (the message names it).
+    """
+    try:
+        settings = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--settings is not valid JSON ({e}); pass the config section '{section}' as a JSON object, e.g. '{{}}' for its defaults") from e
+    if not isinstance(settings, dict):
+        raise ValueError(f"--settings must be a JSON object (the config section '{section}'), got {type(settings).__name__}")
+    schema = copy.deepcopy(load_schema()["properties"][section])
+    schema.pop("additionalProperties", None)
+    for key, sub in schema.get("properties", {}).items():
+        if "default" in sub:
+            settings.setdefault(key, copy.deepcopy(sub["default"]))
+    for error in jsonschema.Draft202012Validator(schema).iter_errors(settings):
+        key = ".".join(str(p) for p in error.absolute_path)
+        raise ValueError(f"--settings key '{section}.{key}': {error.message}")
+    return settings
+
+
 # ---------------------------------------------------------------------------------------------
 # Grid cells and paths
 

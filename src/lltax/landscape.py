@@ -37,7 +37,8 @@ from lltax.device import resolve_device
 from lltax.evaluation import evaluate_model
 from lltax.io import atomic_path
 from lltax.metrics.bezier import recompute_batchnorm_statistics
-from lltax.metrics.evaluate import check_same_cell, is_diverged, parse_settings
+from lltax.checkpoint import check_same_cell, is_diverged
+from lltax.config import parse_settings
 
 __all__ = [
     "training_sample",

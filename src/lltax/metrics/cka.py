@@ -26,7 +26,8 @@ from lltax import checkpoint
 from lltax.data import mixup_batches
 from lltax.device import resolve_device
 from lltax.io import write_json
-from lltax.metrics.evaluate import check_same_cell, is_diverged, parse_settings
+from lltax.checkpoint import check_same_cell, is_diverged
+from lltax.config import parse_settings
 
 log = logging.getLogger(__name__)
 

@@ -46,7 +46,8 @@ from lltax.metrics.bezier import (
     recompute_batchnorm_statistics,
     unflatten_bend,
 )
-from lltax.metrics.evaluate import check_same_cell, is_diverged, parse_settings
+from lltax.checkpoint import check_same_cell, is_diverged
+from lltax.config import parse_settings
 
 __all__ = ["learning_rate_factor", "fit_curve", "evaluate_curve", "mode_connectivity", "load_curve", "add_cli"]
 

@@ -18,7 +18,8 @@ from torch import nn
 from lltax import checkpoint
 from lltax.device import resolve_device
 from lltax.io import write_json
-from lltax.metrics.evaluate import check_same_cell, is_diverged, parse_settings
+from lltax.checkpoint import check_same_cell, is_diverged
+from lltax.config import parse_settings
 
 log = logging.getLogger(__name__)
 

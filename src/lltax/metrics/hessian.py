@@ -241,7 +241,7 @@ def sample_training_data(inputs: torch.Tensor, targets: torch.Tensor, num_sample
 def hessian_of_checkpoint(path: str, settings: dict[str, Any], device: torch.device | str = "cpu", data_dir: str | None = None) -> dict[str, Any]:
     """The ``hessian.json`` record of one checkpoint; ``settings`` is the config section 'hessian'."""
     from lltax import checkpoint
-    from lltax.metrics.evaluate import is_diverged
+    from lltax.checkpoint import is_diverged
     from lltax.models import is_piecewise_linear
 
     model, meta = checkpoint.load_model(path, device)
@@ -261,7 +261,7 @@ def hessian_of_checkpoint(path: str, settings: dict[str, Any], device: torch.dev
 def _run_cli(args: argparse.Namespace) -> int:
     from lltax.device import resolve_device
     from lltax.io import write_json
-    from lltax.metrics.evaluate import parse_settings
+    from lltax.config import parse_settings
 
     settings = parse_settings(args.settings, "hessian")
     started = time.perf_counter()
