@@ -1,6 +1,6 @@
 """The ``lltax`` command. Every Snakemake rule is one call of a subcommand here.
 
-Each module in COMMAND_MODULES defines ``add_cli(subparsers)``, which registers its
+Each module in COMMANDS defines ``add_cli(subparsers)``, which registers its
 subcommand(s) with ``parser.set_defaults(func=...)``; the work itself stays in the module's
 importable functions.
 """
@@ -12,25 +12,33 @@ import importlib
 import logging
 import sys
 
-COMMAND_MODULES = (
-    "lltax.train",
-    "lltax.metrics.evaluate",
-    "lltax.metrics.hessian",
-    "lltax.metrics.cka",
-    "lltax.metrics.distance",
-    "lltax.metrics.curves",
-    "lltax.plots",
-    "lltax.dataset",
-    "lltax.phases",
-    "lltax.landscape",
-)
+# Subcommand -> the module that defines it. Only the module of the command being run is
+# imported: a job then pays for torch, not also for xarray, matplotlib and pyhessian.
+COMMANDS = {
+    "train": "lltax.train",
+    "evaluate": "lltax.metrics.evaluate",
+    "hessian": "lltax.metrics.hessian",
+    "cka": "lltax.metrics.cka",
+    "distance": "lltax.metrics.distance",
+    "curve-fit": "lltax.metrics.curves",
+    "curve-eval": "lltax.metrics.curves",
+    "landscape": "lltax.landscape",
+    "aggregate-metric": "lltax.dataset",
+    "merge": "lltax.dataset",
+    "aggregate": "lltax.dataset",
+    "classify": "lltax.phases",
+    "plot": "lltax.plots",
+}
+COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ``command`` given, only that command's module is imported."""
     parser = argparse.ArgumentParser(prog="lltax", description=__doc__.splitlines()[0])
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    modules = [COMMANDS[command]] if command in COMMANDS else COMMAND_MODULES
+    for name in modules:
         importlib.import_module(name).add_cli(subparsers)
     return parser
 
@@ -41,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         from lltax.gpu import pin_gpu_if_needed
 
         pin_gpu_if_needed(argv)
-    args = build_parser().parse_args(argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     return int(args.func(args) or 0)
 
