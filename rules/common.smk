@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from lltax.config import CELL_REGEX, canonical_json, cell_path, expand_grid, seed_pairs, validate_config
+from lltax.gpu import count_gpus
 
 # Schema + lltax's own checks; a bad config stops here, before any job runs.
 CONFIG = validate_config(config)
@@ -11,7 +12,9 @@ CELLS = [cell_path(cell) for cell in expand_grid(CONFIG["grid"])]
 SEEDS = CONFIG["seeds"]
 CURVE_PAIRS = seed_pairs(SEEDS, CONFIG["curves"]["pairs"]) if CONFIG["curves"]["enabled"] else []
 SRC = Path(workflow.basedir) / "src" / "lltax"
-USE_GPU = CONFIG["device"] == "cuda"
+# GPU jobs request `resources: gpu=1`. `auto` counts the GPUs of the machine that builds the
+# DAG: on a cluster whose login node has none, say `device: cuda`.
+USE_GPU = CONFIG["device"] == "cuda" or (CONFIG["device"] == "auto" and count_gpus() > 0)
 
 
 # The source files behind each rule's results: declared as inputs, so editing one reruns the

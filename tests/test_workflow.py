@@ -93,6 +93,12 @@ def test_end_to_end_outputs(finished_run):
     assert "epoch 1/1" in train_log
 
 
+def test_report_bundles_the_figures(finished_run):
+    snakemake(finished_run, "--report", "report.html")
+    report = (finished_run / "report.html").read_text(errors="replace")
+    assert "panels.png" in report and "landscape.png" in report
+
+
 def test_unchanged_run_has_nothing_to_do(finished_run):
     assert planned_jobs(finished_run) == {}
 
