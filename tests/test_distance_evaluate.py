@@ -177,7 +177,7 @@ def test_evaluate_cli_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoint, "load_cell_data", lambda meta, device="cpu", data_dir=None: dataset)
     model = save_mlp(tmp_path / "model.pt", 0, label_noise=0.2).eval()
     out = tmp_path / "evaluate.json"
-    assert run_command(evaluate, ["evaluate", "--checkpoint", str(tmp_path / "model.pt"), "--settings", '{"batch_size": 8, "unused": 1}', "--device", "cpu", "--out", str(out)]) == 0
+    assert run_command(evaluate, ["evaluate", "--checkpoint", str(tmp_path / "model.pt"), "--settings", '{"batch_size": 8}', "--device", "cpu", "--out", str(out)]) == 0
     record = json.loads(out.read_text())
     assert set(record) == {"train_loss", "train_acc", "test_loss", "test_acc", "diverged"}
     assert record["diverged"] is False
@@ -213,8 +213,10 @@ def test_evaluate_cli_diverged_gives_null_metrics(tmp_path, monkeypatch, how):
 
 def test_parse_settings_fills_defaults_and_names_bad_keys():
     assert parse_settings("{}", "evaluate") == {"batch_size": 1000}
-    settings = parse_settings('{"output": "logits", "extra": 3}', "cka")
+    settings = parse_settings('{"output": "logits"}', "cka")
     assert settings["output"] == "logits" and settings["num_samples"] == 768 and settings["mixup_alpha"] == 16.0
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['num_sample'\]"):
+        parse_settings('{"num_sample": 3}', "cka")
     with pytest.raises(ValueError, match="cka.output"):
         parse_settings('{"output": "probabilities"}', "cka")
     with pytest.raises(ValueError, match="evaluate.batch_size"):

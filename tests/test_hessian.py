@@ -359,7 +359,7 @@ def test_cli_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoint, "load_cell_data", lambda meta, device="cpu", data_dir=None: dataset)
     model = save_mlp_checkpoint(tmp_path / "model.pt").eval()
     out = tmp_path / "hessian.json"
-    settings = {"num_samples": 25, "chunk_size": 10, "top_k": 2, "seed": 1, "unused": 0}
+    settings = {"num_samples": 25, "chunk_size": 10, "top_k": 2, "seed": 1}
     assert run_command(["hessian", "--checkpoint", str(tmp_path / "model.pt"), "--settings", json.dumps(settings), "--device", "cpu", "--out", str(out)]) == 0
     record = json.loads(out.read_text())
     inputs, targets = sample_training_data(dataset.x_train, dataset.y_train, 25, seed=1)

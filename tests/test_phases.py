@@ -184,7 +184,7 @@ def test_cli_prints_thresholds_and_writes_phases(synthetic, tmp_path, capsys):
     write_dataset(synthetic, dataset_path)
     parser = argparse.ArgumentParser()
     phases_module.add_cli(parser.add_subparsers(required=True))
-    args = parser.parse_args(["classify", str(dataset_path), str(phases_path), "--settings", '{"cka_threshold": 0.7, "resamples": 10, "plots": 1}'])
+    args = parser.parse_args(["classify", str(dataset_path), str(phases_path), "--settings", '{"cka_threshold": 0.7, "resamples": 10}'])
     assert args.func(args) == 0
     printed = capsys.readouterr().out
     assert "sharpness_threshold = 10" in printed and "cka_threshold = 0.7  (set)" in printed

@@ -329,7 +329,7 @@ def test_cli_reads_netcdf_and_writes_fixed_names(tmp_path):
     dataset, phases = make_datasets(width=(2, 8), batch_size=(16, 256), nan_cells=[{"width": 8, "batch_size": 16}])
     dataset.to_netcdf(tmp_path / "dataset.nc")
     phases.to_netcdf(tmp_path / "phases.nc")
-    settings = json.dumps({"x": "width", "y": "batch_size", "format": "pdf", "dpi": 50, "line_metric": "cka", "line_group": "auto", "unused": 1})
+    settings = json.dumps({"x": "width", "y": "batch_size", "format": "pdf", "dpi": 50, "line_metric": "cka", "line_group": "auto"})
     code = cli.main(["plot", "--dataset", str(tmp_path / "dataset.nc"), "--phases", str(tmp_path / "phases.nc"), "--settings", settings, "--out-dir", str(tmp_path / "figures")])
     assert code == 0
     written = sorted(p.name for p in (tmp_path / "figures").iterdir())

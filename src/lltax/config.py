@@ -133,8 +133,8 @@ def load_config(path: str | Path) -> dict:
 def parse_settings(text: str, section: str) -> dict[str, Any]:
     """A metric's config section from its ``--settings`` JSON, with schema defaults filled in.
 
-    Values are checked against the section's schema; keys the schema does not know are
-    ignored (each metric reads only the keys it uses).
+    Values are checked against the section's schema, and an unknown key is an error: a typo
+    in a hand-run command must not fall back silently to a default.
 
     Raises
     ------
@@ -147,12 +147,14 @@ def parse_settings(text: str, section: str) -> dict[str, Any]:
         raise ValueError(f"--settings is not valid JSON ({e}); pass the config section '{section}' as a JSON object, e.g. '{{}}' for its defaults") from e
     if not isinstance(settings, dict):
         raise ValueError(f"--settings must be a JSON object (the config section '{section}'), got {type(settings).__name__}")
-    schema = copy.deepcopy(load_schema()["properties"][section])
-    schema.pop("additionalProperties", None)
+    schema = load_schema()["properties"][section]
     for key, sub in schema.get("properties", {}).items():
         if "default" in sub:
             settings.setdefault(key, copy.deepcopy(sub["default"]))
     for error in jsonschema.Draft202012Validator(schema).iter_errors(settings):
+        if error.validator == "additionalProperties":
+            unknown = sorted(set(error.instance) - set(schema["properties"]))
+            raise ValueError(f"--settings for '{section}': unknown key(s) {unknown}; allowed keys are {sorted(schema['properties'])}")
         key = ".".join(str(p) for p in error.absolute_path)
         raise ValueError(f"--settings key '{section}.{key}': {error.message}")
     return settings

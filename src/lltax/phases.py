@@ -28,7 +28,6 @@ metrics, pairs for per-pair metrics, thresholds held fixed) that give the cell's
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import warnings
@@ -371,13 +370,10 @@ def phase_table(phases: xr.Dataset, row: str = "width", column: str = "batch_siz
 
 
 def _run_classify(args: argparse.Namespace) -> int:
-    try:
-        settings = json.loads(args.settings)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"--settings is not valid JSON ({e}): {args.settings[:200]!r}") from e
-    known = ("sharpness_threshold", "connectivity_threshold", "cka_threshold", "resamples", "seed")
-    phases = classify(read_dataset(args.dataset), **{k: settings[k] for k in known if k in settings})
-    for name in known[:3]:
+    from lltax.config import parse_settings
+
+    phases = classify(read_dataset(args.dataset), **parse_settings(args.settings, "classify"))
+    for name in ("sharpness_threshold", "connectivity_threshold", "cka_threshold"):
         print(f"{name} = {phases.attrs[name]:.6g}  ({phases.attrs[name + '_source']})")
     counts = {p: int((phases["phase"].values == p).sum()) for p in PHASES}
     print("cells per phase: " + ", ".join(f"{p}: {n}" for p, n in counts.items() if n))

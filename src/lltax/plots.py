@@ -18,7 +18,6 @@ The figure functions live in ``plots_maps`` (2D) and ``plots_lines`` (1D); share
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -99,21 +98,10 @@ def _open(path: Path, what: str, step: str) -> xr.Dataset:
         raise FileNotFoundError(f"{what} {path} does not exist; run the {step} step first") from e
 
 
-def _plot_settings(text: str) -> dict:
-    from lltax.config import load_schema
-
-    try:
-        given = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"--settings must be the config's plots section as JSON, got {text!r}: {e}") from e
-    if not isinstance(given, dict):
-        raise ValueError(f"--settings must be a JSON object (the config's plots section), got {text!r}")
-    defaults = {k: v["default"] for k, v in load_schema()["properties"]["plots"]["properties"].items()}
-    return {key: given.get(key, default) for key, default in defaults.items()}
-
-
 def run_plot(args: argparse.Namespace) -> int:
-    settings = _plot_settings(args.settings)
+    from lltax.config import parse_settings
+
+    settings = parse_settings(args.settings, "plots")
     dataset = _open(args.dataset, "dataset", "aggregate")
     phases = _open(args.phases, "phases file", "classify")
     plot_all(dataset, phases, args.out_dir, **settings)

@@ -196,7 +196,7 @@ def run_train_job(
 
 
 def _run_cli(args: argparse.Namespace) -> int:
-    from lltax.config import parse_cell_path
+    from lltax.config import parse_cell_path, parse_settings
 
     coords = parse_cell_path(args.cell)
     cell = {k: v for k, v in coords.items() if k not in ("seed", "pair")}
@@ -205,7 +205,7 @@ def _run_cli(args: argparse.Namespace) -> int:
         seed=args.seed,
         dataset=json.loads(args.dataset),
         model_name=args.model,
-        train_settings=json.loads(args.settings),
+        train_settings=parse_settings(args.settings, "train"),
         data_dir=args.data_dir,
         device=args.device,
         out_dir=args.out_dir,
