@@ -63,16 +63,30 @@ def write_config(workdir, config):
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("workflow")
+def copy_workflow(workdir):
     shutil.copy(REPO / "Snakefile", workdir)
-    for folder in ("rules", "report", "envs"):
+    for folder in ("rules", "report", "envs", "profiles"):
         shutil.copytree(REPO / folder, workdir / folder)
     shutil.copytree(REPO / "src" / "lltax", workdir / "src" / "lltax", ignore=shutil.ignore_patterns("__pycache__"))
     write_config(workdir, TINY)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("workflow")
+    copy_workflow(workdir)
     snakemake(workdir)
     return workdir
+
+
+def test_slurm_profile_plans_the_grid(tmp_path):
+    """The SLURM profile parses, and its job groups agree on their resources (a dry run)."""
+    copy_workflow(tmp_path)
+    write_config(tmp_path, {**TINY, "device": "cuda"})
+    out = snakemake(tmp_path, "--profile", "profiles/slurm", "-n")
+    text = out.stdout + out.stderr
+    assert "gpumetrics" in text and "cpumetrics" in text
+    assert re.search(r"total\s+54\b", text), text[-2000:]  # 4 cells x 2 seeds x 3 + 4 cells x 5 + 6 tables + 4
 
 
 def test_end_to_end_outputs(finished_run):
