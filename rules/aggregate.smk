@@ -41,6 +41,8 @@ rule merge:
         config=canonical_json({k: v for k, v in CONFIG.items() if k not in ("classify", "plots", "landscape")}),
     log:
         f"{RESULTS}/logs/merge.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/merge.tsv"
     conda:
         "../envs/lltax.yaml"
     shell:
@@ -57,6 +59,8 @@ rule classify:
         settings=section("classify"),
     log:
         f"{RESULTS}/logs/classify.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/classify.tsv"
     conda:
         "../envs/lltax.yaml"
     shell:
@@ -78,6 +82,8 @@ rule plots:
         out_dir=lambda wildcards, output: Path(output.panels).parent,
     log:
         f"{RESULTS}/logs/plots.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plots.tsv"
     conda:
         "../envs/lltax.yaml"
     shell:
