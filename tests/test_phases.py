@@ -240,3 +240,17 @@ def test_default_classification_reproduces_the_paper_regions(reference):
         assert members, phase
         wrong = [(w, b, got) for w, b, got in members if got != phase]
         assert not wrong, f"cells expected in phase {phase} but classified otherwise: {wrong}\n{phase_table(result)}"
+
+
+def test_reference_cli_writes_the_paper_dataset(tmp_path):
+    from lltax.cli import main
+    from lltax.reference import reference_dir
+
+    if not (reference_dir() / "per_model.csv").exists():
+        pytest.skip(f"the paper's reference data is not at {reference_dir()}")
+    out = tmp_path / "paper.nc"
+    assert main(["reference", "--out", str(out)]) == 0
+    dataset = read_dataset(out)
+    assert dataset.sizes["width"] == 14 and dataset.sizes["batch_size"] == 15 and dataset.sizes["seed"] == 5
+    with pytest.raises(FileNotFoundError, match="per_model.csv"):
+        main(["reference", "--directory", str(tmp_path), "--out", str(tmp_path / "x.nc")])

@@ -28,6 +28,7 @@ COMMANDS = {
     "aggregate": "lltax.dataset",
     "classify": "lltax.phases",
     "plot": "lltax.plots",
+    "reference": "lltax.reference",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
