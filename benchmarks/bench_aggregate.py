@@ -111,9 +111,8 @@ def main() -> None:
               f"(min {min(totals):.2f}, max {max(totals):.2f}); goal < 30 s")
         began = time.perf_counter()
         phases = classify(merged)
-        print(f"classify (200 bootstrap resamples): {time.perf_counter() - began:.2f} s; "
-              f"thresholds {phases.attrs['sharpness_threshold']:.3g}, {phases.attrs['connectivity_threshold']:.3g}, "
-              f"{phases.attrs['cka_threshold']:.3g}")
+        print(f"classify (per-cell criteria): {time.perf_counter() - began:.2f} s; "
+              f"cells per phase {dict(zip(*np.unique(phases['phase'].values, return_counts=True)))}")
 
 
 if __name__ == "__main__":

@@ -204,7 +204,10 @@ def test_mode_connectivity_norm_centred_on_zero_even_when_skewed():
     assert mesh.norm.vcenter == 0 and mesh.norm(0.0) == pytest.approx(0.5)
     data = mesh.get_array()
     assert mesh.norm.halfrange == pytest.approx(np.abs(data).max())
-    assert mesh.cmap.name == "RdBu"
+    # As in the paper: a barrier (mc < 0) is blue, mc > 0 red.
+    assert mesh.cmap.name == "RdBu_r"
+    red, blue = np.asarray(mesh.cmap(mesh.norm(5.0))[:3]), np.asarray(mesh.cmap(mesh.norm(-5.0))[:3])
+    assert red[0] > red[2] and blue[2] > blue[0]
     # Log scales for the decade-spanning metrics.
     assert isinstance(axes_labelled(panels_figure(dataset, phases), "hessian_trace")[0].collections[0].norm, LogNorm)
 
@@ -253,6 +256,9 @@ def test_phase_labels_and_confidence_in_every_cell():
         assert by_position[row, column] == {"bottom": phase, "top": f"{confidence[row, column]:.2f}"}
     title = figure.get_suptitle()
     assert "> 25;" in title and "mc < -1.5;" in title and "CKA ≥ 0.8" in title
+    # A per-cell threshold (stability limit per learning rate) is shown as its range.
+    phases["sharpness_threshold"] = xr.DataArray(np.array([19.0, 38.0, 190.0]), dims=("learning_rate_stub",))
+    assert "19–190 (per learning rate)" in phases_figure(phases).get_suptitle()
     # The panel figure labels each connected region once.
     panel_texts = texts(axes_labelled(panels_figure(dataset, phases), "phase")[0])
     assert sorted(panel_texts) == sorted(["I", "II", "III", "IV-A", "IV-B"])

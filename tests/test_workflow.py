@@ -31,7 +31,6 @@ TINY = {
     "evaluate": {"batch_size": 500},
     "cka": {"num_samples": 64, "batch_size": 32},
     "curves": {"epochs": 1, "batch_size": 64},
-    "classify": {"resamples": 10},
     "landscape": {"num_samples": 64, "points_1d": 5, "points_2d": 3},
 }
 

@@ -1,40 +1,56 @@
 """Phase classification of grid cells (Yang et al. 2021, Table 1; DESIGN.md "Phases").
 
-Each cell is reduced over its seeds / seed pairs (``<var>_mean``, ``<var>_std``), then:
+A cell's phase follows from its own measurements and the settings that produced them, never
+from which other cells the grid holds. Three decisions, each on the cell's samples (seeds for
+the Hessian, curves for mode connectivity, seed pairs for CKA):
 
-- sharp vs flat: cell-mean Hessian top eigenvalue above / at or below ``sharpness_threshold``;
-- poorly vs well connected: cell-mean mode connectivity mc < -``connectivity_threshold`` or not;
-- IV-A vs IV-B (flat and connected cells): cell-mean CKA below / at or above ``cka_threshold``.
+- **sharp vs flat**: the cell-mean top Hessian eigenvalue against the optimizer's stability
+  limit. SGD with heavy-ball momentum beta and learning rate eta is linearly unstable along a
+  direction of curvature above 2(1 + beta) / eta (Cohen et al. 2021, "edge of stability"), so a
+  minimum at that limit is as sharp as this optimizer tolerates; a flat one sits well below
+  it. Sharp: eigenvalue > ``sharpness_ratio`` x 2(1 + beta) / eta, with eta the cell's
+  (peak) learning rate. On the paper's grid (eta 0.1, beta 0.9: limit 38) its flat cells read
+  at most ~35 and its sharp ones at least ~38.
+- **poorly vs well connected**: a barrier needs both a cell-mean mc below ``-connectivity
+  threshold`` (a floor in percentage points of training error: smaller barriers do not count)
+  and, where the cell has two or more curves, mc significantly below 0 (one-sided t-test at
+  level ``significance`` over the curves). A mean below the floor that is not significant
+  gives ``unknown``: the data cannot decide.
+- **IV-A vs IV-B** (flat, connected cells): cell-mean CKA below / at or above ``cka_threshold``.
 
-| sharp, mc < -c: I | sharp, mc >= -c: II | flat, mc < -c: III | flat, mc >= -c: IV-A (CKA < k) or IV-B |
+| sharp, barrier: I | sharp, connected: II | flat, barrier: III | flat, connected: IV-A / IV-B |
 
-A cell where most seeds diverged is ``diverged``; one whose needed metrics are missing is
-``unknown``. The reference code draws the boundaries by hand; here every threshold has an
-automatic default derived from the grid itself, always by the same rule, a two-means split
-(Otsu's method in 1D: the boundary between the two clusters that minimise the within-cluster
-variance), applied to:
+A cell where more than half the seeds diverged is ``diverged``; a cell without a metric a
+decision needs is ``unknown``. Every cell gets a ``phase_reason`` saying which measurements
+against which thresholds gave its label.
 
-- sharpness: log10 of the cell-mean top eigenvalues of all non-diverged cells (sharp and flat
-  minima differ by orders of magnitude, so the split is taken on a log scale);
-- connectivity: log10 of the barrier heights -mc of the cells with mc < 0 (it separates
-  barriers at the level of noise, which count as connected, from real ones; with no barrier
-  at all every cell is connected and 0 is used);
-- CKA: the cell-mean CKA of the flat, well-connected cells (the only ones it decides).
+``phase_confidence`` is the predicted probability that an independent replicate of the cell
+(new seeds, as many seeds and curves) gets the same label: for each decision on the cell's
+path, the probability that the replicate's mean lands on the same side of the threshold,
+P = F_{n-1}(|mean - threshold| / (s sqrt(2/n))) with F_{n-1} Student's t distribution, s the
+sample standard deviation over the n samples (so seed spread, pair spread and curve-fitting
+noise all enter through the samples they perturb); the product over the decisions. A decision
+resting on fewer than ``min_samples`` samples has no measured spread worth the name: the cell
+reports thin evidence and no confidence. ``benchmarks/bench_calibration.py`` checks the
+calibration against replicate runs.
 
-``phase_confidence`` is the share of bootstrap resamples (seeds resampled for per-model
-metrics, pairs for per-pair metrics, thresholds held fixed) that give the cell's phase.
+Grid-relative thresholds (the two-means split over the grid's cells) remain as an explicit
+option (``"grid"``) for exploration; they make a label depend on the other cells.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import xarray as xr
+from scipy import stats
 
 from lltax.config import AXES, canonical_json
 from lltax.dataset import read_dataset, write_dataset
@@ -42,14 +58,154 @@ from lltax.dataset import read_dataset, write_dataset
 log = logging.getLogger(__name__)
 
 PHASES = ("I", "II", "III", "IV-A", "IV-B", "diverged", "unknown")
-_CODE = {name: code for code, name in enumerate(PHASES)}
 
-# Variables the decision reads (cell means of these).
+# Variables the decisions read.
 EIGENVALUE, CONNECTIVITY, CKA, DIVERGED = "hessian_top_eigenvalue", "mode_connectivity", "cka", "diverged"
+
+DEFAULTS = {
+    "sharpness_threshold": "stability",
+    "sharpness_ratio": 1.0,
+    "connectivity_threshold": 1.0,
+    "significance": 0.05,
+    "cka_threshold": 0.67,
+    "min_samples": 3,
+}
 
 
 # ---------------------------------------------------------------------------------------------
-# Automatic thresholds
+# Per-cell statistics
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A cell mean with its spread: the finite samples' mean, std (ddof=1) and count."""
+
+    mean: float
+    std: float
+    count: int
+
+    @classmethod
+    def of(cls, samples: np.ndarray) -> "Estimate":
+        samples = np.asarray(samples, dtype=np.float64)
+        samples = samples[np.isfinite(samples)]
+        count = len(samples)
+        if count == 0:
+            return cls(math.nan, math.nan, 0)
+        return cls(float(samples.mean()), float(samples.std(ddof=1)) if count > 1 else math.nan, count)
+
+    @property
+    def known(self) -> bool:
+        return self.count > 0
+
+    def replicate_agreement(self, threshold: float) -> float:
+        """P(the mean of an independent replicate with as many samples falls on this side of threshold).
+
+        The difference of two independent means of n samples has scale s sqrt(2/n); with s
+        estimated from n samples it is Student-t with n - 1 degrees of freedom. NaN below 2 samples.
+        """
+        if self.count < 2 or not math.isfinite(threshold):
+            return math.nan
+        distance = abs(self.mean - threshold)
+        scale = self.std * math.sqrt(2.0 / self.count)
+        if distance == 0:
+            return 0.5
+        if scale == 0:
+            return 1.0
+        return float(stats.t.cdf(distance / scale, df=self.count - 1))
+
+    def p_below_zero(self) -> float:
+        """One-sided t-test p-value of H0 "true mean >= 0" (small: significantly below 0). NaN below 2 samples."""
+        if self.count < 2:
+            return math.nan
+        if self.std == 0:
+            return 0.0 if self.mean < 0 else 1.0
+        return float(stats.t.cdf(self.mean / (self.std / math.sqrt(self.count)), df=self.count - 1))
+
+
+@dataclass(frozen=True)
+class CellPhase:
+    phase: str
+    confidence: float
+    reason: str
+    sharp_agreement: float = math.nan
+    connected_agreement: float = math.nan
+    cka_agreement: float = math.nan
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def decide_cell(
+    eigenvalue: Estimate,
+    mode_connectivity: Estimate,
+    cka: Estimate,
+    diverged_fraction: float,
+    *,
+    sharpness_threshold: float,
+    connectivity_threshold: float,
+    cka_threshold: float,
+    significance: float = DEFAULTS["significance"],
+    min_samples: int = DEFAULTS["min_samples"],
+) -> CellPhase:
+    """The phase of one cell from its own estimates and the thresholds that apply to it."""
+    if diverged_fraction > 0.5:
+        return CellPhase("diverged", math.nan, f"diverged: {diverged_fraction:.0%} of the seeds' training runs")
+    if not eigenvalue.known:
+        return CellPhase("unknown", math.nan, "unknown: no Hessian top eigenvalue")
+    if not math.isfinite(sharpness_threshold):
+        return CellPhase("unknown", math.nan, "unknown: no sharpness threshold could be set")
+    sharp = eigenvalue.mean > sharpness_threshold
+    parts = [
+        f"{'sharp' if sharp else 'flat'}: top eigenvalue {_fmt(eigenvalue.mean)} {'>' if sharp else '<='} {_fmt(sharpness_threshold)} (n={eigenvalue.count})"
+    ]
+    agreements = {"sharp_agreement": eigenvalue.replicate_agreement(sharpness_threshold)}
+    counts = [("Hessian seeds", eigenvalue.count)]
+
+    if not mode_connectivity.known:
+        return CellPhase("unknown", math.nan, "; ".join([*parts, "unknown: no mode connectivity"]), **agreements)
+    floor = connectivity_threshold
+    below_floor = mode_connectivity.mean < -floor
+    p_value = mode_connectivity.p_below_zero()
+    measured = f"mc {mode_connectivity.mean:+.3g} pp (n={mode_connectivity.count}"
+    measured += f", p={p_value:.2g})" if math.isfinite(p_value) else ")"
+    if below_floor and math.isfinite(p_value) and p_value >= significance:
+        parts.append(f"unknown: {measured} is below -{_fmt(floor)} but not significantly below 0 at level {significance:g}")
+        return CellPhase("unknown", math.nan, "; ".join(parts), **agreements)
+    connected = not below_floor
+    parts.append(f"{'connected' if connected else 'barrier'}: {measured} {'>=' if connected else '<'} -{_fmt(floor)}")
+    agreements["connected_agreement"] = mode_connectivity.replicate_agreement(-floor)
+    counts.append(("curves", mode_connectivity.count))
+
+    if sharp:
+        phase = "II" if connected else "I"
+    elif not connected:
+        phase = "III"
+    else:
+        if not cka.known:
+            return CellPhase("unknown", math.nan, "; ".join([*parts, "unknown: no CKA"]), **agreements)
+        high = cka.mean >= cka_threshold
+        parts.append(f"{'high' if high else 'low'} CKA: {cka.mean:.3g} {'>=' if high else '<'} {_fmt(cka_threshold)} (n={cka.count})")
+        agreements["cka_agreement"] = cka.replicate_agreement(cka_threshold)
+        counts.append(("CKA pairs", cka.count))
+        phase = "IV-B" if high else "IV-A"
+
+    thin = [f"{what}: {count}" for what, count in counts if count < min_samples]
+    if thin:
+        parts.append(f"thin evidence ({', '.join(thin)}; a confidence needs {min_samples})")
+        confidence = math.nan
+    else:
+        confidence = float(np.prod([a for a in agreements.values() if math.isfinite(a)]))
+    return CellPhase(phase, confidence, f"{phase}: " + "; ".join(parts), **agreements)
+
+
+# ---------------------------------------------------------------------------------------------
+# Thresholds
+
+
+def stability_limit(learning_rate: float, momentum: float) -> float:
+    """2(1 + beta) / eta: the largest curvature heavy-ball SGD with these settings is stable on."""
+    return 2.0 * (1.0 + momentum) / learning_rate
 
 
 def two_means_split(values: np.ndarray) -> tuple[float, float]:
@@ -77,95 +233,16 @@ def two_means_split(values: np.ndarray) -> tuple[float, float]:
     return float((low_mean[best] + high_mean[best]) / 2), float(between[best] / values.var())
 
 
-def auto_sharpness_threshold(eigenvalue_mean: np.ndarray) -> tuple[float, str]:
-    """Two-means boundary of log10 cell-mean top eigenvalues (positive, finite ones)."""
-    values = np.asarray(eigenvalue_mean, dtype=np.float64)
-    values = values[np.isfinite(values) & (values > 0)]
-    boundary, separability = two_means_split(np.log10(values))
-    note = (
-        f"auto: two-means split of log10 cell-mean top Hessian eigenvalue over {len(values)} cells "
-        f"(separability {separability:.2f})"
-    )
-    return 10.0**boundary, note
-
-
-def auto_connectivity_threshold(mode_connectivity_mean: np.ndarray) -> tuple[float, str]:
-    """Two-means boundary of log10 barrier heights -mc over the cells with mc < 0.
-
-    Barriers below 1e-9 of the largest one are float round-off of mc = 0 and are left out
-    (their logarithm would be an outlier that drags the split).
-    """
-    barriers = -np.asarray(mode_connectivity_mean, dtype=np.float64)
-    barriers = barriers[np.isfinite(barriers) & (barriers > 0)]
-    if len(barriers):
-        barriers = barriers[barriers > 1e-9 * barriers.max()]
-    if len(barriers) == 0:
-        return 0.0, "auto: no cell has mc < 0, so every cell is connected for any threshold; 0 used"
-    boundary, separability = two_means_split(np.log10(barriers))
-    note = (
-        f"auto: two-means split of log10(-mc) over the {len(barriers)} cells with mc < 0 "
-        f"(separability {separability:.2f})"
-    )
-    return 10.0**boundary, note
-
-
-def auto_cka_threshold(cka_mean: np.ndarray, flat_connected: np.ndarray) -> tuple[float, str]:
-    """Two-means boundary of cell-mean CKA over the flat, well-connected cells."""
-    values = np.asarray(cka_mean, dtype=np.float64)[np.asarray(flat_connected, dtype=bool)]
-    values = values[np.isfinite(values)]
-    boundary, separability = two_means_split(values)
-    note = f"auto: two-means split of cell-mean CKA over the {len(values)} flat, connected cells (separability {separability:.2f})"
-    return boundary, note
+def _grid_split(values: np.ndarray, *, log_scale: bool, what: str) -> tuple[float, str]:
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values) & ((values > 0) if log_scale else True)]
+    boundary, separability = two_means_split(np.log10(values) if log_scale else values)
+    threshold = 10.0**boundary if log_scale else boundary
+    return threshold, f"grid: two-means split of {what} over {len(values)} cells (separability {separability:.2f}); depends on the grid's other cells"
 
 
 # ---------------------------------------------------------------------------------------------
-# The decision
-
-
-def decide_phase(
-    top_eigenvalue: np.ndarray,
-    mode_connectivity: np.ndarray,
-    cka: np.ndarray,
-    diverged_fraction: np.ndarray,
-    *,
-    sharpness_threshold: float,
-    connectivity_threshold: float,
-    cka_threshold: float,
-) -> np.ndarray:
-    """Phase codes (indices into PHASES) of cell means, elementwise; any broadcastable shapes.
-
-    A NaN metric or threshold that the decision needs gives ``unknown`` (except that mc >= 0
-    is connected even without a connectivity threshold); a diverged fraction above 1/2 gives
-    ``diverged`` whatever the metrics.
-    """
-    top_eigenvalue, mode_connectivity, cka, diverged_fraction = np.broadcast_arrays(
-        *(np.asarray(a, dtype=np.float64) for a in (top_eigenvalue, mode_connectivity, cka, diverged_fraction))
-    )
-    with np.errstate(invalid="ignore"):
-        local_known = np.isfinite(top_eigenvalue) & math.isfinite(sharpness_threshold)
-        cka_known = np.isfinite(cka) & math.isfinite(cka_threshold)
-        sharp = top_eigenvalue > sharpness_threshold
-        if math.isfinite(connectivity_threshold):
-            global_known = np.isfinite(mode_connectivity)
-            connected = mode_connectivity >= -connectivity_threshold
-        else:
-            # No threshold (too few barriers to split): mc >= 0 is connected for any threshold >= 0.
-            connected = mode_connectivity >= 0
-            global_known = connected
-        high_cka = cka >= cka_threshold
-    known = local_known & global_known
-    codes = np.full(top_eigenvalue.shape, _CODE["unknown"], dtype=np.int8)
-    codes[known & sharp & ~connected] = _CODE["I"]
-    codes[known & sharp & connected] = _CODE["II"]
-    codes[known & ~sharp & ~connected] = _CODE["III"]
-    codes[known & ~sharp & connected & cka_known & ~high_cka] = _CODE["IV-A"]
-    codes[known & ~sharp & connected & cka_known & high_cka] = _CODE["IV-B"]
-    codes[diverged_fraction > 0.5] = _CODE["diverged"]
-    return codes
-
-
-# ---------------------------------------------------------------------------------------------
-# Cell reductions and bootstrap
+# Cell reductions
 
 
 def cell_reductions(dataset: xr.Dataset) -> xr.Dataset:
@@ -191,164 +268,167 @@ def cell_reductions(dataset: xr.Dataset) -> xr.Dataset:
     return xr.Dataset(reduced)
 
 
-def _cells_by_samples(variable: xr.DataArray, sample_dim: str) -> np.ndarray:
+def _samples(variable: xr.DataArray, sample_dim: str) -> np.ndarray:
     """(cells, samples) array with the grid axes flattened in AXES order."""
     cells = math.prod(variable.sizes[axis] for axis in AXES)
     return variable.transpose(*AXES, sample_dim).values.reshape(cells, variable.sizes[sample_dim])
 
 
-def _bootstrap_means(values: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
-    """(resamples, cells) means of per-cell resamples with replacement among the finite samples."""
-    cells, samples = values.shape
-    if samples == 0:
-        return np.full((resamples, cells), np.nan)
-    finite = np.isfinite(values)
-    count = finite.sum(axis=1)
-    # Finite samples first in each row, so "draw among the first count" is one index range.
-    packed = np.take_along_axis(values, np.argsort(~finite, axis=1, kind="stable"), axis=1)
-    draws = np.floor(rng.random((resamples, cells, samples)) * count[None, :, None]).astype(np.int64)
-    picked = packed[np.arange(cells)[None, :, None], draws]
-    used = np.arange(samples)[None, None, :] < count[None, :, None]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(used, picked, 0.0).sum(axis=2) / count[None, :]
-
-
-def bootstrap_confidence(
-    dataset: xr.Dataset, phase_codes: np.ndarray, thresholds: dict[str, float], resamples: int, seed: int
-) -> np.ndarray:
-    """Share of bootstrap resamples that reproduce each cell's phase (NaN for unknown cells).
-
-    Seeds are resampled for the per-model metrics (eigenvalue, diverged flag) and seed pairs
-    for the per-pair ones (mc, CKA), independently, each among the cell's finite values.
-    """
-    flat_codes = phase_codes.reshape(-1)
-    confidence = np.full(flat_codes.shape, np.nan)
-    if resamples > 0:
-        rng = np.random.default_rng(seed)
-        sources = [
-            _cells_by_samples(dataset[EIGENVALUE], "seed"),
-            _cells_by_samples(dataset[CONNECTIVITY], "pair"),
-            _cells_by_samples(dataset[CKA], "pair"),
-            _cells_by_samples(dataset[DIVERGED], "seed"),
-        ]
-        agree = np.zeros(flat_codes.shape)
-        # Chunks bound the memory of the (resamples, cells, samples) draws on large grids.
-        chunk = max(1, 2_000_000 // max(1, flat_codes.size * max(s.shape[1] for s in sources)))
-        for start in range(0, resamples, chunk):
-            size = min(chunk, resamples - start)
-            means = [_bootstrap_means(values, rng, size) for values in sources]
-            codes = decide_phase(*means, **thresholds)
-            agree += (codes == flat_codes[None, :]).sum(axis=0)
-        confidence = agree / resamples
-    confidence[flat_codes == _CODE["unknown"]] = np.nan
-    return confidence.reshape(phase_codes.shape)
+def _momentum(dataset: xr.Dataset) -> float:
+    try:
+        return float(json.loads(dataset.attrs["config"])["train"]["momentum"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(
+            "sharpness_threshold 'stability' needs the SGD momentum (train.momentum) from the dataset's "
+            "'config' attribute, which this dataset lacks; build it with `lltax merge` / `lltax aggregate`, "
+            "or set classify.sharpness_threshold to a number"
+        ) from e
 
 
 # ---------------------------------------------------------------------------------------------
 # classify
 
 
-def _setting(value: Any, name: str, allowed: str, in_range) -> float | None:
-    """None for 'auto', else the number, checked against its range (``allowed`` describes it)."""
-    if value == "auto":
-        return None
+def _choice(value: Any, name: str, words: tuple[str, ...], allowed: str, in_range) -> str | float:
+    if isinstance(value, str) and value in words:
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not in_range(value):
-        raise ValueError(f"classify setting {name!r} must be 'auto' or a number {allowed}, got {value!r}")
+        raise ValueError(f"classify setting {name!r} must be one of {list(words)} or a number {allowed}, got {value!r}")
     return float(value)
 
 
-def classify(
-    dataset: xr.Dataset,
-    *,
-    sharpness_threshold: float | str = "auto",
-    connectivity_threshold: float | str = "auto",
-    cka_threshold: float | str = "auto",
-    resamples: int = 200,
-    seed: int = 0,
-) -> xr.Dataset:
+def _check_settings(settings: dict) -> dict:
+    unknown = sorted(set(settings) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown classify setting(s) {unknown}; allowed: {sorted(DEFAULTS)}")
+    s = {**DEFAULTS, **settings}
+    s["sharpness_threshold"] = _choice(s["sharpness_threshold"], "sharpness_threshold", ("stability", "grid"), "> 0", lambda v: v > 0)
+    s["connectivity_threshold"] = _choice(s["connectivity_threshold"], "connectivity_threshold", ("grid",), ">= 0", lambda v: v >= 0)
+    s["cka_threshold"] = _choice(s["cka_threshold"], "cka_threshold", ("grid",), "in [0, 1]", lambda v: 0 <= v <= 1)
+    ratio, alpha, min_samples = s["sharpness_ratio"], s["significance"], s["min_samples"]
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not (math.isfinite(ratio) and ratio > 0):
+        raise ValueError(f"classify setting 'sharpness_ratio' must be a number > 0, got {ratio!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
+        raise ValueError(f"classify setting 'significance' must be a number in (0, 1), got {alpha!r}")
+    if isinstance(min_samples, bool) or not isinstance(min_samples, int) or min_samples < 2:
+        raise ValueError(f"classify setting 'min_samples' must be an integer >= 2, got {min_samples!r}")
+    return s
+
+
+def classify(dataset: xr.Dataset, **settings: Any) -> xr.Dataset:
     """Phases of every grid cell of a contract dataset.
 
     Parameters
     ----------
     dataset
         The merged dataset (``lltax.dataset``), with at least hessian_top_eigenvalue,
-        mode_connectivity, cka and diverged.
-    sharpness_threshold, connectivity_threshold, cka_threshold
-        A number, or "auto" for the two-means default derived from the grid (module docstring).
-    resamples
-        Bootstrap resamples for ``phase_confidence`` (0: confidence is NaN).
-    seed
-        Seed of the bootstrap.
+        mode_connectivity, cka and diverged, and the resolved config in ``attrs["config"]``
+        (for the momentum of the stability limit).
+    **settings
+        The ``classify`` config section (module docstring; schema defaults for keys left out):
+        ``sharpness_threshold`` ("stability", "grid" or an eigenvalue), ``sharpness_ratio``,
+        ``connectivity_threshold`` (pp of training error, or "grid"), ``significance``,
+        ``cka_threshold`` (or "grid"), ``min_samples``.
 
     Returns
     -------
-    The input dataset plus ``<var>_mean``/``<var>_std`` per variable, ``phase`` (strings of
-    PHASES, over the grid axes) and ``phase_confidence``; attributes hold the thresholds used,
-    a note per threshold (auto or set) and the settings (``classify_settings``).
+    The input dataset plus ``<var>_mean``/``<var>_std`` per variable and, over the grid axes:
+    ``phase`` (strings of PHASES), ``phase_confidence``, ``phase_reason``, the per-decision
+    agreements, and ``sharpness_threshold`` (per cell); attributes hold the criteria and settings.
     """
     missing = [name for name in (EIGENVALUE, CONNECTIVITY, CKA, DIVERGED) if name not in dataset]
     if missing:
         raise ValueError(f"dataset lacks variables {missing}; build it with `lltax aggregate` / `lltax merge`")
-    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 0:
-        raise ValueError(f"classify setting 'resamples' must be an integer >= 0, got {resamples!r}")
-    settings = {
-        "sharpness_threshold": sharpness_threshold,
-        "connectivity_threshold": connectivity_threshold,
-        "cka_threshold": cka_threshold,
-        "resamples": resamples,
-        "seed": seed,
-    }
+    s = _check_settings(settings)
     reductions = cell_reductions(dataset)
-    means = {name: reductions[f"{name}_mean"].transpose(*AXES).values for name in (EIGENVALUE, CONNECTIVITY, CKA, DIVERGED)}
-    alive = ~(means[DIVERGED] > 0.5)
+    grid_shape = tuple(dataset.sizes[axis] for axis in AXES)
+    eigenvalues = [Estimate.of(row) for row in _samples(dataset[EIGENVALUE], "seed")]
+    connectivity = [Estimate.of(row) for row in _samples(dataset[CONNECTIVITY], "pair")]
+    ckas = [Estimate.of(row) for row in _samples(dataset[CKA], "pair")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        diverged = np.nanmean(_samples(dataset[DIVERGED], "seed"), axis=1)
+    alive = ~(diverged > 0.5)
+    criteria = {}
 
-    thresholds, notes = {}, {}
-    value = _setting(sharpness_threshold, "sharpness_threshold", "> 0", lambda v: v > 0)
-    thresholds["sharpness_threshold"], notes["sharpness_threshold"] = (
-        auto_sharpness_threshold(means[EIGENVALUE][alive]) if value is None else (value, "set")
-    )
-    value = _setting(connectivity_threshold, "connectivity_threshold", "", lambda v: True)
-    thresholds["connectivity_threshold"], notes["connectivity_threshold"] = (
-        auto_connectivity_threshold(means[CONNECTIVITY][alive]) if value is None else (value, "set")
-    )
-    value = _setting(cka_threshold, "cka_threshold", "in [0, 1]", lambda v: 0 <= v <= 1)
-    if value is None:
-        with np.errstate(invalid="ignore"):
-            flat_connected = (
-                alive
-                & (means[EIGENVALUE] <= thresholds["sharpness_threshold"])
-                & (means[CONNECTIVITY] >= -thresholds["connectivity_threshold"])
-            )
-        thresholds["cka_threshold"], notes["cka_threshold"] = auto_cka_threshold(means[CKA], flat_connected)
+    # Sharpness threshold per cell.
+    learning_rate = xr.broadcast(dataset["learning_rate"], dataset[EIGENVALUE].isel(seed=0, drop=True))[0]
+    learning_rate = learning_rate.transpose(*AXES).values.reshape(-1)
+    if s["sharpness_threshold"] == "stability":
+        momentum = _momentum(dataset)
+        sharpness = s["sharpness_ratio"] * stability_limit(learning_rate, momentum)
+        criteria["sharpness"] = (
+            f"sharp: top eigenvalue > {s['sharpness_ratio']:g} x 2(1 + momentum)/learning_rate "
+            f"(momentum {momentum:g}; the optimizer's stability limit)"
+        )
+    elif s["sharpness_threshold"] == "grid":
+        means = np.array([e.mean for e in eigenvalues])
+        value, note = _grid_split(means[alive], log_scale=True, what="log10 cell-mean top eigenvalues")
+        sharpness = np.full(len(eigenvalues), value)
+        criteria["sharpness"] = f"sharp: top eigenvalue > {value:.3g} ({note})"
     else:
-        thresholds["cka_threshold"], notes["cka_threshold"] = value, "set"
-    for name, threshold in thresholds.items():
-        if not math.isfinite(threshold):
-            log.warning("%s could not be derived (%s); cells it decides are 'unknown'; set classify.%s", name, notes[name], name)
+        sharpness = np.full(len(eigenvalues), s["sharpness_threshold"])
+        criteria["sharpness"] = f"sharp: top eigenvalue > {s['sharpness_threshold']:g} (set)"
 
-    codes = decide_phase(*(means[n] for n in (EIGENVALUE, CONNECTIVITY, CKA, DIVERGED)), **thresholds)
-    confidence = bootstrap_confidence(dataset, codes, thresholds, resamples, seed)
+    if s["connectivity_threshold"] == "grid":
+        barriers = -np.array([e.mean for e in connectivity])[alive]
+        barriers = barriers[np.isfinite(barriers) & (barriers > 0)]
+        if len(barriers):
+            barriers = barriers[barriers > 1e-9 * barriers.max()]  # round-off of mc = 0 would drag the split
+        floor, note = _grid_split(barriers, log_scale=True, what="log10 barrier heights -mc") if len(barriers) else (0.0, "grid: no barrier in the grid")
+    else:
+        floor, note = s["connectivity_threshold"], "set"
+    criteria["connectivity"] = (
+        f"barrier: mc < -{floor:.3g} pp ({note}) and, with 2+ curves, significantly below 0 "
+        f"(one-sided t-test, level {s['significance']:g})"
+    )
+
+    # The CKA threshold only matters for flat, connected cells; "grid" splits over exactly those.
+    if s["cka_threshold"] == "grid":
+        decided = [
+            decide_cell(e, m, c, d, sharpness_threshold=t, connectivity_threshold=floor, cka_threshold=0.0,
+                        significance=s["significance"], min_samples=s["min_samples"]).phase
+            for e, m, c, d, t in zip(eigenvalues, connectivity, ckas, diverged, sharpness)
+        ]
+        candidates = [c.mean for c, phase in zip(ckas, decided) if phase.startswith("IV")]
+        cka_threshold, note = _grid_split(np.array(candidates), log_scale=False, what="cell-mean CKA of the flat, connected cells")
+    else:
+        cka_threshold, note = s["cka_threshold"], "set"
+    criteria["cka"] = f"IV-B: CKA >= {cka_threshold:.3g} ({note})"
+
+    cells = [
+        decide_cell(e, m, c, d, sharpness_threshold=t, connectivity_threshold=floor, cka_threshold=cka_threshold,
+                    significance=s["significance"], min_samples=s["min_samples"])
+        for e, m, c, d, t in zip(eigenvalues, connectivity, ckas, diverged, sharpness)
+    ]
 
     grid_coords = {axis: dataset[axis] for axis in AXES}
+
+    def grid_variable(values, long_name: str, units: str = "", dtype=None) -> xr.DataArray:
+        array = np.asarray(values, dtype=dtype).reshape(grid_shape)
+        return xr.DataArray(array, dims=AXES, coords=grid_coords, attrs={"units": units, "long_name": long_name})
+
     phases = dataset.copy()
     for name, variable in reductions.items():
         phases[name] = variable
-    phases["phase"] = xr.DataArray(
-        np.asarray(PHASES, dtype="<U8")[codes],
-        dims=AXES,
-        coords=grid_coords,
-        attrs={"units": "", "long_name": "loss-landscape phase (Yang et al. 2021)", "phase_values": " ".join(PHASES)},
+    phases["phase"] = grid_variable([c.phase for c in cells], "loss-landscape phase (Yang et al. 2021)", dtype="<U8")
+    phases["phase"].attrs["phase_values"] = " ".join(PHASES)
+    phases["phase_confidence"] = grid_variable(
+        [c.confidence for c in cells], "predicted probability that a replicate (new seeds, as many samples) gets the same phase", "1", float
     )
-    phases["phase_confidence"] = xr.DataArray(
-        confidence,
-        dims=AXES,
-        coords=grid_coords,
-        attrs={"units": "1", "long_name": "share of bootstrap resamples over seeds/pairs giving the same phase"},
-    )
-    for name, threshold in thresholds.items():
-        phases.attrs[name] = float(threshold)
-        phases.attrs[f"{name}_source"] = notes[name]
-    phases.attrs["classify_settings"] = canonical_json(settings)
+    phases["phase_reason"] = grid_variable([c.reason for c in cells], "the measurements and thresholds that gave the phase", dtype=str)
+    phases["sharpness_threshold"] = grid_variable(sharpness, "top Hessian eigenvalue above which the cell is sharp", "1", float)
+    for name, what in (("sharp", "sharp/flat"), ("connected", "barrier/connected"), ("cka", "IV-A/IV-B")):
+        phases[f"{name}_agreement"] = grid_variable(
+            [getattr(c, f"{name}_agreement") for c in cells], f"predicted probability that a replicate makes the same {what} decision", "1", float
+        )
+    phases.attrs["connectivity_threshold"] = float(floor)
+    phases.attrs["cka_threshold"] = float(cka_threshold)
+    phases.attrs["criteria"] = json.dumps(criteria)
+    phases.attrs["classify_settings"] = canonical_json(s)
+    for name in ("sharpness", "connectivity", "cka"):
+        if "grid:" in criteria[name] and "nan" in criteria[name].split(" (")[0]:
+            log.warning("the grid-relative %s threshold could not be derived (%s); cells it decides are 'unknown'", name, criteria[name])
     return phases
 
 
@@ -373,10 +453,13 @@ def _run_classify(args: argparse.Namespace) -> int:
     from lltax.config import parse_settings
 
     phases = classify(read_dataset(args.dataset), **parse_settings(args.settings, "classify"))
-    for name in ("sharpness_threshold", "connectivity_threshold", "cka_threshold"):
-        print(f"{name} = {phases.attrs[name]:.6g}  ({phases.attrs[name + '_source']})")
+    for name, text in json.loads(phases.attrs["criteria"]).items():
+        print(f"{name}: {text}")
     counts = {p: int((phases["phase"].values == p).sum()) for p in PHASES}
     print("cells per phase: " + ", ".join(f"{p}: {n}" for p, n in counts.items() if n))
+    thin = sum("thin evidence" in reason for reason in phases["phase_reason"].values.ravel().tolist())
+    if thin:
+        print(f"{thin} cells have thin evidence (too few samples for a measured spread): no confidence")
     write_dataset(phases, args.phases)
     log.info("wrote %s", args.phases)
     return 0

@@ -48,12 +48,12 @@ PHASE_COLORS = {
 }
 PHASE_MEANINGS = {
     "I": "sharp, poorly connected",
-    "II": "sharp, connected (mc ≥ -threshold)",
+    "II": "sharp, connected (no significant barrier)",
     "III": "flat, poorly connected",
     "IV-A": "flat, connected, low CKA",
     "IV-B": "flat, connected, high CKA",
     "diverged": "training diverged",
-    "unknown": "metrics missing",
+    "unknown": "undecided or metrics missing",
 }
 # Short text drawn inside cells.
 PHASE_CELL_TEXT = {"diverged": "×", "unknown": "?"}
@@ -232,7 +232,7 @@ def cell_edges(count: int) -> np.ndarray:
 def shade(color: str, confidence: float) -> np.ndarray:
     """RGB of ``color`` blended with white: full colour at confidence 1, 30 % at confidence 0.
 
-    A NaN confidence (nothing to bootstrap) is drawn at full colour.
+    A NaN confidence (thin evidence: too few samples to measure one) is drawn at full colour.
     """
     strength = 1.0 if not np.isfinite(confidence) else 0.3 + 0.7 * float(np.clip(confidence, 0.0, 1.0))
     return 1.0 - strength * (1.0 - np.asarray(to_rgb(color)))

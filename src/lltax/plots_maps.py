@@ -53,13 +53,13 @@ class PanelMetric(NamedTuple):
 
 # The panels of Yang et al. 2021, Figure 2. Losses, Hessian metrics and distances span decades:
 # log colour scales. Mode connectivity changes sign at the phase boundary: a diverging map
-# centred on 0 (red = barrier, mc < 0; blue = mc > 0).
+# centred on 0, coloured as in the paper (blue = barrier, mc < 0; red = mc > 0).
 PANEL_METRICS = (
     PanelMetric("test_acc", "test accuracy", "linear", "viridis"),
     PanelMetric("train_loss", "training loss", "log", "viridis"),
     PanelMetric("hessian_top_eigenvalue", r"Hessian top eigenvalue $\lambda_{\max}$", "log", "magma"),
     PanelMetric("hessian_trace", "Hessian trace", "log", "magma"),
-    PanelMetric("mode_connectivity", "mode connectivity mc", "centered", "RdBu"),
+    PanelMetric("mode_connectivity", "mode connectivity mc", "centered", "RdBu_r"),
     PanelMetric("cka", "CKA", "linear", "viridis"),
     PanelMetric("l2_distance", r"$\ell_2$ distance", "log", "viridis"),
 )
@@ -111,11 +111,13 @@ def draw_phase_map(ax, phase_table: np.ndarray, confidence_table: np.ndarray, *,
         for (row, column), phase in np.ndenumerate(phase_table):
             color = phase_text_color(phase)
             confidence = confidence_table[row, column]
-            if phase in PHASE_CELL_TEXT or not np.isfinite(confidence):
-                ax.text(column, row, PHASE_CELL_TEXT.get(phase, phase), ha="center", va="center", fontsize=fontsize, color=color)
+            if phase in PHASE_CELL_TEXT:
+                ax.text(column, row, PHASE_CELL_TEXT[phase], ha="center", va="center", fontsize=fontsize, color=color)
                 continue
+            # No confidence on a labelled cell: too few samples to measure a spread (phases.py).
+            below = f"{confidence:.2f}" if np.isfinite(confidence) else "thin"
             ax.text(column, row, phase, ha="center", va="bottom", fontsize=fontsize, color=color)
-            ax.text(column, row, f"{confidence:.2f}", ha="center", va="top", fontsize=0.75 * fontsize, color=color, alpha=0.75)
+            ax.text(column, row, below, ha="center", va="top", fontsize=0.75 * fontsize, color=color, alpha=0.75)
     else:
         for phase, cells in labelled_regions(phase_table):
             row, column = region_anchor(cells)
@@ -195,7 +197,11 @@ def panels_figure(dataset: xr.Dataset, phases: xr.Dataset, *, x: str = "width", 
 
 
 def thresholds_text(phases: xr.Dataset) -> str:
-    """The classification thresholds stored as attributes of phases.nc, as one line of text."""
+    """The classification thresholds of phases.nc, as one line of text.
+
+    The sharpness threshold is per cell (the stability limit follows the learning rate): one
+    value when all cells share it, else its range.
+    """
 
     def value(key: str) -> str:
         number = phases.attrs.get(key)
@@ -206,16 +212,20 @@ def thresholds_text(phases: xr.Dataset) -> str:
         except (TypeError, ValueError):
             return str(number)
 
-    connectivity = value("connectivity_threshold")
+    if "sharpness_threshold" in phases.data_vars:
+        limits = np.unique(phases["sharpness_threshold"].values[np.isfinite(phases["sharpness_threshold"].values)])
+        sharpness = "n/a" if not len(limits) else f"{limits[0]:.3g}" if len(limits) == 1 else f"{limits[0]:.3g}–{limits[-1]:.3g} (per learning rate)"
+    else:
+        sharpness = value("sharpness_threshold")
     return (
-        rf"sharp: $\lambda_{{\max}}$ > {value('sharpness_threshold')};  "
-        f"poorly connected (I, III): mc < -{connectivity}; else connected (II, IV);  "
+        rf"sharp: $\lambda_{{\max}}$ > {sharpness};  "
+        f"barrier (I, III): mc < -{value('connectivity_threshold')}; else connected (II, IV);  "
         f"IV-B: CKA ≥ {value('cka_threshold')}"
     )
 
 
 def phases_figure(phases: xr.Dataset, *, x: str = "width", y: str = "batch_size") -> Figure:
-    """The phase map alone, large: phase and bootstrap confidence in every cell, thresholds on top."""
+    """The phase map alone, large: phase and confidence in every cell, thresholds on top."""
     check_axes(phases, phases, x, y)
     x_values, y_values = axis_values(phases, x), axis_values(phases, y)
     panels = selections(phases, varying_axes(phases, (x, y)))
@@ -240,7 +250,7 @@ def phases_figure(phases: xr.Dataset, *, x: str = "width", y: str = "batch_size"
         ax.set_visible(False)
     set_title_lines(
         figure,
-        ["Phases (Yang et al. 2021); in each cell: phase and bootstrap confidence (paler = less confident)", thresholds_text(phases), fixed_axes_text(phases)],
+        ["Phases (Yang et al. 2021); in each cell: phase and confidence = predicted replicate agreement (paler = less confident; thin = too few samples)", thresholds_text(phases), fixed_axes_text(phases)],
     )
     figure.legend(handles=_phase_legend_handles(present, with_missing=False), loc="outside right center", fontsize=9, frameon=False)
     return figure
