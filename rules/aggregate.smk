@@ -19,6 +19,7 @@ rule aggregate:
         results=lambda wildcards, output: Path(output[0]).parent.parent,
     wildcard_constraints:
         metric="|".join(METRICS),
+    threads: 1
     log:
         f"{RESULTS}/logs/aggregate/{{metric}}.log",
     benchmark:
@@ -27,7 +28,7 @@ rule aggregate:
         "../envs/lltax.yaml"
     shell:
         "lltax aggregate-metric {wildcards.metric} --results-dir {params.results:q}"
-        " --config-json {params.config:q} --out {output:q} > {log} 2>&1"
+        " --config-json {params.config:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule merge:
@@ -39,6 +40,7 @@ rule merge:
     params:
         # The resolved config stored in the dataset: everything that shaped its numbers.
         config=canonical_json({k: v for k, v in CONFIG.items() if k not in ("classify", "plots", "landscape")}),
+    threads: 1
     log:
         f"{RESULTS}/logs/merge.log",
     benchmark:
@@ -46,7 +48,7 @@ rule merge:
     conda:
         "../envs/lltax.yaml"
     shell:
-        "lltax merge --inputs {input.tables:q} --config-json {params.config:q} --out {output:q} > {log} 2>&1"
+        "lltax merge --inputs {input.tables:q} --config-json {params.config:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule classify:
@@ -57,6 +59,7 @@ rule classify:
         f"{RESULTS}/phases.nc",
     params:
         settings=section("classify"),
+    threads: 1
     log:
         f"{RESULTS}/logs/classify.log",
     benchmark:
@@ -64,7 +67,7 @@ rule classify:
     conda:
         "../envs/lltax.yaml"
     shell:
-        "lltax classify {input.dataset:q} {output:q} --settings {params.settings:q} > {log} 2>&1"
+        "lltax classify {input.dataset:q} {output:q} --settings {params.settings:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule plots:
@@ -80,6 +83,7 @@ rule plots:
     params:
         settings=section("plots"),
         out_dir=lambda wildcards, output: Path(output.panels).parent,
+    threads: 1
     log:
         f"{RESULTS}/logs/plots.log",
     benchmark:
@@ -88,4 +92,4 @@ rule plots:
         "../envs/lltax.yaml"
     shell:
         "lltax plot --dataset {input.dataset:q} --phases {input.phases:q} --settings {params.settings:q}"
-        " --out-dir {params.out_dir:q} > {log} 2>&1"
+        " --out-dir {params.out_dir:q} --threads {threads} > {log:q} 2>&1"

@@ -10,6 +10,9 @@ CONFIG = validate_config(config)
 RESULTS = f"{CONFIG['results_dir']}/{CONFIG['experiment']}"
 CELLS = [cell_path(cell) for cell in expand_grid(CONFIG["grid"])]
 SEEDS = CONFIG["seeds"]
+# Threads of every torch job: declared as the rule's `threads:` and passed to the job, which
+# pins torch to it (results depend on the thread count, not on the caller's environment).
+THREADS = CONFIG["threads"]
 CURVE_PAIRS = seed_pairs(SEEDS, CONFIG["curves"]["pairs"]) if CONFIG["curves"]["enabled"] else []
 SRC = Path(workflow.basedir) / "src" / "lltax"
 # GPU jobs request `resources: gpu=1`. `auto` counts the GPUs of the machine that builds the

@@ -16,6 +16,7 @@ rule curve_fit:
         device=CONFIG["device"],
     resources:
         gpu=1 if USE_GPU else 0,
+    threads: THREADS
     log:
         f"{RESULTS}/logs/curve_fit/{{cell}}/pair={{a}}-{{b}}.log",
     benchmark:
@@ -25,7 +26,7 @@ rule curve_fit:
     shell:
         "lltax curve-fit --checkpoints {input.checkpoint_a:q} {input.checkpoint_b:q}"
         " --settings {params.settings:q} --data-dir {params.data_dir:q} --device {params.device}"
-        " --out {output:q} > {log} 2>&1"
+        " --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule curve_eval:
@@ -40,6 +41,7 @@ rule curve_eval:
         device=CONFIG["device"],
     resources:
         gpu=1 if USE_GPU else 0,
+    threads: THREADS
     log:
         f"{RESULTS}/logs/curve_eval/{{cell}}/pair={{a}}-{{b}}.log",
     benchmark:
@@ -48,4 +50,4 @@ rule curve_eval:
         "../envs/lltax.yaml"
     shell:
         "lltax curve-eval --curve {input.curve:q} --settings {params.settings:q}"
-        " --data-dir {params.data_dir:q} --device {params.device} --out {output:q} > {log} 2>&1"
+        " --data-dir {params.data_dir:q} --device {params.device} --out {output:q} --threads {threads} > {log:q} 2>&1"

@@ -19,6 +19,7 @@ rule landscape:
         device=CONFIG["device"],
     resources:
         gpu=1 if USE_GPU else 0,
+    threads: THREADS
     log:
         f"{RESULTS}/logs/landscape/{{cell}}.log",
     benchmark:
@@ -28,4 +29,4 @@ rule landscape:
     shell:
         "lltax landscape --checkpoints {input.checkpoints:q}"
         " --settings {params.settings:q} --data-dir {params.data_dir:q} --device {params.device}"
-        " --out {output.data:q} --figure {output.figure:q} > {log} 2>&1"
+        " --out {output.data:q} --figure {output.figure:q} --threads {threads} > {log:q} 2>&1"

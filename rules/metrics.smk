@@ -14,6 +14,7 @@ rule evaluate:
         device=CONFIG["device"],
     resources:
         gpu=1 if USE_GPU else 0,
+    threads: THREADS
     log:
         f"{RESULTS}/logs/evaluate/{{cell}}/seed={{seed}}.log",
     benchmark:
@@ -22,7 +23,7 @@ rule evaluate:
         "../envs/lltax.yaml"
     shell:
         "lltax evaluate --checkpoint {input.checkpoint:q} --settings {params.settings:q}"
-        " --data-dir {params.data_dir:q} --device {params.device} --out {output:q} > {log} 2>&1"
+        " --data-dir {params.data_dir:q} --device {params.device} --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule hessian:
@@ -37,6 +38,7 @@ rule hessian:
         device=CONFIG["device"],
     resources:
         gpu=1 if USE_GPU else 0,
+    threads: THREADS
     log:
         f"{RESULTS}/logs/hessian/{{cell}}/seed={{seed}}.log",
     benchmark:
@@ -45,7 +47,7 @@ rule hessian:
         "../envs/lltax.yaml"
     shell:
         "lltax hessian --checkpoint {input.checkpoint:q} --settings {params.settings:q}"
-        " --data-dir {params.data_dir:q} --device {params.device} --out {output:q} > {log} 2>&1"
+        " --data-dir {params.data_dir:q} --device {params.device} --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule cka:
@@ -60,6 +62,7 @@ rule cka:
         device=CONFIG["device"],
     resources:
         gpu=1 if USE_GPU else 0,
+    threads: THREADS
     log:
         f"{RESULTS}/logs/cka/{{cell}}.log",
     benchmark:
@@ -68,7 +71,7 @@ rule cka:
         "../envs/lltax.yaml"
     shell:
         "lltax cka --checkpoints {input.checkpoints:q} --settings {params.settings:q}"
-        " --data-dir {params.data_dir:q} --device {params.device} --out {output:q} > {log} 2>&1"
+        " --data-dir {params.data_dir:q} --device {params.device} --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule distance:
@@ -79,6 +82,7 @@ rule distance:
         f"{RESULTS}/{{cell}}/distance.json",
     params:
         settings=section("distance"),
+    threads: THREADS
     log:
         f"{RESULTS}/logs/distance/{{cell}}.log",
     benchmark:
@@ -87,4 +91,4 @@ rule distance:
         "../envs/lltax.yaml"
     shell:
         "lltax distance --checkpoints {input.checkpoints:q} --settings {params.settings:q}"
-        " --out {output:q} > {log} 2>&1"
+        " --out {output:q} --threads {threads} > {log:q} 2>&1"

@@ -13,6 +13,7 @@ rule train:
         out_dir=lambda wildcards, output: Path(output.model).parent,
     resources:
         gpu=1 if USE_GPU else 0,
+    threads: THREADS
     log:
         f"{RESULTS}/logs/train/{{cell}}/seed={{seed}}.log",
     benchmark:
@@ -20,6 +21,6 @@ rule train:
     conda:
         "../envs/lltax.yaml"
     shell:
-        "lltax train --cell {wildcards.cell} --seed {wildcards.seed} --dataset {params.dataset:q}"
+        "lltax train --cell {wildcards.cell:q} --seed {wildcards.seed} --dataset {params.dataset:q}"
         " --model {params.model} --settings {params.settings:q} --data-dir {params.data_dir:q}"
-        " --device {params.device} --out-dir {params.out_dir:q} > {log} 2>&1"
+        " --device {params.device} --out-dir {params.out_dir:q} --threads {threads} > {log:q} 2>&1"

@@ -434,3 +434,15 @@ def test_registered_in_the_lltax_command():
     from lltax.cli import COMMAND_MODULES
 
     assert "lltax.metrics.curves" in COMMAND_MODULES
+
+
+def test_curve_epochs_scale_with_the_data_fraction_to_keep_the_steps():
+    from lltax.metrics.curves import curve_epochs
+
+    assert curve_epochs(50, False, 0.3) == 50
+    assert curve_epochs(50, True, 1.0) == 50
+    assert curve_epochs(50, True, 0.5) == 100  # the reference code: int(10 / 0.5) * 5
+    assert curve_epochs(50, True, 0.1) == 500  # int(10 / 0.1) * 5
+    # steps per epoch scale with the fraction, so epochs x fraction stays ~ constant
+    for fraction in (0.3, 0.7, 0.05):
+        assert abs(curve_epochs(50, True, fraction) * fraction - 50) <= 0.5 * fraction

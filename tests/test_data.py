@@ -18,6 +18,7 @@ from lltax.data import (
     NORMALIZATION,
     augment_batch,
     corrupt_labels,
+    redraw_labels,
     load_dataset,
     mixup_batches,
     mnist1d_cache_path,
@@ -509,3 +510,32 @@ def test_cuda_tensors_match_the_cpu_ones(mnist1d_root):
     mixed = mixup_batches(on_gpu.x_train, 100, 32, 16.0, seed=0)
     assert mixed.is_cuda
     torch.testing.assert_close(mixed.cpu(), mixup_batches(on_cpu.x_train, 100, 32, 16.0, seed=0))
+
+
+def test_paper_label_noise_redraws_over_all_classes_with_probability_p():
+    num_classes, total = 10, 40000
+    labels = torch.arange(total) % num_classes
+    noisy = redraw_labels(labels, 0.2, num_classes)
+    # A label is redrawn with p = 0.2 and lands on a wrong class 9/10 of the time: 18 % wrong.
+    wrong = (noisy != labels).float().mean().item()
+    sd = (0.18 * 0.82 / total) ** 0.5
+    assert abs(wrong - 0.18) < 5 * sd
+    # p = 1: labels independent of the inputs, still 1/C right by chance.
+    everything = redraw_labels(labels, 1.0, num_classes)
+    assert abs((everything == labels).float().mean().item() - 0.1) < 5 * (0.09 / total) ** 0.5
+    # Fixed and nested: whatever is wrong at 0.2 is wrong, with the same label, at 0.5.
+    higher = redraw_labels(labels, 0.5, num_classes)
+    changed = noisy != labels
+    assert torch.equal(higher[changed], noisy[changed])
+    assert torch.equal(redraw_labels(labels, 0.2, num_classes), noisy)
+    with pytest.raises(ValueError, match="label_noise"):
+        redraw_labels(labels, 1.5, num_classes)
+
+
+def test_dataset_label_noise_mode_paper(mnist1d_root):
+    root, _ = mnist1d_root
+    paper = load_dataset("mnist1d", root, label_noise=1.0, label_noise_mode="paper")
+    wrong = (paper.y_train != paper.y_train_clean).float().mean().item()
+    assert 0.85 < wrong < 0.95  # 90 % expected on 4000 samples
+    with pytest.raises(ValueError, match="label_noise_mode"):
+        load_dataset("mnist1d", root, label_noise=0.1, label_noise_mode="approximate")

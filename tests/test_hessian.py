@@ -388,3 +388,19 @@ def test_cli_rejects_bad_settings(tmp_path):
     with pytest.raises(ValueError, match="hessian.backend"):
         run_command(["hessian", "--checkpoint", str(tmp_path / "model.pt"), "--settings", '{"backend": "scipy"}', "--out", str(tmp_path / "h.json")])
     assert not (tmp_path / "h.json").exists()
+
+
+def test_hessian_sample_shared_or_per_seed():
+    from lltax.config import parse_settings
+    from lltax.metrics.hessian import sample_seed, sample_training_data
+
+    shared = parse_settings("{}", "hessian")
+    assert shared["sample"] == "shared"
+    assert sample_seed(shared, 0) == sample_seed(shared, 3) == shared["seed"]
+    per_seed = parse_settings('{"sample": "per_seed"}', "hessian")
+    seeds = [sample_seed(per_seed, s) for s in range(4)]
+    assert len(set(seeds)) == 4 and seeds == [sample_seed(per_seed, s) for s in range(4)]  # distinct, fixed
+    x, y = torch.arange(100.0)[:, None], torch.arange(100) % 3
+    a, _ = sample_training_data(x, y, 20, seeds[0])
+    b, _ = sample_training_data(x, y, 20, seeds[1])
+    assert not torch.equal(a, b)

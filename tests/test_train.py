@@ -57,6 +57,9 @@ def test_step_schedule():
     schedule = dict(learning_rate=0.1, epochs=100, lr_schedule="step", lr_decay_at=0.75, lr_decay_factor=0.1)
     assert learning_rate_at(74, **schedule) == 0.1
     assert learning_rate_at(75, **schedule) == pytest.approx(0.01)
+    # epoch >= 0.75 * epochs on the unrounded product (reference code): 10 epochs decay from epoch 8, not 7.
+    ten = {**schedule, "epochs": 10}
+    assert [learning_rate_at(e, **ten) for e in range(10)] == pytest.approx([0.1] * 8 + [0.01] * 2)
     assert learning_rate_at(99, **{**schedule, "lr_schedule": "constant"}) == 0.1
     result = train(epochs=4, lr_schedule="step", lr_decay_at=0.5, lr_decay_factor=0.1)
     assert [h["lr"] for h in result.history] == pytest.approx([0.1, 0.1, 0.01, 0.01])
@@ -66,6 +69,23 @@ def test_best_train_loss_checkpoint_is_the_lowest_epoch():
     result = train(epochs=6, checkpoint="best_train_loss", learning_rate=0.5)
     losses = [h["train_loss"] for h in result.history]
     assert result.checkpoint_epoch == 1 + losses.index(min(losses))
+
+
+def test_early_stopping_stops_after_patience_and_keeps_the_last_improvement():
+    full = train(epochs=12, learning_rate=0.05)
+    losses = [h["train_loss"] for h in full.history]
+    # With min_delta larger than any epoch's gain, the first epoch is the only improvement.
+    result = train(epochs=12, learning_rate=0.05, checkpoint="early_stopping", patience=3, min_delta=10.0)
+    assert len(result.history) == 4 and result.checkpoint_epoch == 1
+    assert [h["train_loss"] for h in result.history] == losses[:4]  # the same run up to the stop
+    reference = train(epochs=1, learning_rate=0.05)
+    for a, b in zip(result.model.state_dict().values(), reference.model.state_dict().values()):
+        assert torch.equal(a, b)  # the kept model is epoch 1's
+    # min_delta 0: every decrease is an improvement; the kept epoch is one whose loss beat all before it.
+    result = train(epochs=12, learning_rate=0.05, checkpoint="early_stopping", patience=2, min_delta=0.0)
+    kept = result.checkpoint_epoch
+    assert losses[kept - 1] == min(losses[:kept])
+    assert len(result.history) == 12 or len(result.history) - kept == 2
 
 
 def test_partial_batch_dropped_and_too_large_batch_rejected():
@@ -85,7 +105,7 @@ def data_dir(tmp_path_factory):
 
 
 CELL = {"width": 2, "batch_size": 64, "label_noise": 0.1, "train_fraction": 0.1, "learning_rate": 0.05, "weight_decay": 0.0005}
-TRAIN = {"epochs": 2, "momentum": 0.9, "lr_schedule": "constant", "lr_decay_at": 0.75, "lr_decay_factor": 0.1, "checkpoint": "final", "eval_batch_size": 1000}
+TRAIN = {"epochs": 2, "momentum": 0.9, "lr_schedule": "constant", "lr_decay_at": 0.75, "lr_decay_factor": 0.1, "checkpoint": "final", "patience": 5, "min_delta": 0.0001, "eval_batch_size": 1000}
 DATASET = {"name": "mnist1d", "download": False, "augment": False}
 
 
@@ -128,3 +148,33 @@ def test_train_cli_matches_the_function(tmp_path, data_dir):
           "--settings", canonical_json(TRAIN), "--data-dir", str(data_dir), "--device", "cpu", "--out-dir", str(tmp_path / "cli")])
     run_job(tmp_path / "fn", data_dir)
     assert (tmp_path / "cli" / "model.pt").read_bytes() == (tmp_path / "fn" / "model.pt").read_bytes()
+
+
+def _cli_train(out_dir, data_dir, threads, env_threads):
+    import os
+    import subprocess
+    import sys
+
+    from lltax.config import canonical_json, cell_path
+
+    env = {**os.environ, "OMP_NUM_THREADS": env_threads, "MKL_NUM_THREADS": env_threads}
+    command = [sys.executable, "-m", "lltax.cli", "train", "--cell", cell_path(CELL), "--seed", "0", "--dataset", canonical_json(DATASET),
+               "--model", "resnet1d", "--settings", canonical_json(TRAIN), "--data-dir", str(data_dir), "--device", "cpu",
+               "--out-dir", str(out_dir)]
+    if threads is not None:
+        command += ["--threads", str(threads)]
+    subprocess.run(command, check=True, env=env, capture_output=True)
+    return json.loads((out_dir / "train.json").read_text())
+
+
+def test_separate_processes_give_byte_identical_checkpoints_whatever_the_environment(tmp_path, data_dir):
+    """The thread count comes from --threads (default 1), not from OMP_NUM_THREADS of the caller."""
+    first = _cli_train(tmp_path / "a", data_dir, None, "1")
+    second = _cli_train(tmp_path / "b", data_dir, 1, "2")
+    assert (tmp_path / "a" / "model.pt").read_bytes() == (tmp_path / "b" / "model.pt").read_bytes()
+    assert first["runtime"]["threads"] == second["runtime"]["threads"] == 1
+    assert first["runtime"]["interop_threads"] == 1 and first["runtime"]["deterministic_algorithms"] is True
+    two = _cli_train(tmp_path / "c", data_dir, 2, "1")
+    assert two["runtime"]["threads"] == 2
+    _, meta = load_checkpoint_file(tmp_path / "c" / "model.pt")
+    assert meta["runtime"]["threads"] == 2 and meta["runtime"]["cpu_capability"]

@@ -83,6 +83,7 @@ def load_cell_data(meta: dict[str, Any], device: torch.device | str = "cpu", dat
         train_fraction=meta["cell"]["train_fraction"],
         download=False,
         device=device,
+        label_noise_mode=dataset.get("label_noise_mode", "exact"),
     )
 
 

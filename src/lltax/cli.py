@@ -41,6 +41,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     modules = [COMMANDS[command]] if command in COMMANDS else COMMAND_MODULES
     for name in modules:
         importlib.import_module(name).add_cli(subparsers)
+    for subparser in subparsers.choices.values():
+        subparser.add_argument(
+            "--threads", type=int, default=1,
+            help="torch intra- and inter-op threads (default 1); results are reproducible for a fixed value",
+        )
     return parser
 
 
@@ -53,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     args = build_parser(command).parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if "torch" in sys.modules:  # a job that computes with torch: threads from the arguments, not the environment
+        from lltax.device import configure_torch
+
+        logging.getLogger("lltax").info("torch runtime: %s", configure_torch(args.threads))
     return int(args.func(args) or 0)
 
 

@@ -103,6 +103,12 @@ def validate_config(config: dict) -> dict:
         if len(set(values)) != len(values):
             raise ConfigError(f"config key 'grid.{axis}': repeated values in {config['grid'][axis]}")
         config["grid"][axis] = values
+    if config["dataset"]["label_noise_mode"] == "exact" and 1.0 in config["grid"]["label_noise"]:
+        index = config["grid"]["label_noise"].index(1.0)
+        raise ConfigError(
+            f"config key 'grid.label_noise.{index}': 1.0 would replace every label by a wrong class; exact mode allows [0, 1) "
+            "(dataset.label_noise_mode: paper allows 1.0: every label redrawn at random)"
+        )
     if isinstance(config["seeds"], int):
         config["seeds"] = list(range(config["seeds"]))
     points = [canonical_value(float(t)) for t in config["curves"]["points"]]

@@ -321,6 +321,32 @@ def corrupt_labels(labels: torch.Tensor, noise: float, num_classes: int, indices
     return selected
 
 
+def redraw_labels(labels: torch.Tensor, probability: float, num_classes: int, indices: torch.Tensor | None = None) -> torch.Tensor:
+    """Labels of ``labels[indices]``, each redrawn uniformly over ALL classes with ``probability``.
+
+    The reference code's label noise (``label_noise_mode: paper``): a redrawn label keeps its
+    true class 1/C of the time, so the expected fraction of wrong labels is p(1 - 1/C)
+    (0.2 -> 18 % on 10 classes), and p = 1 is allowed (labels independent of the inputs).
+    As in ``corrupt_labels`` the draws are fixed per sample of the full training set (seed
+    ``NOISE_SEED``): the same noisy labels for every training seed and width, and nested
+    across levels (a sample redrawn at p is redrawn, to the same class, at every p' > p).
+    """
+    if not 0.0 <= probability <= 1.0:
+        raise ValueError(f"label_noise must be in [0, 1] for label_noise_mode 'paper', got {probability!r}")
+    labels = labels.detach().cpu().to(torch.int64)
+    indices = torch.arange(len(labels)) if indices is None else indices.detach().cpu().to(torch.int64)
+    selected = labels[indices].clone()
+    state = np.random.RandomState(NOISE_SEED + 1)  # a stream of its own, fixed (NEP 19)
+    uniform = torch.from_numpy(state.random_sample(len(labels)))
+    classes = torch.from_numpy(state.randint(0, num_classes, size=len(labels)))
+    redrawn = uniform[indices] < probability
+    selected[redrawn] = classes[indices][redrawn]
+    return selected
+
+
+LABEL_NOISE_MODES = ("exact", "paper")
+
+
 def load_dataset(
     name: str,
     root: str | Path,
@@ -328,6 +354,7 @@ def load_dataset(
     train_fraction: float = 1.0,
     download: bool = False,
     device: torch.device | str = "cpu",
+    label_noise_mode: str = "exact",
 ) -> Dataset:
     """A cell's data: the fixed training subset with fixed noisy labels, and the clean test set.
 
@@ -339,13 +366,16 @@ def load_dataset(
         Data folder (config key ``data_dir``): where torchvision datasets are looked for and
         MNIST-1D is cached.
     label_noise : float
-        Fraction of the subset's training labels replaced by a different class, in [0, 1).
+        ``exact`` mode: fraction of the subset's training labels replaced by a different class,
+        in [0, 1). ``paper`` mode: probability that a label is redrawn over all classes, in [0, 1].
     train_fraction : float
         Fraction of the training set used, in (0, 1].
     download : bool
         Let torchvision download a missing dataset (needs network).
     device : torch.device or str
         Where the tensors are put.
+    label_noise_mode : str
+        ``exact`` (``corrupt_labels``) or ``paper`` (``redraw_labels``, the reference code's).
 
     Raises
     ------
@@ -358,7 +388,12 @@ def load_dataset(
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
     full = DATASETS[name](root, download=download)
     indices = subset_indices(len(full.y_train), train_fraction)
-    noisy = corrupt_labels(full.y_train, label_noise, full.num_classes, indices)
+    if label_noise_mode == "exact":
+        noisy = corrupt_labels(full.y_train, label_noise, full.num_classes, indices)
+    elif label_noise_mode == "paper":
+        noisy = redraw_labels(full.y_train, label_noise, full.num_classes, indices)
+    else:
+        raise ValueError(f"label_noise_mode must be one of {LABEL_NOISE_MODES}, got {label_noise_mode!r}")
     logger.info(
         "dataset %s: %d of %d training samples (fraction %s), %d labels noisy (noise %s), %d test samples",
         name, len(indices), len(full.y_train), train_fraction, int((noisy != full.y_train[indices]).sum()), label_noise, len(full.y_test),

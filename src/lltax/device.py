@@ -1,6 +1,8 @@
-"""Device selection: the config's ``device`` key (auto | cpu | cuda) to a torch.device."""
+"""Device selection (the config's ``device`` key: auto | cpu | cuda) and the torch settings that make a job reproducible."""
 
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -13,3 +15,37 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name not in ("cpu", "cuda"):
         raise ValueError(f"device must be one of auto, cpu, cuda; got {name!r}")
     return torch.device(name)
+
+
+def configure_torch(threads: int) -> dict:
+    """Make this process's torch results a function of its inputs and ``threads`` only.
+
+    Sets torch's intra- and inter-op thread counts (a reduction split over another number of
+    threads sums in another order: 1 vs 2 threads gives different models after two epochs),
+    turns on deterministic algorithms where torch has them (ops without one warn), and fixes
+    cuBLAS's workspace so CUDA matrix products are reproducible. Called once per ``lltax``
+    process, before any work; returns ``runtime_info()`` for the job's provenance.
+    """
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"--threads must be an integer >= 1, got {threads!r}")
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS first starts
+    torch.set_num_threads(threads)
+    if torch.get_num_interop_threads() != threads:
+        try:
+            torch.set_num_interop_threads(threads)
+        except RuntimeError:  # only settable before the first inter-op parallel work
+            pass
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    return runtime_info()
+
+
+def runtime_info() -> dict:
+    """What besides inputs and versions decides a result's bits: threads, CPU kernels, determinism."""
+    return {
+        "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+    }

@@ -33,7 +33,8 @@ class TrainResult:
 
 def learning_rate_at(epoch: int, *, learning_rate: float, epochs: int, lr_schedule: str, lr_decay_at: float, lr_decay_factor: float) -> float:
     """Constant, or one step decay after ``lr_decay_at`` of the epochs (Yang et al.'s Figure 3 setting)."""
-    if lr_schedule == "step" and epoch >= int(lr_decay_at * epochs):
+    # epoch counts from 0; the comparison is on the unrounded product, as the reference code.
+    if lr_schedule == "step" and epoch >= lr_decay_at * epochs:
         return learning_rate * lr_decay_factor
     return learning_rate
 
@@ -52,11 +53,16 @@ def train_model(
     lr_decay_at: float = 0.75,
     lr_decay_factor: float = 0.1,
     checkpoint: str = "final",
+    patience: int = 5,
+    min_delta: float = 1e-4,
     augment=None,
     seed: int = 0,
 ) -> TrainResult:
     """Train ``model`` in place with minibatch SGD; the last partial batch of each epoch is dropped.
 
+    ``checkpoint``: "final", "best_train_loss" (the lowest-loss epoch's model), or
+    "early_stopping": stop after ``patience`` epochs whose training loss did not improve on the
+    best by more than ``min_delta``, and keep the last improving epoch's model.
     ``augment`` is an optional function ``(batch, generator) -> batch``. The batch order and
     augmentation draw from one CPU generator seeded with ``seed``, so a CPU run is bit-reproducible.
     """
@@ -68,7 +74,7 @@ def train_model(
     optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=momentum, weight_decay=weight_decay)
     schedule = dict(learning_rate=learning_rate, epochs=epochs, lr_schedule=lr_schedule, lr_decay_at=lr_decay_at, lr_decay_factor=lr_decay_factor)
     result = TrainResult(model=model)
-    best_loss, best_state = math.inf, None
+    best_loss, best_state, stale_epochs = math.inf, None, 0
 
     for epoch in range(epochs):
         start = time.perf_counter()
@@ -104,8 +110,17 @@ def train_model(
         if checkpoint == "best_train_loss" and epoch_loss < best_loss:
             best_loss, best_state = epoch_loss, copy.deepcopy(model.state_dict())
             result.checkpoint_epoch = epoch + 1
+        if checkpoint == "early_stopping":
+            if epoch_loss < best_loss - min_delta:
+                best_loss, best_state, stale_epochs = epoch_loss, copy.deepcopy(model.state_dict()), 0
+                result.checkpoint_epoch = epoch + 1
+            else:
+                stale_epochs += 1
+                if stale_epochs >= patience:
+                    log.info("early stopping at epoch %d: no improvement > %g for %d epochs; keeping epoch %d", epoch + 1, min_delta, patience, result.checkpoint_epoch)
+                    break
 
-    if checkpoint == "best_train_loss" and best_state is not None and not result.diverged:
+    if checkpoint in ("best_train_loss", "early_stopping") and best_state is not None and not result.diverged:
         model.load_state_dict(best_state)
     else:
         result.checkpoint_epoch = len(result.history)
@@ -131,13 +146,14 @@ def run_train_job(
     from lltax.checkpoint import save_checkpoint, versions
     from lltax.config import canonical_json, config_hash
     from lltax.data import augment_batch, load_dataset
-    from lltax.device import resolve_device
+    from lltax.device import resolve_device, runtime_info
     from lltax.evaluation import evaluate_model
     from lltax.io import write_json
     from lltax.models import build_model
 
     torch_device = resolve_device(device)
-    data = load_dataset(dataset["name"], root=data_dir, label_noise=cell["label_noise"], train_fraction=cell["train_fraction"], download=dataset.get("download", False), device=torch_device)
+    data = load_dataset(dataset["name"], root=data_dir, label_noise=cell["label_noise"], train_fraction=cell["train_fraction"], download=dataset.get("download", False), device=torch_device,
+                        label_noise_mode=dataset.get("label_noise_mode", "exact"))
     torch.manual_seed(seed)  # model initialisation
     model = build_model(model_name, cell["width"], data.num_classes, data.input_shape).to(torch_device)
     log.info("training %s width=%d (%d parameters) on %s, %d samples, cell %s, seed %d, device %s",
@@ -149,7 +165,7 @@ def run_train_job(
         batch_size=cell["batch_size"], learning_rate=cell["learning_rate"], weight_decay=cell["weight_decay"],
         epochs=train_settings["epochs"], momentum=train_settings["momentum"], lr_schedule=train_settings["lr_schedule"],
         lr_decay_at=train_settings["lr_decay_at"], lr_decay_factor=train_settings["lr_decay_factor"],
-        checkpoint=train_settings["checkpoint"], augment=augment_batch if dataset.get("augment") else None, seed=seed,
+        checkpoint=train_settings["checkpoint"], patience=train_settings["patience"], min_delta=train_settings["min_delta"], augment=augment_batch if dataset.get("augment") else None, seed=seed,
     )
     wall_time = time.perf_counter() - start
 
@@ -177,6 +193,7 @@ def run_train_job(
         "checkpoint_epoch": result.checkpoint_epoch,
         "config_hash": config_hash(provenance),
         "versions": versions(),
+        "runtime": runtime_info(),
     }
     out_dir = Path(out_dir)
     save_checkpoint(out_dir / "model.pt", model, meta)
@@ -190,6 +207,7 @@ def run_train_job(
         "history": result.history,
         "wall_time_s": wall_time,
         "config_hash": meta["config_hash"],
+        "runtime": meta["runtime"],
     }
     write_json(out_dir / "train.json", summary)
     return summary

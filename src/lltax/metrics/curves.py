@@ -244,6 +244,15 @@ def _save_curve(path: str | Path, bends: list, buffers: dict, meta: dict) -> Non
         tmp.write_bytes(memory.getvalue())
 
 
+def curve_epochs(epochs: int, scale_epochs: bool, train_fraction: float) -> int:
+    """Curve-fitting epochs of a cell: ``epochs``, or with ``scale_epochs`` round(epochs / train_fraction).
+
+    Scaling keeps the number of curve-fitting steps the same for every ``train_fraction``, as
+    the reference code does (its int(10 / fraction) * 5 for 50 epochs).
+    """
+    return max(1, round(epochs / train_fraction)) if scale_epochs else epochs
+
+
 def run_curve_fit(args: argparse.Namespace) -> int:
     settings = parse_settings(args.settings, "curves")
     device = resolve_device(args.device)
@@ -252,6 +261,7 @@ def run_curve_fit(args: argparse.Namespace) -> int:
     model_b, meta_b = load_model(path_b, device)
     check_same_cell([meta_a, meta_b], args.checkpoints)
     fit_keys = ("init", "epochs", "batch_size", "learning_rate", "momentum", "weight_decay", "seed")
+    settings = {**settings, "epochs": curve_epochs(settings["epochs"], settings["scale_epochs"], meta_a["cell"]["train_fraction"])}
     meta = {
         "endpoint": meta_a,
         "seed_a": meta_a["seed"],

@@ -30,6 +30,7 @@ import math
 import time
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -224,6 +225,13 @@ def _native_metrics(
 SETTING_KEYS = ("backend", "top_k", "tolerance", "max_iterations", "trace_method", "trace_probes", "chunk_size", "seed")
 
 
+def sample_seed(settings: dict[str, Any], model_seed: int) -> int:
+    """Seed of the Hessian's data sample: ``hessian.seed``, or with ``sample: per_seed`` one per training seed."""
+    if settings["sample"] == "shared":
+        return settings["seed"]
+    return int(np.random.SeedSequence([settings["seed"], model_seed]).generate_state(1)[0])
+
+
 def sample_training_data(inputs: torch.Tensor, targets: torch.Tensor, num_samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A fixed random sample of ``num_samples`` training points (all of them if fewer).
 
@@ -253,9 +261,9 @@ def hessian_of_checkpoint(path: str, settings: dict[str, Any], device: torch.dev
         record = nan_metrics(backend=settings["backend"], trace_method=resolved, top_k=settings["top_k"], num_samples=settings["num_samples"])
     else:
         dataset = checkpoint.load_cell_data(meta, device, data_dir)
-        inputs, targets = sample_training_data(dataset.x_train, dataset.y_train, settings["num_samples"], settings["seed"])
+        inputs, targets = sample_training_data(dataset.x_train, dataset.y_train, settings["num_samples"], sample_seed(settings, meta["seed"]))
         record = hessian_metrics(model, inputs, targets, piecewise_linear=piecewise_linear, **options)
-    return {**record, "settings": {**options, "num_samples": settings["num_samples"]}}
+    return {**record, "settings": {**options, "num_samples": settings["num_samples"], "sample": settings["sample"]}}
 
 
 def _run_cli(args: argparse.Namespace) -> int:
