@@ -144,6 +144,27 @@ def test_lanczos_on_a_known_spectrum_with_close_top_eigenvalues():
         assert all(err <= bound + 1e-12 for err, bound in zip(actual, result.errors)), (actual, result.errors)
 
 
+@pytest.mark.parametrize("relative_gap", [1e-2, 1e-3, 1e-4])
+def test_lanczos_meets_its_tolerance_with_nearly_equal_top_eigenvalues(relative_gap):
+    """The default tolerance 1e-4 holds whenever Lanczos says it converged, and the reported
+    error bounds the true one, on spectra whose top two eigenvalues are nearly equal (an MLP
+    with such a pair once read 1.7e-4 against 1e-4 with the unwidened gap estimate)."""
+    tolerance, misses, converged = 1e-4, [], 0
+    for seed in range(20):
+        generator = torch.Generator().manual_seed(seed)
+        bulk = (torch.rand(294, generator=generator, dtype=torch.float64) * 6 - 1).tolist()
+        spectrum = [10.0, 10.0 * (1 - relative_gap), 8.0, 7.5, 7.0, 6.9] + bulk
+        matrix = symmetric_matrix(spectrum, seed=seed)
+        result = lanczos(lambda v: matrix @ v, 300, top_k=1, tolerance=tolerance, max_iterations=100, generator=generator, dtype=torch.float64)
+        error = abs(result.eigenvalues[0] - 10.0)
+        nearest = min(abs(result.eigenvalues[0] - value) for value in spectrum)  # what the residual bound is about
+        converged += result.converged
+        if nearest > result.errors[0] + 1e-12 or (result.converged and error > tolerance * 10.0):
+            misses.append((seed, result.converged, error, result.errors[0]))
+    assert not misses, misses
+    assert converged >= 17  # the checks cost iterations, not convergence
+
+
 def test_lanczos_finds_a_repeated_top_eigenvalue_by_restarting():
     # One start vector sees each distinct eigenvalue once; top_k=3 needs the multiplicity.
     spectrum = [4.0, 4.0, 4.0] + [1.0] * 10 + [0.0] * 7
@@ -155,7 +176,7 @@ def test_lanczos_finds_a_repeated_top_eigenvalue_by_restarting():
 def test_lanczos_reports_unconverged_runs():
     matrix = symmetric_matrix(torch.linspace(1.0, 2.0, 100).tolist())  # no gap at the top
     result = lanczos(lambda v: matrix @ v, 100, tolerance=1e-10, max_iterations=5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    assert not result.converged and result.iterations == 5
+    assert not result.converged and result.iterations == 2 * 5  # two starts of 5 products each
     assert abs(result.eigenvalues[0] - 2.0) <= result.errors[0]
 
 
@@ -224,8 +245,8 @@ def test_native_eigenvalues_match_eigvalsh(kind):
     assert record["top_eigenvalue"] == pytest.approx(top[0].item(), rel=1e-4)
     torch.testing.assert_close(torch.tensor(record["top_eigenvalues"], dtype=torch.float64), top, rtol=1e-4, atol=0)
     assert abs(record["top_eigenvalue"] - top[0].item()) <= record["eigenvalue_error"] + 1e-12
-    # Lanczos stopped on its estimate, well before exhausting the space.
-    assert record["hvp_count"] < len(eigenvalues) / 2
+    # Each of the two Lanczos starts stopped on its bound, well before exhausting the space.
+    assert record["hvp_count"] / 2 < len(eigenvalues) / 2
     assert record["trace"] == pytest.approx(eigenvalues.sum().item(), rel=1e-6)
     assert (record["trace_method"], record["backend"], record["num_samples"]) == ("exact", "native", len(inputs))
 

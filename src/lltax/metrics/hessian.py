@@ -115,6 +115,7 @@ def hessian_metrics(
     chunk_size: int = 200,
     seed: int = 0,
     piecewise_linear: bool = False,
+    lanczos_starts: int = 2,
 ) -> dict[str, Any]:
     """Top eigenvalue(s) and trace of the Hessian of the mean cross-entropy on (inputs, targets).
 
@@ -146,6 +147,9 @@ def hessian_metrics(
     piecewise_linear : bool
         Whether the network is piecewise linear in each parameter
         (lltax.models.is_piecewise_linear).
+    lanczos_starts : int
+        Independent Lanczos runs (native backend) whose agreement is part of convergence: a
+        single start can converge to the second of two nearly equal top eigenvalues.
 
     Returns
     -------
@@ -157,7 +161,7 @@ def hessian_metrics(
         products over the whole sample), ``num_samples``. NaN numbers for a diverged model.
     """
     resolved = resolve_trace_method(trace_method, backend, piecewise_linear)
-    for name, value, low in (("top_k", top_k, 1), ("max_iterations", max_iterations, 1), ("trace_probes", trace_probes, 1), ("chunk_size", chunk_size, 1)):
+    for name, value, low in (("top_k", top_k, 1), ("lanczos_starts", lanczos_starts, 1), ("max_iterations", max_iterations, 1), ("trace_probes", trace_probes, 1), ("chunk_size", chunk_size, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"hessian {name} must be an integer >= {low}, got {value!r}")
     if not tolerance > 0:
@@ -176,7 +180,7 @@ def hessian_metrics(
         log.info("Hessian of %d parameters on %d samples (loss %.4g), backend %s, trace %s", operator.dimension, num_samples, loss, backend, resolved)
         options = dict(top_k=top_k, tolerance=tolerance, max_iterations=max_iterations, trace_method=resolved, trace_probes=trace_probes, chunk_size=chunk_size, seed=seed)
         if backend == "native":
-            record = _native_metrics(operator, inputs, **options)
+            record = _native_metrics(operator, inputs, **options, starts=lanczos_starts)
         else:
             record = pyhessian_metrics(model, inputs, targets, **options)
     values = [record["top_eigenvalue"], record["trace"], *record["top_eigenvalues"]]
@@ -188,14 +192,14 @@ def hessian_metrics(
 
 def _native_metrics(
     operator: HessianOperator, inputs: torch.Tensor, *, top_k: int, tolerance: float, max_iterations: int,
-    trace_method: str, trace_probes: int, chunk_size: int, seed: int,
+    trace_method: str, trace_probes: int, chunk_size: int, seed: int, starts: int,
 ) -> dict[str, Any]:
     """Lanczos for the eigenvalues, then the trace; one generator (``seed``) for all draws."""
     generator = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
     result = lanczos(
         operator.matvec, operator.dimension, top_k=top_k, tolerance=tolerance, max_iterations=max_iterations,
-        generator=generator, dtype=operator.dtype, device=operator.device,
+        generator=generator, dtype=operator.dtype, device=operator.device, starts=starts,
     )
     if not result.converged:
         log.warning("Lanczos did not reach tolerance %g in %d iterations (error estimate %s)", tolerance, result.iterations, result.errors)
@@ -222,7 +226,7 @@ def _native_metrics(
 # ---------------------------------------------------------------------------------------------
 # One checkpoint (the `lltax hessian` job)
 
-SETTING_KEYS = ("backend", "top_k", "tolerance", "max_iterations", "trace_method", "trace_probes", "chunk_size", "seed")
+SETTING_KEYS = ("backend", "top_k", "tolerance", "max_iterations", "lanczos_starts", "trace_method", "trace_probes", "chunk_size", "seed")
 
 
 def sample_seed(settings: dict[str, Any], model_seed: int) -> int:

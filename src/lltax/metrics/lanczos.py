@@ -29,27 +29,21 @@ class LanczosResult:
 
 
 def _ritz_errors(ritz_values: torch.Tensor, residuals: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
-    """Error estimates of Ritz values (ascending order), from residual norms and their change.
+    """Error bounds of Ritz values (ascending order): the residual norm, at least the latest change.
 
-    ``residuals`` are the residual norms ||H y - theta y|| of the Ritz pairs (beta times the
-    last component of the eigenvector of T). An eigenvalue lies within the residual of each
-    Ritz value, and within residual^2 / gap when the Ritz value is separated by ``gap`` from
-    the rest of the spectrum (Parlett, The Symmetric Eigenvalue Problem, Thm 11.7.1); the gap
-    is estimated by the distance to the neighbouring Ritz values. Early on, that gap can be too
-    large, so the estimate is at least the latest change of the Ritz value (top Ritz values
-    only grow with the iterations; the change is a lower bound on the remaining error).
+    ``residuals`` are the residual norms r = ||H y - theta y|| of the Ritz pairs (beta times the
+    last component of the eigenvector of T); some eigenvalue lies within r of each Ritz value
+    (Parlett, The Symmetric Eigenvalue Problem, Thm 4.5.1), whatever the rest of the spectrum.
+    The sharper r^2 / gap (Kato-Temple) needs the gap to the rest of the spectrum, which a
+    Krylov space that has not yet seen a nearby eigenvalue overestimates: on spectra with two
+    nearly equal top eigenvalues it claimed 1e-4 and missed it in 9-30 of 40 runs (see
+    tests/test_hessian.py), so it is not used. Early on the bound is also at least the latest
+    change of the Ritz value (the change is a lower bound on what is left).
     """
-    count = len(ritz_values)
-    errors = residuals.clone()  # a single Ritz value has no gap estimate
-    if count > 1:
-        differences = ritz_values[1:] - ritz_values[:-1]
-        gaps = torch.full_like(ritz_values, math.inf)
-        gaps[1:] = differences
-        gaps[:-1] = torch.minimum(gaps[:-1], differences)
-        errors = torch.minimum(residuals, residuals**2 / gaps)
+    errors = residuals.clone()
     if previous is not None:
         # The k-th largest Ritz value of this step against the k-th largest of the last step.
-        shared = min(count, len(previous))
+        shared = min(len(ritz_values), len(previous))
         change = (ritz_values.flip(0)[:shared] - previous.flip(0)[:shared]).abs()
         errors = errors.flip(0)
         errors[:shared] = torch.maximum(errors[:shared], change)
@@ -57,7 +51,7 @@ def _ritz_errors(ritz_values: torch.Tensor, residuals: torch.Tensor, previous: t
     return errors
 
 
-def lanczos(
+def _lanczos_run(
     matvec: Callable[[torch.Tensor], torch.Tensor],
     dimension: int,
     *,
@@ -68,7 +62,7 @@ def lanczos(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
 ) -> LanczosResult:
-    """Largest ``top_k`` eigenvalues of a symmetric linear map (largest algebraic, not modulus).
+    """One Lanczos run from one random start: largest ``top_k`` eigenvalues (largest algebraic, not modulus).
 
     Parameters
     ----------
@@ -165,3 +159,42 @@ def lanczos(
         iterations=len(alphas),
         converged=converged,
     )
+
+
+def lanczos(
+    matvec: Callable[[torch.Tensor], torch.Tensor],
+    dimension: int,
+    *,
+    top_k: int = 1,
+    tolerance: float = 1e-4,
+    max_iterations: int = 100,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    starts: int = 2,
+) -> LanczosResult:
+    """Largest ``top_k`` eigenvalues of a symmetric linear map, checked from ``starts`` random starts.
+
+    A residual bound says how close a Ritz value is to *some* eigenvalue; it cannot see an
+    eigenvalue the Krylov space has not found yet (a start vector nearly orthogonal to the top
+    eigenvector of a nearly equal top pair converges to the second one). Independent starts
+    catch that: Ritz values are lower bounds of the eigenvalues (interlacing), so the largest
+    over the runs is kept, its error bound is at least the spread between the runs, and the
+    result counts as converged only when every run converged and the runs agree within the
+    tolerance. ``max_iterations`` applies per start; ``iterations`` is the total of products.
+    Parameters as ``_lanczos_run``; ``starts`` >= 1.
+    """
+    if starts < 1:
+        raise ValueError(f"need starts >= 1, got {starts}")
+    runs = [
+        _lanczos_run(matvec, dimension, top_k=top_k, tolerance=tolerance, max_iterations=max_iterations, generator=generator, dtype=dtype, device=device)
+        for _ in range(starts)
+    ]
+    values = torch.tensor([run.eigenvalues for run in runs], dtype=torch.float64)
+    errors = torch.tensor([run.errors for run in runs], dtype=torch.float64)
+    best = values.argmax(dim=0)
+    chosen = values.max(dim=0).values
+    spread = (values - chosen).abs().max(dim=0).values
+    error = torch.maximum(errors.gather(0, best[None])[0], spread)
+    converged = all(run.converged for run in runs) and bool((spread <= tolerance * chosen.abs()).all())
+    return LanczosResult([float(v) for v in chosen], [float(e) for e in error], sum(run.iterations for run in runs), converged)
