@@ -41,11 +41,17 @@ def configure_torch(threads: int) -> dict:
     return runtime_info()
 
 
+# Environment variables that pick the CPU kernels (instruction set) of ATen, oneDNN and MKL;
+# each changes the rounding, so trained weights differ between, e.g., AVX-512 and AVX2 paths.
+CPU_KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
+
+
 def runtime_info() -> dict:
     """What besides inputs and versions decides a result's bits: threads, CPU kernels, determinism."""
     return {
         "threads": torch.get_num_threads(),
         "interop_threads": torch.get_num_interop_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_kernel_pins": {name: os.environ.get(name) for name in CPU_KERNEL_VARIABLES if os.environ.get(name)},
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
     }

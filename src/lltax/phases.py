@@ -163,15 +163,15 @@ def decide_cell(
     counts = [("Hessian seeds", eigenvalue.count)]
 
     if not mode_connectivity.known:
-        return CellPhase("unknown", math.nan, "; ".join([*parts, "unknown: no mode connectivity"]), **agreements)
+        return CellPhase("unknown", math.nan, "unknown: " + "; ".join([*parts, "no mode connectivity"]), **agreements)
     floor = connectivity_threshold
     below_floor = mode_connectivity.mean < -floor
     p_value = mode_connectivity.p_below_zero()
     measured = f"mc {mode_connectivity.mean:+.3g} pp (n={mode_connectivity.count}"
     measured += f", p={p_value:.2g})" if math.isfinite(p_value) else ")"
     if below_floor and math.isfinite(p_value) and p_value >= significance:
-        parts.append(f"unknown: {measured} is below -{_fmt(floor)} but not significantly below 0 at level {significance:g}")
-        return CellPhase("unknown", math.nan, "; ".join(parts), **agreements)
+        parts.append(f"undecided: {measured} is below -{_fmt(floor)} but not significantly below 0 at level {significance:g}")
+        return CellPhase("unknown", math.nan, "unknown: " + "; ".join(parts), **agreements)
     connected = not below_floor
     parts.append(f"{'connected' if connected else 'barrier'}: {measured} {'>=' if connected else '<'} -{_fmt(floor)}")
     agreements["connected_agreement"] = mode_connectivity.replicate_agreement(-floor)
@@ -183,7 +183,7 @@ def decide_cell(
         phase = "III"
     else:
         if not cka.known:
-            return CellPhase("unknown", math.nan, "; ".join([*parts, "unknown: no CKA"]), **agreements)
+            return CellPhase("unknown", math.nan, "unknown: " + "; ".join([*parts, "no CKA"]), **agreements)
         high = cka.mean >= cka_threshold
         parts.append(f"{'high' if high else 'low'} CKA: {cka.mean:.3g} {'>=' if high else '<'} {_fmt(cka_threshold)} (n={cka.count})")
         agreements["cka_agreement"] = cka.replicate_agreement(cka_threshold)
