@@ -88,6 +88,20 @@ def test_slurm_profile_plans_the_grid(tmp_path):
     assert re.search(r"total\s+54\b", text), text[-2000:]  # 4 cells x 2 seeds x 3 + 4 cells x 5 + 6 tables + 4
 
 
+def test_every_job_gets_its_threads(tmp_path):
+    """Rules declare `threads:` and pass them on: torch jobs get config `threads`, the rest 1."""
+    copy_workflow(tmp_path)
+    write_config(tmp_path, {**TINY, "threads": 2})
+    out = snakemake(tmp_path, "-n", "-p")
+    lines = (out.stdout + out.stderr).splitlines()
+    commands = [line.split("Shell command: ", 1)[1] for line in lines if "Shell command: lltax " in line]
+    assert len(commands) > 40, commands[:3]
+    for command in commands:
+        subcommand = command.split()[1]
+        expected = "1" if subcommand in ("aggregate-metric", "merge", "classify", "plot") else "2"
+        assert f" --threads {expected} " in command, command
+
+
 def test_end_to_end_outputs(finished_run):
     results = finished_run / "results" / "tiny"
     dataset = xr.open_dataset(results / "dataset.nc", engine="netcdf4")
