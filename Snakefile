@@ -1,6 +1,11 @@
 # lltax workflow: train every grid cell x seed, measure landscape metrics, merge, classify, plot.
 # The logic lives in the `lltax` package; every rule is one `lltax` CLI call (see README.md).
-configfile: "config.yaml"
+# The default experiment, only when no --configfile is given: a user's config stands on its own
+# (keys it leaves out take the schema's defaults, not the demo's).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
 
 
 include: "rules/common.smk"

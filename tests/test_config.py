@@ -60,6 +60,14 @@ def test_defaults_filled_and_seeds_expanded():
         (minimal(plots={"x": "depth"}), ["plots.x", "depth"]),
         (minimal(grid={"width": [4, 4], "batch_size": [16]}), ["grid.width", "repeated"]),
         ({"grid": {"width": [4]}}, ["experiment"]),
+        (minimal(experiment="tiny\n"), ["experiment", "'tiny\\n'"]),  # `$` matches before a trailing newline
+        (minimal(experiment=".."), ["experiment", "'..'"]),  # would write into results_dir's parent
+        (minimal(experiment="."), ["experiment"]),
+        (minimal(results_dir=""), ["results_dir", "non-empty"]),  # would write to /<experiment>/
+        (minimal(data_dir="  "), ["data_dir", "non-empty"]),
+        (minimal(dataset={"label_noise_mode": "exact"}, grid={"width": [4], "batch_size": [16], "label_noise": [1.0]}), ["label_noise_mode: paper"]),
+        (minimal(classify={"sharpness_threshold": "auto"}), ["classify.sharpness_threshold", "auto"]),
+        (minimal(threads=0), ["threads"]),
     ],
 )
 def test_bad_config_names_the_key(config, fragments):

@@ -102,6 +102,31 @@ def test_every_job_gets_its_threads(tmp_path):
         assert f" --threads {expected} " in command, command
 
 
+def test_shell_metacharacters_in_paths_are_data_not_commands(tmp_path):
+    """A results_dir with spaces, $(...) and ; runs as a plain folder name (every path is quoted)."""
+    copy_workflow(tmp_path)
+    marker = tmp_path / "INJECTED"
+    results_dir = f"r $(touch {marker}); `touch {marker}` x"
+    write_config(tmp_path, {**TINY, "results_dir": results_dir, "grid": {**TINY["grid"], "width": [2], "batch_size": [32]}})
+    snakemake(tmp_path, "--until", "train")
+    assert not marker.exists()
+    models = list((tmp_path / results_dir / "tiny").rglob("model.pt"))
+    assert len(models) == 2 and all(m.stat().st_size > 0 for m in models)
+    assert list((tmp_path / results_dir / "tiny" / "logs" / "train").rglob("seed=0.log"))
+
+
+def test_a_configfile_stands_on_its_own(tmp_path):
+    """--configfile replaces the default config: left-out keys take the schema's defaults."""
+    copy_workflow(tmp_path)  # the workflow's config.yaml (here TINY: curves.epochs 1) is the default experiment
+    partial = tmp_path / "mine.yaml"
+    partial.write_text(yaml.safe_dump({"experiment": "mine", "grid": {"width": [2], "batch_size": [32]}}))
+    out = snakemake(tmp_path, "-n", "-p", "--configfile", str(partial))
+    text = out.stdout + out.stderr
+    fits = [line for line in text.splitlines() if "Shell command: lltax curve-fit" in line]
+    assert fits and all('"epochs":50' in line for line in fits), fits[:1]  # schema default, not TINY's 1
+    assert "results/mine/" in text and "results/tiny/" not in text
+
+
 def test_end_to_end_outputs(finished_run):
     results = finished_run / "results" / "tiny"
     dataset = xr.open_dataset(results / "dataset.nc", engine="netcdf4")

@@ -13,6 +13,7 @@ import functools
 import hashlib
 import itertools
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,15 @@ def validate_config(config: dict) -> dict:
     if errors:
         raise ConfigError(_error_message(errors[0]))
 
+    # Python's `$` (what the schema pattern uses) also matches before a trailing newline.
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", config["experiment"]) or config["experiment"] in (".", ".."):
+        raise ConfigError(
+            f"config key 'experiment': {config['experiment']!r} is not allowed; use letters, digits, '_', '.', '-' "
+            "(not '.' or '..': artifacts must stay inside <results_dir>/<experiment>/)"
+        )
+    for key in ("results_dir", "data_dir"):
+        if not config[key].strip() or "\n" in config[key] or "\0" in config[key]:
+            raise ConfigError(f"config key {key!r}: {config[key]!r} is not allowed; give a non-empty folder path without newlines")
     for axis in AXES:
         values = [canonical_value(v) for v in config["grid"][axis]]
         if len(set(values)) != len(values):
