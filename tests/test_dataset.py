@@ -43,12 +43,12 @@ DIVERGED = (4, 16, 2)  # (width, batch_size, seed) of the diverged run
 
 
 def value(cell: dict, seed: int, offset: float) -> float:
-    """A distinct, exactly representable-enough number per (cell, seed, field)."""
-    return cell["width"] * 100 + cell["batch_size"] + seed / 10 + offset
+    """A distinct number per (cell, seed, field), inside every metric's valid range (CKA <= 1)."""
+    return (cell["width"] * 100 + cell["batch_size"] + seed / 10 + offset) / 1000
 
 
 def pair_value(cell: dict, a: int, b: int, offset: float) -> float:
-    return cell["width"] + cell["batch_size"] / 100 + a / 10 + b / 100 + offset
+    return (cell["width"] + cell["batch_size"] / 100 + a / 10 + b / 100 + offset) / 10
 
 
 def profile(cell: dict, offset: float) -> list[float]:
@@ -274,6 +274,37 @@ def test_missing_key_and_missing_folder_are_clear_errors(results, tmp_path):
         aggregate_metric("sharpness", results, CONFIG)
     with pytest.raises(ValueError, match="lacks axes"):
         aggregate_metric("hessian", results, {"grid": {"width": [2]}, "seeds": 2})
+
+
+# Impossible values a per-job file may hold (hand-edited, foreign or corrupt): (metric, file
+# relative to the first cell, how to edit the record, what the error names).
+IMPOSSIBLE = [
+    ("hessian", "seed=0/hessian.json", lambda r: r.update(top_eigenvalue=float("nan")), "non-finite"),  # literal NaN
+    ("hessian", "seed=0/hessian.json", lambda r: r.update(trace=float("inf")), "non-finite"),  # 1e400 parses as inf
+    ("hessian", "seed=0/hessian.json", lambda r: r.update(trace=True), "expected a number"),
+    ("hessian", "seed=0/hessian.json", lambda r: r.update(trace="12.5"), "expected a number"),
+    ("evaluate", "seed=0/evaluate.json", lambda r: r.update(test_acc=120.0), "test_acc = 120.0 is outside [0, 100]"),
+    ("evaluate", "seed=0/evaluate.json", lambda r: r.update(train_loss=-0.5), "train_loss = -0.5 is outside"),
+    ("train", "seed=0/train.json", lambda r: r.update(diverged=0), "expected true or false"),
+    ("cka", "cka.json", lambda r: r["pairs"][0].update(cka=-7.5), "cka = -7.5 is outside [0, 1"),
+    ("cka", "cka.json", lambda r: r["pairs"][0].update(cka=1.5), "cka = 1.5"),
+    ("distance", "distance.json", lambda r: r["pairs"][0].update(l2_distance=-1.0), "l2_distance = -1.0"),
+    ("curves", "pair=0-1/curve_eval.json", lambda r: r.update(mode_connectivity=-250.0), "mode_connectivity = -250.0"),
+    ("curves", "pair=0-1/curve_eval.json", lambda r: r["train_error"].__setitem__(1, 130.0), "curve_train_error = 130.0"),
+]
+
+
+@pytest.mark.parametrize("metric, relative, edit, message", IMPOSSIBLE)
+def test_impossible_values_are_refused_naming_the_file(results, tmp_path, metric, relative, edit, message):
+    path = results / cell_path(expand_grid(CONFIG["grid"])[0]) / relative
+    record = json.loads(path.read_text())
+    edit(record)
+    path.write_text(json.dumps(record))  # json.dumps writes NaN/Infinity literally, as a foreign writer would
+    out = tmp_path / f"{metric}.nc"
+    with pytest.raises(ValueError) as error:
+        run_cli(["aggregate-metric", metric, "--results-dir", str(results), "--config-json", json.dumps(CONFIG), "--out", str(out)])
+    assert str(path) in str(error.value) and message in str(error.value), str(error.value)
+    assert not out.exists()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -204,16 +204,44 @@ def _read_record(path: Path) -> dict | None:
     return record
 
 
-def _number(record: dict, key: str, path: Path) -> float:
-    """A float from a record; JSON null (how write_json spells NaN) becomes NaN."""
+# What a value of each variable may be (null = NaN is always allowed: a missing or diverged
+# result). A value outside these is refused with the file named: it cannot be a measurement.
+VALID_RANGES = {
+    "train_loss": (0.0, math.inf), "test_loss": (0.0, math.inf),
+    "train_acc": (0.0, 100.0), "test_acc": (0.0, 100.0),
+    "hessian_eigenvalue_error": (0.0, math.inf), "hessian_trace_error": (0.0, math.inf),
+    "cka": (0.0, 1.0 + 1e-6), "l2_distance": (0.0, math.inf), "train_wall_time": (0.0, math.inf),
+    "mode_connectivity": (-100.0, 100.0),
+    "curve_train_error": (0.0, 100.0), "curve_test_error": (0.0, 100.0),
+    "curve_train_loss": (0.0, math.inf), "curve_test_loss": (0.0, math.inf),
+}
+BOOLEAN_VARIABLES = ("diverged",)
+
+
+def _number(record: dict, key: str, path: Path, variable: str | None = None) -> float:
+    """A finite float (or NaN for JSON null, how write_json spells NaN) from a record.
+
+    Refused, naming the file: a missing key, a non-number, a boolean where a number belongs (or
+    a number where a flag belongs), a literal NaN/Infinity or overflow (``1e400``: lltax writes
+    null for those), and a value outside ``VALID_RANGES`` of ``variable``.
+    """
     if key not in record:
         raise ValueError(f"{path} has no key {key!r} (keys: {sorted(record)}); rerun the job with this lltax version")
     value = record[key]
     if value is None:
         return math.nan
-    if isinstance(value, (bool, int, float)):
+    if variable in BOOLEAN_VARIABLES:
+        if not isinstance(value, bool):
+            raise ValueError(f"{path}: key {key!r} is {value!r}, expected true or false")
         return float(value)
-    raise ValueError(f"{path}: key {key!r} is {value!r}, expected a number or null")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{path}: key {key!r} is {value!r}, expected a number or null")
+    if not math.isfinite(value):
+        raise ValueError(f"{path}: key {key!r} is {value!r}; a non-finite result is written as null, so this file was not written by lltax")
+    low, high = VALID_RANGES.get(variable, (-math.inf, math.inf))
+    if not low <= value <= high:
+        raise ValueError(f"{path}: {variable} = {value!r} is outside [{low:g}, {high:g}], impossible for this metric")
+    return float(value)
 
 
 def _cells(layout: Layout):
@@ -248,7 +276,7 @@ def _aggregate_per_seed(metric: str, results_dir: Path, layout: Layout) -> dict[
                 missing.append(path)
                 continue
             for name, key in keys.items():
-                arrays[name][index + (s,)] = _number(record, key, path)
+                arrays[name][index + (s,)] = _number(record, key, path, name)
     _report_missing(metric, missing, math.prod(_grid_shape(layout)) * len(layout.seeds))
     return {name: _variable(name, (*AXES, "seed"), values) for name, values in arrays.items()}
 
@@ -280,7 +308,7 @@ def _aggregate_per_pair(metric: str, results_dir: Path, layout: Layout) -> dict[
                 log.debug("%s: pair %s is not among the config's seeds; ignored", path, seeds)
                 continue
             for name, key in keys.items():
-                arrays[name][index + (position,)] = _number(entry, key, path)
+                arrays[name][index + (position,)] = _number(entry, key, path, name)
     _report_missing(metric, missing, cells)
     return {name: _variable(name, (*AXES, "pair"), values) for name, values in arrays.items()}
 
@@ -302,7 +330,7 @@ def _aggregate_curves(results_dir: Path, layout: Layout) -> dict[str, xr.Variabl
                 continue
             position = index + (pair_index[(min(a, b), max(a, b))],)
             for name, key in CURVE_SCALARS.items():
-                scalars[name][position] = _number(record, key, path)
+                scalars[name][position] = _number(record, key, path, name)
             if not isinstance(record.get("t"), list):
                 raise ValueError(f"{path} has no list 't'; rerun the curve evaluation")
             columns = [point_index.get(canonical_value(float(t))) for t in record["t"]]
@@ -313,7 +341,7 @@ def _aggregate_curves(results_dir: Path, layout: Layout) -> dict[str, xr.Variabl
                     raise ValueError(f"{path}: {key!r} must be a list as long as 't' ({len(columns)} points)")
                 for column, value in zip(columns, values):
                     if column is not None:
-                        profiles[name][position + (column,)] = math.nan if value is None else float(value)
+                        profiles[name][position + (column,)] = _number({key: value}, key, path, name)
     if unknown_points:
         log.warning("curves: points %s are not in the config's curves.points %s; ignored", sorted(unknown_points), layout.points)
     _report_missing("curves", missing, math.prod(_grid_shape(layout)) * len(layout.curve_pairs))
