@@ -390,7 +390,10 @@ def test_cli_fit_and_eval(cli_setup):
     # As the curve_eval rule does: only the points (the BatchNorm batch size comes from the fit).
     assert _run(["curve-eval", "--curve", str(curve_path), "--settings", '{"points": [1.0, 0.5, 0.0]}', "--device", "cpu", "--out", str(eval_path)]) == 0
     result = read_json(eval_path)
-    assert set(result) == {"seed_a", "seed_b", "t", "train_error", "train_loss", "test_error", "test_loss", "mode_connectivity", "mode_connectivity_loss"}
+    assert set(result) == {"seed_a", "seed_b", "t", "train_error", "train_loss", "test_error", "test_loss", "mode_connectivity",
+                           "mode_connectivity_loss", "cell", "checkpoints_sha256"}
+    # Provenance: the cell and both end models' weights checksums.
+    assert result["checkpoints_sha256"] == {str(s): torch.load(p, weights_only=True)["meta"]["state_sha256"] for s, p in ((0, path_a), (1, path_b))}
     assert result["t"] == [0.0, 0.5, 1.0] and len(result["train_error"]) == 3
     assert result["mode_connectivity"] == pytest.approx(mode_connectivity(result["train_error"]))
     # t = 0 is end model A itself (no BatchNorm in an MLP): its own training loss.

@@ -69,20 +69,20 @@ def write_tree(root, config=CONFIG):
             write_json(folder / f"seed={seed}" / "evaluate.json", {
                 "train_loss": nan_or(value(cell, seed, 0.01)), "train_acc": nan_or(value(cell, seed, 0.02)),
                 "test_loss": nan_or(value(cell, seed, 0.03)), "test_acc": nan_or(value(cell, seed, 0.04)),
-                "diverged": diverged,
+                "diverged": diverged, "cell": cell, "seed": seed,
             })
             write_json(folder / f"seed={seed}" / "hessian.json", {
                 "top_eigenvalue": nan_or(value(cell, seed, 0.05)), "top_eigenvalues": [value(cell, seed, 0.05)],
                 "eigenvalue_error": value(cell, seed, 0.06), "trace": value(cell, seed, 0.07),
                 "trace_error": value(cell, seed, 0.08), "trace_method": "exact", "backend": "native",
-                "hvp_count": 10, "num_samples": 20,
+                "hvp_count": 10, "num_samples": 20, "cell": cell, "seed": seed,
             })
         pairs = list(itertools.combinations(config["seeds"], 2))
-        write_json(folder / "cka.json", {"pairs": [{"seed_a": a, "seed_b": b, "cka": pair_value(cell, a, b, 0.001)} for a, b in pairs]})
-        write_json(folder / "distance.json", {"pairs": [{"seed_a": a, "seed_b": b, "l2_distance": pair_value(cell, a, b, 0.002)} for a, b in pairs]})
+        write_json(folder / "cka.json", {"cell": cell, "pairs": [{"seed_a": a, "seed_b": b, "cka": pair_value(cell, a, b, 0.001)} for a, b in pairs]})
+        write_json(folder / "distance.json", {"cell": cell, "pairs": [{"seed_a": a, "seed_b": b, "l2_distance": pair_value(cell, a, b, 0.002)} for a, b in pairs]})
         a, b = config["seeds"][:2]
         write_json(folder / f"pair={a}-{b}" / "curve_eval.json", {
-            "seed_a": a, "seed_b": b, "t": POINTS,
+            "seed_a": a, "seed_b": b, "t": POINTS, "cell": cell,
             "train_error": profile(cell, 0.1), "train_loss": profile(cell, 0.2),
             "test_error": profile(cell, 0.3), "test_loss": profile(cell, 0.4),
             "mode_connectivity": pair_value(cell, a, b, 0.003), "mode_connectivity_loss": pair_value(cell, a, b, 0.004),
@@ -265,7 +265,8 @@ def test_corrupt_json_names_the_file_and_keeps_the_old_output(results, tmp_path)
 
 def test_missing_key_and_missing_folder_are_clear_errors(results, tmp_path):
     path = results / cell_path(expand_grid(CONFIG["grid"])[0]) / "seed=0" / "hessian.json"
-    write_json(path, {"top_eigenvalue": 1.0})
+    cell = expand_grid(CONFIG["grid"])[0]
+    write_json(path, {"top_eigenvalue": 1.0, "cell": cell, "seed": 0})
     with pytest.raises(ValueError, match="has no key 'trace'"):
         aggregate_metric("hessian", results, CONFIG)
     with pytest.raises(FileNotFoundError, match="does not exist"):
@@ -294,7 +295,18 @@ IMPOSSIBLE = [
 ]
 
 
-@pytest.mark.parametrize("metric, relative, edit, message", IMPOSSIBLE)
+# Files whose recorded origin is not their path's (copied from another cell or seed).
+FOREIGN = [
+    ("hessian", "seed=0/hessian.json", lambda r: r.update(seed=1), "seed 1, not for seed 0"),
+    ("evaluate", "seed=0/evaluate.json", lambda r: r["cell"].update(width=4), "was computed for cell"),
+    ("train", "seed=0/train.json", lambda r: r["cell"].update(batch_size=16), "was computed for cell"),
+    ("hessian", "seed=0/hessian.json", lambda r: r.pop("cell"), "records no cell"),
+    ("cka", "cka.json", lambda r: r["cell"].update(width=4), "was computed for cell"),
+    ("curves", "pair=0-1/curve_eval.json", lambda r: r.update(seed_b=2), "not of pair 0-1"),
+]
+
+
+@pytest.mark.parametrize("metric, relative, edit, message", IMPOSSIBLE + FOREIGN)
 def test_impossible_values_are_refused_naming_the_file(results, tmp_path, metric, relative, edit, message):
     path = results / cell_path(expand_grid(CONFIG["grid"])[0]) / relative
     record = json.loads(path.read_text())

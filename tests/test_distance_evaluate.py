@@ -179,7 +179,9 @@ def test_evaluate_cli_end_to_end(tmp_path, monkeypatch):
     out = tmp_path / "evaluate.json"
     assert run_command(evaluate, ["evaluate", "--checkpoint", str(tmp_path / "model.pt"), "--settings", '{"batch_size": 8}', "--device", "cpu", "--out", str(out)]) == 0
     record = json.loads(out.read_text())
-    assert set(record) == {"train_loss", "train_acc", "test_loss", "test_acc", "diverged"}
+    assert set(record) == {"train_loss", "train_acc", "test_loss", "test_acc", "diverged", "cell", "seed", "checkpoint_sha256"}
+    meta = torch.load(tmp_path / "model.pt", weights_only=True)["meta"]
+    assert (record["cell"], record["seed"], record["checkpoint_sha256"]) == (meta["cell"], meta["seed"], meta["state_sha256"])
     assert record["diverged"] is False
     with torch.no_grad():
         train_logits, test_logits = model(dataset.x_train), model(dataset.x_test)
@@ -204,7 +206,10 @@ def test_evaluate_cli_diverged_gives_null_metrics(tmp_path, monkeypatch, how):
     save_checkpoint(tmp_path / "model.pt", model, make_meta(0, diverged=how == "meta"))
     out = tmp_path / "evaluate.json"
     run_command(evaluate, ["evaluate", "--checkpoint", str(tmp_path / "model.pt"), "--device", "cpu", "--out", str(out)])
-    assert json.loads(out.read_text()) == {"train_loss": None, "train_acc": None, "test_loss": None, "test_acc": None, "diverged": True}
+    record = json.loads(out.read_text())
+    assert {k: record[k] for k in ("train_loss", "train_acc", "test_loss", "test_acc", "diverged")} == {
+        "train_loss": None, "train_acc": None, "test_loss": None, "test_acc": None, "diverged": True}
+    assert set(record) - {"train_loss", "train_acc", "test_loss", "test_acc", "diverged"} == {"cell", "seed", "checkpoint_sha256"}
 
 
 # ---------------------------------------------------------------------------------------------

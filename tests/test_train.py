@@ -178,3 +178,27 @@ def test_separate_processes_give_byte_identical_checkpoints_whatever_the_environ
     assert two["runtime"]["threads"] == 2
     _, meta = load_checkpoint_file(tmp_path / "c" / "model.pt")
     assert meta["runtime"]["threads"] == 2 and meta["runtime"]["cpu_capability"]
+
+
+def test_checkpoint_checksum_catches_changed_weights_and_foreign_files(tmp_path, data_dir):
+    run_job(tmp_path, data_dir)
+    path = tmp_path / "model.pt"
+    payload = torch.load(path, weights_only=True)
+    name = next(k for k, v in payload["state_dict"].items() if v.is_floating_point())
+    payload["state_dict"][name].view(-1)[0] += 1e-3  # one changed weight, metadata intact
+    tampered = tmp_path / "tampered.pt"
+    torch.save(payload, tampered)
+    with pytest.raises(ValueError, match="is corrupt: its weights do not match the checksum"):
+        load_checkpoint_file(tampered)
+    flipped = bytearray(path.read_bytes())
+    largest = max(payload["state_dict"].values(), key=lambda t: t.numel())
+    where = bytes(flipped).find(largest.numpy().tobytes()[:64])
+    assert where > 0
+    flipped[where + 8] ^= 0x01  # one flipped bit inside the stored weights
+    (tmp_path / "flipped.pt").write_bytes(bytes(flipped))
+    with pytest.raises(ValueError, match="flipped.pt"):
+        load_checkpoint_file(tmp_path / "flipped.pt")
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    with pytest.raises(ValueError, match="is not a readable lltax checkpoint") as error:
+        load_checkpoint_file(tmp_path / "notes.txt")
+    assert "weights_only" not in str(error.value)  # never advise turning off the safe loader

@@ -6,9 +6,12 @@ width, dataset, grid coordinates, seed), so metric jobs need nothing but the che
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import pickle
 import platform
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,11 +36,34 @@ def versions() -> dict[str, str]:
     }
 
 
+def state_checksum(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of a state dict's names, dtypes, shapes and bytes (CPU tensors), in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def provenance(meta: dict[str, Any]) -> dict[str, Any]:
+    """What a per-job record was computed from: the checkpoint's cell, seed and weights' checksum."""
+    return {"cell": meta["cell"], "seed": meta["seed"], "checkpoint_sha256": meta.get("state_sha256")}
+
+
+def cell_provenance(metas: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Provenance of a per-cell record: the cell and each seed's weights checksum."""
+    return {"cell": metas[0]["cell"] if metas else None, "checkpoints_sha256": {str(m["seed"]): m.get("state_sha256") for m in metas}}
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> None:
-    """Save ``{"state_dict", "meta"}`` atomically; tensors are moved to CPU first."""
+    """Save ``{"state_dict", "meta"}`` atomically; tensors are moved to CPU first.
+
+    ``meta["state_sha256"]`` is set to the weights' checksum, which loading verifies.
+    """
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     # Sorted keys: equal metadata gives equal bytes, whatever order the caller built it in.
-    meta = json.loads(json.dumps(meta, sort_keys=True))
+    meta = json.loads(json.dumps({**meta, "state_sha256": state_checksum(state)}, sort_keys=True))
     # Serialize to memory first: torch.save names the zip records after the file, and the
     # temporary file's random name would make identical checkpoints differ byte for byte.
     buffer = io.BytesIO()
@@ -47,14 +73,23 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) ->
 
 
 def load_checkpoint_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a checkpoint with ``weights_only=True`` (no code runs from the file)."""
+    """Read a checkpoint with ``weights_only=True`` (no code runs from the file) and verify its checksum."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as e:
         raise FileNotFoundError(f"checkpoint {path} does not exist; run `lltax train` (or the train rule) first") from e
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as e:
+        # Never fall back to weights_only=False (torch's own advice): that would run code from the file.
+        raise ValueError(f"{path} is not a readable lltax checkpoint ({type(e).__name__}); rerun the train job that writes it") from None
     if not isinstance(payload, dict) or "state_dict" not in payload or "meta" not in payload:
         raise ValueError(f"{path} is not an lltax checkpoint (expected keys 'state_dict' and 'meta')")
-    return payload["state_dict"], payload["meta"]
+    state, meta = payload["state_dict"], payload["meta"]
+    recorded = meta.get("state_sha256") if isinstance(meta, dict) else None
+    if recorded is None:
+        raise ValueError(f"{path} carries no weights checksum (written by an older lltax); rerun the train job that writes it")
+    if state_checksum(state) != recorded:
+        raise ValueError(f"{path} is corrupt: its weights do not match the checksum recorded when it was saved; delete it and rerun its train job")
+    return state, meta
 
 
 def build_from_meta(meta: dict[str, Any]) -> nn.Module:

@@ -244,6 +244,27 @@ def _number(record: dict, key: str, path: Path, variable: str | None = None) -> 
     return float(value)
 
 
+def _check_origin(record: dict, path: Path, cell: str, seed: int | None = None, pair: tuple[int, int] | None = None) -> None:
+    """Refuse a per-job record whose recorded cell, seed or pair is not the one its path names.
+
+    A file copied from another cell or seed (or written by an lltax without provenance) would
+    otherwise merge silently under the wrong coordinates.
+    """
+    if "cell" not in record or not isinstance(record["cell"], dict):
+        raise ValueError(f"{path} records no cell it was computed for (written by an older lltax?); rerun the job that writes it")
+    expected = {k: v for k, v in parse_cell_path(cell).items() if k in AXES}
+    try:
+        recorded = {k: canonical_value(v) for k, v in record["cell"].items()}
+    except (ConfigError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: recorded cell {record['cell']!r} is not a grid cell") from e
+    if recorded != expected:
+        raise ValueError(f"{path} was computed for cell {recorded}, not for the cell of its path {expected}; delete it and rerun its job")
+    if seed is not None and record.get("seed") != seed:
+        raise ValueError(f"{path} was computed for seed {record.get('seed')!r}, not for seed {seed} of its path; delete it and rerun its job")
+    if pair is not None and (record.get("seed_a"), record.get("seed_b")) != pair:
+        raise ValueError(f"{path} is the curve of seeds {record.get('seed_a')!r}-{record.get('seed_b')!r}, not of pair {pair[0]}-{pair[1]} of its path")
+
+
 def _cells(layout: Layout):
     """(index tuple, cell path) for every cell of the grid, in AXES order."""
     values = [list(enumerate(layout.grid[axis])) for axis in AXES]
@@ -275,6 +296,7 @@ def _aggregate_per_seed(metric: str, results_dir: Path, layout: Layout) -> dict[
             if record is None:
                 missing.append(path)
                 continue
+            _check_origin(record, path, cell, seed=seed)
             for name, key in keys.items():
                 arrays[name][index + (s,)] = _number(record, key, path, name)
     _report_missing(metric, missing, math.prod(_grid_shape(layout)) * len(layout.seeds))
@@ -301,6 +323,7 @@ def _aggregate_per_pair(metric: str, results_dir: Path, layout: Layout) -> dict[
         if record is None:
             missing.append(path)
             continue
+        _check_origin(record, path, cell)
         for entry in _pair_records(record, path):
             seeds = (int(_number(entry, "seed_a", path)), int(_number(entry, "seed_b", path)))
             position = pair_index.get((min(seeds), max(seeds)))
@@ -328,6 +351,7 @@ def _aggregate_curves(results_dir: Path, layout: Layout) -> dict[str, xr.Variabl
             if record is None:
                 missing.append(path)
                 continue
+            _check_origin(record, path, cell, pair=(a, b))
             position = index + (pair_index[(min(a, b), max(a, b))],)
             for name, key in CURVE_SCALARS.items():
                 scalars[name][position] = _number(record, key, path, name)

@@ -121,13 +121,14 @@ def models_cka(models: Mapping[int, nn.Module | None], inputs: torch.Tensor, out
     return pairwise_cka(outputs)
 
 
-def cka_of_checkpoints(paths: list[str], settings: dict, device: torch.device | str = "cpu", data_dir: str | None = None) -> list[tuple[int, int, float]]:
+def cka_of_checkpoints(paths: list[str], settings: dict, device: torch.device | str = "cpu", data_dir: str | None = None, metas: list | None = None) -> list[tuple[int, int, float]]:
     """Pairwise CKA of the seed checkpoints of one cell, with the ``cka`` config section.
 
     Checkpoints are loaded and forwarded one at a time (one model in memory at once); the
     mixup inputs come from the cell's training set, loaded once.
     """
-    metas, outputs, inputs = [], {}, None
+    metas = [] if metas is None else metas  # filled with the checkpoints' metadata, for the caller's provenance
+    outputs, inputs = {}, None
     for path in paths:
         model, meta = checkpoint.load_model(path, device)
         metas.append(meta)
@@ -149,10 +150,11 @@ def cka_of_checkpoints(paths: list[str], settings: dict, device: torch.device | 
 
 def _run_cli(args: argparse.Namespace) -> int:
     settings = parse_settings(args.settings, "cka")
-    pairs = cka_of_checkpoints(args.checkpoints, settings, resolve_device(args.device), args.data_dir)
+    metas: list = []
+    pairs = cka_of_checkpoints(args.checkpoints, settings, resolve_device(args.device), args.data_dir, metas=metas)
     for a, b, value in pairs:
         log.info("seeds %d-%d: CKA %.6g", a, b, value)
-    write_json(args.out, {"pairs": [{"seed_a": a, "seed_b": b, "cka": value} for a, b, value in pairs]})
+    write_json(args.out, {"pairs": [{"seed_a": a, "seed_b": b, "cka": value} for a, b, value in pairs], **checkpoint.cell_provenance(metas)})
     return 0
 
 

@@ -266,6 +266,7 @@ def run_curve_fit(args: argparse.Namespace) -> int:
         "endpoint": meta_a,
         "seed_a": meta_a["seed"],
         "seed_b": meta_b["seed"],
+        "checkpoints_sha256": {str(meta_a["seed"]): meta_a.get("state_sha256"), str(meta_b["seed"]): meta_b.get("state_sha256")},
         "settings": {key: settings[key] for key in fit_keys},
         "history": [],
         "diverged": False,
@@ -310,7 +311,7 @@ def run_curve_eval(args: argparse.Namespace) -> int:
     points = sorted(float(t) for t in settings["points"])
     curve = load_curve(args.curve)
     meta = curve["meta"]
-    result = {"seed_a": meta["seed_a"], "seed_b": meta["seed_b"]}
+    result = {"seed_a": meta["seed_a"], "seed_b": meta["seed_b"], "cell": meta["endpoint"]["cell"], "checkpoints_sha256": meta.get("checkpoints_sha256")}
     if meta["diverged"]:
         logger.warning("curve %s is marked diverged; writing NaN results", args.curve)
         nan = [float("nan")] * len(points)

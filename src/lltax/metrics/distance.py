@@ -64,9 +64,10 @@ def pairwise_distance(models: dict[int, nn.Module | None]) -> list[tuple[int, in
     return pairs
 
 
-def distance_of_checkpoints(paths: list[str], device: torch.device | str = "cpu") -> list[tuple[int, int, float]]:
-    """Pairwise l2 distance of the seed checkpoints of one cell."""
-    metas, models = [], {}
+def distance_of_checkpoints(paths: list[str], device: torch.device | str = "cpu", metas: list | None = None) -> list[tuple[int, int, float]]:
+    """Pairwise l2 distance of the seed checkpoints of one cell (``metas`` is filled with their metadata)."""
+    metas = [] if metas is None else metas
+    models = {}
     for path in paths:
         model, meta = checkpoint.load_model(path, device)
         metas.append(meta)
@@ -82,10 +83,11 @@ def distance_of_checkpoints(paths: list[str], device: torch.device | str = "cpu"
 
 def _run_cli(args: argparse.Namespace) -> int:
     parse_settings(args.settings, "distance")  # no settings yet; checked for uniformity
-    pairs = distance_of_checkpoints(args.checkpoints, resolve_device(args.device))
+    metas: list = []
+    pairs = distance_of_checkpoints(args.checkpoints, resolve_device(args.device), metas=metas)
     for a, b, value in pairs:
         log.info("seeds %d-%d: l2 distance %.6g", a, b, value)
-    write_json(args.out, {"pairs": [{"seed_a": a, "seed_b": b, "l2_distance": value} for a, b, value in pairs]})
+    write_json(args.out, {"pairs": [{"seed_a": a, "seed_b": b, "l2_distance": value} for a, b, value in pairs], **checkpoint.cell_provenance(metas)})
     return 0
 
 

@@ -45,17 +45,18 @@ def evaluate_on_dataset(model: nn.Module, dataset: Any, batch_size: int = 1000) 
 def evaluate_checkpoint(path: str, batch_size: int = 1000, device: torch.device | str = "cpu", data_dir: str | None = None) -> dict[str, Any]:
     """The ``evaluate.json`` record of one checkpoint (NaN metrics when diverged)."""
     model, meta = checkpoint.load_model(path, device)
+    origin = checkpoint.provenance(meta)
     if checkpoint.is_diverged(model, meta):
         log.warning("%s is diverged: writing NaN metrics", path)
-        return {**nan_metrics(), "diverged": True}
+        return {**nan_metrics(), "diverged": True, **origin}
     dataset = checkpoint.load_cell_data(meta, device, data_dir)
     metrics = evaluate_on_dataset(model, dataset, batch_size)
     # A loss that overflows in eval mode is a diverged model too (DESIGN: NaN/inf loss).
     if not math.isfinite(metrics["train_loss"]):
         log.warning("%s has training loss %s in eval mode: recording it as diverged", path, metrics["train_loss"])
-        return {**nan_metrics(), "diverged": True}
+        return {**nan_metrics(), "diverged": True, **origin}
     log.info("%s: %s", path, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
-    return {**metrics, "diverged": False}
+    return {**metrics, "diverged": False, **origin}
 
 
 def _run_cli(args: argparse.Namespace) -> int:

@@ -267,7 +267,7 @@ def hessian_of_checkpoint(path: str, settings: dict[str, Any], device: torch.dev
         dataset = checkpoint.load_cell_data(meta, device, data_dir)
         inputs, targets = sample_training_data(dataset.x_train, dataset.y_train, settings["num_samples"], sample_seed(settings, meta["seed"]))
         record = hessian_metrics(model, inputs, targets, piecewise_linear=piecewise_linear, **options)
-    return {**record, "settings": {**options, "num_samples": settings["num_samples"], "sample": settings["sample"]}}
+    return {**record, "settings": {**options, "num_samples": settings["num_samples"], "sample": settings["sample"]}, **checkpoint.provenance(meta)}
 
 
 def _run_cli(args: argparse.Namespace) -> int:
