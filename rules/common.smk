@@ -22,14 +22,17 @@ USE_GPU = CONFIG["device"] == "cuda" or (CONFIG["device"] == "auto" and count_gp
 
 # The source files behind each rule's results: declared as inputs, so editing one reruns the
 # rule and what depends on it (Snakemake does not track modules a job imports).
+# Every job that reads or writes a checkpoint also depends on its format (checkpoint.py) and
+# on how torch is set up (device.py).
+JOB = ["checkpoint.py", "device.py"]
 SOURCES = {
-    "train": ["train.py", "data.py", "models/__init__.py", "models/resnet.py", "models/resnet1d.py", "models/vgg.py", "models/mlp.py"],
-    "evaluate": ["metrics/evaluate.py", "evaluation.py"],
-    "hessian": ["metrics/hessian.py", "metrics/hvp.py", "metrics/lanczos.py", "metrics/trace.py", "metrics/pyhessian_backend.py"],
-    "cka": ["metrics/cka.py"],
-    "distance": ["metrics/distance.py"],
-    "curves": ["metrics/curves.py", "metrics/bezier.py"],
-    "landscape": ["landscape.py"],
+    "train": ["train.py", "data.py", "models/__init__.py", "models/resnet.py", "models/resnet1d.py", "models/vgg.py", "models/mlp.py", *JOB],
+    "evaluate": ["metrics/evaluate.py", "evaluation.py", *JOB],
+    "hessian": ["metrics/hessian.py", "metrics/hvp.py", "metrics/lanczos.py", "metrics/trace.py", "metrics/pyhessian_backend.py", *JOB],
+    "cka": ["metrics/cka.py", *JOB],
+    "distance": ["metrics/distance.py", *JOB],
+    "curves": ["metrics/curves.py", "metrics/bezier.py", *JOB],
+    "landscape": ["landscape.py", *JOB],
     "dataset": ["dataset.py"],
     "phases": ["phases.py"],
     "plots": ["plots.py", "plots_maps.py", "plots_lines.py", "plots_grid.py"],
