@@ -343,3 +343,23 @@ def test_cli_reads_netcdf_and_writes_fixed_names(tmp_path):
     assert all((tmp_path / "figures" / name).read_bytes().startswith(b"%PDF") for name in written)
     with pytest.raises(FileNotFoundError, match="run the aggregate step"):
         cli.main(["plot", "--dataset", str(tmp_path / "none.nc"), "--phases", str(tmp_path / "phases.nc"), "--out-dir", str(tmp_path)])
+
+
+def test_a_grid_where_every_run_diverged_still_gets_every_figure(tmp_path):
+    """Every metric NaN, every cell `diverged`: grey panels and notes, never a crash (a log
+    axis with no positive data used to fail in the lines figure)."""
+    from lltax.dataset import METRICS, aggregate_metric, merge_metrics
+    from lltax.phases import classify
+
+    config = {
+        "grid": {"width": [2, 4], "batch_size": [16, 64, 256], "label_noise": [0.0], "train_fraction": [1.0],
+                 "learning_rate": [0.1], "weight_decay": [0.0]},
+        "seeds": [0, 1, 2], "curves": {"pairs": "all"}, "train": {"momentum": 0.9},
+    }
+    dataset = merge_metrics([aggregate_metric(m, None, config) for m in METRICS], config)
+    dataset["diverged"][:] = 1.0
+    phases = classify(dataset)
+    assert set(phases["phase"].values.ravel().tolist()) == {"diverged"}
+    paths = plot_all(dataset, phases, tmp_path)
+    assert sorted(p.name for p in paths) == sorted(f"{name}.png" for name in FIGURES)
+    assert all(is_png(p) for p in paths)

@@ -97,6 +97,8 @@ def _use_log_axis(axis: str, values: np.ndarray) -> bool:
 def _setup_log_x(ax, values: np.ndarray) -> None:
     base = 2 if power_base(values) == 2 else 10
     ax.set_xscale("log", base=base)
+    # Limits from the grid, not the data: with every value NaN the data give none a log axis can use.
+    ax.set_xlim(values.min() / 1.15, values.max() * 1.15)
     if base == 2 or values.max() / values.min() < 100:
         # Few decades: label the grid values themselves (every other one when crowded).
         ax.set_xticks(values, tick_labels(values) if len(values) <= 12 else [f"{v:g}" if i % 2 == 0 else "" for i, v in enumerate(values)])
@@ -120,7 +122,9 @@ def lines_figure(dataset: xr.Dataset, phases: xr.Dataset, *, x: str = "width", y
     figure = new_figure(4.6 * columns + 2.4, 3.4 * grid_rows + 1.2)
     axes = figure.subplots(grid_rows, columns, squeeze=False, sharey=True).ravel()
     colors = colormaps["viridis"](np.linspace(0.0, 0.9, len(group_values)))
-    log_y = line_metric in LOG_METRICS and bool(np.all(mean.values[np.isfinite(mean.values)] > 0))
+    finite = mean.values[np.isfinite(mean.values)]
+    # A log axis needs positive data; with none at all (every cell diverged) it cannot draw ticks.
+    log_y = line_metric in LOG_METRICS and finite.size > 0 and bool(np.all(finite > 0))
     unit = units(dataset, line_metric)
     title = str(dataset[line_metric].attrs.get("long_name", line_metric)) if line_metric in dataset else line_metric.replace("_", " ")
 
@@ -138,6 +142,8 @@ def lines_figure(dataset: xr.Dataset, phases: xr.Dataset, *, x: str = "width", y
         ax.grid(alpha=0.3, which="major")
         if selection:
             ax.set_title(selection_text(selection), fontsize=9)
+        if finite.size == 0:
+            ax.text(0.5, 0.5, f"no {line_metric} values (missing, or every run diverged)", transform=ax.transAxes, ha="center", va="center", fontsize=8)
     for ax in axes[::columns]:
         ax.set_ylabel(with_units(title, unit))
     for ax in axes[len(panels) :]:
