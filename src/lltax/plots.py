@@ -96,6 +96,8 @@ def _open(path: Path, what: str, step: str) -> xr.Dataset:
             return data.load()
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{what} {path} does not exist; run the {step} step first") from e
+    except (ValueError, OSError) as e:  # not netCDF: xarray lists its engines over many lines
+        raise ValueError(f"{what} {path} is not a netCDF file lltax can read ({type(e).__name__}); pass the file the {step} step writes") from None
 
 
 def run_plot(args: argparse.Namespace) -> int:

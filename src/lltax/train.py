@@ -231,10 +231,20 @@ def _run_cli(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seed must be an integer >= 0, got {value}")
+    return value
+
+
 def add_cli(subparsers) -> None:
     p = subparsers.add_parser("train", help="train one grid cell and seed; writes model.pt and train.json")
     p.add_argument("--cell", required=True, help="cell path, e.g. width=16/batch_size=128/label_noise=0.0/train_fraction=1.0/learning_rate=0.1/weight_decay=0.0005")
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--seed", type=_seed, required=True, help="training seed, an integer >= 0")
     p.add_argument("--dataset", required=True, help='dataset config section as JSON, e.g. {"name": "mnist1d", "download": false, "augment": false}')
     p.add_argument("--model", required=True, help="model name (lltax.models.MODELS)")
     p.add_argument("--settings", required=True, help="train config section as JSON")

@@ -301,6 +301,8 @@ def load_curve(path: str | Path) -> dict:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as e:
         raise FileNotFoundError(f"curve file {path} does not exist; run `lltax curve-fit` (or the curve_fit rule) first") from e
+    except Exception as e:  # a foreign file: never retry without weights_only
+        raise ValueError(f"{path} is not a readable lltax curve file ({type(e).__name__}); rerun the curve_fit job that writes it") from None
     if not isinstance(payload, dict) or not {"bends", "buffers", "meta"} <= set(payload):
         raise ValueError(f"{path} is not an lltax curve file (expected keys 'bends', 'buffers', 'meta')")
     return payload

@@ -1,0 +1,63 @@
+"""The `lltax` command on misuse: one clear line naming the problem, nothing overwritten."""
+
+from __future__ import annotations
+
+import pytest
+
+from lltax.cli import main
+from lltax.dataset import METRICS, aggregate_metric, merge_metrics, write_dataset
+
+CELL = "width=2/batch_size=8/label_noise=0.0/train_fraction=1.0/learning_rate=0.1/weight_decay=0.0"
+
+
+@pytest.fixture
+def dataset_path(tmp_path):
+    config = {
+        "grid": {"width": [2], "batch_size": [8], "label_noise": [0.0], "train_fraction": [1.0], "learning_rate": [0.1], "weight_decay": [0.0]},
+        "seeds": [0, 1], "train": {"momentum": 0.9},
+    }
+    path = tmp_path / "dataset.nc"
+    write_dataset(merge_metrics([aggregate_metric(m, None, config) for m in METRICS], config), path)
+    return path
+
+
+def foreign_files(tmp_path, dataset_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a checkpoint\n")
+    return {"text": text, "netcdf": dataset_path}
+
+
+# (argv builder, what the one-line error must say)
+MISUSE = [
+    (lambda d, f: ["classify", str(d), str(d), "--settings", "{}"], "is also an input"),
+    (lambda d, f: ["classify", str(d), str(d.parent / "p.nc"), "--settings", '{"resamples": 3}'], "unknown key(s) ['resamples']"),
+    (lambda d, f: ["classify", str(d), str(d.parent / "p.nc"), "--settings", "{not json"], "not valid JSON"),
+    (lambda d, f: ["hessian", "--checkpoint", str(f["text"]), "--out", str(d.parent / "h.json")], "is not a readable lltax checkpoint"),
+    (lambda d, f: ["hessian", "--checkpoint", str(f["netcdf"]), "--out", str(d.parent / "h.json")], "is not a readable lltax checkpoint"),
+    (lambda d, f: ["evaluate", "--checkpoint", str(d.parent / "missing.pt"), "--out", str(d.parent / "e.json")], "does not exist"),
+    (lambda d, f: ["curve-eval", "--curve", str(f["text"]), "--settings", "{}", "--out", str(d.parent / "c.json")], "is not a readable lltax curve file"),
+    (lambda d, f: ["plot", "--dataset", str(f["text"]), "--phases", str(d), "--settings", "{}", "--out-dir", str(d.parent / "figs")], "notes.txt"),
+]
+
+
+@pytest.mark.parametrize("build, message", MISUSE)
+def test_misuse_gives_one_line_naming_the_problem(tmp_path, dataset_path, capsys, build, message):
+    before = dataset_path.read_bytes()
+    assert main(build(dataset_path, foreign_files(tmp_path, dataset_path))) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("lltax ") and ": error: " in error and message in error, error
+    assert "Traceback" not in capsys.readouterr().err
+    assert dataset_path.read_bytes() == before  # the input is untouched
+
+
+def test_debug_shows_the_traceback(tmp_path, dataset_path):
+    with pytest.raises(ValueError, match="is also an input"):
+        main(["--debug", "classify", str(dataset_path), str(dataset_path), "--settings", "{}"])
+
+
+@pytest.mark.parametrize("seed", ["-5", "two"])
+def test_bad_seed_is_an_argument_error(tmp_path, seed, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--cell", CELL, "--seed", seed, "--dataset", "{}", "--model", "mlp", "--settings", "{}", "--out-dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "seed must be an integer >= 0" in capsys.readouterr().err
