@@ -371,4 +371,4 @@ def test_reference_cli_writes_the_paper_dataset(tmp_path):
     dataset = read_dataset(out)
     assert dataset.sizes["width"] == 14 and dataset.sizes["batch_size"] == 15 and dataset.sizes["seed"] == 5
     with pytest.raises(FileNotFoundError, match="per_model.csv"):
-        main(["reference", "--directory", str(tmp_path), "--out", str(tmp_path / "x.nc")])
+        main(["--debug", "reference", "--directory", str(tmp_path), "--out", str(tmp_path / "x.nc")])

@@ -342,7 +342,7 @@ def test_cli_reads_netcdf_and_writes_fixed_names(tmp_path):
     assert written == sorted(f"{name}.pdf" for name in FIGURES)
     assert all((tmp_path / "figures" / name).read_bytes().startswith(b"%PDF") for name in written)
     with pytest.raises(FileNotFoundError, match="run the aggregate step"):
-        cli.main(["plot", "--dataset", str(tmp_path / "none.nc"), "--phases", str(tmp_path / "phases.nc"), "--out-dir", str(tmp_path)])
+        cli.main(["--debug", "plot", "--dataset", str(tmp_path / "none.nc"), "--phases", str(tmp_path / "phases.nc"), "--out-dir", str(tmp_path)])
 
 
 def test_a_grid_where_every_run_diverged_still_gets_every_figure(tmp_path):
