@@ -68,6 +68,17 @@ def test_defaults_filled_and_seeds_expanded():
         (minimal(dataset={"label_noise_mode": "exact"}, grid={"width": [4], "batch_size": [16], "label_noise": [1.0]}), ["label_noise_mode: paper"]),
         (minimal(classify={"sharpness_threshold": "auto"}), ["classify.sharpness_threshold", "auto"]),
         (minimal(threads=0), ["threads"]),
+        (minimal(plots={"line_metric": "hessian_trce"}), ["plots.line_metric", "hessian_trce", "hessian_trace"]),
+        (minimal(plots={"line_group": "depth"}), ["plots.line_group", "depth"]),
+        (minimal(grid={"width": [4], "batch_size": [5000]}), ["grid.batch_size", "5000", "4000"]),
+        (minimal(grid={"width": [4], "batch_size": [64], "train_fraction": [0.01]}), ["grid.batch_size", "40 training samples"]),
+        (minimal(grid={"width": [4], "batch_size": [16], "train_fraction": [0.0001]}), ["grid.train_fraction", "leaves none"]),
+        (minimal(curves={"batch_size": 8000}), ["curves.batch_size", "8000"]),
+        (minimal(grid={"width": [4], "batch_size": [16], "learning_rate": [float("nan")]}), ["grid.learning_rate.0", "nan", "finite"]),
+        (minimal(grid={"width": [4], "batch_size": [16], "weight_decay": [float("inf")]}), ["grid.weight_decay.0", "inf"]),
+        (minimal(landscape={"range_1d": [1.5, -0.5]}), ["landscape.range_1d", "low < high"]),
+        (minimal(hessian={"top_k": 20, "max_iterations": 10}), ["hessian.top_k", "max_iterations"]),
+        (minimal(grid={"width": [100000], "batch_size": [16]}), ["grid.width", "100000", "parameters", "GB"]),
     ],
 )
 def test_bad_config_names_the_key(config, fragments):
@@ -76,6 +87,14 @@ def test_bad_config_names_the_key(config, fragments):
     message = str(error.value)
     for fragment in fragments:
         assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+def test_integer_valued_floats_are_integers():
+    config = validate_config(minimal(grid={"width": [4.0, 8], "batch_size": [16.0]}, seeds=3.0, train={"epochs": 2.0}))
+    assert config["grid"]["width"] == [4, 8] and all(isinstance(v, int) for v in config["grid"]["width"])
+    assert config["seeds"] == [0, 1, 2] and config["train"]["epochs"] == 2 and isinstance(config["train"]["epochs"], int)
+    with pytest.raises(ConfigError, match="grid.width.0"):
+        validate_config(minimal(grid={"width": [4.5], "batch_size": [16]}))
 
 
 def test_load_config_errors(tmp_path):

@@ -234,3 +234,13 @@ def test_per_sample_gradients_with_vmap_match_autograd(name):
         F.cross_entropy(model(inputs[index : index + 1]), targets[index : index + 1]).backward()
         for key, p in model.named_parameters():
             torch.testing.assert_close(batched[key][index], p.grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name, shape", [("resnet18", (3, 32, 32)), ("vgg11", (3, 32, 32)), ("resnet1d", (1, 40)), ("mlp", (1, 40))])
+def test_config_parameter_estimate_matches_the_built_models(name, shape):
+    """lltax.config refuses absurd widths from this estimate before any job; it must be right."""
+    from lltax.config import parameter_estimate
+
+    for width in (4, 16):
+        actual = sum(p.numel() for p in build_model(name, width, 10, shape).parameters())
+        assert abs(parameter_estimate(name, width, shape) - actual) <= 0.03 * actual

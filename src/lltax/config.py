@@ -13,12 +13,14 @@ import functools
 import hashlib
 import itertools
 import json
+import math
 import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 import yaml
 
 # Grid axes in path order. Load-like axes first, then temperature-like ones.
@@ -93,7 +95,8 @@ def validate_config(config: dict) -> dict:
     if not isinstance(config, dict):
         raise ConfigError(f"config must be a mapping of keys to values, got {type(config).__name__}")
     schema = load_schema()
-    config = _fill_defaults(copy.deepcopy(config), schema)
+    _check_finite(config, "")
+    config = _integers_as_ints(_fill_defaults(copy.deepcopy(config), schema), schema)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:
@@ -132,7 +135,105 @@ def validate_config(config: dict) -> dict:
             raise ConfigError(f"config key 'plots.{key}': {config['plots'][key]!r} is not a grid axis; choose one of {list(AXES)}")
     if config["plots"]["x"] == config["plots"]["y"]:
         raise ConfigError("config keys 'plots.x' and 'plots.y' must name two different grid axes")
+    _check_plots_and_ranges(config)
+    _check_sizes(config)
     return config
+
+
+# Sizes the config can be checked against before any job runs (lltax.data's loaders give these).
+DATASET_SIZES = {  # name: (training samples, input shape)
+    "mnist1d": (4000, (1, 40)),
+    "cifar10": (50000, (3, 32, 32)),
+    "cifar100": (50000, (3, 32, 32)),
+    "svhn": (73257, (3, 32, 32)),
+    "mnist": (60000, (1, 32, 32)),
+}
+# Refuse models above this many parameters before training: 1e9 float32 parameters are 4 GB of
+# weights and ~16 GB with gradients and momentum, beyond any single job this tool schedules.
+MAX_PARAMETERS = 1_000_000_000
+
+
+def parameter_estimate(model: str, width: int, input_shape: tuple[int, ...], num_classes: int = 10) -> int:
+    """Parameters of a registered model at ``width`` (exact for resnet1d and mlp, within 3% for resnet18 and vgg11 at widths >= 4)."""
+    k = width
+    if model == "resnet1d":
+        return 106 * k * k + 85 * k + 10
+    if model == "mlp":
+        inputs = int(np.prod(input_shape))
+        return inputs * k + k + k * k + k + k * num_classes + num_classes
+    # resnet18 / vgg11 grow as k^2: 11,173,962 and 9,228,362 parameters at k = 64.
+    return int({"resnet18": 11_173_962, "vgg11": 9_228_362}[model] * (k / 64) ** 2)
+
+
+def _check_finite(value: Any, key: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key {key!r}: {value!r} is not a finite number")
+    if isinstance(value, dict):
+        for name, item in value.items():
+            _check_finite(item, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_finite(item, f"{key}.{index}")
+
+
+def _integers_as_ints(instance: Any, schema: dict) -> Any:
+    """Integer-valued floats (``2.0``) where the schema wants an integer become ints."""
+    kind = schema.get("type")
+    if kind == "integer" and isinstance(instance, float) and instance.is_integer():
+        return int(instance)
+    if kind == "object" and isinstance(instance, dict):
+        properties = schema.get("properties", {})
+        return {k: _integers_as_ints(v, properties.get(k, {})) for k, v in instance.items()}
+    if kind == "array" and isinstance(instance, list):
+        return [_integers_as_ints(v, schema.get("items", {})) for v in instance]
+    if "oneOf" in schema and isinstance(instance, (float, list)):
+        for option in schema["oneOf"]:
+            converted = _integers_as_ints(instance, option)
+            if converted is not instance:
+                return converted
+    return instance
+
+
+def _check_plots_and_ranges(config: dict) -> None:
+    from lltax.dataset import VARIABLE_ATTRS  # lazily: xarray is not needed to validate otherwise
+
+    metric = config["plots"]["line_metric"]
+    if metric not in VARIABLE_ATTRS:
+        raise ConfigError(f"config key 'plots.line_metric': {metric!r} is not a dataset variable; choose one of {sorted(VARIABLE_ATTRS)}")
+    group = config["plots"]["line_group"]
+    if group != "auto" and group not in AXES:
+        raise ConfigError(f"config key 'plots.line_group': {group!r} is not a grid axis; choose 'auto' or one of {list(AXES)}")
+    low, high = config["landscape"]["range_1d"]
+    if not low < high:
+        raise ConfigError(f"config key 'landscape.range_1d': {[low, high]} must be [low, high] with low < high")
+    hessian = config["hessian"]
+    if hessian["top_k"] > hessian["max_iterations"]:
+        raise ConfigError(
+            f"config key 'hessian.top_k': {hessian['top_k']} eigenvalues need at least as many iterations; "
+            f"hessian.max_iterations is {hessian['max_iterations']}"
+        )
+
+
+def _check_sizes(config: dict) -> None:
+    """Batch sizes against the data each cell trains on, and model sizes against memory."""
+    name = config["dataset"]["name"]
+    total, input_shape = DATASET_SIZES[name]
+    smallest = min(round(fraction * total) for fraction in config["grid"]["train_fraction"])
+    if smallest < 1:
+        raise ConfigError(f"config key 'grid.train_fraction': {min(config['grid']['train_fraction'])} of {total} {name} samples leaves none")
+    for key, value in (("grid.batch_size", max(config["grid"]["batch_size"])), ("curves.batch_size", config["curves"]["batch_size"])):
+        if value > smallest:
+            raise ConfigError(
+                f"config key {key!r}: batch size {value} is larger than the {smallest} training samples of the smallest "
+                f"train_fraction ({min(config['grid']['train_fraction'])} of {total} {name} samples); lower it or raise the fraction"
+            )
+    model, width = config["model"]["name"], max(config["grid"]["width"])
+    parameters = parameter_estimate(model, width, input_shape)
+    if parameters > MAX_PARAMETERS:
+        raise ConfigError(
+            f"config key 'grid.width': {model} at width {width} has about {parameters:.2g} parameters "
+            f"({4 * parameters / 1e9:.0f} GB of float32 weights before gradients and momentum); the limit is {MAX_PARAMETERS:.0e}"
+        )
 
 
 def load_config(path: str | Path) -> dict:
