@@ -29,3 +29,14 @@ def test_failed_write_leaves_no_file(tmp_path):
     with pytest.raises(TypeError):
         write_json(path, {"x": object()})  # not serializable: the old file stays intact
     assert read_json(path) == {"x": 1}
+
+
+def test_stray_temporary_files_of_a_killed_write_are_removed_by_the_next_write(tmp_path):
+    # What a kill -9 between mkstemp and rename leaves behind (the finally never ran).
+    stray = tmp_path / ".dataset.nc.abc123.tmp"
+    stray.write_text("half")
+    other = tmp_path / ".phases.nc.def456.tmp"  # another output's leftover is not this write's business
+    other.write_text("half")
+    write_json(tmp_path / "dataset.nc", {"x": 1})
+    assert not stray.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".phases.nc.def456.tmp", "dataset.nc"]

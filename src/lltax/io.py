@@ -5,6 +5,7 @@ A killed job therefore never leaves a file that looks complete.
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -22,6 +23,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Leftovers of a killed earlier write of this same output (only one job writes an output
+    # at a time: Snakemake locks the folder), so the next run of the rule cleans them up.
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp)
