@@ -61,3 +61,15 @@ def test_bad_seed_is_an_argument_error(tmp_path, seed, capsys):
         main(["train", "--cell", CELL, "--seed", seed, "--dataset", "{}", "--model", "mlp", "--settings", "{}", "--out-dir", str(tmp_path)])
     assert exit_info.value.code == 2
     assert "seed must be an integer >= 0" in capsys.readouterr().err
+
+
+def test_long_json_arguments_are_not_taken_for_paths(tmp_path, dataset_path):
+    """A merge's --config-json is longer than a file name may be: it must not break the
+    output-is-not-an-input check (it did, with 'File name too long')."""
+    from lltax.config import canonical_json
+
+    table = tmp_path / "hessian.nc"
+    config = {"grid": {"width": [2], "batch_size": [8], "label_noise": [0.0], "train_fraction": [1.0], "learning_rate": [0.1],
+                       "weight_decay": [0.0]}, "seeds": [0, 1], "train": {"momentum": 0.9}, "padding": "x" * 400}
+    write_dataset(aggregate_metric("hessian", None, config), table)
+    assert main(["merge", "--inputs", str(table), "--config-json", canonical_json(config), "--out", str(tmp_path / "merged.nc")]) == 0

@@ -81,6 +81,13 @@ def main(argv: list[str] | None = None) -> int:
 OUTPUT_ARGUMENTS = {"classify": ("phases",)}
 
 
+def _is_existing_path(text: str) -> bool:
+    try:
+        return Path(text).exists()
+    except (OSError, ValueError):  # JSON settings and other long or odd strings are not paths
+        return False
+
+
 def _check_output_is_not_an_input(args: argparse.Namespace) -> None:
     """Refuse a command whose output path is one of its inputs (it would overwrite its own data)."""
     names = OUTPUT_ARGUMENTS.get(args.command, ("out",))
@@ -90,7 +97,7 @@ def _check_output_is_not_an_input(args: argparse.Namespace) -> None:
         if name in names or name == "func":
             continue
         for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, str) and item and Path(item).exists():
+            if isinstance(item, str) and item and _is_existing_path(item):
                 inputs.append(item)
     for output in outputs:
         for item in inputs:
