@@ -29,7 +29,10 @@ against which thresholds gave its label.
 path, the probability that the replicate's mean lands on the same side of the threshold,
 P = F_{n-1}(|mean - threshold| / (s sqrt(2/n))) with F_{n-1} Student's t distribution, s the
 sample standard deviation over the n samples (so seed spread, pair spread and curve-fitting
-noise all enter through the samples they perturb); the product over the decisions. A decision
+noise all enter through the samples they perturb). For a barrier the replicate must also find
+its barrier significant (else it is ``unknown``): that probability is the posterior predictive
+of the mean-below-floor-and-significant event (``Estimate.replicate_barrier``). The cell's
+confidence is the product over its decisions. A decision
 resting on fewer than ``min_samples`` samples has no measured spread worth the name: the cell
 reports thin evidence and no confidence. ``benchmarks/bench_calibration.py`` checks the
 calibration against replicate runs.
@@ -113,6 +116,29 @@ class Estimate:
             return 1.0
         return float(stats.t.cdf(distance / scale, df=self.count - 1))
 
+    def replicate_barrier(self, floor: float, significance: float, draws: int = 20000) -> float:
+        """P(an independent replicate with as many samples also finds a barrier): its mean below
+        -floor AND significantly below 0 (else it would be connected or ``unknown``).
+
+        Posterior predictive under the reference prior p(mu, sigma) ~ 1/sigma for normal
+        samples: sigma^2 ~ (n-1) s^2 / chi2(n-1), mu ~ N(mean, sigma^2 / n), then the
+        replicate's mean and standard deviation; by Monte Carlo with a fixed seed (so the
+        result is reproducible). NaN below 2 samples.
+        """
+        n = self.count
+        if n < 2:
+            return math.nan
+        if self.std == 0:
+            return 1.0 if self.mean < -floor else 0.0
+        rng = np.random.default_rng(0)
+        sigma = self.std * np.sqrt((n - 1) / rng.chisquare(n - 1, draws))
+        mu = rng.normal(self.mean, sigma / math.sqrt(n))
+        mean = rng.normal(mu, sigma / math.sqrt(n))  # the replicate's mean, independent of its spread
+        std = sigma * np.sqrt(rng.chisquare(n - 1, draws) / (n - 1))
+        critical = stats.t.ppf(significance, df=n - 1)
+        barrier = (mean < -floor) & (mean / (std / math.sqrt(n)) < critical)
+        return float(barrier.mean())
+
     def p_below_zero(self) -> float:
         """One-sided t-test p-value of H0 "true mean >= 0" (small: significantly below 0). NaN below 2 samples."""
         if self.count < 2:
@@ -174,7 +200,11 @@ def decide_cell(
         return CellPhase("unknown", math.nan, "unknown: " + "; ".join(parts), **agreements)
     connected = not below_floor
     parts.append(f"{'connected' if connected else 'barrier'}: {measured} {'>=' if connected else '<'} -{_fmt(floor)}")
-    agreements["connected_agreement"] = mode_connectivity.replicate_agreement(-floor)
+    if connected:
+        agreements["connected_agreement"] = mode_connectivity.replicate_agreement(-floor)
+    else:
+        # A replicate keeps "barrier" only if its barrier is also significant (else: unknown).
+        agreements["connected_agreement"] = mode_connectivity.replicate_barrier(floor, significance)
     counts.append(("curves", mode_connectivity.count))
 
     if sharp:
