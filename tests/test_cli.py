@@ -36,6 +36,10 @@ MISUSE = [
     (lambda d, f: ["hessian", "--checkpoint", str(f["netcdf"]), "--out", str(d.parent / "h.json")], "is not a readable lltax checkpoint"),
     (lambda d, f: ["evaluate", "--checkpoint", str(d.parent / "missing.pt"), "--out", str(d.parent / "e.json")], "does not exist"),
     (lambda d, f: ["curve-eval", "--curve", str(f["text"]), "--settings", "{}", "--out", str(d.parent / "c.json")], "is not a readable lltax curve file"),
+    (lambda d, f: ["train", "--cell", CELL, "--seed", "0", "--dataset", '{"name": "mnist1d", "augmnt": true}', "--model", "mlp",
+                   "--settings", "{}", "--out-dir", str(d.parent / "t")], "unknown key(s) ['augmnt']"),
+    (lambda d, f: ["train", "--cell", CELL, "--seed", "0", "--dataset", "mnist1d", "--model", "mlp",
+                   "--settings", "{}", "--out-dir", str(d.parent / "t")], "not valid JSON"),
     (lambda d, f: ["plot", "--dataset", str(f["text"]), "--phases", str(d), "--settings", "{}", "--out-dir", str(d.parent / "figs")], "notes.txt"),
 ]
 

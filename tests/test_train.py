@@ -106,7 +106,7 @@ def data_dir(tmp_path_factory):
 
 CELL = {"width": 2, "batch_size": 64, "label_noise": 0.1, "train_fraction": 0.1, "learning_rate": 0.05, "weight_decay": 0.0005}
 TRAIN = {"epochs": 2, "momentum": 0.9, "lr_schedule": "constant", "lr_decay_at": 0.75, "lr_decay_factor": 0.1, "checkpoint": "final", "patience": 5, "min_delta": 0.0001, "eval_batch_size": 1000}
-DATASET = {"name": "mnist1d", "download": False, "augment": False}
+DATASET = {"name": "mnist1d", "download": False, "augment": False, "label_noise_mode": "exact"}
 
 
 def run_job(out_dir, data_dir, **overrides):

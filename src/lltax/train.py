@@ -221,7 +221,7 @@ def _run_cli(args: argparse.Namespace) -> int:
     run_train_job(
         cell=cell,
         seed=args.seed,
-        dataset=json.loads(args.dataset),
+        dataset=parse_settings(args.dataset, "dataset"),  # schema-checked: a typo is an error, not a default
         model_name=args.model,
         train_settings=parse_settings(args.settings, "train"),
         data_dir=args.data_dir,
