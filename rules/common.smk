@@ -2,10 +2,13 @@
 # functions and rules in separate files).
 from pathlib import Path
 
-from lltax.config import CELL_REGEX, canonical_json, cell_path, expand_grid, seed_pairs, validate_config
+from lltax.config import CELL_REGEX, canonical_json, cell_path, expand_grid, read_config_file, seed_pairs, validate_config
 from lltax.gpu import count_gpus
 
-# Schema + lltax's own checks; a bad config stops here, before any job runs.
+# Schema + lltax's own checks; a bad config stops here, before any job runs. Snakemake's own
+# YAML reading keeps the last of two equal keys silently: read each file again, strictly.
+for _configfile in workflow.configfiles:
+    read_config_file(_configfile)
 CONFIG = validate_config(config)
 RESULTS = f"{CONFIG['results_dir']}/{CONFIG['experiment']}"
 CELLS = [cell_path(cell) for cell in expand_grid(CONFIG["grid"])]

@@ -155,3 +155,13 @@ def test_readme_documents_every_config_key():
 def test_example_configs_are_valid():
     for path in sorted((REPO / "configs").glob("*.yaml")):
         validate_config(yaml.safe_load(path.read_text()))
+
+
+def test_repeated_yaml_keys_are_refused(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("experiment: t\ngrid:\n  width: [2]\n  batch_size: [16]\ngrid:\n  width: [4]\n")
+    with pytest.raises(ConfigError, match="'grid' appears twice .*line 5"):
+        load_config(path)
+    path.write_text("experiment: t\ngrid:\n  width: [2]\n  width: [4]\n  batch_size: [16]\n")
+    with pytest.raises(ConfigError, match="'width' appears twice"):
+        load_config(path)

@@ -354,3 +354,19 @@ def test_cli_per_metric_then_merge_equals_aggregate(results, tmp_path, capsys):
     xr.testing.assert_equal(a, c)
     assert json.loads(c.attrs["config"])["experiment"] == "demo"  # the resolved config, defaults filled
     assert json.loads(c.attrs["config"])["hessian"]["backend"] == "native"
+
+
+def test_a_failed_netcdf_write_names_the_file_and_keeps_the_old_one(results, tmp_path, monkeypatch):
+    out = tmp_path / "dataset.nc"
+    table = aggregate_metric("hessian", results, CONFIG)
+    write_dataset(table, out)
+    before = out.read_bytes()
+
+    def full_disk(self, *args, **kwargs):
+        raise RuntimeError("NetCDF: HDF error")  # what netCDF4 says when the disk fills up
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", full_disk)
+    with pytest.raises(OSError, match=r"writing .*dataset.nc failed \(NetCDF: HDF error\); .* MB free .*unchanged"):
+        write_dataset(table, out)
+    assert out.read_bytes() == before
+    assert not list(tmp_path.glob(".dataset.nc.*"))  # no temporary left behind

@@ -236,15 +236,39 @@ def _check_sizes(config: dict) -> None:
         )
 
 
-def load_config(path: str | Path) -> dict:
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key repeated in one mapping is an error (YAML says keys are
+    unique; PyYAML silently keeps the last one, so a duplicated `grid:` would drop axes)."""
+
+
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise ConfigError(f"config key {key!r} appears twice in one mapping (line {key_node.start_mark.line + 1}); keep one")
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
+def read_config_file(path: str | Path) -> Any:
+    """A config file's YAML, refusing repeated keys (used by the Snakefile on every config file)."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.load(path.read_text(), Loader=_StrictLoader)
     except FileNotFoundError as e:
         raise ConfigError(f"config file {path} does not exist") from e
+    except ConfigError as e:
+        raise ConfigError(f"config file {path}: {e}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
-    return validate_config(raw)
+
+
+def load_config(path: str | Path) -> dict:
+    return validate_config(read_config_file(path))
 
 
 def parse_settings(text: str, section: str) -> dict[str, Any]:

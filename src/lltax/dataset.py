@@ -19,6 +19,7 @@ import itertools
 import json
 import logging
 import math
+import shutil
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -477,8 +478,16 @@ def merge_metrics(datasets: list[xr.Dataset], config: dict) -> xr.Dataset:
 def write_dataset(dataset: xr.Dataset, path: str | Path) -> None:
     """Write netCDF4 atomically; text variables (e.g. phase) as fixed-width char arrays."""
     encoding = {name: {"dtype": "S1"} for name, var in dataset.data_vars.items() if var.dtype.kind in "UO"}
-    with atomic_path(path) as tmp:
-        dataset.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
+    try:
+        with atomic_path(path) as tmp:
+            dataset.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
+    except (OSError, RuntimeError) as e:
+        # netCDF reports a full disk as "NetCDF: HDF error": say what may have happened.
+        free = shutil.disk_usage(Path(path).parent).free if Path(path).parent.exists() else -1
+        raise OSError(
+            f"writing {path} failed ({e}); {free / 1e6:.0f} MB free on its disk — if it is full, free space and rerun. "
+            f"The previous {Path(path).name}, if any, is unchanged"
+        ) from e
 
 
 def read_dataset(path: str | Path) -> xr.Dataset:
