@@ -97,6 +97,7 @@ def validate_config(config: dict) -> dict:
     schema = load_schema()
     _check_finite(config, "")
     config = _integers_as_ints(_fill_defaults(copy.deepcopy(config), schema), schema)
+    _check_seeds(config.get("seeds"))
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:
@@ -163,6 +164,26 @@ def parameter_estimate(model: str, width: int, input_shape: tuple[int, ...], num
         return inputs * k + k + k * k + k + k * num_classes + num_classes
     # resnet18 / vgg11 grow as k^2: 11,173,962 and 9,228,362 parameters at k = 64.
     return int({"resnet18": 11_173_962, "vgg11": 9_228_362}[model] * (k / 64) ** 2)
+
+
+def _check_seeds(seeds: Any) -> None:
+    """``seeds`` is a count >= 1 or a list of distinct integers >= 0; say which rule is broken."""
+    allowed = "a number of seeds >= 1 (seeds 0..n-1) or a list of distinct integers >= 0"
+    if isinstance(seeds, bool):
+        raise ConfigError(f"config key 'seeds': {seeds!r} is not allowed; give {allowed}")
+    if isinstance(seeds, int) and seeds < 1:
+        raise ConfigError(f"config key 'seeds': {seeds} seeds is not allowed; give {allowed}")
+    if isinstance(seeds, list):
+        if not seeds:
+            raise ConfigError(f"config key 'seeds': the list is empty; give {allowed}")
+        bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or s < 0]
+        if bad:
+            raise ConfigError(f"config key 'seeds': {bad} are not integers >= 0; give {allowed}")
+        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        if repeated:
+            raise ConfigError(f"config key 'seeds': seeds {repeated} are repeated; give {allowed}")
+    elif seeds is not None and not isinstance(seeds, int):
+        raise ConfigError(f"config key 'seeds': {seeds!r} is not allowed; give {allowed}")
 
 
 def _check_finite(value: Any, key: str) -> None:
