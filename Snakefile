@@ -28,6 +28,12 @@ include: "rules/landscape.smk"
 include: "rules/aggregate.smk"
 
 
+# One run per results folder, whichever working directory it starts from (Snakemake's own
+# lock is per working directory). Held until this process ends; dry runs do not take it.
+onstart:
+    RESULTS_LOCK.append(hold_results_lock(RESULTS))
+
+
 rule all:
     default_target: True
     input:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from lltax.config import CELL_REGEX, canonical_json, cell_path, expand_grid, read_config_file, seed_pairs, validate_config
 from lltax.gpu import count_gpus
+from lltax.io import hold_results_lock
 
 # Schema + lltax's own checks; a bad config stops here, before any job runs. Snakemake's own
 # YAML reading keeps the last of two equal keys silently: read each file again, strictly.
@@ -11,6 +12,7 @@ for _configfile in workflow.configfiles:
     read_config_file(_configfile)
 CONFIG = validate_config(config)
 RESULTS = f"{CONFIG['results_dir']}/{CONFIG['experiment']}"
+RESULTS_LOCK = []  # the open lock file while this run holds the results folder (Snakefile onstart)
 CELLS = [cell_path(cell) for cell in expand_grid(CONFIG["grid"])]
 SEEDS = CONFIG["seeds"]
 # Threads of every torch job: declared as the rule's `threads:` and passed to the job, which

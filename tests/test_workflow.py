@@ -115,6 +115,23 @@ def test_shell_metacharacters_in_paths_are_data_not_commands(tmp_path):
     assert list((tmp_path / results_dir / "tiny" / "logs" / "train").rglob("seed=0.log"))
 
 
+def test_two_runs_on_one_results_folder_are_refused(tmp_path):
+    """Snakemake's lock is per working directory; lltax's results-folder lock is not."""
+    from lltax.io import hold_results_lock
+
+    copy_workflow(tmp_path)
+    shared = tmp_path / "shared_results"
+    write_config(tmp_path, {**TINY, "results_dir": str(shared)})
+    held = hold_results_lock(shared / "tiny")  # as a run started from another working directory would
+    try:
+        out = snakemake(tmp_path, "--until", "train", check=False)
+        assert out.returncode != 0
+        assert "is in use by another workflow run" in out.stdout + out.stderr
+        assert not list((shared / "tiny").rglob("model.pt"))
+    finally:
+        held.close()
+
+
 def test_a_configfile_stands_on_its_own(tmp_path):
     """--configfile replaces the default config: left-out keys take the schema's defaults."""
     copy_workflow(tmp_path)  # the workflow's config.yaml (here TINY: curves.epochs 1) is the default experiment

@@ -58,3 +58,38 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+class ResultsFolderBusy(RuntimeError):
+    """Another workflow run holds the results folder."""
+
+
+def hold_results_lock(folder: str | Path):
+    """Take an exclusive lock on ``<folder>/.lltax.lock`` for the life of this process.
+
+    Snakemake locks outputs per working directory (in its .snakemake folder); two runs on the
+    same results folder from different working directories would otherwise overwrite each
+    other's files. The lock is an OS file lock (``flock``): released when the process ends,
+    however it ends, so a killed run never leaves a stale lock. Returns the open file (keep a
+    reference); raises ResultsFolderBusy naming the holder when another process has it.
+    """
+    import fcntl
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / ".lltax.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise ResultsFolderBusy(
+            f"{folder} is in use by another workflow run ({holder}); wait for it to finish or stop it. "
+            "Two runs writing one results folder would overwrite each other's files"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {os.uname().nodename}, working directory {os.getcwd()}\n")
+    handle.flush()
+    return handle
