@@ -329,7 +329,7 @@ def _aggregate_per_pair(metric: str, results_dir: Path, layout: Layout) -> dict[
             seeds = (int(_number(entry, "seed_a", path)), int(_number(entry, "seed_b", path)))
             position = pair_index.get((min(seeds), max(seeds)))
             if position is None:  # a seed the config no longer lists
-                log.debug("%s: pair %s is not among the config's seeds; ignored", path, seeds)
+                log.warning("%s: pair %s is not among the config's seeds (a seed was removed from the config?); ignored", path, seeds)
                 continue
             for name, key in keys.items():
                 arrays[name][index + (position,)] = _number(entry, key, path, name)
