@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -244,3 +245,46 @@ def test_config_parameter_estimate_matches_the_built_models(name, shape):
     for width in (4, 16):
         actual = sum(p.numel() for p in build_model(name, width, 10, shape).parameters())
         assert abs(parameter_estimate(name, width, shape) - actual) <= 0.03 * actual
+
+
+# Builders outside lltax, named in a config as "test_models:<function>" (this module is importable
+# under that name while pytest runs, as any installed package would be for a job).
+def tiny_gelu_net(width, num_classes, input_shape):
+    """Not piecewise linear (GELU), and says nothing about it."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(input_shape)), width), nn.GELU(), nn.Linear(width, num_classes))
+
+
+def tiny_relu_net(width, num_classes, input_shape):
+    return nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(input_shape)), width), nn.ReLU(), nn.Linear(width, num_classes))
+
+
+tiny_relu_net.piecewise_linear = True  # asserted by its author
+
+
+def not_a_model(width, num_classes, input_shape):
+    return "a string"
+
+
+def test_own_model_by_import_path_without_editing_lltax():
+    from lltax.config import ConfigError, validate_config
+    from lltax.metrics.hessian import hessian_metrics, resolve_trace_method
+
+    torch.manual_seed(0)
+    model = build_model("test_models:tiny_gelu_net", 6, 3, (1, 8))
+    assert sum(p.numel() for p in model.parameters()) == 8 * 6 + 6 + 6 * 3 + 3
+    assert not is_piecewise_linear("test_models:tiny_gelu_net")  # cannot be verified: no exact trace
+    assert is_piecewise_linear("test_models:tiny_relu_net")
+    assert resolve_trace_method("auto", "native", is_piecewise_linear("test_models:tiny_gelu_net")) == "hutchpp"
+    inputs, targets = torch.randn(16, 1, 8), torch.randint(0, 3, (16,))
+    record = hessian_metrics(model, inputs, targets, piecewise_linear=False, trace_probes=30)
+    assert record["trace_method"] == "hutchpp" and np.isfinite(record["top_eigenvalue"])
+    config = validate_config({"experiment": "t", "model": {"name": "test_models:tiny_gelu_net"}, "grid": {"width": [4], "batch_size": [16]}})
+    assert config["model"]["name"] == "test_models:tiny_gelu_net"
+    with pytest.raises(ConfigError, match="package.module:function"):
+        validate_config({"experiment": "t", "model": {"name": "my model"}, "grid": {"width": [4], "batch_size": [16]}})
+    with pytest.raises(ValueError, match="cannot import 'no_such_package.models'"):
+        build_model("no_such_package.models:net", 4, 3, (1, 8))
+    with pytest.raises(ValueError, match="has no callable 'missing'"):
+        build_model("test_models:missing", 4, 3, (1, 8))
+    with pytest.raises(ValueError, match="returned str, not a torch.nn.Module"):
+        build_model("test_models:not_a_model", 4, 3, (1, 8))

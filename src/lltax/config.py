@@ -81,7 +81,7 @@ def _error_message(error: jsonschema.ValidationError) -> str:
     if error.validator == "enum":
         return f"config key {key!r}: {error.instance!r} is not allowed; choose one of {error.validator_value}"
     if error.validator == "oneOf":
-        options = [s.get("const", s.get("type")) for s in error.validator_value]
+        options = [s.get("const", s.get("enum", "a string 'package.module:function'" if "pattern" in s else s.get("type"))) for s in error.validator_value]
         return f"config key {key!r}: {error.instance!r} is not allowed; expected one of {options}"
     description = error.schema.get("description", "")
     return f"config key {key!r}: {error.message}" + (f" ({description})" if description else "")
@@ -249,6 +249,8 @@ def _check_sizes(config: dict) -> None:
                 f"train_fraction ({min(config['grid']['train_fraction'])} of {total} {name} samples); lower it or raise the fraction"
             )
     model, width = config["model"]["name"], max(config["grid"]["width"])
+    if ":" in model:
+        return  # your own builder: its size is known only once built (in the train job)
     parameters = parameter_estimate(model, width, input_shape)
     if parameters > MAX_PARAMETERS:
         raise ConfigError(

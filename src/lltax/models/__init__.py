@@ -11,11 +11,20 @@ resnet1d   1D ResNet, one block per stage, k, 2k, 4k, BN       (C, L), e.g. MNIS
 vgg11      VGG11-BN, channels k, 2k, 4k, 4k, 8k x 4             (C, H, W)
 mlp        2 hidden ReLU layers of width k                      any (flattened)
 =========  ===================================================  ==============================
+
+Your own model needs no edit here: ``model.name: "package.module:function"`` names an
+importable builder with the same signature ``(width, num_classes, input_shape) -> nn.Module``
+(the module must be importable by every job, e.g. installed or on ``PYTHONPATH``). lltax cannot
+see whether its forward pass is piecewise linear (a functional ``F.gelu`` is invisible to a
+module walk), so the exact Hessian trace is used for it only if the builder asserts it with
+the attribute ``piecewise_linear = True``; otherwise ``trace_method: auto`` takes Hutch++.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
+import re
 from collections.abc import Callable, Sequence
 
 from torch import nn
@@ -43,9 +52,28 @@ MODELS: dict[str, Callable[[int, int, Sequence[int]], nn.Module]] = {
 PIECEWISE_LINEAR_MODELS = frozenset({"resnet18", "resnet1d", "vgg11", "mlp"})
 
 
+# "package.module:function": a builder outside lltax.
+EXTERNAL_MODEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _builder(name: str) -> Callable[[int, int, Sequence[int]], nn.Module]:
+    if name in MODELS:
+        return MODELS[name]
+    if not EXTERNAL_MODEL.match(name):
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)} or name a builder as 'package.module:function'")
+    module_name, function_name = name.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ValueError(f"model {name!r}: cannot import {module_name!r} ({e}); install it or put it on PYTHONPATH") from e
+    builder = getattr(module, function_name, None)
+    if not callable(builder):
+        raise ValueError(f"model {name!r}: {module_name} has no callable {function_name!r}")
+    return builder
+
+
 def _check_name(name: str) -> None:
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    _builder(name)
 
 
 def build_model(name: str, width: int, num_classes: int, input_shape: Sequence[int]) -> nn.Module:
@@ -66,13 +94,21 @@ def build_model(name: str, width: int, num_classes: int, input_shape: Sequence[i
     input_shape = tuple(input_shape)
     if not input_shape or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in input_shape):
         raise ValueError(f"input_shape must be a non-empty per-sample shape of positive integers, e.g. (3, 32, 32); got {input_shape!r}")
-    return MODELS[name](width, num_classes, input_shape)
+    model = _builder(name)(width, num_classes, input_shape)
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model builder {name!r} returned {type(model).__name__}, not a torch.nn.Module")
+    return model
 
 
 def is_piecewise_linear(name: str) -> bool:
-    """True when the Hessian diagonal of model ``name`` (eval mode) equals its Gauss-Newton diagonal."""
-    _check_name(name)
-    return name in PIECEWISE_LINEAR_MODELS
+    """True when the Hessian diagonal of model ``name`` (eval mode) equals its Gauss-Newton diagonal.
+
+    Built-in models: known. An external builder: only if it says so (``piecewise_linear = True``).
+    """
+    builder = _builder(name)
+    if name in MODELS:
+        return name in PIECEWISE_LINEAR_MODELS
+    return getattr(builder, "piecewise_linear", False) is True
 
 
 def count_parameters(model: nn.Module) -> int:
