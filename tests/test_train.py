@@ -202,3 +202,38 @@ def test_checkpoint_checksum_catches_changed_weights_and_foreign_files(tmp_path,
     with pytest.raises(ValueError, match="is not a readable lltax checkpoint") as error:
         load_checkpoint_file(tmp_path / "notes.txt")
     assert "weights_only" not in str(error.value)  # never advise turning off the safe loader
+
+
+def test_a_killed_train_job_resumes_from_its_snapshot_byte_identically(tmp_path, data_dir, monkeypatch):
+    """Preemption: killed during epoch 3 of 4, the rerun resumes after epoch 2 and ends with the
+    same model.pt bytes as an uninterrupted run; the snapshot is gone once the checkpoint is final."""
+    import lltax.train as train_module
+
+    settings = {**TRAIN, "epochs": 4}
+    run_job(tmp_path / "whole", data_dir, train_settings=settings)
+    assert not (tmp_path / "whole" / train_module.SNAPSHOT_FILE).exists()
+
+    original = train_module.learning_rate_at
+
+    def killed_in_epoch_three(epoch, **kwargs):
+        if epoch == 2:
+            raise KeyboardInterrupt("preempted")
+        return original(epoch, **kwargs)
+
+    monkeypatch.setattr(train_module, "learning_rate_at", killed_in_epoch_three)
+    with pytest.raises(KeyboardInterrupt):
+        run_job(tmp_path / "resumed", data_dir, train_settings=settings)
+    snapshot = tmp_path / "resumed" / train_module.SNAPSHOT_FILE
+    assert snapshot.exists() and not (tmp_path / "resumed" / "model.pt").exists()
+    assert torch.load(snapshot, weights_only=True)["epoch"] == 2
+    monkeypatch.setattr(train_module, "learning_rate_at", original)
+
+    summary = run_job(tmp_path / "resumed", data_dir, train_settings=settings)
+    assert (tmp_path / "resumed" / "model.pt").read_bytes() == (tmp_path / "whole" / "model.pt").read_bytes()
+    assert [h["epoch"] for h in summary["history"]] == [1, 2, 3, 4]
+    assert not snapshot.exists()
+    # A snapshot of other settings is not resumed from: it would mix two runs.
+    run_job(tmp_path / "other", data_dir, train_settings=settings)
+    train_module.save_snapshot(tmp_path / "other" / train_module.SNAPSHOT_FILE, "another run", {"epoch": 3})
+    run_job(tmp_path / "other", data_dir, train_settings=settings)
+    assert (tmp_path / "other" / "model.pt").read_bytes() == (tmp_path / "whole" / "model.pt").read_bytes()

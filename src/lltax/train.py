@@ -23,6 +23,9 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 
+SNAPSHOT_FILE = "train_snapshot.pt"
+
+
 @dataclass
 class TrainResult:
     model: nn.Module  # the checkpointed model: final, or the lowest-training-loss epoch
@@ -57,6 +60,8 @@ def train_model(
     min_delta: float = 1e-4,
     augment=None,
     seed: int = 0,
+    snapshot: str | Path | None = None,
+    snapshot_key: str = "",
 ) -> TrainResult:
     """Train ``model`` in place with minibatch SGD; the last partial batch of each epoch is dropped.
 
@@ -65,6 +70,13 @@ def train_model(
     best by more than ``min_delta``, and keep the last improving epoch's model.
     ``augment`` is an optional function ``(batch, generator) -> batch``. The batch order and
     augmentation draw from one CPU generator seeded with ``seed``, so a CPU run is bit-reproducible.
+
+    ``snapshot``: a file written (atomically) after every epoch with everything the loop
+    carries: model and optimizer state, the generator's state, the history and the best-model
+    bookkeeping. If it exists when training starts and its ``snapshot_key`` (a hash of what
+    defines the run) matches, training resumes after its epoch, and ends byte-identical to an
+    uninterrupted run on CPU (a preempted cluster job loses at most one epoch). A snapshot of
+    another run is ignored. The caller removes it once the final checkpoint is written.
     """
     num_samples = len(x_train)
     steps_per_epoch = num_samples // batch_size
@@ -75,8 +87,18 @@ def train_model(
     schedule = dict(learning_rate=learning_rate, epochs=epochs, lr_schedule=lr_schedule, lr_decay_at=lr_decay_at, lr_decay_factor=lr_decay_factor)
     result = TrainResult(model=model)
     best_loss, best_state, stale_epochs = math.inf, None, 0
+    first_epoch = 0
+    state = load_snapshot(snapshot, snapshot_key) if snapshot is not None else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        result.history, result.checkpoint_epoch = state["history"], state["checkpoint_epoch"]
+        best_loss, best_state, stale_epochs = state["best_loss"], state["best_state"], state["stale_epochs"]
+        first_epoch = state["epoch"]
+        log.info("resuming from the snapshot after epoch %d of %d (%s)", first_epoch, epochs, snapshot)
 
-    for epoch in range(epochs):
+    for epoch in range(first_epoch, epochs):
         start = time.perf_counter()
         lr = learning_rate_at(epoch, **schedule)
         for group in optimizer.param_groups:
@@ -119,12 +141,55 @@ def train_model(
                 if stale_epochs >= patience:
                     log.info("early stopping at epoch %d: no improvement > %g for %d epochs; keeping epoch %d", epoch + 1, min_delta, patience, result.checkpoint_epoch)
                     break
+        if snapshot is not None:
+            save_snapshot(snapshot, snapshot_key, {
+                "epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "generator": generator.get_state(), "history": result.history, "checkpoint_epoch": result.checkpoint_epoch,
+                "best_loss": best_loss, "best_state": best_state, "stale_epochs": stale_epochs,
+            })
 
     if checkpoint in ("best_train_loss", "early_stopping") and best_state is not None and not result.diverged:
         model.load_state_dict(best_state)
     else:
         result.checkpoint_epoch = len(result.history)
     return result
+
+
+def save_snapshot(path: str | Path, key: str, state: dict) -> None:
+    """Write a training snapshot atomically (tensors on CPU, plain data otherwise)."""
+    import io
+
+    from lltax.io import atomic_path
+
+    def to_cpu(value):
+        if isinstance(value, torch.Tensor):
+            return value.detach().cpu().clone()
+        if isinstance(value, dict):
+            return {k: to_cpu(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [to_cpu(v) for v in value]
+        return value
+
+    buffer = io.BytesIO()
+    torch.save({"key": key, **to_cpu(state)}, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+
+
+def load_snapshot(path: str | Path, key: str) -> dict | None:
+    """The snapshot at ``path`` if it belongs to the run ``key`` (else None: start afresh)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # unreadable: a fresh start costs time, never correctness
+        log.warning("ignoring unreadable training snapshot %s (%s)", path, type(e).__name__)
+        return None
+    if not isinstance(state, dict) or state.get("key") != key:
+        log.warning("ignoring training snapshot %s: it belongs to another run (settings changed)", path)
+        return None
+    return state
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,6 +224,9 @@ def run_train_job(
     log.info("training %s width=%d (%d parameters) on %s, %d samples, cell %s, seed %d, device %s",
              model_name, cell["width"], sum(p.numel() for p in model.parameters()), dataset["name"], len(data.x_train), canonical_json(cell), seed, torch_device)
 
+    provenance = {"cell": cell, "seed": seed, "dataset": dataset, "model": model_name, "train": train_settings}
+    out_dir = Path(out_dir)
+    snapshot = out_dir / SNAPSHOT_FILE  # not an output: a killed job leaves it for the rerun to resume from
     start = time.perf_counter()
     result = train_model(
         model, data.x_train, data.y_train,
@@ -166,6 +234,7 @@ def run_train_job(
         epochs=train_settings["epochs"], momentum=train_settings["momentum"], lr_schedule=train_settings["lr_schedule"],
         lr_decay_at=train_settings["lr_decay_at"], lr_decay_factor=train_settings["lr_decay_factor"],
         checkpoint=train_settings["checkpoint"], patience=train_settings["patience"], min_delta=train_settings["min_delta"], augment=augment_batch if dataset.get("augment") else None, seed=seed,
+        snapshot=snapshot, snapshot_key=config_hash({**provenance, "device": str(torch_device)}),
     )
     wall_time = time.perf_counter() - start
 
@@ -179,7 +248,6 @@ def run_train_job(
         final = {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc}
         log.info("final (eval mode): train loss %.4f acc %.2f%%, test loss %.4f acc %.2f%%", train_loss, train_acc, test_loss, test_acc)
 
-    provenance = {"cell": cell, "seed": seed, "dataset": dataset, "model": model_name, "train": train_settings}
     meta = {
         "model": model_name,
         "width": cell["width"],
@@ -195,7 +263,6 @@ def run_train_job(
         "versions": versions(),
         "runtime": runtime_info(),
     }
-    out_dir = Path(out_dir)
     save_checkpoint(out_dir / "model.pt", model, meta)
     summary = {
         "cell": cell,
@@ -210,6 +277,7 @@ def run_train_job(
         "runtime": meta["runtime"],
     }
     write_json(out_dir / "train.json", summary)
+    snapshot.unlink(missing_ok=True)  # the checkpoint is final
     return summary
 
 
