@@ -370,3 +370,15 @@ def test_a_failed_netcdf_write_names_the_file_and_keeps_the_old_one(results, tmp
         write_dataset(table, out)
     assert out.read_bytes() == before
     assert not list(tmp_path.glob(".dataset.nc.*"))  # no temporary left behind
+
+
+def test_a_pair_outside_the_configs_seeds_is_not_merged(results, caplog):
+    path = results / cell_path(expand_grid(CONFIG["grid"])[0]) / "cka.json"
+    record = json.loads(path.read_text())
+    before = aggregate_metric("cka", results, CONFIG)
+    record["pairs"].append({"seed_a": 0, "seed_b": 9, "cka": 0.5})
+    path.write_text(json.dumps(record))
+    with caplog.at_level("WARNING"):
+        after = aggregate_metric("cka", results, CONFIG)
+    xr.testing.assert_identical(before, after)
+    assert "pair (0, 9) is not among the config's seeds" in caplog.text
