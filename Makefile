@@ -7,7 +7,7 @@ CORES ?= all
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo report test lint clean
+.PHONY: setup demo report test lint slurm-deps clean
 
 setup: $(VENV)/.installed
 
@@ -27,7 +27,14 @@ report: setup
 lint: setup
 	$(BIN)/snakemake --lint
 
-test: setup lint
+# Debian's SLURM, munge and MariaDB for the real-cluster test (tests/test_slurm_cluster.py).
+# Only as root with apt-get, and never fatal: without them that test skips and says why.
+slurm-deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+		bash scripts/slurm_cluster.sh install || echo "could not install SLURM: the real-cluster test will skip"; \
+	else echo "not root or no apt-get: the real-cluster SLURM test will skip"; fi
+
+test: setup lint slurm-deps
 	$(BIN)/python -m pytest
 
 clean:

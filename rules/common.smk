@@ -2,7 +2,8 @@
 # functions and rules in separate files).
 from pathlib import Path
 
-from lltax.config import CELL_REGEX, canonical_json, cell_path, expand_grid, read_config_file, seed_pairs, validate_config
+from lltax.config import CELL_REGEX, canonical_json, cell_path, expand_grid, parse_cell_path, read_config_file, seed_pairs, validate_config
+from lltax.cost import memory_mb, runtime_minutes
 from lltax.gpu import count_gpus
 from lltax.io import hold_results_lock
 
@@ -23,6 +24,8 @@ SRC = Path(workflow.basedir) / "src" / "lltax"
 # GPU jobs request `resources: gpu=1`. `auto` counts the GPUs of the machine that builds the
 # DAG: on a cluster whose login node has none, say `device: cuda`.
 USE_GPU = CONFIG["device"] == "cuda" or (CONFIG["device"] == "auto" and count_gpus() > 0)
+# Runtime and memory requests are estimated for the device the jobs will use (lltax.cost).
+COST_CONFIG = {**CONFIG, "device": "cuda" if USE_GPU else "cpu"}
 
 
 # The source files behind each rule's results: declared as inputs, so editing one reruns the
@@ -42,6 +45,18 @@ SOURCES = {
     "phases": ["phases.py"],
     "plots": ["plots.py", "plots_maps.py", "plots_lines.py", "plots_grid.py"],
 }
+
+
+def runtime(rule):
+    """A job's runtime request in minutes (lltax.cost): scales with the model's FLOPs and the
+    number of steps of its cell; doubles on every retry, so a job that hit its time limit
+    gets twice as long."""
+    return lambda wildcards, attempt: runtime_minutes(rule, parse_cell_path(wildcards.cell), COST_CONFIG, attempt)
+
+
+def memory(rule):
+    """A job's memory request in MB (lltax.cost): the dataset and a few model copies."""
+    return lambda wildcards: memory_mb(rule, parse_cell_path(wildcards.cell), COST_CONFIG)
 
 
 def sources(name):

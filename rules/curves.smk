@@ -16,6 +16,8 @@ rule curve_fit:
         device=CONFIG["device"],
     resources:
         gpu=1 if USE_GPU else 0,
+        runtime=runtime("curve_fit"),
+        mem_mb=memory("curve_fit"),
     threads: THREADS
     log:
         f"{RESULTS}/logs/curve_fit/{{cell}}/pair={{a}}-{{b}}.log",
@@ -41,6 +43,8 @@ rule curve_eval:
         device=CONFIG["device"],
     resources:
         gpu=1 if USE_GPU else 0,
+        runtime=runtime("curve_eval"),
+        mem_mb=memory("curve_eval"),
     threads: THREADS
     log:
         f"{RESULTS}/logs/curve_eval/{{cell}}/pair={{a}}-{{b}}.log",

@@ -19,6 +19,8 @@ rule landscape:
         device=CONFIG["device"],
     resources:
         gpu=1 if USE_GPU else 0,
+        runtime=runtime("landscape"),
+        mem_mb=memory("landscape"),
     threads: THREADS
     log:
         f"{RESULTS}/logs/landscape/{{cell}}.log",

@@ -14,6 +14,8 @@ rule evaluate:
         device=CONFIG["device"],
     resources:
         gpu=1 if USE_GPU else 0,
+        runtime=runtime("evaluate"),
+        mem_mb=memory("evaluate"),
     threads: THREADS
     log:
         f"{RESULTS}/logs/evaluate/{{cell}}/seed={{seed}}.log",
@@ -38,6 +40,8 @@ rule hessian:
         device=CONFIG["device"],
     resources:
         gpu=1 if USE_GPU else 0,
+        runtime=runtime("hessian"),
+        mem_mb=memory("hessian"),
     threads: THREADS
     log:
         f"{RESULTS}/logs/hessian/{{cell}}/seed={{seed}}.log",
@@ -62,6 +66,8 @@ rule cka:
         device=CONFIG["device"],
     resources:
         gpu=1 if USE_GPU else 0,
+        runtime=runtime("cka"),
+        mem_mb=memory("cka"),
     threads: THREADS
     log:
         f"{RESULTS}/logs/cka/{{cell}}.log",

@@ -13,6 +13,8 @@ rule train:
         out_dir=lambda wildcards, output: Path(output.model).parent,
     resources:
         gpu=1 if USE_GPU else 0,
+        runtime=runtime("train"),
+        mem_mb=memory("train"),
     threads: THREADS
     log:
         f"{RESULTS}/logs/train/{{cell}}/seed={{seed}}.log",

@@ -78,14 +78,42 @@ def finished_run(tmp_path_factory):
     return workdir
 
 
-def test_slurm_profile_plans_the_grid(tmp_path):
-    """The SLURM profile parses, and its job groups agree on their resources (a dry run)."""
+def dry_run_resources(text: str) -> list[tuple[str, dict[str, str], dict[str, str]]]:
+    """[(rule, wildcards, resources)] of every job a `snakemake -n` output lists."""
+    jobs = []
+    for block in re.split(r"\n(?=\[.*\]\nrule |rule )", text):
+        rule = re.search(r"^(?:\[.*\]\n)?rule (\w+):", block, re.M)
+        found = re.search(r"^\s+resources: (.*)$", block, re.M)
+        if rule and found:
+            wildcards = dict(re.findall(r"(\w+)=([^,\n]+)", (re.search(r"^\s+wildcards: (.*)$", block, re.M) or [None, ""])[1]))
+            resources = dict(item.split("=", 1) for item in found.group(1).split(", "))
+            jobs.append((rule.group(1), wildcards, resources))
+    return jobs
+
+
+def test_slurm_profile_plans_per_job_resources(tmp_path):
+    """Through the SLURM profile every torch job asks for one GPU with device: cuda and none
+    otherwise, and its runtime follows its own cost: the smaller batch (more steps) and the
+    wider model ask for more time (a dry run; tests/test_slurm_cluster.py submits for real)."""
     copy_workflow(tmp_path)
-    write_config(tmp_path, {**TINY, "device": "cuda"})
+    config = {**TINY, "device": "cuda", "train": {"epochs": 300}, "grid": {**TINY["grid"], "train_fraction": [1.0]}}
+    write_config(tmp_path, config)
     out = snakemake(tmp_path, "--profile", "profiles/slurm", "-n")
     text = out.stdout + out.stderr
-    assert "gpumetrics" in text and "cpumetrics" in text
     assert re.search(r"total\s+54\b", text), text[-2000:]  # 4 cells x 2 seeds x 3 + 4 cells x 5 + 6 tables + 4
+    jobs = dry_run_resources(text)
+    torch_rules = {"train", "evaluate", "hessian", "cka", "curve_fit", "curve_eval", "landscape"}
+    assert {rule for rule, _, _ in jobs} >= torch_rules | {"distance", "merge"}
+    for rule, _, resources in jobs:
+        assert resources.get("gpu", "0") == ("1" if rule in torch_rules else "0"), (rule, resources)
+    train = {(w["cell"].split("/")[0], w["cell"].split("/")[1]): int(r["runtime"]) for rule, w, r in jobs if rule == "train"}
+    assert train[("width=2", "batch_size=32")] > train[("width=2", "batch_size=64")], train
+    assert train[("width=4", "batch_size=32")] >= train[("width=2", "batch_size=32")], train
+
+    write_config(tmp_path, {**config, "device": "cpu"})
+    out = snakemake(tmp_path, "--profile", "profiles/slurm", "-n")
+    jobs = dry_run_resources(out.stdout + out.stderr)
+    assert len(jobs) == 54 and all(resources.get("gpu", "0") == "0" for _, _, resources in jobs)
 
 
 def test_every_job_gets_its_threads(tmp_path):

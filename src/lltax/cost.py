@@ -1,0 +1,110 @@
+"""What a job costs: FLOPs, steps, and the runtime and memory a scheduler should grant it.
+
+The workflow turns these estimates into each job's ``runtime`` (minutes) and ``mem_mb``
+resources, so a SLURM job for a wide model at batch size 16 asks for more time than one for a
+narrow model at batch size 1024 (their costs differ ~25x), and a retry after a timeout asks for
+twice as much. No torch here: the Snakefile calls this for every job when it builds the DAG.
+
+Forward FLOPs per example of the registered models are exact polynomials in the width k
+(checked against ``torch.utils.flop_counter`` in tests/test_cost.py); a model given by import
+path is assumed to cost what ``resnet18`` costs at its width (say so with ``cluster.tflops`` if
+it is far off). Throughput defaults are estimates (config section ``cluster``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from lltax.config import DATASET_SIZES, parameter_estimate
+
+# Test-set sizes of the built-in datasets (training sizes: lltax.config.DATASET_SIZES).
+TEST_SIZES = {"mnist1d": 1000, "cifar10": 10000, "cifar100": 10000, "svhn": 26032, "mnist": 10000}
+
+# Forward FLOPs per example = (a k^2 + b k) x input size / reference input size; exact for the
+# reference inputs (3x32x32 images, MNIST-1D's 40 points), within 3 % for one-channel images.
+FORWARD_FLOPS = {  # name: (a, b, reference input elements per channel)
+    "resnet18": (270_336, 55_456, 32 * 32),
+    "vgg11": (73_728, 55_456, 32 * 32),
+    "resnet1d": (2_880, 320, 40),
+}
+# Backward costs about twice the forward: a training step is ~3 forward passes, a
+# Hessian-vector product (double backward) ~5.
+TRAIN_PASSES = 3
+HVP_PASSES = 5
+
+
+def forward_flops(model: str, width: int, input_shape: tuple[int, ...], num_classes: int = 10) -> float:
+    """Forward FLOPs (multiply-adds count 2) of one example."""
+    if model == "mlp":  # two hidden layers of width k
+        inputs = math.prod(input_shape)
+        return 2.0 * (inputs * width + width * width + width * num_classes)
+    a, b, reference = FORWARD_FLOPS.get(model, FORWARD_FLOPS["resnet18"])
+    spatial = math.prod(input_shape[1:]) if len(input_shape) > 1 else math.prod(input_shape)
+    return float(a * width * width + b * width) * spatial / reference
+
+
+def training_steps(n_train: int, batch_size: int, epochs: int) -> int:
+    """Optimizer steps of ``epochs`` passes over ``n_train`` examples (last batch kept)."""
+    return epochs * math.ceil(n_train / batch_size)
+
+
+def job_work(rule: str, cell: dict[str, Any], config: dict[str, Any]) -> tuple[float, int]:
+    """(FLOPs, optimizer steps) of one job of ``rule`` for grid cell ``cell``."""
+    dataset = config["dataset"]["name"]
+    n_total, input_shape = DATASET_SIZES.get(dataset, DATASET_SIZES["cifar10"])
+    n_train = max(1, round(n_total * float(cell.get("train_fraction", 1.0))))
+    n_test = TEST_SIZES.get(dataset, 10000)
+    forward = forward_flops(config["model"]["name"], int(cell["width"]), input_shape)
+    evaluate_all = (n_train + n_test) * forward
+    seeds = len(config["seeds"]) if isinstance(config["seeds"], list) else int(config["seeds"])
+    if rule == "train":
+        epochs = config["train"]["epochs"]
+        steps = training_steps(n_train, int(cell["batch_size"]), epochs)
+        return epochs * n_train * TRAIN_PASSES * forward + evaluate_all, steps
+    if rule == "evaluate":
+        return evaluate_all, 0
+    if rule == "hessian":
+        h = config["hessian"]
+        hvps = h["max_iterations"] * h["lanczos_starts"] + h["trace_probes"]
+        return hvps * h["num_samples"] * HVP_PASSES * forward, hvps
+    if rule == "curve_fit":
+        c = config["curves"]
+        epochs = round(c["epochs"] / float(cell.get("train_fraction", 1.0))) if c["scale_epochs"] else c["epochs"]
+        steps = training_steps(n_train, c["batch_size"], epochs)
+        # Three models' worth of weights per step (ends and bend), plus a BatchNorm refresh pass
+        # per evaluation point.
+        return epochs * n_train * TRAIN_PASSES * forward + n_train * forward, steps
+    if rule == "curve_eval":
+        return len(config["curves"]["points"]) * (2 * n_train + n_test) * forward, 0
+    if rule == "cka":
+        return seeds * config["cka"]["num_samples"] * forward, 0
+    if rule == "landscape":
+        lc = config["landscape"]
+        return (lc["points_1d"] + lc["points_2d"] ** 2) * lc["num_samples"] * forward, 0
+    return 0.0, 0  # distance and the aggregate rules: no model passes
+
+
+def runtime_minutes(rule: str, cell: dict[str, Any], config: dict[str, Any], attempt: int = 1) -> int:
+    """Runtime to request for a job: safety x estimate, at least ``min_runtime``, x2 per retry."""
+    cluster = config["cluster"]
+    on_gpu = config["device"] == "cuda"
+    tflops = cluster["tflops"] or (10.0 if on_gpu else 0.02 * config["threads"])
+    step_ms = cluster["step_overhead_ms"]
+    if step_ms is None:
+        step_ms = 5.0 if on_gpu else 8.0
+    flops, steps = job_work(rule, cell, config)
+    seconds = cluster["startup_seconds"] + steps * step_ms / 1000 + flops / (tflops * 1e12)
+    minutes = max(cluster["min_runtime"], math.ceil(cluster["safety"] * seconds / 60))
+    return minutes * 2 ** (max(1, attempt) - 1)
+
+
+def memory_mb(rule: str, cell: dict[str, Any], config: dict[str, Any]) -> int:
+    """Memory to request: the dataset twice (raw and prepared), eight model copies (weights,
+    gradients, momentum, curve ends and bend), on top of ``min_mem_mb``; rounded up to 1 GB."""
+    n_total, input_shape = DATASET_SIZES.get(config["dataset"]["name"], DATASET_SIZES["cifar10"])
+    data = 2 * n_total * math.prod(input_shape) * 4
+    model = config["model"]["name"]
+    known = model if model in ("resnet18", "vgg11", "resnet1d", "mlp") else "resnet18"
+    models = 8 * parameter_estimate(known, int(cell["width"]), input_shape) * 4
+    return int(1000 * math.ceil((config["cluster"]["min_mem_mb"] + (data + models) / 1e6) / 1000))

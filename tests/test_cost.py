@@ -1,0 +1,87 @@
+"""Job cost estimates: FLOPs exact for the registered models, requests that follow the cost."""
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from lltax.config import validate_config
+from lltax.cost import forward_flops, memory_mb, runtime_minutes, training_steps
+from lltax.models import build_model
+
+
+def counted_flops(model, width, input_shape):
+    net = build_model(model, width, 10, input_shape).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        net(torch.zeros(1, *input_shape))
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize(
+    "model,input_shape,widths",
+    [
+        ("resnet18", (3, 32, 32), [2, 5, 16]),
+        ("vgg11", (3, 32, 32), [2, 7, 16]),
+        ("resnet1d", (1, 40), [1, 3, 16, 48]),
+        ("mlp", (1, 40), [1, 8, 100]),
+        ("resnet18", (3, 64, 64), [4]),  # larger images: FLOPs scale with the pixels
+        ("resnet1d", (1, 80), [8]),
+    ],
+)
+def test_forward_flops_match_the_flop_counter(model, input_shape, widths):
+    for width in widths:
+        assert forward_flops(model, width, input_shape) == pytest.approx(counted_flops(model, width, input_shape), rel=0.01)
+
+
+def test_one_channel_images_are_within_three_percent():
+    assert forward_flops("resnet18", 8, (1, 32, 32)) == pytest.approx(counted_flops("resnet18", 8, (1, 32, 32)), rel=0.03)
+
+
+def test_training_steps_count_the_last_partial_batch():
+    assert training_steps(1000, 128, 3) == 3 * 8
+    assert training_steps(1024, 128, 1) == 8
+
+
+def config(**changes):
+    base = {
+        "experiment": "cost",
+        "device": "cuda",
+        "dataset": {"name": "cifar10"},
+        "model": {"name": "resnet18"},
+        "grid": {"width": [8, 64], "batch_size": [16, 1024]},
+        "seeds": 2,
+        "train": {"epochs": 200},
+    }
+    return validate_config({**base, **changes})
+
+
+def cell(width, batch_size, train_fraction=1.0):
+    return {"width": width, "batch_size": batch_size, "train_fraction": train_fraction, "label_noise": 0.0, "learning_rate": 0.1, "weight_decay": 5e-4}
+
+
+def test_runtime_follows_steps_width_and_data():
+    c = config()
+    small_batch, large_batch = runtime_minutes("train", cell(64, 16), c), runtime_minutes("train", cell(64, 1024), c)
+    assert small_batch > 1.5 * large_batch  # 64x the steps, the same FLOPs
+    assert runtime_minutes("train", cell(64, 128), c) > runtime_minutes("train", cell(8, 128), c)
+    assert runtime_minutes("train", cell(64, 128, 0.1), c) < runtime_minutes("train", cell(64, 128), c)
+    assert runtime_minutes("curve_fit", cell(64, 128), c) > c["cluster"]["min_runtime"]
+
+
+def test_runtime_doubles_per_attempt_and_respects_the_settings():
+    c = config()
+    first = runtime_minutes("train", cell(64, 128), c)
+    assert runtime_minutes("train", cell(64, 128), c, attempt=2) == 2 * first
+    assert runtime_minutes("train", cell(64, 128), c, attempt=3) == 4 * first
+    slower = config(cluster={"tflops": 1.0})
+    assert runtime_minutes("train", cell(64, 128), slower) > first
+    assert runtime_minutes("distance", cell(64, 128), c) == c["cluster"]["min_runtime"]
+    # The exact formula: safety x (startup + steps x overhead + FLOPs / throughput).
+    exact = config(cluster={"tflops": 1.0, "step_overhead_ms": 0, "startup_seconds": 0, "safety": 1, "min_runtime": 1})
+    flops = 200 * 50000 * 3 * forward_flops("resnet18", 64, (3, 32, 32)) + 60000 * forward_flops("resnet18", 64, (3, 32, 32))
+    assert runtime_minutes("train", cell(64, 128), exact) == -(-flops / 1e12 // 60)
+
+
+def test_memory_grows_with_the_model():
+    c = config()
+    assert memory_mb("train", cell(64, 128), c) > memory_mb("train", cell(8, 128), c) >= c["cluster"]["min_mem_mb"]
+    assert memory_mb("train", cell(8, 128), c) % 1000 == 0

@@ -1,0 +1,176 @@
+"""The SLURM profile on a real one-node SLURM cluster (scripts/slurm_cluster.sh).
+
+Skipped, with the reason, where the machine cannot run the cluster (not root, or SLURM,
+munge and MariaDB not installed: `scripts/slurm_cluster.sh install`). Every sbatch call goes
+through a logging shim, so the tests see exactly what was submitted; sacct (slurmdbd +
+MariaDB) says how each job ended.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import xarray as xr
+
+from lltax.config import cell_path, expand_grid, validate_config
+
+from test_workflow import TINY, copy_workflow, planned_jobs, write_config
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "slurm_cluster.sh"
+pytestmark = pytest.mark.slow
+
+GRID = {"width": [2, 4], "batch_size": [64], "train_fraction": [0.1], "learning_rate": [0.05]}
+CONFIG = {**TINY, "grid": GRID, "landscape": {"enabled": False}}
+LOCAL_RULES = {"aggregate", "merge", "classify", "plots", "all"}
+SHIM = """#!/bin/sh
+out=$(/usr/bin/sbatch "$@"); rc=$?
+printf '%s\\t%s\\n' "$out" "$*" >> "${LLTAX_SBATCH_LOG:?}"
+printf '%s\\n' "$out"
+exit $rc
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    check = subprocess.run(["bash", str(SCRIPT), "check"], capture_output=True, text=True)
+    if check.returncode != 0:
+        pytest.skip(f"no SLURM cluster on this machine: {check.stdout.strip() or check.stderr.strip()}")
+    state = tmp_path_factory.mktemp("slurm")
+    started = subprocess.run(["bash", str(SCRIPT), "start", str(state)], capture_output=True, text=True, timeout=180)
+    assert started.returncode == 0, f"the cluster did not come up:\n{started.stdout}\n{started.stderr}"
+    shim = tmp_path_factory.mktemp("shim")
+    (shim / "sbatch").write_text(SHIM)
+    (shim / "sbatch").chmod(0o755)
+    env = {**os.environ, "PATH": f"{shim}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("SLURM_CONF", None)
+    yield env
+    subprocess.run(["bash", str(SCRIPT), "stop", str(state)], capture_output=True)
+
+
+def run_profile(workdir, env, *args, timeout=420):
+    """snakemake through profiles/slurm, with quick status checks for a small test grid."""
+    env = {**env, "LLTAX_SBATCH_LOG": str(workdir / "sbatch.log")}
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", "--slurm-init-seconds-before-status-checks", "3",
+         "--seconds-between-status-checks", "3", "--latency-wait", "5", *args],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def submissions(workdir):
+    """[(job id, sbatch arguments)] of every sbatch call of this workdir's runs."""
+    log = workdir / "sbatch.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [(line.split("\t", 1)[0].split(";")[0], line.split("\t", 1)[1]) for line in lines]
+
+
+def accounting(job_ids, env):
+    """{job id: (partition, state, AllocTRES, comment)} from sacct."""
+    out = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-j", ",".join(job_ids), "-o", "JobID,Partition,State,AllocTRES,Comment"],
+        capture_output=True, text=True, env=env, check=True,
+    ).stdout
+    rows = [line.split("|") for line in out.splitlines() if line]
+    return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
+
+
+def rule_of(comment):
+    return re.match(r"rule_([a-z_]+?)_wildcards", comment).group(1)
+
+
+def test_tiny_grid_through_the_profile_equals_a_local_run(cluster, tmp_path):
+    workdir, local = tmp_path / "slurm", tmp_path / "local"
+    for folder in (workdir, local):
+        folder.mkdir()
+        copy_workflow(folder)
+        write_config(folder, CONFIG)
+    planned = planned_jobs(workdir)
+    remote = {rule: n for rule, n in planned.items() if rule not in LOCAL_RULES}
+
+    result = run_profile(workdir, cluster)
+    assert result.returncode == 0, result.stderr[-6000:]
+
+    jobs = submissions(workdir)
+    assert len(jobs) == sum(remote.values()), (len(jobs), remote)  # one sbatch per job, nothing local
+    ended = accounting([job_id for job_id, _ in jobs], cluster)
+    assert {state for _, state, _, _ in ended.values()} == {"COMPLETED"}, ended
+    by_rule = {}
+    for partition, _, tres, comment in ended.values():
+        by_rule[rule_of(comment)] = by_rule.get(rule_of(comment), 0) + 1
+        assert partition == "cpu" and "gpu" not in tres, (partition, tres)  # device: cpu
+    assert by_rule == remote
+    for _, arguments in jobs:
+        assert "--gpus" not in arguments and "--cpus-per-task=1 " in arguments, arguments
+
+    subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=local, check=True, capture_output=True, env=cluster)
+    with xr.open_dataset(workdir / "results/tiny/dataset.nc") as on_slurm, xr.open_dataset(local / "results/tiny/dataset.nc") as here:
+        # Every measurement bit for bit; only the clock differs.
+        xr.testing.assert_equal(on_slurm.drop_vars("train_wall_time"), here.drop_vars("train_wall_time"))
+
+
+def test_gpu_jobs_ask_for_exactly_one_gpu(cluster, tmp_path):
+    """With device: cuda every torch job asks for one GPU on a GPU partition. This machine has
+    none (the node's GPUs are files), so the training job fails: what counts is the request."""
+    copy_workflow(tmp_path)
+    write_config(tmp_path, {**CONFIG, "device": "cuda", "grid": {**GRID, "width": [2]}, "seeds": 1, "curves": {"enabled": False}})
+    result = run_profile(tmp_path, cluster, "--until", "train", "--retries", "0")
+    assert result.returncode != 0  # no CUDA here
+    jobs = submissions(tmp_path)
+    assert len(jobs) == 1
+    job_id, arguments = jobs[0]
+    assert re.search(r"--gpus=1\b", arguments) and "-p gpu" in arguments, arguments
+    partition, state, tres, _ = accounting([job_id], cluster)[job_id]
+    assert partition == "gpu" and "gres/gpu=1" in tres and state == "FAILED", (partition, tres, state)
+
+
+def test_a_cancelled_training_job_reruns_alone_with_its_dependants(cluster, tmp_path):
+    copy_workflow(tmp_path)
+    # Long enough training (~10 s) to be caught running.
+    config = {**CONFIG, "grid": {**GRID, "width": [2]}, "train": {"epochs": 100}}
+    write_config(tmp_path, config)
+    env = {**cluster, "LLTAX_SBATCH_LOG": str(tmp_path / "sbatch.log")}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", "--slurm-init-seconds-before-status-checks", "3",
+         "--seconds-between-status-checks", "3", "--latency-wait", "5", "--retries", "0"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    cancelled = None
+    deadline = time.monotonic() + 120
+    while cancelled is None and time.monotonic() < deadline:
+        queue = subprocess.run(["squeue", "-h", "-o", "%i|%T|%k"], capture_output=True, text=True, env=cluster).stdout
+        for line in queue.splitlines():
+            job_id, state, comment = line.split("|", 2)
+            if state == "RUNNING" and comment.startswith("rule_train_") and comment.endswith("_1"):
+                time.sleep(3)  # into its epochs
+                subprocess.run(["scancel", job_id], check=True, env=cluster)
+                cancelled = job_id
+        time.sleep(0.3)
+    output, _ = run.communicate(timeout=420)
+    assert cancelled, "never saw the seed-1 training job running"
+    assert run.returncode != 0, output[-3000:]
+    assert f"SLURM-job '{cancelled}' failed" in output, output[-3000:]
+
+    cell = cell_path(expand_grid(validate_config({**config})["grid"])[0])
+    seed_dir = tmp_path / "results" / "tiny" / cell / "seed=1"
+    assert not (seed_dir / "model.pt").exists() and not (seed_dir / "train.json").exists()
+    leftovers = [path.name for path in seed_dir.iterdir()] if seed_dir.exists() else []
+    # At most the resume snapshot of a finished epoch, never a half-written file.
+    assert set(leftovers) <= {"train_snapshot.pt"}, leftovers
+    # Only the cancelled job and what depends on it: the per-seed metrics of seed 1, the pair's
+    # curve, the cell's CKA and distance, and the tables.
+    assert planned_jobs(tmp_path) == {
+        "train": 1, "evaluate": 1, "hessian": 1, "cka": 1, "distance": 1, "curve_fit": 1, "curve_eval": 1,
+        "aggregate": 6, "merge": 1, "classify": 1, "plots": 1, "all": 1,
+    }
+    before = len(submissions(tmp_path))
+    rerun = run_profile(tmp_path, cluster)
+    assert rerun.returncode == 0, rerun.stderr[-6000:]
+    rerun_jobs = submissions(tmp_path)[before:]
+    assert len(rerun_jobs) == 7, rerun_jobs
+    assert (seed_dir / "model.pt").exists() and not (seed_dir / "train_snapshot.pt").exists()
+
