@@ -83,5 +83,5 @@ def test_runtime_doubles_per_attempt_and_respects_the_settings():
 
 def test_memory_grows_with_the_model():
     c = config()
-    assert memory_mb("train", cell(64, 128), c) > memory_mb("train", cell(8, 128), c) >= c["cluster"]["min_mem_mb"]
+    assert memory_mb("train", cell(256, 128), c) > memory_mb("train", cell(8, 128), c) >= c["cluster"]["min_mem_mb"]
     assert memory_mb("train", cell(8, 128), c) % 1000 == 0
