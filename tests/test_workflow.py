@@ -253,3 +253,21 @@ def test_bad_config_fails_before_any_job(finished_run, tmp_path):
         assert "grid.width" in result.stdout + result.stderr
     finally:
         write_config(finished_run, TINY)
+
+
+PRESETS = sorted((REPO / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=[path.stem for path in PRESETS])
+def test_every_preset_plans_its_whole_grid(preset, tmp_path):
+    """Each preset in configs/ validates and dry-runs; its job count follows from its grid."""
+    from lltax.config import expand_grid, seed_pairs, validate_config
+
+    config = validate_config(yaml.safe_load(preset.read_text()))
+    cells, seeds = len(expand_grid(config["grid"])), config["seeds"]
+    pairs = len(seed_pairs(seeds, config["curves"]["pairs"])) if config["curves"]["enabled"] else 0
+    landscapes = cells if config["landscape"]["enabled"] and len(seeds) >= 2 else 0
+    expected = cells * len(seeds) * 3 + cells * 2 + cells * pairs * 2 + landscapes + (6 if pairs else 5) + 4
+    copy_workflow(tmp_path)
+    out = snakemake(tmp_path, "-n", "--quiet", "rules", "--configfile", str(preset))
+    assert re.search(rf"total\s+{expected}\b", out.stdout + out.stderr), (expected, out.stdout[-1500:])

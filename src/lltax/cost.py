@@ -85,8 +85,8 @@ def job_work(rule: str, cell: dict[str, Any], config: dict[str, Any]) -> tuple[f
     return 0.0, 0  # distance and the aggregate rules: no model passes
 
 
-def runtime_minutes(rule: str, cell: dict[str, Any], config: dict[str, Any], attempt: int = 1) -> int:
-    """Runtime to request for a job: safety x estimate, at least ``min_runtime``, x2 per retry."""
+def estimate_seconds(rule: str, cell: dict[str, Any], config: dict[str, Any]) -> float:
+    """Expected wall time of one job: startup + steps x step overhead + FLOPs / throughput."""
     cluster = config["cluster"]
     on_gpu = config["device"] == "cuda"
     tflops = cluster["tflops"] or (10.0 if on_gpu else 0.02 * config["threads"])
@@ -94,7 +94,13 @@ def runtime_minutes(rule: str, cell: dict[str, Any], config: dict[str, Any], att
     if step_ms is None:
         step_ms = 5.0 if on_gpu else 8.0
     flops, steps = job_work(rule, cell, config)
-    seconds = cluster["startup_seconds"] + steps * step_ms / 1000 + flops / (tflops * 1e12)
+    return cluster["startup_seconds"] + steps * step_ms / 1000 + flops / (tflops * 1e12)
+
+
+def runtime_minutes(rule: str, cell: dict[str, Any], config: dict[str, Any], attempt: int = 1) -> int:
+    """Runtime to request for a job: safety x estimate, at least ``min_runtime``, x2 per retry."""
+    cluster = config["cluster"]
+    seconds = estimate_seconds(rule, cell, config)
     minutes = max(cluster["min_runtime"], math.ceil(cluster["safety"] * seconds / 60))
     return minutes * 2 ** (max(1, attempt) - 1)
 
