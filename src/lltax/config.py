@@ -238,6 +238,8 @@ def _check_plots_and_ranges(config: dict) -> None:
 def _check_sizes(config: dict) -> None:
     """Batch sizes against the data each cell trains on, and model sizes against memory."""
     name = config["dataset"]["name"]
+    if name not in DATASET_SIZES:
+        return  # your own dataset: its size is known only once loaded (the jobs check it then)
     total, input_shape = DATASET_SIZES[name]
     smallest = min(round(fraction * total) for fraction in config["grid"]["train_fraction"])
     if smallest < 1:

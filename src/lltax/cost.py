@@ -45,8 +45,9 @@ def forward_flops(model: str, width: int, input_shape: tuple[int, ...], num_clas
 
 
 def training_steps(n_train: int, batch_size: int, epochs: int) -> int:
-    """Optimizer steps of ``epochs`` passes over ``n_train`` examples (last batch kept)."""
-    return epochs * math.ceil(n_train / batch_size)
+    """Optimizer steps of ``epochs`` passes over ``n_train`` examples; lltax.train drops the
+    last partial batch of an epoch (as the reference code's --ignore-incomplete-batch)."""
+    return epochs * (n_train // batch_size)
 
 
 def job_work(rule: str, cell: dict[str, Any], config: dict[str, Any]) -> tuple[float, int]:

@@ -25,9 +25,12 @@ Datasets (``DATASETS``):
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 import math
 import random
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Callable
 
@@ -247,6 +250,51 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
 }
 
 
+# "package.module:function": a dataset builder outside lltax (config dataset.name).
+EXTERNAL_DATASET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+EXTERNAL_KEYS = ("x_train", "y_train", "x_test", "y_test", "num_classes")
+
+
+def load_external(name: str, root: str | Path, download: bool = False) -> Dataset:
+    """Your own dataset: ``name`` = 'package.module:function', a builder called as
+    ``function(root=<data_dir>, download=<dataset.download>)`` that returns a mapping with
+    ``x_train`` (N, *input_shape) float inputs, already normalized; ``y_train`` (N,) integer
+    labels in [0, num_classes); ``x_test``, ``y_test`` likewise; ``num_classes`` (int).
+    Tensors or numpy arrays. lltax applies the grid's train_fraction and label noise itself.
+    The builder must return the same data every time (every job calls it).
+    """
+    if not EXTERNAL_DATASET.match(name):
+        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)} or name a builder as 'package.module:function'")
+    module_name, function_name = name.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ValueError(f"dataset {name!r}: cannot import {module_name!r} ({e}); install it or put it on PYTHONPATH") from e
+    builder = getattr(module, function_name, None)
+    if not callable(builder):
+        raise ValueError(f"dataset {name!r}: {module_name} has no callable {function_name!r}")
+    data = builder(root=str(root), download=download)
+    if not isinstance(data, Mapping) or any(key not in data for key in EXTERNAL_KEYS):
+        raise ValueError(f"dataset builder {name!r} must return a mapping with keys {list(EXTERNAL_KEYS)}; got {type(data).__name__}"
+                         + (f" with keys {sorted(data)}" if isinstance(data, Mapping) else ""))
+    num_classes = data["num_classes"]
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"dataset {name!r}: num_classes must be an integer >= 2, got {num_classes!r}")
+    dataset = _clean_dataset(name, data["x_train"], data["y_train"], data["x_test"], data["y_test"], num_classes)
+    for split, x, y in (("train", dataset.x_train, dataset.y_train), ("test", dataset.x_test, dataset.y_test)):
+        if x.ndim < 2 or len(x) == 0:
+            raise ValueError(f"dataset {name!r}: x_{split} must have shape (N, *input_shape) with N >= 1, got {tuple(x.shape)}")
+        if y.shape != (len(x),):
+            raise ValueError(f"dataset {name!r}: y_{split} must have shape ({len(x)},) to match x_{split}, got {tuple(y.shape)}")
+        if not torch.isfinite(x).all():
+            raise ValueError(f"dataset {name!r}: x_{split} has NaN or infinite values")
+        if y.min() < 0 or y.max() >= num_classes:
+            raise ValueError(f"dataset {name!r}: y_{split} has labels outside [0, {num_classes}): {int(y.min())}..{int(y.max())}")
+    if dataset.x_test.shape[1:] != dataset.x_train.shape[1:]:
+        raise ValueError(f"dataset {name!r}: test inputs {tuple(dataset.x_test.shape[1:])} differ from training inputs {dataset.input_shape}")
+    return dataset
+
+
 # ---------------------------------------------------------------------------------------------
 # Fixed training subsets and label noise
 
@@ -384,9 +432,7 @@ def load_dataset(
     FileNotFoundError
         A torchvision dataset is missing; the message names the folder and how to get it.
     """
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
-    full = DATASETS[name](root, download=download)
+    full = DATASETS[name](root, download=download) if name in DATASETS else load_external(name, root, download)
     indices = subset_indices(len(full.y_train), train_fraction)
     if label_noise_mode == "exact":
         noisy = corrupt_labels(full.y_train, label_noise, full.num_classes, indices)
