@@ -623,3 +623,13 @@ def test_own_dataset_trains_through_the_cli(tmp_path):
     )
     summary = json.loads((tmp_path / "run" / "train.json").read_text())
     assert summary["final"]["train_acc"] > 50  # three well-separated blobs
+
+
+def test_pinned_mnist1d_arguments_are_the_packages_defaults():
+    """lltax pins MNIST-1D's generator arguments (no mnist1d import to name the cache); they
+    are the installed package's defaults, so the data is the package's standard MNIST-1D."""
+    from mnist1d.data import get_dataset_args
+
+    defaults = get_dataset_args(as_dict=True)
+    defaults.pop("url", None)
+    assert data.mnist1d_generator_args() == defaults

@@ -109,13 +109,20 @@ def _clean_dataset(name: str, x_train, y_train, x_test, y_test, num_classes: int
 # MNIST-1D: generated locally, cached
 
 
-def mnist1d_generator_args() -> dict:
-    """The ``mnist1d`` package's default generator arguments (without its download url)."""
-    from mnist1d.data import get_dataset_args
+# The mnist1d package's default generator arguments (mnist1d.data.get_dataset_args, without its
+# download url), pinned here: they define the data and name its cache file, and a job that
+# only reads the cache need not import mnist1d (0.5-0.7 s: it pulls in matplotlib and scipy).
+# tests/test_data.py checks them against the installed package.
+MNIST1D_ARGS = {
+    "num_samples": 5000, "train_split": 0.8, "template_len": 12, "padding": [36, 60], "scale_coeff": 0.4,
+    "max_translation": 48, "corr_noise_scale": 0.25, "iid_noise_scale": 0.02, "shear_scale": 0.75,
+    "shuffle_seq": False, "final_seq_length": 40, "seed": 42,
+}
 
-    args = get_dataset_args(as_dict=True)
-    args.pop("url", None)
-    return args
+
+def mnist1d_generator_args() -> dict:
+    """The arguments MNIST-1D is generated with (a copy of ``MNIST1D_ARGS``)."""
+    return {key: list(value) if isinstance(value, list) else value for key, value in MNIST1D_ARGS.items()}
 
 
 def mnist1d_cache_path(root: str | Path) -> Path:

@@ -35,7 +35,13 @@ def configure_torch(threads: int) -> dict:
             torch.set_num_interop_threads(threads)
         except RuntimeError:  # only settable before the first inter-op parallel work
             pass
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    # torch.use_deterministic_algorithms also imports torch._inductor (~1 s per job) only to
+    # set a torch.compile flag; lltax compiles nothing, so set the kernel flag directly.
+    set_deterministic = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if set_deterministic is None:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        set_deterministic(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
     return runtime_info()

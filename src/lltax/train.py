@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lltax.sgd import SGD
+
 log = logging.getLogger(__name__)
 
 
@@ -83,7 +85,7 @@ def train_model(
     if steps_per_epoch == 0:
         raise ValueError(f"batch_size {batch_size} is larger than the training set ({num_samples} samples); lower grid.batch_size or raise grid.train_fraction")
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=momentum, weight_decay=weight_decay)
+    optimizer = SGD(model.parameters(), lr=learning_rate, momentum=momentum, weight_decay=weight_decay)
     schedule = dict(learning_rate=learning_rate, epochs=epochs, lr_schedule=lr_schedule, lr_decay_at=lr_decay_at, lr_decay_factor=lr_decay_factor)
     result = TrainResult(model=model)
     best_loss, best_state, stale_epochs = math.inf, None, 0
@@ -101,8 +103,7 @@ def train_model(
     for epoch in range(first_epoch, epochs):
         start = time.perf_counter()
         lr = learning_rate_at(epoch, **schedule)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        optimizer.lr = lr
         model.train()
         order = torch.randperm(num_samples, generator=generator).to(x_train.device)
         # Accumulate on the device; one .item() per epoch keeps GPU runs free of per-step syncs.
@@ -115,7 +116,7 @@ def train_model(
                 inputs = augment(inputs, generator)
             logits = model(inputs)
             loss = F.cross_entropy(logits, targets)
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             loss_sum += loss.detach()
@@ -188,6 +189,9 @@ def load_snapshot(path: str | Path, key: str) -> dict | None:
         return None
     if not isinstance(state, dict) or state.get("key") != key:
         log.warning("ignoring training snapshot %s: it belongs to another run (settings changed)", path)
+        return None
+    if "momentum_buffers" not in state.get("optimizer", {}):  # torch.optim's state: an older lltax
+        log.warning("ignoring training snapshot %s: written by an older lltax", path)
         return None
     return state
 

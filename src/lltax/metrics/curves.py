@@ -34,6 +34,7 @@ from torch import nn
 
 from lltax.checkpoint import build_from_meta, load_cell_data, load_model, versions
 from lltax.device import resolve_device
+from lltax.sgd import SGD
 from lltax.evaluation import evaluate_model
 from lltax.io import atomic_path, write_json
 from lltax.metrics.bezier import (
@@ -117,7 +118,7 @@ def fit_curve(
         raise ValueError("the three bends must hold the same parameter names (bends of one architecture)")
     trainable = flatten_bend({k: middle[k] for k in start}).detach().clone().requires_grad_(True)
     flat_bends = [flatten_bend(start), trainable, flatten_bend({k: end[k] for k in start})]
-    optimizer = torch.optim.SGD([trainable], lr=learning_rate, momentum=momentum, weight_decay=weight_decay)
+    optimizer = SGD([trainable], lr=learning_rate, momentum=momentum, weight_decay=weight_decay)
     scratch_buffers = {k: v.detach().clone() for k, v in model.named_buffers()}
     was_training = model.training
     model.train()
@@ -126,8 +127,7 @@ def fit_curve(
         for epoch in range(1, epochs + 1):
             began = time.perf_counter()
             lr = learning_rate * learning_rate_factor(epoch, epochs)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            optimizer.lr = lr
             order = torch.randperm(num_samples, generator=generator).to(inputs.device)
             points = torch.rand(num_batches, generator=generator, dtype=torch.float64).tolist()
             # Sums stay on the device: no host sync per step.
@@ -138,7 +138,7 @@ def fit_curve(
                 x, y = inputs[index], targets[index]
                 logits = curve_forward(model, flat_bends, t, x, like=start, buffers=scratch_buffers)
                 loss = F.cross_entropy(logits, y)
-                optimizer.zero_grad(set_to_none=True)
+                optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
                 loss_sum += loss.detach()
