@@ -2,7 +2,9 @@
 # A real one-node SLURM cluster on this machine, for testing the SLURM profile.
 #
 #   scripts/slurm_cluster.sh install        # root + apt-get: Debian's slurm, munge, mariadb
-#   scripts/slurm_cluster.sh start DIR      # a fresh cluster: state, logs, pid files under DIR
+#   scripts/slurm_cluster.sh start DIR [--no-accounting]
+#                                           # a fresh cluster: state, logs, pid files under DIR;
+#                                           # --no-accounting: no slurmdbd/MariaDB, sacct fails
 #   scripts/slurm_cluster.sh stop DIR
 #   scripts/slurm_cluster.sh check          # exit 0 if this machine can run it, else says why
 #
@@ -60,7 +62,7 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
 }
 
 start() {
-    local dir=$1
+    local dir=$1 accounting=${2:-}
     why=$(can_run) || die "$why"
     mkdir -p "$dir"/{state,spool,log,gpu} "$CONF_DIR"
     dir=$(cd "$dir" && pwd)
@@ -105,11 +107,15 @@ MinJobAge=600
 KillWait=5
 InactiveLimit=0
 JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/slurmdbd
-AccountingStorageHost=127.0.0.1
-AccountingStorageTRES=gres/gpu
-# sacct shows the comment snakemake gives each job (its rule and wildcards).
-AccountingStoreFlags=job_comment
+$(if [[ $accounting == --no-accounting ]]; then
+    echo "AccountingStorageType=accounting_storage/none"
+else
+    echo "AccountingStorageType=accounting_storage/slurmdbd"
+    echo "AccountingStorageHost=127.0.0.1"
+    echo "AccountingStorageTRES=gres/gpu"
+    echo "# sacct shows the comment snakemake gives each job (its rule and wildcards)."
+    echo "AccountingStoreFlags=job_comment"
+fi)
 GresTypes=gpu
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$NODE_CPUS RealMemory=$NODE_MEMORY_MB Gres=gpu:$NODE_GPUS State=UNKNOWN
 PartitionName=cpu Nodes=$host Default=YES MaxTime=INFINITE State=UP
@@ -137,6 +143,18 @@ EOF
     pgrep -x munged > /dev/null || runuser -u munge -- munged
     wait_for 10 munge munge -n
 
+    if [[ $accounting != --no-accounting ]]; then
+        start_accounting "$dir"
+    fi
+    slurmctld
+    wait_for 30 slurmctld scontrol ping
+    slurmd
+    wait_for 30 "the node to come up" bash -c "sinfo -h -N -o %t | grep -qE '^(idle|mix|alloc)'"
+    echo "slurm_cluster: up (config $CONF_DIR/slurm.conf, state and logs in $dir${accounting:+, $accounting})"
+}
+
+start_accounting() {
+    local dir=$1
     # MariaDB on its socket only; root authenticates by the Unix socket (Debian's default).
     mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
     if ! mysqladmin --socket=/run/mysqld/mysqld.sock ping > /dev/null 2>&1; then
@@ -150,11 +168,6 @@ EOF
     slurmdbd
     wait_for 30 slurmdbd sacctmgr -n list cluster
     sacctmgr -i add cluster "$CLUSTER" > /dev/null 2>&1 || true
-    slurmctld
-    wait_for 30 slurmctld scontrol ping
-    slurmd
-    wait_for 30 "the node to come up" bash -c "sinfo -h -N -o %t | grep -qE '^(idle|mix|alloc)'"
-    echo "slurm_cluster: up (config $CONF_DIR/slurm.conf, state and logs in $dir)"
 }
 
 stop() {
@@ -177,8 +190,10 @@ stop() {
 
 case ${1:-} in
     install) install ;;
-    start) [[ $# == 2 ]] || die "usage: $0 start DIR"; start "$2" ;;
+    start)
+        [[ $# == 2 || ($# == 3 && $3 == --no-accounting) ]] || die "usage: $0 start DIR [--no-accounting]"
+        start "$2" "${3:-}" ;;
     stop) [[ $# == 2 ]] || die "usage: $0 stop DIR"; stop "$2" ;;
     check) can_run ;;
-    *) die "usage: $0 install | start DIR | stop DIR | check" ;;
+    *) die "usage: $0 install | start DIR [--no-accounting] | stop DIR | check" ;;
 esac

@@ -35,19 +35,41 @@ exit $rc
 """
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def start_cluster(tmp_path_factory, *options):
+    """A fresh one-node cluster (the script stops the one before); its state folder."""
     check = subprocess.run(["bash", str(SCRIPT), "check"], capture_output=True, text=True)
     if check.returncode != 0:
         pytest.skip(f"no SLURM cluster on this machine: {check.stdout.strip() or check.stderr.strip()}")
     state = tmp_path_factory.mktemp("slurm")
-    started = subprocess.run(["bash", str(SCRIPT), "start", str(state)], capture_output=True, text=True, timeout=180)
+    started = subprocess.run(["bash", str(SCRIPT), "start", str(state), *options], capture_output=True, text=True, timeout=180)
     assert started.returncode == 0, f"the cluster did not come up:\n{started.stdout}\n{started.stderr}"
+    return state
+
+
+def client_env(tmp_path_factory):
+    """PATH with the logging sbatch shim first; no SLURM_CONF (the config is in /etc/slurm)."""
     shim = tmp_path_factory.mktemp("shim")
     (shim / "sbatch").write_text(SHIM)
     (shim / "sbatch").chmod(0o755)
     env = {**os.environ, "PATH": f"{shim}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("SLURM_CONF", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """With accounting (slurmdbd + MariaDB): sacct tells how every job ended."""
+    state = start_cluster(tmp_path_factory)
+    yield client_env(tmp_path_factory)
+    subprocess.run(["bash", str(SCRIPT), "stop", str(state)], capture_output=True)
+
+
+@pytest.fixture
+def cluster_without_accounting(tmp_path_factory):
+    """No accounting database: sacct fails ("accounting storage is disabled"), squeue works."""
+    state = start_cluster(tmp_path_factory, "--no-accounting")
+    env = client_env(tmp_path_factory)
+    assert subprocess.run(["sacct", "-n"], capture_output=True, text=True, env=env).returncode != 0
     yield env
     subprocess.run(["bash", str(SCRIPT), "stop", str(state)], capture_output=True)
 
@@ -128,7 +150,11 @@ def test_gpu_jobs_ask_for_exactly_one_gpu(cluster, tmp_path):
     assert partition == "gpu" and "gres/gpu=1" in tres and state == "FAILED", (partition, tres, state)
 
 
-def test_a_cancelled_training_job_reruns_alone_with_its_dependants(cluster, tmp_path):
+def test_a_cancelled_training_job_reruns_alone_with_its_dependants(cluster_without_accounting, tmp_path):
+    """On a cluster without accounting (the profile's squeue status checks): a training job
+    cancelled mid-run is seen as failed, leaves nothing partial, and the rerun submits only it
+    and what depends on it."""
+    cluster = cluster_without_accounting
     copy_workflow(tmp_path)
     # Long enough training (~10 s) to be caught running.
     config = {**CONFIG, "grid": {**GRID, "width": [2]}, "train": {"epochs": 100}}
