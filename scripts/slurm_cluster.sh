@@ -20,6 +20,8 @@
 # slurm.conf is not in the default place fails every job ("fetch_config: DNS SRV lookup
 # failed"). A /etc/slurm/slurm.conf that this script did not write is never overwritten.
 set -euo pipefail
+# The daemons live in sbin, which a non-login shell's PATH may lack.
+export PATH="$PATH:/usr/sbin:/sbin"
 
 PACKAGES=(slurmctld slurmd slurm-client munge slurmdbd mariadb-server)
 CLUSTER=lltax
