@@ -40,3 +40,36 @@ def test_stray_temporary_files_of_a_killed_write_are_removed_by_the_next_write(t
     write_json(tmp_path / "dataset.nc", {"x": 1})
     assert not stray.exists() and other.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [".phases.nc.def456.tmp", "dataset.nc"]
+
+
+def test_concurrent_writers_of_a_shared_file_keep_each_others_temporaries(tmp_path):
+    """Two jobs generating the same data cache at once: neither removes the other's
+    in-progress temporary file, and both renames succeed (the last one wins, identical data)."""
+    from lltax.io import atomic_path
+
+    target = tmp_path / "cache.npz"
+    with atomic_path(target, clean_stale=False) as first:
+        first.write_text("data")
+        with atomic_path(target, clean_stale=False) as second:
+            second.write_text("data")
+        assert first.exists()  # still there for its own rename
+    assert target.read_text() == "data" and not list(tmp_path.glob(".*.tmp"))
+    # A workflow output (one writer) cleans up leftovers instead: with two writers that removes
+    # the other's file in progress, and its rename fails (the race this option prevents).
+    with pytest.raises(FileNotFoundError):
+        with atomic_path(target) as first:
+            first.write_text("data")
+            with atomic_path(target):
+                pass
+
+
+def test_the_mnist1d_cache_is_written_as_a_shared_file(monkeypatch, tmp_path):
+    """MNIST-1D generation writes with clean_stale=False (jobs may generate it together)."""
+    from lltax import data
+
+    calls = []
+    real = data.atomic_path
+    monkeypatch.setattr(data, "atomic_path", lambda path, **kwargs: calls.append(kwargs) or real(path, **kwargs))
+    data.load_mnist1d(tmp_path)
+    assert calls == [{"clean_stale": False}]
+

@@ -154,8 +154,9 @@ def load_mnist1d(root: str | Path, download: bool = False) -> Dataset:
         args = mnist1d_generator_args()
         logger.info("generating MNIST-1D (%s) into %s", args, path)
         data = _generate_mnist1d(args)
-        # Written atomically: concurrent jobs may generate the same (identical) file.
-        with atomic_path(path) as tmp:
+        # Written atomically: concurrent jobs may generate the same (identical) file at once, so
+        # none may remove another's temporary file (a race seen with 2 jobs starting together).
+        with atomic_path(path, clean_stale=False) as tmp:
             with open(tmp, "wb") as handle:
                 np.savez(handle, x=data["x"], y=data["y"], x_test=data["x_test"], y_test=data["y_test"])
             tmp.chmod(0o644)  # a shared data cache: readable by others (mkstemp makes it 0600)

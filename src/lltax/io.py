@@ -19,14 +19,19 @@ os.umask(_UMASK)
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds."""
+def atomic_path(path: str | Path, clean_stale: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
+
+    ``clean_stale=False`` for files that several jobs may write at once (the shared data
+    cache): their temporaries are not leftovers but other jobs' writes in progress.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Leftovers of a killed earlier write of this same output (only one job writes an output
-    # at a time: Snakemake locks the folder), so the next run of the rule cleans them up.
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        stale.unlink(missing_ok=True)
+    # Leftovers of a killed earlier write of this same output (a workflow output has one
+    # writer at a time: Snakemake runs one job per output), so the next run cleans them up.
+    if clean_stale:
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp)
