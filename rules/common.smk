@@ -34,12 +34,12 @@ COST_CONFIG = {**CONFIG, "device": "cuda" if USE_GPU else "cpu"}
 # on how torch is set up (device.py).
 JOB = ["checkpoint.py", "device.py"]
 SOURCES = {
-    "train": ["train.py", "data.py", "models/__init__.py", "models/resnet.py", "models/resnet1d.py", "models/vgg.py", "models/mlp.py", *JOB],
+    "train": ["train.py", "sgd.py", "data.py", "importing.py", "models/__init__.py", "models/resnet.py", "models/resnet1d.py", "models/vgg.py", "models/mlp.py", *JOB],
     "evaluate": ["metrics/evaluate.py", "evaluation.py", *JOB],
     "hessian": ["metrics/hessian.py", "metrics/hvp.py", "metrics/lanczos.py", "metrics/trace.py", "metrics/pyhessian_backend.py", *JOB],
     "cka": ["metrics/cka.py", *JOB],
     "distance": ["metrics/distance.py", *JOB],
-    "curves": ["metrics/curves.py", "metrics/bezier.py", *JOB],
+    "curves": ["metrics/curves.py", "metrics/bezier.py", "sgd.py", *JOB],
     "landscape": ["landscape.py", *JOB],
     "dataset": ["dataset.py"],
     "phases": ["phases.py"],

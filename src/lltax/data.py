@@ -25,11 +25,9 @@ Datasets (``DATASETS``):
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
 import math
 import random
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Callable
@@ -39,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from lltax.config import config_hash
+from lltax.importing import import_builder
 from lltax.io import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -258,8 +257,6 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
 }
 
 
-# "package.module:function": a dataset builder outside lltax (config dataset.name).
-EXTERNAL_DATASET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 EXTERNAL_KEYS = ("x_train", "y_train", "x_test", "y_test", "num_classes")
 
 
@@ -271,16 +268,7 @@ def load_external(name: str, root: str | Path, download: bool = False) -> Datase
     Tensors or numpy arrays. lltax applies the grid's train_fraction and label noise itself.
     The builder must return the same data every time (every job calls it).
     """
-    if not EXTERNAL_DATASET.match(name):
-        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)} or name a builder as 'package.module:function'")
-    module_name, function_name = name.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ValueError(f"dataset {name!r}: cannot import {module_name!r} ({e}); install it or put it on PYTHONPATH") from e
-    builder = getattr(module, function_name, None)
-    if not callable(builder):
-        raise ValueError(f"dataset {name!r}: {module_name} has no callable {function_name!r}")
+    builder = import_builder("dataset", name, DATASETS)
     data = builder(root=str(root), download=download)
     if not isinstance(data, Mapping) or any(key not in data for key in EXTERNAL_KEYS):
         raise ValueError(f"dataset builder {name!r} must return a mapping with keys {list(EXTERNAL_KEYS)}; got {type(data).__name__}"

@@ -22,13 +22,12 @@ the attribute ``piecewise_linear = True``; otherwise ``trace_method: auto`` take
 
 from __future__ import annotations
 
-import importlib
 import math
-import re
 from collections.abc import Callable, Sequence
 
 from torch import nn
 
+from lltax.importing import import_builder
 from lltax.models.mlp import mlp
 from lltax.models.resnet import resnet18
 from lltax.models.resnet1d import resnet1d
@@ -52,24 +51,12 @@ MODELS: dict[str, Callable[[int, int, Sequence[int]], nn.Module]] = {
 PIECEWISE_LINEAR_MODELS = frozenset({"resnet18", "resnet1d", "vgg11", "mlp"})
 
 
-# "package.module:function": a builder outside lltax.
-EXTERNAL_MODEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _builder(name: str) -> Callable[[int, int, Sequence[int]], nn.Module]:
     if name in MODELS:
         return MODELS[name]
-    if not EXTERNAL_MODEL.match(name):
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)} or name a builder as 'package.module:function'")
-    module_name, function_name = name.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ValueError(f"model {name!r}: cannot import {module_name!r} ({e}); install it or put it on PYTHONPATH") from e
-    builder = getattr(module, function_name, None)
-    if not callable(builder):
-        raise ValueError(f"model {name!r}: {module_name} has no callable {function_name!r}")
-    return builder
+    return import_builder("model", name, MODELS)
 
 
 def _check_name(name: str) -> None:
