@@ -13,9 +13,6 @@ include: "rules/common.smk"
 
 wildcard_constraints:
     cell=CELL_REGEX,
-    seed=r"\d+",
-    a=r"\d+",
-    b=r"\d+",
 
 
 report: "report/workflow.rst"
@@ -23,7 +20,11 @@ report: "report/workflow.rst"
 
 include: "rules/train.smk"
 include: "rules/metrics.smk"
-include: "rules/curves.smk"
+if CURVE_PAIRS:
+
+    include: "rules/curves.smk"
+
+
 include: "rules/landscape.smk"
 include: "rules/aggregate.smk"
 

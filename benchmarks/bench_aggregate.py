@@ -1,7 +1,7 @@
 """Seconds to aggregate and merge the per-job outputs of a paper-size grid.
 
 Writes synthetic per-job JSON files of the contract (lltax.io.write_json, the jobs' own
-writer) for 14 widths x 13 batch sizes x 5 seeds into a temporary folder: train, evaluate and
+writer) for 14 widths x 13 batch sizes x 5 seeds into a temporary folder: train and
 hessian per seed, cka and distance per cell over all 10 seed pairs, and the curve of the first
 pair at 5 points t. Then times every ``aggregate_metric``, the merge and the netCDF write, and
 the classification of the merged dataset. Goal: aggregation + merge + write under 30 s.
@@ -36,6 +36,7 @@ def paper_size_config(num_widths: int, num_batch_sizes: int, num_seeds: int) -> 
         },
         "seeds": list(range(num_seeds)),
         "curves": {"pairs": "first", "points": [0.0, 0.25, 0.5, 0.75, 1.0]},
+        "train": {"momentum": 0.9},  # the stability limit of the classification reads it
     }
 
 
@@ -53,24 +54,20 @@ def write_synthetic_results(root: Path, config: dict, seed: int = 0) -> int:
                 "final": {"train_loss": 0.1, "train_acc": acc, "test_loss": 0.5, "test_acc": acc - 10},
                 "history": [{"epoch": e, "train_loss": 0.1, "train_acc": acc, "lr": 0.1, "seconds": 1.0} for e in range(100)],
             })
-            write_json(folder / f"seed={s}" / "evaluate.json", {
-                "train_loss": float(rng.uniform(0, 1)), "train_acc": acc, "test_loss": float(rng.uniform(0, 2)),
-                "test_acc": acc - 10, "diverged": False,
-            })
             eigenvalue = float(10 ** rng.uniform(-1, 3))
             write_json(folder / f"seed={s}" / "hessian.json", {
                 "top_eigenvalue": eigenvalue, "top_eigenvalues": [eigenvalue], "eigenvalue_error": 1e-4 * eigenvalue,
                 "trace": 10 * eigenvalue, "trace_error": 0.0, "trace_method": "exact", "backend": "native",
-                "hvp_count": 50, "num_samples": 200,
+                "hvp_count": 50, "num_samples": 200, "cell": cell, "seed": s,
             })
-            count += 3
+            count += 2
         pairs = list(itertools.combinations(config["seeds"], 2))
-        write_json(folder / "cka.json", {"pairs": [{"seed_a": a, "seed_b": b, "cka": float(rng.uniform())} for a, b in pairs]})
-        write_json(folder / "distance.json", {"pairs": [{"seed_a": a, "seed_b": b, "l2_distance": float(rng.uniform(1, 50))} for a, b in pairs]})
+        write_json(folder / "cka.json", {"cell": cell, "pairs": [{"seed_a": a, "seed_b": b, "cka": float(rng.uniform())} for a, b in pairs]})
+        write_json(folder / "distance.json", {"cell": cell, "pairs": [{"seed_a": a, "seed_b": b, "l2_distance": float(rng.uniform(1, 50))} for a, b in pairs]})
         a, b = config["seeds"][:2]
         errors = [float(v) for v in rng.uniform(0, 50, len(points))]
         write_json(folder / f"pair={a}-{b}" / "curve_eval.json", {
-            "seed_a": a, "seed_b": b, "t": points, "train_error": errors, "train_loss": errors, "test_error": errors,
+            "seed_a": a, "seed_b": b, "cell": cell, "t": points, "train_error": errors, "train_loss": errors, "test_error": errors,
             "test_loss": errors, "mode_connectivity": float(rng.normal(0, 5)), "mode_connectivity_loss": float(rng.normal()),
         })
         count += 3

@@ -2,7 +2,7 @@
 
     python benchmarks/preset_cost.py [configs/*.yaml]
 
-Per preset: cells, jobs per rule (as the workflow plans them), and device hours summed over
+Per preset: cells, jobs per rule (as the workflow plans them: one per cell and rule), and device hours summed over
 every job from lltax.cost.estimate_seconds (startup + steps x step overhead + FLOPs /
 throughput; no safety factor). The figures rest on the config's `cluster` settings: by
 default 10 TFLOP/s sustained and 5 ms per step on a GPU, 60 s start-up per job. They are an
@@ -18,23 +18,22 @@ import yaml
 from lltax.config import expand_grid, seed_pairs, validate_config
 from lltax.cost import estimate_seconds
 
-RULES_PER_SEED = ("train", "evaluate", "hessian")
-RULES_PER_CELL = ("cka", "distance")
-RULES_PER_PAIR = ("curve_fit", "curve_eval")
+# One job per cell and rule (a cell's seeds or curve pairs in turn); cka writes the distances too.
+RULES = ("train", "hessian", "cka", "curve_fit", "curve_eval", "landscape")
 
 
 def preset_cost(path: Path) -> dict:
     config = validate_config(yaml.safe_load(path.read_text()))
     config = {**config, "device": "cuda" if config["device"] == "cuda" else "cpu"}  # auto: estimated for the CPU
     cells = expand_grid(config["grid"])
-    seeds = config["seeds"]
-    pairs = seed_pairs(seeds, config["curves"]["pairs"]) if config["curves"]["enabled"] else []
-    landscape = config["landscape"]["enabled"] and len(seeds) >= 2
+    pairs = seed_pairs(config["seeds"], config["curves"]["pairs"]) if config["curves"]["enabled"] else []
+    skipped = {"curve_fit", "curve_eval"} if not pairs else set()
+    if not (config["landscape"]["enabled"] and len(config["seeds"]) >= 2):
+        skipped.add("landscape")
     jobs, seconds = {}, {}
-    for rule, copies in [*((r, len(seeds)) for r in RULES_PER_SEED), *((r, 1) for r in RULES_PER_CELL),
-                         *((r, len(pairs)) for r in RULES_PER_PAIR), ("landscape", 1 if landscape else 0)]:
-        jobs[rule] = len(cells) * copies
-        seconds[rule] = copies * sum(estimate_seconds(rule, cell, config) for cell in cells)
+    for rule in RULES:
+        jobs[rule] = 0 if rule in skipped else len(cells)
+        seconds[rule] = 0.0 if rule in skipped else sum(estimate_seconds(rule, cell, config) for cell in cells)
     return {"cells": len(cells), "jobs": jobs, "hours": {rule: s / 3600 for rule, s in seconds.items()}}
 
 
@@ -44,7 +43,7 @@ def main(paths: list[str]) -> None:
     for path in map(Path, paths):
         cost = preset_cost(path)
         jobs, hours = cost["jobs"], cost["hours"]
-        total_jobs = sum(jobs.values()) + (6 if jobs["curve_fit"] else 5) + 4  # + tables, merge, classify, plots, all
+        total_jobs = sum(jobs.values()) + (5 if jobs["curve_fit"] else 4) + 4  # + tables, merge, classify, plots, all
         print(f"| {path.stem} | {cost['cells']} | {total_jobs} | {jobs['train']} | {jobs['hessian']} | {jobs['curve_fit']} "
               f"| {hours['train']:,.0f} / {sum(hours.values()):,.0f} |")
 

@@ -34,11 +34,9 @@ COST_CONFIG = {**CONFIG, "device": "cuda" if USE_GPU else "cpu"}
 # on how torch is set up (device.py).
 JOB = ["checkpoint.py", "device.py"]
 SOURCES = {
-    "train": ["train.py", "sgd.py", "data.py", "importing.py", "models/__init__.py", "models/resnet.py", "models/resnet1d.py", "models/vgg.py", "models/mlp.py", *JOB],
-    "evaluate": ["metrics/evaluate.py", "evaluation.py", *JOB],
+    "train": ["train.py", "sgd.py", "evaluation.py", "data.py", "importing.py", "models/__init__.py", "models/resnet.py", "models/resnet1d.py", "models/vgg.py", "models/mlp.py", *JOB],
     "hessian": ["metrics/hessian.py", "metrics/hvp.py", "metrics/lanczos.py", "metrics/trace.py", "metrics/pyhessian_backend.py", *JOB],
-    "cka": ["metrics/cka.py", *JOB],
-    "distance": ["metrics/distance.py", *JOB],
+    "cka": ["metrics/cka.py", "metrics/distance.py", *JOB],
     "curves": ["metrics/curves.py", "metrics/bezier.py", "sgd.py", *JOB],
     "landscape": ["landscape.py", *JOB],
     "dataset": ["dataset.py"],
@@ -68,8 +66,14 @@ def section(name, *, drop=()):
     return canonical_json({k: v for k, v in CONFIG[name].items() if k not in drop})
 
 
-def checkpoints_of_cell(wildcards):
-    return [f"{RESULTS}/{wildcards.cell}/seed={seed}/model.pt" for seed in SEEDS]
+def per_seed(name):
+    """A per-cell job's file `name` for every seed, e.g. <cell>/seed=S/model.pt."""
+    return [f"{RESULTS}/{{cell}}/seed={seed}/{name}" for seed in SEEDS]
+
+
+def per_pair(name):
+    """A per-cell job's file `name` for every curve pair, e.g. <cell>/pair=A-B/curve.pt."""
+    return [f"{RESULTS}/{{cell}}/pair={a}-{b}/{name}" for a, b in CURVE_PAIRS]
 
 
 # 1D interpolation between the first two seeds, 2D surface around the first.
@@ -82,7 +86,7 @@ LANDSCAPE_OUTPUTS = (
 
 FIGURE = f"{RESULTS}/figures/{{name}}.{CONFIG['plots']['format']}"
 
-PER_SEED_FILE = {"train": "train.json", "evaluate": "evaluate.json", "hessian": "hessian.json"}
+PER_SEED_FILE = {"train": "train.json", "hessian": "hessian.json"}
 PER_CELL_FILE = {"cka": "cka.json", "distance": "distance.json"}
 METRICS = [*PER_SEED_FILE, *PER_CELL_FILE] + (["curves"] if CURVE_PAIRS else [])
 

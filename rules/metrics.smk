@@ -1,39 +1,15 @@
-# Per-checkpoint metrics (evaluate, hessian) and per-cell pairwise metrics (cka, distance).
-# Each rule declares its metric's source file as an input, so editing it reruns the metric.
-
-
-rule evaluate:
-    input:
-        checkpoint=f"{RESULTS}/{{cell}}/seed={{seed}}/model.pt",
-        code=sources("evaluate"),
-    output:
-        f"{RESULTS}/{{cell}}/seed={{seed}}/evaluate.json",
-    params:
-        settings=section("evaluate"),
-        data_dir=CONFIG["data_dir"],
-        device=CONFIG["device"],
-    resources:
-        gpu=1 if USE_GPU else 0,
-        runtime=runtime("evaluate"),
-        mem_mb=memory("evaluate"),
-    threads: THREADS
-    log:
-        f"{RESULTS}/logs/evaluate/{{cell}}/seed={{seed}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/evaluate/{{cell}}/seed={{seed}}.tsv"
-    conda:
-        "../envs/lltax.yaml"
-    shell:
-        "lltax evaluate --checkpoint {input.checkpoint:q} --settings {params.settings:q}"
-        " --data-dir {params.data_dir:q} --device {params.device} --out {output:q} --threads {threads} > {log:q} 2>&1"
+# Per-cell metric jobs: the Hessian of every seed's checkpoint, pairwise CKA and l2 distance
+# between seeds. Loss and accuracy come from the training job's own final evaluation
+# (train.json). Each rule declares its metric's source files as inputs, so editing one reruns
+# the metric; one process per cell pays start-up and imports once.
 
 
 rule hessian:
     input:
-        checkpoint=f"{RESULTS}/{{cell}}/seed={{seed}}/model.pt",
+        checkpoints=per_seed("model.pt"),
         code=sources("hessian"),
     output:
-        f"{RESULTS}/{{cell}}/seed={{seed}}/hessian.json",
+        per_seed("hessian.json"),
     params:
         settings=section("hessian"),
         data_dir=CONFIG["data_dir"],
@@ -44,22 +20,24 @@ rule hessian:
         mem_mb=memory("hessian"),
     threads: THREADS
     log:
-        f"{RESULTS}/logs/hessian/{{cell}}/seed={{seed}}.log",
+        f"{RESULTS}/logs/hessian/{{cell}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/hessian/{{cell}}/seed={{seed}}.tsv"
+        f"{RESULTS}/benchmarks/hessian/{{cell}}.tsv"
     conda:
         "../envs/lltax.yaml"
     shell:
-        "lltax hessian --checkpoint {input.checkpoint:q} --settings {params.settings:q}"
+        "lltax hessian --checkpoint {input.checkpoints:q} --settings {params.settings:q}"
         " --data-dir {params.data_dir:q} --device {params.device} --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 
+# CKA and the l2 distance (no settings of its own, no forward passes) in one job.
 rule cka:
     input:
-        checkpoints=checkpoints_of_cell,
+        checkpoints=per_seed("model.pt"),
         code=sources("cka"),
     output:
-        f"{RESULTS}/{{cell}}/cka.json",
+        cka=f"{RESULTS}/{{cell}}/cka.json",
+        distance=f"{RESULTS}/{{cell}}/distance.json",
     params:
         settings=section("cka"),
         data_dir=CONFIG["data_dir"],
@@ -77,24 +55,5 @@ rule cka:
         "../envs/lltax.yaml"
     shell:
         "lltax cka --checkpoints {input.checkpoints:q} --settings {params.settings:q}"
-        " --data-dir {params.data_dir:q} --device {params.device} --out {output:q} --threads {threads} > {log:q} 2>&1"
-
-
-rule distance:
-    input:
-        checkpoints=checkpoints_of_cell,
-        code=sources("distance"),
-    output:
-        f"{RESULTS}/{{cell}}/distance.json",
-    params:
-        settings=section("distance"),
-    threads: THREADS
-    log:
-        f"{RESULTS}/logs/distance/{{cell}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/distance/{{cell}}.tsv"
-    conda:
-        "../envs/lltax.yaml"
-    shell:
-        "lltax distance --checkpoints {input.checkpoints:q} --settings {params.settings:q}"
-        " --out {output:q} --threads {threads} > {log:q} 2>&1"
+        " --data-dir {params.data_dir:q} --device {params.device} --out {output.cka:q}"
+        " --distance-out {output.distance:q} --threads {threads} > {log:q} 2>&1"

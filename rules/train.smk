@@ -1,28 +1,33 @@
+# One job per cell trains its seeds in turn (one process: start-up and imports are paid once;
+# each seed's model and numbers are those of a job of its own, bit for bit).
+
+
 rule train:
     input:
         code=sources("train"),
     output:
-        model=f"{RESULTS}/{{cell}}/seed={{seed}}/model.pt",
-        summary=f"{RESULTS}/{{cell}}/seed={{seed}}/train.json",
+        models=per_seed("model.pt"),
+        summaries=per_seed("train.json"),
     params:
         dataset=section("dataset"),
         model=CONFIG["model"]["name"],
         settings=section("train"),
         data_dir=CONFIG["data_dir"],
         device=CONFIG["device"],
-        out_dir=lambda wildcards, output: Path(output.model).parent,
+        seeds=" ".join(str(seed) for seed in SEEDS),
+        out_dirs=lambda wildcards, output: [str(Path(path).parent) for path in output.models],
     resources:
         gpu=1 if USE_GPU else 0,
         runtime=runtime("train"),
         mem_mb=memory("train"),
     threads: THREADS
     log:
-        f"{RESULTS}/logs/train/{{cell}}/seed={{seed}}.log",
+        f"{RESULTS}/logs/train/{{cell}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{cell}}/seed={{seed}}.tsv"
+        f"{RESULTS}/benchmarks/train/{{cell}}.tsv"
     conda:
         "../envs/lltax.yaml"
     shell:
-        "lltax train --cell {wildcards.cell:q} --seed {wildcards.seed} --dataset {params.dataset:q}"
+        "lltax train --cell {wildcards.cell:q} --seed {params.seeds} --dataset {params.dataset:q}"
         " --model {params.model} --settings {params.settings:q} --data-dir {params.data_dir:q}"
-        " --device {params.device} --out-dir {params.out_dir:q} --threads {threads} > {log:q} 2>&1"
+        " --device {params.device} --out-dir {params.out_dirs:q} --threads {threads} > {log:q} 2>&1"

@@ -5,7 +5,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from lltax.config import validate_config
-from lltax.cost import forward_flops, memory_mb, runtime_minutes, training_steps
+from lltax.cost import forward_flops, items_per_job, memory_mb, runtime_minutes, training_steps
 from lltax.models import build_model
 
 
@@ -75,10 +75,16 @@ def test_runtime_doubles_per_attempt_and_respects_the_settings():
     slower = config(cluster={"tflops": 1.0})
     assert runtime_minutes("train", cell(64, 128), slower) > first
     assert runtime_minutes("distance", cell(64, 128), c) == c["cluster"]["min_runtime"]
-    # The exact formula: safety x (startup + steps x overhead + FLOPs / throughput).
+    # The exact formula: safety x (startup + seeds x (steps x overhead + FLOPs / throughput)):
+    # one job trains every seed of its cell in turn.
     exact = config(cluster={"tflops": 1.0, "step_overhead_ms": 0, "startup_seconds": 0, "safety": 1, "min_runtime": 1})
     flops = 200 * 50000 * 3 * forward_flops("resnet18", 64, (3, 32, 32)) + 60000 * forward_flops("resnet18", 64, (3, 32, 32))
-    assert runtime_minutes("train", cell(64, 128), exact) == -(-flops / 1e12 // 60)
+    seeds = len(exact["seeds"]) if isinstance(exact["seeds"], list) else exact["seeds"]
+    assert seeds > 1 and items_per_job("train", exact) == seeds
+    assert runtime_minutes("train", cell(64, 128), exact) == -(-seeds * flops / 1e12 // 60)
+    # Curves: one job fits every pair of its cell.
+    pairs = {**exact, "curves": {**exact["curves"], "pairs": "all"}}
+    assert items_per_job("curve_fit", pairs) == seeds * (seeds - 1) // 2 and items_per_job("cka", pairs) == 1
 
 
 def test_memory_grows_with_the_model():

@@ -64,12 +64,10 @@ def write_tree(root, config=CONFIG):
             nan_or = (lambda x: math.nan) if diverged else (lambda x: x)
             write_json(folder / f"seed={seed}" / "train.json", {
                 "diverged": diverged, "epochs_run": 3, "wall_time_s": value(cell, seed, 0.5), "seed": seed,
-                "cell": cell, "final": {}, "history": [],
-            })
-            write_json(folder / f"seed={seed}" / "evaluate.json", {
-                "train_loss": nan_or(value(cell, seed, 0.01)), "train_acc": nan_or(value(cell, seed, 0.02)),
-                "test_loss": nan_or(value(cell, seed, 0.03)), "test_acc": nan_or(value(cell, seed, 0.04)),
-                "diverged": diverged, "cell": cell, "seed": seed,
+                "cell": cell, "history": [], "final": {
+                    "train_loss": nan_or(value(cell, seed, 0.01)), "train_acc": nan_or(value(cell, seed, 0.02)),
+                    "test_loss": nan_or(value(cell, seed, 0.03)), "test_acc": nan_or(value(cell, seed, 0.04)),
+                },
             })
             write_json(folder / f"seed={seed}" / "hessian.json", {
                 "top_eigenvalue": nan_or(value(cell, seed, 0.05)), "top_eigenvalues": [value(cell, seed, 0.05)],
@@ -120,7 +118,7 @@ def test_per_seed_tables_hold_every_file_value_and_nan_for_missing(results, capl
     missing_cell = {"width": 2, "batch_size": 16, "label_noise": 0.3, "train_fraction": 1.0, "learning_rate": 0.1, "weight_decay": 0.0}
     (results / cell_path(missing_cell) / "seed=1" / "hessian.json").unlink()
     with caplog.at_level(logging.WARNING, logger="lltax.dataset"):
-        tables = {m: aggregate_metric(m, results, CONFIG) for m in ("train", "evaluate", "hessian")}
+        tables = {m: aggregate_metric(m, results, CONFIG) for m in ("train", "hessian")}
     assert "hessian: 1 of 12 files missing" in caplog.text
     fields = {"train_loss": 0.01, "train_acc": 0.02, "test_loss": 0.03, "test_acc": 0.04,
               "hessian_top_eigenvalue": 0.05, "hessian_eigenvalue_error": 0.06, "hessian_trace": 0.07,
@@ -176,16 +174,16 @@ def test_full_grid_from_config_even_where_nothing_ran(results):
         assert table.sizes.get("seed", 4) == 4 and table.sizes.get("pair", 6) == 6
         for name in table.data_vars:
             assert np.isnan(table[name].sel(width=8).values).all(), (metric, name)
-    evaluate = aggregate_metric("evaluate", results, config)
-    assert np.isnan(evaluate["train_loss"].sel(seed=3).values).all()
-    assert evaluate["train_loss"].sel(width=2, seed=0).notnull().all()
+    train = aggregate_metric("train", results, config)
+    assert np.isnan(train["train_loss"].sel(seed=3).values).all()
+    assert train["train_loss"].sel(width=2, seed=0).notnull().all()
 
 
 def test_float_coordinates_are_canonical_and_survive_netcdf(results, tmp_path):
-    table = aggregate_metric("evaluate", results, CONFIG)
+    table = aggregate_metric("train", results, CONFIG)
     assert table["label_noise"].values.tolist() == [0.3]
     assert table["width"].dtype == np.int64 and table["learning_rate"].dtype == np.float64
-    path = tmp_path / "evaluate.nc"
+    path = tmp_path / "train.nc"
     write_dataset(table, path)
     back = read_dataset(path)
     assert back["label_noise"].values.tolist() == [0.3]
@@ -256,8 +254,8 @@ def test_corrupt_json_names_the_file_and_keeps_the_old_output(results, tmp_path)
     out = tmp_path / "dataset.nc"
     assert run_cli(["aggregate", str(results), "--out", str(out)]) == 0
     before = out.read_bytes()
-    bad = results / cell_path(expand_grid(CONFIG["grid"])[1]) / "seed=2" / "evaluate.json"
-    bad.write_text('{"train_loss": 1.0,')
+    bad = results / cell_path(expand_grid(CONFIG["grid"])[1]) / "seed=2" / "train.json"
+    bad.write_text('{"final": {"train_loss": 1.0,')
     with pytest.raises(ValueError, match=str(bad)):
         run_cli(["aggregate", str(results), "--out", str(out)])
     assert out.read_bytes() == before
@@ -284,8 +282,10 @@ IMPOSSIBLE = [
     ("hessian", "seed=0/hessian.json", lambda r: r.update(trace=float("inf")), "non-finite"),  # 1e400 parses as inf
     ("hessian", "seed=0/hessian.json", lambda r: r.update(trace=True), "expected a number"),
     ("hessian", "seed=0/hessian.json", lambda r: r.update(trace="12.5"), "expected a number"),
-    ("evaluate", "seed=0/evaluate.json", lambda r: r.update(test_acc=120.0), "test_acc = 120.0 is outside [0, 100]"),
-    ("evaluate", "seed=0/evaluate.json", lambda r: r.update(train_loss=-0.5), "train_loss = -0.5 is outside"),
+    ("train", "seed=0/train.json", lambda r: r["final"].update(test_acc=120.0), "test_acc = 120.0 is outside [0, 100]"),
+    ("train", "seed=0/train.json", lambda r: r["final"].update(train_loss=-0.5), "train_loss = -0.5 is outside"),
+    ("train", "seed=0/train.json", lambda r: r.pop("final"), "has no section 'final'"),
+    ("train", "seed=0/train.json", lambda r: r["final"].pop("test_acc"), "has no key 'final.test_acc'"),
     ("train", "seed=0/train.json", lambda r: r.update(diverged=0), "expected true or false"),
     ("cka", "cka.json", lambda r: r["pairs"][0].update(cka=-7.5), "cka = -7.5 is outside [0, 1"),
     ("cka", "cka.json", lambda r: r["pairs"][0].update(cka=1.5), "cka = 1.5"),
@@ -298,7 +298,6 @@ IMPOSSIBLE = [
 # Files whose recorded origin is not their path's (copied from another cell or seed).
 FOREIGN = [
     ("hessian", "seed=0/hessian.json", lambda r: r.update(seed=1), "seed 1, not for seed 0"),
-    ("evaluate", "seed=0/evaluate.json", lambda r: r["cell"].update(width=4), "was computed for cell"),
     ("train", "seed=0/train.json", lambda r: r["cell"].update(batch_size=16), "was computed for cell"),
     ("hessian", "seed=0/hessian.json", lambda r: r.pop("cell"), "records no cell"),
     ("cka", "cka.json", lambda r: r["cell"].update(width=4), "was computed for cell"),

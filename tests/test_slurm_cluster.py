@@ -110,8 +110,9 @@ def test_tiny_grid_through_the_profile_equals_a_local_run(cluster, tmp_path):
         folder.mkdir()
         copy_workflow(folder)
         write_config(folder, CONFIG)
-    # 2 cells x 2 seeds: train, evaluate, hessian per seed; cka, distance per cell; one curve per cell.
-    remote = {"train": 4, "evaluate": 4, "hessian": 4, "cka": 2, "distance": 2, "curve_fit": 2, "curve_eval": 2}
+    # 2 cells x 2 seeds, one job per cell and rule (seeds and pairs in turn): train, hessian,
+    # cka (+ distance), curve_fit, curve_eval.
+    remote = {"train": 2, "hessian": 2, "cka": 2, "curve_fit": 2, "curve_eval": 2}
 
     result = run_profile(workdir, cluster)
     assert result.returncode == 0, result.stderr[-6000:]
@@ -151,12 +152,13 @@ def test_gpu_jobs_ask_for_exactly_one_gpu(cluster, tmp_path):
 
 
 def test_a_cancelled_training_job_reruns_alone_with_its_dependants(cluster_without_accounting, tmp_path):
-    """On a cluster without accounting (the profile's squeue status checks): a training job
-    cancelled mid-run is seen as failed, leaves nothing partial, and the rerun submits only it
-    and what depends on it."""
+    """On a cluster without accounting (the profile's squeue status checks): a cell's training
+    job cancelled in its second seed is seen as failed, leaves nothing partial, and the rerun
+    submits only it and what depends on it, restoring the finished first seed from its snapshot
+    instead of training it again."""
     cluster = cluster_without_accounting
     copy_workflow(tmp_path)
-    # Long enough training (~10 s) to be caught running.
+    # Long enough training (~10 s a seed) to be caught running.
     config = {**CONFIG, "grid": {**GRID, "width": [2]}, "train": {"epochs": 100}}
     write_config(tmp_path, config)
     env = {**cluster, "LLTAX_SBATCH_LOG": str(tmp_path / "sbatch.log")}
@@ -165,38 +167,43 @@ def test_a_cancelled_training_job_reruns_alone_with_its_dependants(cluster_witho
          "--seconds-between-status-checks", "3", "--latency-wait", "5", "--retries", "0"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
+    cell = cell_path(expand_grid(validate_config({**config})["grid"])[0])
+    cell_dir = tmp_path / "results" / "tiny" / cell
     cancelled = None
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
     while cancelled is None and time.monotonic() < deadline:
-        queue = subprocess.run(["squeue", "-h", "-o", "%i|%T|%k"], capture_output=True, text=True, env=cluster).stdout
-        for line in queue.splitlines():
-            job_id, state, comment = line.split("|", 2)
-            if state == "RUNNING" and comment.startswith("rule_train_") and comment.endswith("_1"):
-                time.sleep(3)  # into its epochs
-                subprocess.run(["scancel", job_id], check=True, env=cluster)
-                cancelled = job_id
+        # The cell's job is into seed 1 once seed 1 has a snapshot (seed 0 is finished then).
+        if (cell_dir / "seed=1" / "train_snapshot.pt").exists():
+            queue = subprocess.run(["squeue", "-h", "-o", "%i|%T|%k"], capture_output=True, text=True, env=cluster).stdout
+            for line in queue.splitlines():
+                job_id, state, comment = line.split("|", 2)
+                if state == "RUNNING" and comment.startswith("rule_train_"):
+                    subprocess.run(["scancel", job_id], check=True, env=cluster)
+                    cancelled = job_id
         time.sleep(0.3)
     output, _ = run.communicate(timeout=420)
-    assert cancelled, "never saw the seed-1 training job running"
+    assert cancelled, "never saw the training job running in its second seed"
     assert run.returncode != 0, output[-3000:]
     assert f"SLURM-job '{cancelled}' failed" in output, output[-3000:]
 
-    cell = cell_path(expand_grid(validate_config({**config})["grid"])[0])
-    seed_dir = tmp_path / "results" / "tiny" / cell / "seed=1"
-    assert not (seed_dir / "model.pt").exists() and not (seed_dir / "train.json").exists()
-    leftovers = [path.name for path in seed_dir.iterdir()] if seed_dir.exists() else []
-    # At most the resume snapshot of a finished epoch, never a half-written file.
-    assert set(leftovers) <= {"train_snapshot.pt"}, leftovers
-    # Only the cancelled job and what depends on it: the per-seed metrics of seed 1, the pair's
-    # curve, the cell's CKA and distance, and the tables.
+    for seed in (0, 1):
+        seed_dir = cell_dir / f"seed={seed}"
+        assert not (seed_dir / "model.pt").exists() and not (seed_dir / "train.json").exists()
+        # At most the resume snapshot of a finished epoch, never a half-written file.
+        assert {path.name for path in seed_dir.iterdir()} <= {"train_snapshot.pt"}
+    assert (cell_dir / "seed=0" / "train_snapshot.pt").exists()  # the finished seed's work is kept
+    # Only the cancelled job and what depends on it: the cell's metrics, curve and the tables.
     assert planned_jobs(tmp_path) == {
-        "train": 1, "evaluate": 1, "hessian": 1, "cka": 1, "distance": 1, "curve_fit": 1, "curve_eval": 1,
-        "aggregate": 6, "merge": 1, "classify": 1, "plots": 1, "all": 1,
+        "train": 1, "hessian": 1, "cka": 1, "curve_fit": 1, "curve_eval": 1,
+        "aggregate": 5, "merge": 1, "classify": 1, "plots": 1, "all": 1,
     }
     before = len(submissions(tmp_path))
     rerun = run_profile(tmp_path, cluster)
     assert rerun.returncode == 0, rerun.stderr[-6000:]
     rerun_jobs = submissions(tmp_path)[before:]
-    assert len(rerun_jobs) == 7, rerun_jobs
-    assert (seed_dir / "model.pt").exists() and not (seed_dir / "train_snapshot.pt").exists()
+    assert len(rerun_jobs) == 5, rerun_jobs
+    train_log = (tmp_path / "results" / "tiny" / "logs" / "train" / f"{cell}.log").read_text()
+    assert "resuming from the snapshot after epoch 100 of 100" in train_log  # seed 0: restored, not retrained
+    for seed in (0, 1):
+        assert (cell_dir / f"seed={seed}" / "model.pt").exists() and not (cell_dir / f"seed={seed}" / "train_snapshot.pt").exists()
 

@@ -132,6 +132,19 @@ def test_train_job_is_bit_reproducible_and_loads_weights_only(tmp_path, data_dir
     assert not any(p.name.endswith(".tmp") for p in (tmp_path / "a").iterdir())
 
 
+def test_train_json_final_is_what_lltax_evaluate_measures_on_the_checkpoint(tmp_path, data_dir):
+    # The dataset's loss/accuracy variables come from train.json's `final`; no separate evaluate
+    # job reruns them. It must be the checkpointed model's eval-mode numbers on the cell's
+    # (noisy) training labels and the test set, as `lltax evaluate` gives them, bit for bit;
+    # with the best-train-loss checkpoint too (the restored state, not the last epoch's).
+    from lltax.metrics.evaluate import evaluate_checkpoint
+
+    for name, settings in (("final", TRAIN), ("best", {**TRAIN, "epochs": 3, "checkpoint": "best_train_loss"})):
+        summary = run_job(tmp_path / name, data_dir, train_settings=settings)
+        measured = evaluate_checkpoint(str(tmp_path / name / "model.pt"), settings["eval_batch_size"], "cpu", str(data_dir))
+        assert summary["final"] == {k: measured[k] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}, name
+
+
 def test_train_job_records_divergence_and_succeeds(tmp_path, data_dir):
     summary = run_job(tmp_path, data_dir, cell={**CELL, "learning_rate": 1e12})
     assert summary["diverged"] is True
@@ -239,6 +252,76 @@ def test_a_killed_train_job_resumes_from_its_snapshot_byte_identically(tmp_path,
     train_module.save_snapshot(tmp_path / "other" / train_module.SNAPSHOT_FILE, "another run", {"epoch": 3})
     run_job(tmp_path / "other", data_dir, train_settings=settings)
     assert (tmp_path / "other" / "model.pt").read_bytes() == (tmp_path / "whole" / "model.pt").read_bytes()
+
+
+def test_one_job_trains_a_cells_seeds_as_separate_jobs_would(tmp_path, data_dir):
+    """`lltax train --seed 0 1 --out-dir A B` (the workflow's one process per cell) writes the
+    same model.pt bytes and numbers per seed as one job per seed."""
+    from lltax.cli import main
+    from lltax.config import canonical_json, cell_path
+
+    common = ["train", "--cell", cell_path(CELL), "--dataset", canonical_json(DATASET), "--model", "resnet1d",
+              "--settings", canonical_json(TRAIN), "--data-dir", str(data_dir), "--device", "cpu"]
+    assert main([*common, "--seed", "0", "1", "--out-dir", str(tmp_path / "cell" / "s0"), str(tmp_path / "cell" / "s1")]) == 0
+    for seed in (0, 1):
+        run_job(tmp_path / f"alone{seed}", data_dir, seed=seed)
+        assert (tmp_path / "cell" / f"s{seed}" / "model.pt").read_bytes() == (tmp_path / f"alone{seed}" / "model.pt").read_bytes()
+        together, alone = (json.loads((tmp_path / d / "train.json").read_text()) for d in (f"cell/s{seed}", f"alone{seed}"))
+        assert together["final"] == alone["final"] and together["seed"] == seed
+        assert not (tmp_path / "cell" / f"s{seed}" / train_module_snapshot()).exists()
+    assert (tmp_path / "cell" / "s0" / "model.pt").read_bytes() != (tmp_path / "cell" / "s1" / "model.pt").read_bytes()
+    # One folder per seed, each seed once: anything else is refused before training.
+    assert main([*common, "--seed", "0", "1", "--out-dir", str(tmp_path / "x")]) == 1
+    assert main([*common, "--seed", "0", "0", "--out-dir", str(tmp_path / "y"), str(tmp_path / "z")]) == 1
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def train_module_snapshot():
+    from lltax.train import SNAPSHOT_FILE
+
+    return SNAPSHOT_FILE
+
+
+def test_a_cell_job_killed_in_its_second_seed_keeps_the_first_seeds_work(tmp_path, data_dir, monkeypatch):
+    """Snakemake deletes a failed job's outputs, the finished seed's model.pt included; its
+    snapshot (not an output) stays, so the rerun restores that seed without training it again
+    and every model.pt has the bytes of an uninterrupted run."""
+    import lltax.train as train_module
+
+    job = dict(cell=CELL, dataset=DATASET, model_name="resnet1d", train_settings=TRAIN, data_dir=str(data_dir), device="cpu")
+    dirs = [tmp_path / "s0", tmp_path / "s1"]
+    reference = [run_job(tmp_path / f"ref{seed}", data_dir, seed=seed) for seed in (0, 1)]
+    original = train_module.train_model
+
+    def killed_in_seed_one(model, *args, seed, **kwargs):
+        if seed == 1:
+            raise KeyboardInterrupt("preempted")
+        return original(model, *args, seed=seed, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_model", killed_in_seed_one)
+    with pytest.raises(KeyboardInterrupt):
+        train_module.run_train_jobs(seeds=[0, 1], out_dirs=dirs, **job)
+    assert (dirs[0] / train_module.SNAPSHOT_FILE).exists()
+    for path in ("model.pt", "train.json"):  # what Snakemake does to a failed job's outputs
+        (dirs[0] / path).unlink()
+    monkeypatch.setattr(train_module, "train_model", original)
+    counting_lr = _CountingLR(train_module.learning_rate_at)  # called once per epoch trained
+    monkeypatch.setattr(train_module, "learning_rate_at", counting_lr)
+    summaries = train_module.run_train_jobs(seeds=[0, 1], out_dirs=dirs, **job)
+    assert counting_lr.calls == TRAIN["epochs"]  # only seed 1 trained; seed 0 came from its snapshot
+    for seed in (0, 1):
+        assert (dirs[seed] / "model.pt").read_bytes() == (tmp_path / f"ref{seed}" / "model.pt").read_bytes()
+        assert summaries[seed]["final"] == reference[seed]["final"]
+        assert not (dirs[seed] / train_module.SNAPSHOT_FILE).exists()
+
+
+class _CountingLR:
+    def __init__(self, function):
+        self.function, self.calls = function, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.function(*args, **kwargs)
 
 
 @pytest.mark.parametrize("momentum,weight_decay", [(0.9, 5e-4), (0.0, 0.0), (0.9, 0.0), (0.0, 1e-3)])

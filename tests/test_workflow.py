@@ -28,7 +28,6 @@ TINY = {
     "seeds": 2,
     "train": {"epochs": 1},
     "hessian": {"num_samples": 32, "chunk_size": 32, "max_iterations": 30, "trace_probes": 9},
-    "evaluate": {"batch_size": 500},
     "cka": {"num_samples": 64, "batch_size": 32},
     "curves": {"epochs": 1, "batch_size": 64},
     "landscape": {"num_samples": 64, "points_1d": 5, "points_2d": 3},
@@ -100,10 +99,10 @@ def test_slurm_profile_plans_per_job_resources(tmp_path):
     write_config(tmp_path, config)
     out = snakemake(tmp_path, "--profile", "profiles/slurm", "-n")
     text = out.stdout + out.stderr
-    assert re.search(r"total\s+54\b", text), text[-2000:]  # 4 cells x 2 seeds x 3 + 4 cells x 5 + 6 tables + 4
+    assert re.search(r"total\s+33\b", text), text[-2000:]  # 4 cells x 6 per-cell jobs + 5 tables + 4
     jobs = dry_run_resources(text)
-    torch_rules = {"train", "evaluate", "hessian", "cka", "curve_fit", "curve_eval", "landscape"}
-    assert {rule for rule, _, _ in jobs} >= torch_rules | {"distance", "merge"}
+    torch_rules = {"train", "hessian", "cka", "curve_fit", "curve_eval", "landscape"}
+    assert {rule for rule, _, _ in jobs} >= torch_rules | {"merge"}
     for rule, _, resources in jobs:
         assert resources.get("gpu", "0") == ("1" if rule in torch_rules else "0"), (rule, resources)
     train = {(w["cell"].split("/")[0], w["cell"].split("/")[1]): int(r["runtime"]) for rule, w, r in jobs if rule == "train"}
@@ -113,7 +112,7 @@ def test_slurm_profile_plans_per_job_resources(tmp_path):
     write_config(tmp_path, {**config, "device": "cpu"})
     out = snakemake(tmp_path, "--profile", "profiles/slurm", "-n")
     jobs = dry_run_resources(out.stdout + out.stderr)
-    assert len(jobs) == 54 and all(resources.get("gpu", "0") == "0" for _, _, resources in jobs)
+    assert len(jobs) == 33 and all(resources.get("gpu", "0") == "0" for _, _, resources in jobs)
 
 
 def test_every_job_gets_its_threads(tmp_path):
@@ -140,7 +139,7 @@ def test_shell_metacharacters_in_paths_are_data_not_commands(tmp_path):
     assert not marker.exists()
     models = list((tmp_path / results_dir / "tiny").rglob("model.pt"))
     assert len(models) == 2 and all(m.stat().st_size > 0 for m in models)
-    assert list((tmp_path / results_dir / "tiny" / "logs" / "train").rglob("seed=0.log"))
+    assert list((tmp_path / results_dir / "tiny" / "logs" / "train").rglob("weight_decay=*.log"))
 
 
 def test_two_runs_on_one_results_folder_are_refused(tmp_path):
@@ -186,8 +185,8 @@ def test_end_to_end_outputs(finished_run):
         assert (results / "figures" / f"{name}.png").stat().st_size > 0
     assert len(list(results.glob("width=*/*/*/*/*/*/landscape.png"))) == 4
     assert (results / "logs" / "train").exists()
-    train_log = next((results / "logs" / "train").rglob("seed=0.log")).read_text()
-    assert "epoch 1/1" in train_log
+    train_log = next((results / "logs" / "train").rglob("weight_decay=*.log")).read_text()
+    assert train_log.count("epoch 1/1") == 2  # one job per cell trains both seeds
 
 
 def test_report_bundles_the_figures(finished_run):
@@ -203,7 +202,7 @@ def test_unchanged_run_has_nothing_to_do(finished_run):
 def test_hessian_settings_change_reruns_only_hessian_and_dependants(finished_run):
     write_config(finished_run, {**TINY, "hessian": {**TINY["hessian"], "num_samples": 16}})
     try:
-        assert planned_jobs(finished_run) == {"hessian": 8, "aggregate": 1, "merge": 1, "classify": 1, "plots": 1, "all": 1}
+        assert planned_jobs(finished_run) == {"hessian": 4, "aggregate": 1, "merge": 1, "classify": 1, "plots": 1, "all": 1}
     finally:
         write_config(finished_run, TINY)
 
@@ -239,7 +238,7 @@ def test_editing_metric_source_reruns_that_metric(finished_run):
     time.sleep(0.01)
     source.write_text(original + "\n# an edit\n")
     try:
-        assert planned_jobs(finished_run) == {"hessian": 8, "aggregate": 1, "merge": 1, "classify": 1, "plots": 1, "all": 1}
+        assert planned_jobs(finished_run) == {"hessian": 4, "aggregate": 1, "merge": 1, "classify": 1, "plots": 1, "all": 1}
     finally:
         source.write_text(original)
     assert planned_jobs(finished_run) == {}  # the edit undone: nothing to do again
@@ -267,7 +266,9 @@ def test_every_preset_plans_its_whole_grid(preset, tmp_path):
     cells, seeds = len(expand_grid(config["grid"])), config["seeds"]
     pairs = len(seed_pairs(seeds, config["curves"]["pairs"])) if config["curves"]["enabled"] else 0
     landscapes = cells if config["landscape"]["enabled"] and len(seeds) >= 2 else 0
-    expected = cells * len(seeds) * 3 + cells * 2 + cells * pairs * 2 + landscapes + (6 if pairs else 5) + 4
+    # Per cell: train, hessian, cka (+ distance), curve_fit, curve_eval (each one job for all
+    # seeds or pairs), landscape; then a table per metric, merge, classify, plots, all.
+    expected = cells * 3 + (cells * 2 if pairs else 0) + landscapes + (5 if pairs else 4) + 4
     copy_workflow(tmp_path)
     out = snakemake(tmp_path, "-n", "--quiet", "rules", "--configfile", str(preset))
     assert re.search(rf"total\s+{expected}\b", out.stdout + out.stderr), (expected, out.stdout[-1500:])

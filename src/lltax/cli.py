@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # The arguments that name what a command writes; everything else it is given is read.
-OUTPUT_ARGUMENTS = {"classify": ("phases",)}
+OUTPUT_ARGUMENTS = {"classify": ("phases",), "cka": ("out", "distance_out")}
 
 
 def _is_existing_path(text: str) -> bool:
@@ -91,7 +91,10 @@ def _is_existing_path(text: str) -> bool:
 def _check_output_is_not_an_input(args: argparse.Namespace) -> None:
     """Refuse a command whose output path is one of its inputs (it would overwrite its own data)."""
     names = OUTPUT_ARGUMENTS.get(args.command, ("out",))
-    outputs = [getattr(args, name) for name in names if isinstance(getattr(args, name, None), str)]
+    outputs = []
+    for name in names:
+        value = getattr(args, name, None)
+        outputs += [item for item in (value if isinstance(value, list) else [value]) if isinstance(item, str)]
     inputs = []
     for name, value in vars(args).items():
         if name in names or name == "func":

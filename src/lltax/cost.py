@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from lltax.config import DATASET_SIZES, parameter_estimate
+from lltax.config import DATASET_SIZES, parameter_estimate, seed_pairs
 
 # Test-set sizes of the built-in datasets (training sizes: lltax.config.DATASET_SIZES).
 TEST_SIZES = {"mnist1d": 1000, "cifar10": 10000, "cifar100": 10000, "svhn": 26032, "mnist": 10000}
@@ -51,7 +51,8 @@ def training_steps(n_train: int, batch_size: int, epochs: int) -> int:
 
 
 def job_work(rule: str, cell: dict[str, Any], config: dict[str, Any]) -> tuple[float, int]:
-    """(FLOPs, optimizer steps) of one job of ``rule`` for grid cell ``cell``."""
+    """(FLOPs, optimizer steps) of one model or curve of ``rule`` for grid cell ``cell``
+    (a job handles ``items_per_job`` of them)."""
     dataset = config["dataset"]["name"]
     n_total, input_shape = DATASET_SIZES.get(dataset, DATASET_SIZES["cifar10"])
     n_train = max(1, round(n_total * float(cell.get("train_fraction", 1.0))))
@@ -63,8 +64,6 @@ def job_work(rule: str, cell: dict[str, Any], config: dict[str, Any]) -> tuple[f
         epochs = config["train"]["epochs"]
         steps = training_steps(n_train, int(cell["batch_size"]), epochs)
         return epochs * n_train * TRAIN_PASSES * forward + evaluate_all, steps
-    if rule == "evaluate":
-        return evaluate_all, 0
     if rule == "hessian":
         h = config["hessian"]
         hvps = h["max_iterations"] * h["lanczos_starts"] + h["trace_probes"]
@@ -86,8 +85,20 @@ def job_work(rule: str, cell: dict[str, Any], config: dict[str, Any]) -> tuple[f
     return 0.0, 0  # distance and the aggregate rules: no model passes
 
 
+def items_per_job(rule: str, config: dict[str, Any]) -> int:
+    """How many models or curves one job of ``rule`` handles: a cell's seeds (train, hessian)
+    or its curve pairs (curve_fit, curve_eval), in turn; 1 for the per-cell pairwise rules."""
+    seeds = list(range(config["seeds"])) if isinstance(config["seeds"], int) else list(config["seeds"])
+    if rule in ("train", "hessian"):
+        return len(seeds)
+    if rule in ("curve_fit", "curve_eval"):
+        return max(1, len(seed_pairs(seeds, config["curves"]["pairs"])))
+    return 1
+
+
 def estimate_seconds(rule: str, cell: dict[str, Any], config: dict[str, Any]) -> float:
-    """Expected wall time of one job: startup + steps x step overhead + FLOPs / throughput."""
+    """Expected wall time of one job: startup + items x (steps x step overhead + FLOPs /
+    throughput), items being the seeds or curves the job handles in turn."""
     cluster = config["cluster"]
     on_gpu = config["device"] == "cuda"
     tflops = cluster["tflops"] or (10.0 if on_gpu else 0.02 * config["threads"])
@@ -95,7 +106,7 @@ def estimate_seconds(rule: str, cell: dict[str, Any], config: dict[str, Any]) ->
     if step_ms is None:
         step_ms = 5.0 if on_gpu else 8.0
     flops, steps = job_work(rule, cell, config)
-    return cluster["startup_seconds"] + steps * step_ms / 1000 + flops / (tflops * 1e12)
+    return cluster["startup_seconds"] + items_per_job(rule, config) * (steps * step_ms / 1000 + flops / (tflops * 1e12))
 
 
 def runtime_minutes(rule: str, cell: dict[str, Any], config: dict[str, Any], attempt: int = 1) -> int:

@@ -43,14 +43,20 @@ from lltax.io import atomic_path, read_json
 
 log = logging.getLogger(__name__)
 
-METRICS = ("train", "evaluate", "hessian", "cka", "distance", "curves")
+METRICS = ("train", "hessian", "cka", "distance", "curves")
 
-# Per-seed metrics: the file under <cell>/seed=S/ and {dataset variable: key in that file}.
+# Per-seed metrics: the file under <cell>/seed=S/ and {dataset variable: key in that file}; a
+# dotted key is nested. Loss and accuracy come from the training job's own final evaluation
+# (eval mode, after the checkpoint was chosen): a separate evaluate job computed exactly the
+# same numbers in a second process (`lltax evaluate` remains for checkpoints by hand).
 PER_SEED_FILES = {
-    "train": ("train.json", {"diverged": "diverged", "train_wall_time": "wall_time_s"}),
-    "evaluate": (
-        "evaluate.json",
-        {"train_loss": "train_loss", "train_acc": "train_acc", "test_loss": "test_loss", "test_acc": "test_acc"},
+    "train": (
+        "train.json",
+        {
+            "diverged": "diverged", "train_wall_time": "wall_time_s",
+            "train_loss": "final.train_loss", "train_acc": "final.train_acc",
+            "test_loss": "final.test_loss", "test_acc": "final.test_acc",
+        },
     ),
     "hessian": (
         "hessian.json",
@@ -226,9 +232,14 @@ def _number(record: dict, key: str, path: Path, variable: str | None = None) -> 
     a number where a flag belongs), a literal NaN/Infinity or overflow (``1e400``: lltax writes
     null for those), and a value outside ``VALID_RANGES`` of ``variable``.
     """
-    if key not in record:
+    *parents, leaf = key.split(".")
+    for parent in parents:
+        if not isinstance(record.get(parent), dict):
+            raise ValueError(f"{path} has no section {parent!r} (keys: {sorted(record)}); rerun the job with this lltax version")
+        record = record[parent]
+    if leaf not in record:
         raise ValueError(f"{path} has no key {key!r} (keys: {sorted(record)}); rerun the job with this lltax version")
-    value = record[key]
+    value = record[leaf]
     if value is None:
         return math.nan
     if variable in BOOLEAN_VARIABLES:
@@ -394,7 +405,7 @@ def aggregate_metric(metric: str, results_dir: str | Path | None, config: dict) 
     Parameters
     ----------
     metric
-        One of METRICS: train, evaluate, hessian (per seed), cka, distance (per pair), curves.
+        One of METRICS: train, hessian (per seed), cka, distance (per pair), curves.
     results_dir
         ``results/<experiment>``, holding the hive folders of the cells; None gives the
         all-NaN table without reading anything.

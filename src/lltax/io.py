@@ -98,3 +98,13 @@ def hold_results_lock(folder: str | Path):
     handle.write(f"pid {os.getpid()} on {os.uname().nodename}, working directory {os.getcwd()}\n")
     handle.flush()
     return handle
+
+
+def one_output_each(inputs: list, outputs: list, what: str) -> list[tuple]:
+    """(input, output) pairs of a job that handles several items (seeds, checkpoints, curves)
+    in one process: one output per input, none written twice, or a ValueError naming both."""
+    if len(inputs) != len(outputs):
+        raise ValueError(f"give one output per {what}: {len(inputs)} {what}(s) but {len(outputs)} output(s)")
+    if len({str(Path(o).resolve()) for o in outputs}) != len(outputs):
+        raise ValueError(f"the outputs {[str(o) for o in outputs]} name a file twice")
+    return list(zip(inputs, outputs))

@@ -91,9 +91,8 @@ def load_reference(directory: str | Path | None = None) -> xr.Dataset:
     tables = {metric: aggregate_metric(metric, None, config) for metric in METRICS}
 
     per_model = per_model.assign(diverged=np.where(np.isfinite(per_model["train_loss"]), 0.0, np.nan))
-    _fill(tables["train"], per_model, {"diverged": "diverged"}, "seed")
-    evaluate_columns = {name: name for name in ("train_loss", "train_acc", "test_loss", "test_acc")}
-    _fill(tables["evaluate"], per_model, evaluate_columns, "seed")
+    columns = {name: name for name in ("diverged", "train_loss", "train_acc", "test_loss", "test_acc")}
+    _fill(tables["train"], per_model, columns, "seed")
     _fill(tables["hessian"], per_model, {n: n for n in ("hessian_top_eigenvalue", "hessian_trace")}, "seed")
 
     unordered = per_pair.assign(

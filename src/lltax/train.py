@@ -210,8 +210,15 @@ def run_train_job(
     data_dir: str,
     device: str,
     out_dir: str | Path,
+    keep_snapshot: bool = False,
 ) -> dict:
-    """Train one model and write ``model.pt`` and ``train.json`` (both atomically) to ``out_dir``."""
+    """Train one model and write ``model.pt`` and ``train.json`` (both atomically) to ``out_dir``.
+
+    ``keep_snapshot`` leaves the last epoch's snapshot in place (the caller removes it): a job
+    that trains several seeds in turn keeps every finished seed's snapshot until all are done,
+    so a rerun after a kill (which deletes all of the job's outputs) restores finished seeds
+    from it instead of training them again, with the same bytes.
+    """
     from lltax.checkpoint import save_checkpoint, versions
     from lltax.config import canonical_json, config_hash
     from lltax.data import augment_batch, load_dataset
@@ -242,15 +249,20 @@ def run_train_job(
     )
     wall_time = time.perf_counter() - start
 
+    # The cell's loss and accuracy (the dataset's train_/test_ variables): the checkpointed
+    # model in eval mode, on the cell's training labels and the test set.
     nan = float("nan")
-    if result.diverged:
-        final = {"train_loss": nan, "train_acc": nan, "test_loss": nan, "test_acc": nan}
-    else:
+    final = {"train_loss": nan, "train_acc": nan, "test_loss": nan, "test_acc": nan}
+    if not result.diverged:
         batch = train_settings["eval_batch_size"]
         train_loss, train_acc = evaluate_model(model, data.x_train, data.y_train, batch)
         test_loss, test_acc = evaluate_model(model, data.x_test, data.y_test, batch)
-        final = {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc}
-        log.info("final (eval mode): train loss %.4f acc %.2f%%, test loss %.4f acc %.2f%%", train_loss, train_acc, test_loss, test_acc)
+        if math.isfinite(train_loss):
+            final = {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc}
+            log.info("final (eval mode): train loss %.4f acc %.2f%%, test loss %.4f acc %.2f%%", train_loss, train_acc, test_loss, test_acc)
+        else:  # finite in train mode, overflowing in eval mode: a diverged model too (DESIGN)
+            log.warning("training loss is %s in eval mode: recording the run as diverged", train_loss)
+            result.diverged = True
 
     meta = {
         "model": model_name,
@@ -281,8 +293,23 @@ def run_train_job(
         "runtime": meta["runtime"],
     }
     write_json(out_dir / "train.json", summary)
-    snapshot.unlink(missing_ok=True)  # the checkpoint is final
+    if not keep_snapshot:
+        snapshot.unlink(missing_ok=True)  # the checkpoint is final
     return summary
+
+
+def run_train_jobs(*, seeds: list[int], out_dirs: list[str | Path], **job) -> list[dict]:
+    """Train the seeds of one cell in turn, one process (``run_train_job`` per seed, same files).
+
+    One process per cell instead of per seed: the seeds share the process start-up and
+    imports (~2 s), which is most of a small model's training job.
+    """
+    if len(seeds) != len(out_dirs) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"give one --out-dir per seed and each seed once: seeds {seeds}, {len(out_dirs)} folder(s)")
+    summaries = [run_train_job(seed=seed, out_dir=out_dir, keep_snapshot=True, **job) for seed, out_dir in zip(seeds, out_dirs)]
+    for out_dir in out_dirs:
+        (Path(out_dir) / SNAPSHOT_FILE).unlink(missing_ok=True)  # every checkpoint of the cell is final
+    return summaries
 
 
 def _run_cli(args: argparse.Namespace) -> int:
@@ -290,15 +317,15 @@ def _run_cli(args: argparse.Namespace) -> int:
 
     coords = parse_cell_path(args.cell)
     cell = {k: v for k, v in coords.items() if k not in ("seed", "pair")}
-    run_train_job(
+    run_train_jobs(
         cell=cell,
-        seed=args.seed,
+        seeds=args.seed,
         dataset=parse_settings(args.dataset, "dataset"),  # schema-checked: a typo is an error, not a default
         model_name=args.model,
         train_settings=parse_settings(args.settings, "train"),
         data_dir=args.data_dir,
         device=args.device,
-        out_dir=args.out_dir,
+        out_dirs=args.out_dir,
     )
     return 0
 
@@ -314,13 +341,13 @@ def _seed(text: str) -> int:
 
 
 def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("train", help="train one grid cell and seed; writes model.pt and train.json")
+    p = subparsers.add_parser("train", help="train one grid cell's seeds in turn; writes model.pt and train.json per seed")
     p.add_argument("--cell", required=True, help="cell path, e.g. width=16/batch_size=128/label_noise=0.0/train_fraction=1.0/learning_rate=0.1/weight_decay=0.0005")
-    p.add_argument("--seed", type=_seed, required=True, help="training seed, an integer >= 0")
+    p.add_argument("--seed", type=_seed, nargs="+", required=True, help="training seed(s), integers >= 0")
     p.add_argument("--dataset", required=True, help='dataset config section as JSON, e.g. {"name": "mnist1d", "download": false, "augment": false}')
     p.add_argument("--model", required=True, help="model name (lltax.models.MODELS)")
     p.add_argument("--settings", required=True, help="train config section as JSON")
     p.add_argument("--data-dir", default="data")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--out-dir", required=True, help="folder for model.pt and train.json")
+    p.add_argument("--out-dir", nargs="+", required=True, help="folder for model.pt and train.json, one per seed")
     p.set_defaults(func=_run_cli)

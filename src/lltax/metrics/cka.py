@@ -155,6 +155,10 @@ def _run_cli(args: argparse.Namespace) -> int:
     for a, b, value in pairs:
         log.info("seeds %d-%d: CKA %.6g", a, b, value)
     write_json(args.out, {"pairs": [{"seed_a": a, "seed_b": b, "cka": value} for a, b, value in pairs], **checkpoint.cell_provenance(metas)})
+    if args.distance_out:  # the same checkpoints' l2 distances, without a process of their own
+        from lltax.metrics.distance import write_distance
+
+        write_distance(args.checkpoints, args.distance_out, "cpu")
     return 0
 
 
@@ -165,4 +169,5 @@ def add_cli(subparsers) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda when available")
     p.add_argument("--data-dir", default=None, help="dataset folder (default: the one recorded in the checkpoints)")
     p.add_argument("--out", required=True, help="output cka.json")
+    p.add_argument("--distance-out", default=None, help="also write the seeds' pairwise l2 distances here (distance.json, as `lltax distance`)")
     p.set_defaults(func=_run_cli)

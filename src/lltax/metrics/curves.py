@@ -36,7 +36,7 @@ from lltax.checkpoint import build_from_meta, load_cell_data, load_model, versio
 from lltax.device import resolve_device
 from lltax.sgd import SGD
 from lltax.evaluation import evaluate_model
-from lltax.io import atomic_path, write_json
+from lltax.io import atomic_path, one_output_each, write_json
 from lltax.metrics.bezier import (
     curve_forward,
     curve_point,
@@ -256,10 +256,19 @@ def curve_epochs(epochs: int, scale_epochs: bool, train_fraction: float) -> int:
 def run_curve_fit(args: argparse.Namespace) -> int:
     settings = parse_settings(args.settings, "curves")
     device = resolve_device(args.device)
-    path_a, path_b = args.checkpoints
+    if len(args.checkpoints) % 2:
+        raise ValueError(f"--checkpoints takes pairs (A B A B ...), got {len(args.checkpoints)} path(s)")
+    pairs = list(zip(args.checkpoints[0::2], args.checkpoints[1::2]))
+    for (path_a, path_b), out in one_output_each(pairs, args.out, "checkpoint pair"):  # a cell's pairs in one process
+        fit_curve_file(path_a, path_b, settings, device, args.data_dir, out)
+    return 0
+
+
+def fit_curve_file(path_a: str, path_b: str, settings: dict, device: torch.device, data_dir: str | None, out: str) -> None:
+    """Fit the curve between two checkpoints with the ``curves`` settings; write it to ``out``."""
     model, meta_a = load_model(path_a, device)
     model_b, meta_b = load_model(path_b, device)
-    check_same_cell([meta_a, meta_b], args.checkpoints)
+    check_same_cell([meta_a, meta_b], [path_a, path_b])
     fit_keys = ("init", "epochs", "batch_size", "learning_rate", "momentum", "weight_decay", "seed")
     settings = {**settings, "epochs": curve_epochs(settings["epochs"], settings["scale_epochs"], meta_a["cell"]["train_fraction"])}
     meta = {
@@ -274,9 +283,9 @@ def run_curve_fit(args: argparse.Namespace) -> int:
     }
     if is_diverged(model, meta_a) or is_diverged(model_b, meta_b):
         logger.warning("an end model diverged (%s, %s); writing a diverged curve without fitting", path_a, path_b)
-        _save_curve(args.out, [], {}, {**meta, "diverged": True})
-        return 0
-    data = load_cell_data(meta_a, device, args.data_dir)
+        _save_curve(out, [], {}, {**meta, "diverged": True})
+        return
+    data = load_cell_data(meta_a, device, data_dir)
     start, end = parameters_of(model), parameters_of(model_b)
     middle = initial_middle_bend(
         start, end, init=settings["init"], model_factory=lambda: build_from_meta(meta_a), seed=settings["seed"]
@@ -291,8 +300,7 @@ def run_curve_fit(args: argparse.Namespace) -> int:
     # Wall-clock seconds stay in the log: the curve file is the same on a same-seed rerun.
     meta["history"] = [{k: v for k, v in record.items() if k != "seconds"} for record in history]
     meta["diverged"] = diverged
-    _save_curve(args.out, bends, dict(model.named_buffers()), meta)
-    return 0
+    _save_curve(out, bends, dict(model.named_buffers()), meta)
 
 
 def load_curve(path: str | Path) -> dict:
@@ -311,21 +319,28 @@ def load_curve(path: str | Path) -> dict:
 def run_curve_eval(args: argparse.Namespace) -> int:
     settings = parse_settings(args.settings, "curves")
     points = sorted(float(t) for t in settings["points"])
-    curve = load_curve(args.curve)
+    for curve_path, out in one_output_each(args.curve, args.out, "curve"):  # a cell's curves in one process
+        write_json(out, evaluate_curve_file(curve_path, points, args.device, args.data_dir))
+    return 0
+
+
+def evaluate_curve_file(curve_path: str, points: list[float], device: str, data_dir: str | None) -> dict:
+    """The ``curve_eval.json`` record of one curve file at ``points``."""
+    curve = load_curve(curve_path)
     meta = curve["meta"]
     result = {"seed_a": meta["seed_a"], "seed_b": meta["seed_b"], "cell": meta["endpoint"]["cell"], "checkpoints_sha256": meta.get("checkpoints_sha256")}
     if meta["diverged"]:
-        logger.warning("curve %s is marked diverged; writing NaN results", args.curve)
+        logger.warning("curve %s is marked diverged; writing NaN results", curve_path)
         nan = [float("nan")] * len(points)
         result.update(t=points, train_error=nan, train_loss=nan, test_error=nan, test_loss=nan)
         result.update(mode_connectivity=float("nan"), mode_connectivity_loss=float("nan"))
     else:
-        device = resolve_device(args.device)
+        device = resolve_device(device)
         model = build_from_meta(meta["endpoint"])
         model.load_state_dict({**curve["bends"][0], **curve["buffers"]})
         model.to(device)
         bends = [{k: v.to(device) for k, v in bend.items()} for bend in curve["bends"]]
-        data = load_cell_data(meta["endpoint"], device, args.data_dir)
+        data = load_cell_data(meta["endpoint"], device, data_dir)
         # BatchNorm statistics are recomputed in batches of the fit's own batch size (the
         # reference's update_bn runs over the training loader), recorded in the curve file.
         result.update(
@@ -334,23 +349,22 @@ def run_curve_eval(args: argparse.Namespace) -> int:
                 points=points, batch_size=meta["settings"]["batch_size"],
             )
         )
-    write_json(args.out, result)
-    return 0
+    return result
 
 
 def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("curve-fit", help="fit a quadratic Bezier curve between two seeds' checkpoints; writes curve.pt")
-    p.add_argument("--checkpoints", nargs=2, required=True, metavar=("A", "B"), help="model.pt of the two seeds (A = t=0, B = t=1)")
+    p = subparsers.add_parser("curve-fit", help="fit quadratic Bezier curves between pairs of seeds' checkpoints; writes curve.pt per pair")
+    p.add_argument("--checkpoints", nargs="+", required=True, metavar="A B", help="model.pt of the two seeds of each pair (A = t=0, B = t=1), pairs in turn: A B [A B ...]")
     p.add_argument("--settings", required=True, help="curves config section as JSON")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--data-dir", default=None, help="dataset folder (default: the one recorded in the checkpoint)")
-    p.add_argument("--out", required=True, help="curve file to write, e.g. .../pair=0-1/curve.pt")
+    p.add_argument("--out", nargs="+", required=True, help="curve file to write per pair, e.g. .../pair=0-1/curve.pt")
     p.set_defaults(func=run_curve_fit)
 
     p = subparsers.add_parser("curve-eval", help="loss/error along a fitted curve and mode connectivity; writes curve_eval.json")
-    p.add_argument("--curve", required=True, help="curve.pt written by curve-fit")
+    p.add_argument("--curve", nargs="+", required=True, help="curve.pt file(s) written by curve-fit")
     p.add_argument("--settings", required=True, help="curves config section as JSON (uses points)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--data-dir", default=None, help="dataset folder (default: the one recorded in the checkpoint)")
-    p.add_argument("--out", required=True, help="JSON file to write, e.g. .../pair=0-1/curve_eval.json")
+    p.add_argument("--out", nargs="+", required=True, help="JSON file to write per curve, e.g. .../pair=0-1/curve_eval.json")
     p.set_defaults(func=run_curve_eval)

@@ -81,13 +81,18 @@ def distance_of_checkpoints(paths: list[str], device: torch.device | str = "cpu"
     return pairwise_distance(models)
 
 
-def _run_cli(args: argparse.Namespace) -> int:
-    parse_settings(args.settings, "distance")  # no settings yet; checked for uniformity
+def write_distance(paths: list[str], out: str, device: torch.device | str = "cpu") -> None:
+    """Write ``distance.json``: the pairwise l2 distances of a cell's seed checkpoints."""
     metas: list = []
-    pairs = distance_of_checkpoints(args.checkpoints, resolve_device(args.device), metas=metas)
+    pairs = distance_of_checkpoints(paths, resolve_device(device), metas=metas)
     for a, b, value in pairs:
         log.info("seeds %d-%d: l2 distance %.6g", a, b, value)
-    write_json(args.out, {"pairs": [{"seed_a": a, "seed_b": b, "l2_distance": value} for a, b, value in pairs], **checkpoint.cell_provenance(metas)})
+    write_json(out, {"pairs": [{"seed_a": a, "seed_b": b, "l2_distance": value} for a, b, value in pairs], **checkpoint.cell_provenance(metas)})
+
+
+def _run_cli(args: argparse.Namespace) -> int:
+    parse_settings(args.settings, "distance")  # no settings yet; checked for uniformity
+    write_distance(args.checkpoints, args.out, args.device)
     return 0
 
 

@@ -275,22 +275,26 @@ def _run_cli(args: argparse.Namespace) -> int:
     from lltax.io import write_json
     from lltax.config import parse_settings
 
+    from lltax.io import one_output_each
+
     settings = parse_settings(args.settings, "hessian")
-    started = time.perf_counter()
-    record = hessian_of_checkpoint(args.checkpoint, settings, resolve_device(args.device), args.data_dir)
-    log.info("top eigenvalue %s, trace %s (%d Hessian-vector products, %.1f s)", record["top_eigenvalue"], record["trace"], record["hvp_count"], time.perf_counter() - started)
-    write_json(args.out, record)
+    device = resolve_device(args.device)
+    for path, out in one_output_each(args.checkpoint, args.out, "checkpoint"):  # a cell's seeds in one process
+        started = time.perf_counter()
+        record = hessian_of_checkpoint(path, settings, device, args.data_dir)
+        log.info("%s: top eigenvalue %s, trace %s (%d Hessian-vector products, %.1f s)", path, record["top_eigenvalue"], record["trace"], record["hvp_count"], time.perf_counter() - started)
+        write_json(out, record)
     return 0
 
 
 def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("hessian", help="top Hessian eigenvalue(s) and trace of one checkpoint's training loss")
-    p.add_argument("--checkpoint", required=True, help="model checkpoint (<cell>/seed=S/model.pt)")
+    p = subparsers.add_parser("hessian", help="top Hessian eigenvalue(s) and trace of checkpoints' training loss")
+    p.add_argument("--checkpoint", nargs="+", required=True, help="model checkpoint(s) (<cell>/seed=S/model.pt)")
     p.add_argument(
         "--settings", default="{}",
         help="the config section 'hessian' as JSON (backend, num_samples, chunk_size, top_k, tolerance, max_iterations, trace_method, trace_probes, seed)",
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda when available")
     p.add_argument("--data-dir", default=None, help="dataset folder (default: the one recorded in the checkpoint)")
-    p.add_argument("--out", required=True, help="output hessian.json")
+    p.add_argument("--out", nargs="+", required=True, help="output hessian.json, one per checkpoint")
     p.set_defaults(func=_run_cli)
