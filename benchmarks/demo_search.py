@@ -32,6 +32,7 @@ import numpy as np
 from lltax.config import canonical_json, cell_path, expand_grid, load_config, seed_pairs
 
 TEMPERATURE_AXES = ("batch_size", "learning_rate", "weight_decay")
+LOAD_AXES = ("width", "label_noise", "train_fraction")
 
 
 def _worker_init(log_dir: str) -> None:
@@ -76,11 +77,26 @@ def candidate_jobs(config: dict, results: Path) -> dict[str, tuple[list[str], li
     return jobs
 
 
+def outputs_of(argv: list[str]) -> list[str]:
+    """The files a job writes (train: model.pt and train.json per --out-dir; others: --out...)."""
+    outputs, current = [], None
+    for arg in argv:
+        if arg.startswith("--"):
+            current = arg
+        elif current == "--out-dir":
+            outputs += [str(Path(arg) / "model.pt"), str(Path(arg) / "train.json")]
+        elif current in ("--out", "--distance-out"):
+            outputs.append(arg)
+    return outputs
+
+
 def run_jobs(jobs: dict[str, tuple[list[str], list[str]]], workers: int, log_dir: Path) -> dict[str, float]:
-    """Run every job once its inputs exist; a job whose output file is there is skipped."""
-    done: set[str] = set()
+    """Run every job once its inputs exist; a job whose outputs are all there is skipped (its
+    results are deterministic: the same config and seed give the same bytes)."""
+    done = {job for job, (argv, _) in jobs.items() if all(Path(p).exists() for p in outputs_of(argv))}
     seconds: dict[str, float] = {}
-    pending = dict(jobs)
+    pending = {job: spec for job, spec in jobs.items() if job not in done}
+    print(f"{len(done)} of {len(jobs)} jobs already done, {len(pending)} to run", flush=True)
     context = multiprocessing.get_context("spawn")
     with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(str(log_dir),)) as pool:
         running: dict[cf.Future, str] = {}
@@ -140,6 +156,19 @@ def score_map(phases, config: dict) -> dict[str, bool | None]:
     }
 
 
+def score_trend(phases, load: str, temperature: str) -> dict[str, bool]:
+    """The paper's Figure 7 trend along a data-quality load axis (label noise): mode
+    connectivity more negative and CKA lower with more noise, at every temperature."""
+    mc = phases["mode_connectivity_mean"].squeeze().transpose(load, temperature).values
+    cka = phases["cka_mean"].squeeze().transpose(load, temperature).values
+    return {
+        f"mc falls with {load} at every {temperature}": bool(np.all(np.diff(mc, axis=0) < 0)),
+        f"mc falls with {load} (mean over {temperature})": bool(np.all(np.diff(np.nanmean(mc, axis=1)) < 0)),
+        f"CKA falls with {load} at every {temperature}": bool(np.all(np.diff(cka, axis=0) < 0)),
+        f"CKA falls with {load} (mean over {temperature})": bool(np.all(np.diff(np.nanmean(cka, axis=1)) < 0)),
+    }
+
+
 def report(name: str, config: dict, results: Path, seconds: dict[str, float]) -> dict:
     from lltax.dataset import aggregate_all, write_dataset
     from lltax.phases import classify, phase_table
@@ -149,13 +178,14 @@ def report(name: str, config: dict, results: Path, seconds: dict[str, float]) ->
     write_dataset(dataset, results / "dataset.nc")
     write_dataset(phases, results / "phases.nc")
     temperature = next((a for a in TEMPERATURE_AXES if phases.sizes[a] > 1), "batch_size")
+    load = next((a for a in LOAD_AXES if phases.sizes[a] > 1), "width")
     lines = [f"== {name}: {len(seconds)} jobs, {sum(seconds.values()):.0f} job-seconds in workers"]
-    lines.append(phase_table(phases, "width", temperature))
-    lines.append(phase_table(phases, "width", temperature, "phase_confidence"))
+    lines.append(phase_table(phases, load, temperature))
+    lines.append(phase_table(phases, load, temperature, "phase_confidence"))
     for variable in ("test_acc_mean", "train_acc_mean", "hessian_top_eigenvalue_mean", "sharpness_threshold", "mode_connectivity_mean", "cka_mean"):
         lines.append(f"{variable}:")
-        lines.append(phase_table(phases, "width", temperature, variable))
-    score = score_map(phases, config)
+        lines.append(phase_table(phases, load, temperature, variable))
+    score = score_map(phases, config) if load == "width" else score_trend(phases, load, temperature)
     lines += [f"  [{'x' if ok else ' ' if ok is not None else '-'}] {what}" for what, ok in score.items()]
     text = "\n".join(lines)
     print(text, flush=True)
