@@ -122,7 +122,7 @@ def test_every_job_gets_its_threads(tmp_path):
     out = snakemake(tmp_path, "-n", "-p")
     lines = (out.stdout + out.stderr).splitlines()
     commands = [line.split("Shell command: ", 1)[1] for line in lines if "Shell command: lltax " in line]
-    assert len(commands) > 40, commands[:3]
+    assert len(commands) == 33 - 1, commands[:3]  # every job but `all`
     for command in commands:
         subcommand = command.split()[1]
         expected = "1" if subcommand in ("aggregate-metric", "merge", "classify", "plot") else "2"
@@ -210,7 +210,8 @@ def test_hessian_settings_change_reruns_only_hessian_and_dependants(finished_run
 def test_cka_settings_change_reruns_only_cka_and_dependants(finished_run):
     write_config(finished_run, {**TINY, "cka": {**TINY["cka"], "num_samples": 32}})
     try:
-        assert planned_jobs(finished_run) == {"cka": 4, "aggregate": 1, "merge": 1, "classify": 1, "plots": 1, "all": 1}
+        # The CKA job writes the distances too: both tables are rebuilt (distances unchanged).
+        assert planned_jobs(finished_run) == {"cka": 4, "aggregate": 2, "merge": 1, "classify": 1, "plots": 1, "all": 1}
     finally:
         write_config(finished_run, TINY)
 
