@@ -304,9 +304,12 @@ def run_train_jobs(*, seeds: list[int], out_dirs: list[str | Path], **job) -> li
     One process per cell instead of per seed: the seeds share the process start-up and
     imports (~2 s), which is most of a small model's training job.
     """
-    if len(seeds) != len(out_dirs) or len(set(seeds)) != len(seeds):
-        raise ValueError(f"give one --out-dir per seed and each seed once: seeds {seeds}, {len(out_dirs)} folder(s)")
-    summaries = [run_train_job(seed=seed, out_dir=out_dir, keep_snapshot=True, **job) for seed, out_dir in zip(seeds, out_dirs)]
+    from lltax.io import one_output_each
+
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"each seed once: got seeds {seeds}")
+    runs = one_output_each(seeds, out_dirs, "seed")
+    summaries = [run_train_job(seed=seed, out_dir=out_dir, keep_snapshot=True, **job) for seed, out_dir in runs]
     for out_dir in out_dirs:
         (Path(out_dir) / SNAPSHOT_FILE).unlink(missing_ok=True)  # every checkpoint of the cell is final
     return summaries

@@ -272,10 +272,8 @@ def hessian_of_checkpoint(path: str, settings: dict[str, Any], device: torch.dev
 
 def _run_cli(args: argparse.Namespace) -> int:
     from lltax.device import resolve_device
-    from lltax.io import write_json
     from lltax.config import parse_settings
-
-    from lltax.io import one_output_each
+    from lltax.io import one_output_each, write_json
 
     settings = parse_settings(args.settings, "hessian")
     device = resolve_device(args.device)
