@@ -14,7 +14,7 @@ from torch import nn
 
 from lltax import checkpoint
 from lltax.checkpoint import save_checkpoint
-from lltax.data import mixup_batches
+from lltax.metrics.mixup import mixup_batches
 from lltax.metrics import cka
 from lltax.metrics.cka import linear_cka, model_outputs, models_cka, pairwise_cka
 

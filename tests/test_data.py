@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from lltax import data
+from lltax.metrics.mixup import mixup_batches
 from lltax.data import (
     DATASETS,
     NORMALIZATION,
@@ -20,7 +21,6 @@ from lltax.data import (
     corrupt_labels,
     redraw_labels,
     load_dataset,
-    mixup_batches,
     mnist1d_cache_path,
     rounded_count,
     subset_indices,
@@ -473,7 +473,7 @@ def test_mixup_batches_are_convex_combinations_within_a_batch():
 
 def test_mixup_batches_use_all_inputs_when_asked_for_more(caplog):
     x = one_hot_inputs(50)
-    with caplog.at_level(logging.WARNING, logger="lltax.data"):
+    with caplog.at_level(logging.WARNING, logger="lltax.metrics.mixup"):
         mixed = mixup_batches(x, 768, 128, 16.0, seed=0)
     assert mixed.shape == (50, 1, 50)
     assert "only 50 training inputs" in caplog.text

@@ -23,9 +23,8 @@ import jsonschema
 import numpy as np
 import yaml
 
-# Grid axes in path order. Load-like axes first, then temperature-like ones.
-AXES = ("width", "batch_size", "label_noise", "train_fraction", "learning_rate", "weight_decay")
-INTEGER_AXES = ("width", "batch_size")
+from lltax.contract import AXES, DATASET_SIZES, INTEGER_AXES, VARIABLE_ATTRS
+
 METRIC_SECTIONS = ("train", "hessian", "evaluate", "cka", "distance", "curves", "classify", "plots")
 
 
@@ -141,14 +140,6 @@ def validate_config(config: dict) -> dict:
     return config
 
 
-# Sizes the config can be checked against before any job runs (lltax.data's loaders give these).
-DATASET_SIZES = {  # name: (training samples, input shape)
-    "mnist1d": (4000, (1, 40)),
-    "cifar10": (50000, (3, 32, 32)),
-    "cifar100": (50000, (3, 32, 32)),
-    "svhn": (73257, (3, 32, 32)),
-    "mnist": (60000, (1, 32, 32)),
-}
 # Refuse models above this many parameters before training: 1e9 float32 parameters are 4 GB of
 # weights and ~16 GB with gradients and momentum, beyond any single job this tool schedules.
 MAX_PARAMETERS = 1_000_000_000
@@ -216,8 +207,6 @@ def _integers_as_ints(instance: Any, schema: dict) -> Any:
 
 
 def _check_plots_and_ranges(config: dict) -> None:
-    from lltax.dataset import VARIABLE_ATTRS  # lazily: xarray is not needed to validate otherwise
-
     metric = config["plots"]["line_metric"]
     if metric not in VARIABLE_ATTRS:
         raise ConfigError(f"config key 'plots.line_metric': {metric!r} is not a dataset variable; choose one of {sorted(VARIABLE_ATTRS)}")

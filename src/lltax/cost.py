@@ -16,10 +16,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from lltax.config import DATASET_SIZES, parameter_estimate, seed_pairs
-
-# Test-set sizes of the built-in datasets (training sizes: lltax.config.DATASET_SIZES).
-TEST_SIZES = {"mnist1d": 1000, "cifar10": 10000, "cifar100": 10000, "svhn": 26032, "mnist": 10000}
+from lltax.config import parameter_estimate, seed_pairs
+from lltax.contract import DATASET_SIZES, TEST_SIZES
 
 # Forward FLOPs per example = (a k^2 + b k) x input size / reference input size; exact for the
 # reference inputs (3x32x32 images, MNIST-1D's 40 points), within 3 % for one-channel images.

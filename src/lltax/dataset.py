@@ -28,8 +28,6 @@ import xarray as xr
 
 import lltax
 from lltax.config import (
-    AXES,
-    INTEGER_AXES,
     ConfigError,
     canonical_json,
     canonical_value,
@@ -39,11 +37,19 @@ from lltax.config import (
     parse_cell_path,
     seed_pairs,
 )
+from lltax.contract import (
+    AXES,
+    BOOLEAN_VARIABLES,
+    COORDINATE_ATTRS,
+    CURVE_RECORD,
+    INTEGER_AXES,
+    METRICS,
+    VALID_RANGES,
+    VARIABLE_ATTRS,
+)
 from lltax.io import atomic_path, read_json
 
 log = logging.getLogger(__name__)
-
-METRICS = ("train", "hessian", "cka", "distance", "curves")
 
 # Per-seed metrics: the file under <cell>/seed=S/ and {dataset variable: key in that file}; a
 # dotted key is nested. Loss and accuracy come from the training job's own final evaluation
@@ -74,7 +80,7 @@ PER_PAIR_FILES = {
     "distance": ("distance.json", {"l2_distance": "l2_distance"}),
 }
 # Curves: <cell>/pair=A-B/curve_eval.json, scalars per pair and profiles over t.
-CURVE_FILE = "curve_eval.json"
+CURVE_FILE = CURVE_RECORD
 CURVE_SCALARS = {"mode_connectivity": "mode_connectivity", "mode_connectivity_loss": "mode_connectivity_loss"}
 CURVE_PROFILES = {
     "curve_train_error": "train_error",
@@ -82,42 +88,6 @@ CURVE_PROFILES = {
     "curve_test_error": "test_error",
     "curve_test_loss": "test_loss",
 }
-
-# (units, long_name) of every variable; accuracies and errors in percent, losses in nats.
-VARIABLE_ATTRS = {
-    "diverged": ("1", "diverged run (1 = NaN/inf loss during training, 0 = finished)"),
-    "train_wall_time": ("s", "training wall-clock time"),
-    "train_loss": ("nats", "training cross-entropy (eval mode, cell labels)"),
-    "train_acc": ("percent", "training accuracy (eval mode, cell labels)"),
-    "test_loss": ("nats", "test cross-entropy (eval mode)"),
-    "test_acc": ("percent", "test accuracy (eval mode)"),
-    "hessian_top_eigenvalue": ("1", "top eigenvalue of the training-loss Hessian"),
-    "hessian_trace": ("1", "trace of the training-loss Hessian"),
-    "hessian_eigenvalue_error": ("1", "error estimate of the top Hessian eigenvalue"),
-    "hessian_trace_error": ("1", "error estimate of the Hessian trace"),
-    "cka": ("1", "linear CKA between the two seeds' outputs on mixup inputs"),
-    "l2_distance": ("1", "l2 distance between the two seeds' trainable parameters"),
-    "mode_connectivity": ("percent", "mode connectivity mc = (e(0)+e(1))/2 - e(t*) of the training error"),
-    "mode_connectivity_loss": ("nats", "mode connectivity of the training loss along the curve"),
-    "curve_train_error": ("percent", "training error along the Bezier curve"),
-    "curve_train_loss": ("nats", "training loss along the Bezier curve"),
-    "curve_test_error": ("percent", "test error along the Bezier curve"),
-    "curve_test_loss": ("nats", "test loss along the Bezier curve"),
-}
-COORDINATE_ATTRS = {
-    "width": ("1", "model width k"),
-    "batch_size": ("1", "SGD batch size"),
-    "label_noise": ("1", "fraction of training labels replaced"),
-    "train_fraction": ("1", "fraction of the training set used"),
-    "learning_rate": ("1", "SGD learning rate"),
-    "weight_decay": ("1", "SGD weight decay"),
-    "seed": ("1", "training seed"),
-    "pair": ("1", "seed pair index"),
-    "seed_a": ("1", "first seed of the pair"),
-    "seed_b": ("1", "second seed of the pair"),
-    "t": ("1", "curve parameter t (0 = seed_a, 1 = seed_b)"),
-}
-
 
 class Layout(NamedTuple):
     """The shape of every table: grid values per axis, seeds, seed pairs, curve points."""
@@ -209,20 +179,6 @@ def _read_record(path: Path) -> dict | None:
     if not isinstance(record, dict):
         raise ValueError(f"{path} holds a JSON {type(record).__name__}, expected an object; rerun the job that writes it")
     return record
-
-
-# What a value of each variable may be (null = NaN is always allowed: a missing or diverged
-# result). A value outside these is refused with the file named: it cannot be a measurement.
-VALID_RANGES = {
-    "train_loss": (0.0, math.inf), "test_loss": (0.0, math.inf),
-    "train_acc": (0.0, 100.0), "test_acc": (0.0, 100.0),
-    "hessian_eigenvalue_error": (0.0, math.inf), "hessian_trace_error": (0.0, math.inf),
-    "cka": (0.0, 1.0 + 1e-6), "l2_distance": (0.0, math.inf), "train_wall_time": (0.0, math.inf),
-    "mode_connectivity": (-100.0, 100.0),
-    "curve_train_error": (0.0, 100.0), "curve_test_error": (0.0, 100.0),
-    "curve_train_loss": (0.0, math.inf), "curve_test_loss": (0.0, math.inf),
-}
-BOOLEAN_VARIABLES = ("diverged",)
 
 
 def _number(record: dict, key: str, path: Path, variable: str | None = None) -> float:

@@ -55,12 +55,11 @@ import numpy as np
 import xarray as xr
 from scipy import stats
 
-from lltax.config import AXES, canonical_json
+from lltax.config import canonical_json
+from lltax.contract import AXES, PHASES
 from lltax.dataset import read_dataset, write_dataset
 
 log = logging.getLogger(__name__)
-
-PHASES = ("I", "II", "III", "IV-A", "IV-B", "diverged", "unknown")
 
 # Variables the decisions read.
 EIGENVALUE, CONNECTIVITY, CKA, DIVERGED = "hessian_top_eigenvalue", "mode_connectivity", "cka", "diverged"

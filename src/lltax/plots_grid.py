@@ -18,6 +18,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
+from lltax.contract import PHASES  # noqa: F401  (re-exported for the figure modules)
+
 # Dimensions that are not grid axes.
 NON_GRID_DIMS = ("seed", "pair", "t")
 
@@ -35,8 +37,7 @@ AXIS_LABELS = {
 # learning rate and weight decay are hot when large and already grow upwards.
 HOT_WHEN_SMALL = ("batch_size",)
 
-# Canonical phase order, colours and meaning (DESIGN.md, "Phases").
-PHASES = ("I", "II", "III", "IV-A", "IV-B", "diverged", "unknown")
+# Colours and meaning of each phase (DESIGN.md, "Phases"); the order is lltax.contract.PHASES.
 PHASE_COLORS = {
     "I": "#d7301f",
     "II": "#fd8d3c",

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from lltax.config import AXES, validate_config
+from lltax.config import validate_config
+from lltax.contract import AXES
 from lltax.dataset import METRICS, aggregate_metric, merge_metrics
 from lltax.metrics.curves import mode_connectivity
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lltax import checkpoint
-from lltax.data import mixup_batches
+from lltax.metrics.mixup import mixup_batches
 from lltax.device import resolve_device
 from lltax.io import write_json
 from lltax.checkpoint import check_same_cell, is_diverged

@@ -1,0 +1,92 @@
+"""The facts every layer shares, without torch, xarray or the config machinery.
+
+Grid axes, the dataset's variables (units, long names, valid ranges), the phases, the per-job
+file names and the sizes of the built-in datasets. ``lltax.config``, the results layer, the
+figures and the jobs all import from here, so none of them imports another for a fact.
+"""
+
+from __future__ import annotations
+
+
+# Grid axes in path order. Load-like axes first, then temperature-like ones.
+AXES = ("width", "batch_size", "label_noise", "train_fraction", "learning_rate", "weight_decay")
+INTEGER_AXES = ("width", "batch_size")
+
+# Phase labels of phases.nc (DESIGN.md "Phases"), in the order figures list them.
+PHASES = ("I", "II", "III", "IV-A", "IV-B", "diverged", "unknown")
+
+# Per-job files, under <results>/<cell>/ (seed=S/ for a model, pair=A-B/ for a curve).
+MODEL_FILE = "model.pt"
+TRAIN_RECORD = "train.json"
+SNAPSHOT_FILE = "train_snapshot.pt"  # a killed training job's resume point, not an output
+HESSIAN_RECORD = "hessian.json"
+CKA_RECORD = "cka.json"
+DISTANCE_RECORD = "distance.json"
+CURVE_FILE = "curve.pt"
+CURVE_RECORD = "curve_eval.json"
+LANDSCAPE_FILE = "landscape.nc"
+
+# Metric tables of the dataset, in merge order.
+METRICS = ("train", "hessian", "cka", "distance", "curves")
+
+# (units, long_name) of every dataset variable; accuracies and errors in percent, losses in nats.
+VARIABLE_ATTRS = {
+    "diverged": ("1", "diverged run (1 = NaN/inf loss during training, 0 = finished)"),
+    "train_wall_time": ("s", "training wall-clock time"),
+    "train_loss": ("nats", "training cross-entropy (eval mode, cell labels)"),
+    "train_acc": ("percent", "training accuracy (eval mode, cell labels)"),
+    "test_loss": ("nats", "test cross-entropy (eval mode)"),
+    "test_acc": ("percent", "test accuracy (eval mode)"),
+    "hessian_top_eigenvalue": ("1", "top eigenvalue of the training-loss Hessian"),
+    "hessian_trace": ("1", "trace of the training-loss Hessian"),
+    "hessian_eigenvalue_error": ("1", "error estimate of the top Hessian eigenvalue"),
+    "hessian_trace_error": ("1", "error estimate of the Hessian trace"),
+    "cka": ("1", "linear CKA between the two seeds' outputs on mixup inputs"),
+    "l2_distance": ("1", "l2 distance between the two seeds' trainable parameters"),
+    "mode_connectivity": ("percent", "mode connectivity mc = (e(0)+e(1))/2 - e(t*) of the training error"),
+    "mode_connectivity_loss": ("nats", "mode connectivity of the training loss along the curve"),
+    "curve_train_error": ("percent", "training error along the Bezier curve"),
+    "curve_train_loss": ("nats", "training loss along the Bezier curve"),
+    "curve_test_error": ("percent", "test error along the Bezier curve"),
+    "curve_test_loss": ("nats", "test loss along the Bezier curve"),
+}
+COORDINATE_ATTRS = {
+    "width": ("1", "model width k"),
+    "batch_size": ("1", "SGD batch size"),
+    "label_noise": ("1", "fraction of training labels replaced"),
+    "train_fraction": ("1", "fraction of the training set used"),
+    "learning_rate": ("1", "SGD learning rate"),
+    "weight_decay": ("1", "SGD weight decay"),
+    "seed": ("1", "training seed"),
+    "pair": ("1", "seed pair index"),
+    "seed_a": ("1", "first seed of the pair"),
+    "seed_b": ("1", "second seed of the pair"),
+    "t": ("1", "curve parameter t (0 = seed_a, 1 = seed_b)"),
+}
+
+# What a value of each variable may be (NaN is always allowed: a missing or diverged result).
+# A record holding a value outside these is refused: it cannot be a measurement. Unbounded
+# quantities are capped at LARGE: float32 cannot produce a finite loss beyond ~3e38, and a
+# value of 1e30 or more is an overflow that would turn means and log scales into inf downstream.
+LARGE = 1e30
+VALID_RANGES = {
+    "train_loss": (0.0, LARGE), "test_loss": (0.0, LARGE),
+    "train_acc": (0.0, 100.0), "test_acc": (0.0, 100.0),
+    "hessian_top_eigenvalue": (-LARGE, LARGE), "hessian_trace": (-LARGE, LARGE),
+    "hessian_eigenvalue_error": (0.0, LARGE), "hessian_trace_error": (0.0, LARGE),
+    "cka": (0.0, 1.0 + 1e-6), "l2_distance": (0.0, LARGE), "train_wall_time": (0.0, LARGE),
+    "mode_connectivity": (-100.0, 100.0), "mode_connectivity_loss": (-LARGE, LARGE),
+    "curve_train_error": (0.0, 100.0), "curve_test_error": (0.0, 100.0),
+    "curve_train_loss": (0.0, LARGE), "curve_test_loss": (0.0, LARGE),
+}
+BOOLEAN_VARIABLES = ("diverged",)
+
+# Sizes the config is checked against before any job runs (lltax.data's loaders give these).
+DATASET_SIZES = {  # name: (training samples, input shape)
+    "mnist1d": (4000, (1, 40)),
+    "cifar10": (50000, (3, 32, 32)),
+    "cifar100": (50000, (3, 32, 32)),
+    "svhn": (73257, (3, 32, 32)),
+    "mnist": (60000, (1, 32, 32)),
+}
+TEST_SIZES = {"mnist1d": 1000, "cifar10": 10000, "cifar100": 10000, "svhn": 26032, "mnist": 10000}
