@@ -11,7 +11,9 @@ localrules:
 rule aggregate:
     input:
         outputs=metric_outputs,
-        code=sources("dataset"),
+        # Every record is checked against the checkpoints it names (their metadata only).
+        checkpoints=[f"{RESULTS}/{cell}/seed={seed}/model.pt" for cell in CELLS for seed in SEEDS],
+        code=sources("aggregate-metric"),
     output:
         f"{RESULTS}/aggregate/{{metric}}.nc",
     params:
@@ -27,19 +29,18 @@ rule aggregate:
     conda:
         "../envs/lltax.yaml"
     shell:
-        "lltax aggregate-metric {wildcards.metric} --results-dir {params.results:q}"
+        "lltax aggregate-metric --metric {wildcards.metric} --results-dir {params.results:q}"
         " --config-json {params.config:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule merge:
     input:
         tables=expand(f"{RESULTS}/aggregate/{{metric}}.nc", metric=METRICS),
-        code=sources("dataset"),
+        code=sources("merge"),
     output:
         f"{RESULTS}/dataset.nc",
     params:
-        # The resolved config stored in the dataset: everything that shaped its numbers.
-        config=canonical_json({k: v for k, v in CONFIG.items() if k not in ("classify", "plots", "landscape")}),
+        config=DATASET_CONFIG,
     threads: 1
     log:
         f"{RESULTS}/logs/merge.log",
@@ -48,13 +49,13 @@ rule merge:
     conda:
         "../envs/lltax.yaml"
     shell:
-        "lltax merge --inputs {input.tables:q} --config-json {params.config:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
+        "lltax merge --tables {input.tables:q} --config-json {params.config:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule classify:
     input:
         dataset=f"{RESULTS}/dataset.nc",
-        code=sources("phases"),
+        code=sources("classify"),
     output:
         f"{RESULTS}/phases.nc",
     params:
@@ -67,14 +68,14 @@ rule classify:
     conda:
         "../envs/lltax.yaml"
     shell:
-        "lltax classify {input.dataset:q} {output:q} --settings {params.settings:q} --threads {threads} > {log:q} 2>&1"
+        "lltax classify --dataset {input.dataset:q} --out {output:q} --settings {params.settings:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule plots:
     input:
         dataset=f"{RESULTS}/dataset.nc",
         phases=f"{RESULTS}/phases.nc",
-        code=sources("plots"),
+        code=sources("plot"),
     output:
         **{
             name: report(FIGURE.format(name=name), caption=f"../report/{name}.rst", category="Phase diagrams")

@@ -2,10 +2,11 @@
 # functions and rules in separate files).
 from pathlib import Path
 
-from lltax.config import CELL_REGEX, canonical_json, cell_path, expand_grid, parse_cell_path, read_config_file, seed_pairs, validate_config
+from lltax.config import CELL_REGEX, canonical_json, canonical_path, cell_path, expand_grid, parse_cell_path, read_config_file, seed_pairs, validate_config
 from lltax.cost import memory_mb, runtime_minutes
 from lltax.gpu import count_gpus
 from lltax.io import hold_results_lock
+from lltax.sources import PACKAGE_DIR, command_sources
 
 # Schema + lltax's own checks; a bad config stops here, before any job runs. Snakemake's own
 # YAML reading keeps the last of two equal keys silently: read each file again, strictly.
@@ -20,7 +21,6 @@ SEEDS = CONFIG["seeds"]
 # pins torch to it (results depend on the thread count, not on the caller's environment).
 THREADS = CONFIG["threads"]
 CURVE_PAIRS = seed_pairs(SEEDS, CONFIG["curves"]["pairs"]) if CONFIG["curves"]["enabled"] else []
-SRC = Path(workflow.basedir) / "src" / "lltax"
 # GPU jobs request `resources: gpu=1`. `auto` counts the GPUs of the machine that builds the
 # DAG: on a cluster whose login node has none, say `device: cuda`.
 USE_GPU = CONFIG["device"] == "cuda" or (CONFIG["device"] == "auto" and count_gpus() > 0)
@@ -28,21 +28,33 @@ USE_GPU = CONFIG["device"] == "cuda" or (CONFIG["device"] == "auto" and count_gp
 COST_CONFIG = {**CONFIG, "device": "cuda" if USE_GPU else "cpu"}
 
 
-# The source files behind each rule's results: declared as inputs, so editing one reruns the
-# rule and what depends on it (Snakemake does not track modules a job imports).
-# Every job that reads or writes a checkpoint also depends on its format (checkpoint.py) and
-# on how torch is set up (device.py).
-JOB = ["checkpoint.py", "device.py"]
-SOURCES = {
-    "train": ["train.py", "sgd.py", "evaluation.py", "data.py", "importing.py", "models/__init__.py", "models/resnet.py", "models/resnet1d.py", "models/vgg.py", "models/mlp.py", *JOB],
-    "hessian": ["metrics/hessian.py", "metrics/hvp.py", "metrics/lanczos.py", "metrics/trace.py", "metrics/pyhessian_backend.py", *JOB],
-    "cka": ["metrics/cka.py", "metrics/distance.py", *JOB],
-    "curves": ["metrics/curves.py", "metrics/bezier.py", "sgd.py", *JOB],
-    "landscape": ["landscape.py", *JOB],
-    "dataset": ["dataset.py"],
-    "phases": ["phases.py"],
-    "plots": ["plots.py", "plots_maps.py", "plots_lines.py", "plots_grid.py"],
-}
+# Every torch job runs on the device the resource request was made for, and its results depend
+# on the thread count: both are params (a changed value reruns the job; `auto` and `cpu` on a
+# machine without a GPU are the same job). The data folder is canonical: `data`, `./data/` and
+# its absolute path are one folder, so spelling it differently reruns nothing.
+DEVICE = "cuda" if USE_GPU else "cpu"
+DATA_DIR = canonical_path(CONFIG["data_dir"])
+TORCH_JOB = {"data_dir": DATA_DIR, "device": DEVICE, "threads": THREADS}
+# The resolved config stored in dataset.nc: everything that shaped its numbers, as the jobs saw
+# it, and nothing else (figures, classification, resource estimates and the by-hand `evaluate`
+# section change no number of it, so changing them does not rebuild it).
+DATASET_CONFIG = canonical_json(
+    {
+        **{k: v for k, v in CONFIG.items() if k not in ("classify", "plots", "landscape", "cluster", "evaluate")},
+        **TORCH_JOB,
+    }
+)
+# The source files behind each rule's results are its job's lltax modules, derived from the
+# imports (lltax.sources) and declared as inputs: editing one reruns exactly the rules whose
+# jobs import it, and what depends on them (Snakemake does not track what a job imports).
+SRC = Path(workflow.basedir) / "src" / "lltax"
+if not SRC.is_dir():  # a workflow copied without the package: the installed lltax is what runs
+    SRC = PACKAGE_DIR
+
+
+def sources(command):
+    """The lltax source files a job of `lltax <command>` imports."""
+    return list(command_sources(command, SRC))
 
 
 def runtime(rule):
@@ -57,8 +69,17 @@ def memory(rule):
     return lambda wildcards: memory_mb(rule, parse_cell_path(wildcards.cell), COST_CONFIG)
 
 
-def sources(name):
-    return [SRC / path for path in SOURCES[name]]
+def torch_resources(rule):
+    """The requests of a torch job: one GPU when the jobs use CUDA, runtime and memory from its cost."""
+    return {"gpu": 1 if USE_GPU else 0, "runtime": runtime(rule), "mem_mb": memory(rule)}
+
+
+def cell_log(rule):
+    return f"{RESULTS}/logs/{rule}/{{cell}}.log"
+
+
+def cell_benchmark(rule):
+    return f"{RESULTS}/benchmarks/{rule}/{{cell}}.tsv"
 
 
 def section(name, *, drop=()):

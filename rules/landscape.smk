@@ -1,6 +1,7 @@
 # Classic landscape pictures per cell: 1D interpolation between the first two seeds and a 2D
 # filter-normalized surface around the first seed (Li et al. 2018).
 
+
 rule landscape:
     input:
         checkpoints=lambda wildcards: [f"{RESULTS}/{wildcards.cell}/seed={seed}/model.pt" for seed in LANDSCAPE_SEEDS],
@@ -15,20 +16,17 @@ rule landscape:
         ),
     params:
         settings=section("landscape", drop=("enabled",)),
-        data_dir=CONFIG["data_dir"],
-        device=CONFIG["device"],
+        **TORCH_JOB,
     resources:
-        gpu=1 if USE_GPU else 0,
-        runtime=runtime("landscape"),
-        mem_mb=memory("landscape"),
+        **torch_resources("landscape"),
     threads: THREADS
     log:
-        f"{RESULTS}/logs/landscape/{{cell}}.log",
+        cell_log("landscape"),
     benchmark:
-        f"{RESULTS}/benchmarks/landscape/{{cell}}.tsv"
+        cell_benchmark("landscape")
     conda:
         "../envs/lltax.yaml"
     shell:
         "lltax landscape --checkpoints {input.checkpoints:q}"
         " --settings {params.settings:q} --data-dir {params.data_dir:q} --device {params.device}"
-        " --out {output.data:q} --figure {output.figure:q} --threads {threads} > {log:q} 2>&1"
+        " --out {output.data:q} --figure {output.figure:q} --threads {params.threads} > {log:q} 2>&1"

@@ -1,7 +1,7 @@
 # Per-cell metric jobs: the Hessian of every seed's checkpoint, pairwise CKA and l2 distance
 # between seeds. Loss and accuracy come from the training job's own final evaluation
-# (train.json). Each rule declares its metric's source files as inputs, so editing one reruns
-# the metric; one process per cell pays start-up and imports once.
+# (train.json). Each rule's code inputs are the modules its job imports (lltax.sources), so
+# editing one reruns the metric; one process per cell pays start-up and imports once.
 
 
 rule hessian:
@@ -12,22 +12,19 @@ rule hessian:
         per_seed("hessian.json"),
     params:
         settings=section("hessian"),
-        data_dir=CONFIG["data_dir"],
-        device=CONFIG["device"],
+        **TORCH_JOB,
     resources:
-        gpu=1 if USE_GPU else 0,
-        runtime=runtime("hessian"),
-        mem_mb=memory("hessian"),
+        **torch_resources("hessian"),
     threads: THREADS
     log:
-        f"{RESULTS}/logs/hessian/{{cell}}.log",
+        cell_log("hessian"),
     benchmark:
-        f"{RESULTS}/benchmarks/hessian/{{cell}}.tsv"
+        cell_benchmark("hessian")
     conda:
         "../envs/lltax.yaml"
     shell:
         "lltax hessian --checkpoint {input.checkpoints:q} --settings {params.settings:q}"
-        " --data-dir {params.data_dir:q} --device {params.device} --out {output:q} --threads {threads} > {log:q} 2>&1"
+        " --data-dir {params.data_dir:q} --device {params.device} --out {output:q} --threads {params.threads} > {log:q} 2>&1"
 
 
 # CKA and the l2 distance (no settings of its own, no forward passes) in one job.
@@ -40,20 +37,17 @@ rule cka:
         distance=f"{RESULTS}/{{cell}}/distance.json",
     params:
         settings=section("cka"),
-        data_dir=CONFIG["data_dir"],
-        device=CONFIG["device"],
+        **TORCH_JOB,
     resources:
-        gpu=1 if USE_GPU else 0,
-        runtime=runtime("cka"),
-        mem_mb=memory("cka"),
+        **torch_resources("cka"),
     threads: THREADS
     log:
-        f"{RESULTS}/logs/cka/{{cell}}.log",
+        cell_log("cka"),
     benchmark:
-        f"{RESULTS}/benchmarks/cka/{{cell}}.tsv"
+        cell_benchmark("cka")
     conda:
         "../envs/lltax.yaml"
     shell:
         "lltax cka --checkpoints {input.checkpoints:q} --settings {params.settings:q}"
         " --data-dir {params.data_dir:q} --device {params.device} --out {output.cka:q}"
-        " --distance-out {output.distance:q} --threads {threads} > {log:q} 2>&1"
+        " --distance-out {output.distance:q} --threads {params.threads} > {log:q} 2>&1"

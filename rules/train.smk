@@ -12,22 +12,19 @@ rule train:
         dataset=section("dataset"),
         model=CONFIG["model"]["name"],
         settings=section("train"),
-        data_dir=CONFIG["data_dir"],
-        device=CONFIG["device"],
         seeds=" ".join(str(seed) for seed in SEEDS),
         out_dirs=lambda wildcards, output: [str(Path(path).parent) for path in output.models],
+        **TORCH_JOB,
     resources:
-        gpu=1 if USE_GPU else 0,
-        runtime=runtime("train"),
-        mem_mb=memory("train"),
+        **torch_resources("train"),
     threads: THREADS
     log:
-        f"{RESULTS}/logs/train/{{cell}}.log",
+        cell_log("train"),
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{cell}}.tsv"
+        cell_benchmark("train")
     conda:
         "../envs/lltax.yaml"
     shell:
         "lltax train --cell {wildcards.cell:q} --seed {params.seeds} --dataset {params.dataset:q}"
-        " --model {params.model} --settings {params.settings:q} --data-dir {params.data_dir:q}"
-        " --device {params.device} --out-dir {params.out_dirs:q} --threads {threads} > {log:q} 2>&1"
+        " --model {params.model:q} --settings {params.settings:q} --data-dir {params.data_dir:q}"
+        " --device {params.device} --out-dir {params.out_dirs:q} --threads {params.threads} > {log:q} 2>&1"

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lltax.checkpoint import save_checkpoint
-from lltax.evaluation import evaluate_model
+from lltax.metrics.evaluate import evaluate_model
 from lltax.io import read_json
 from lltax.metrics import curves
 from lltax.metrics.bezier import (

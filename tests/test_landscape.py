@@ -17,7 +17,7 @@ import xarray as xr
 from torch import nn
 
 from lltax import checkpoint, landscape
-from lltax.evaluation import evaluate_model
+from lltax.metrics.evaluate import evaluate_model
 
 NUM_CLASSES = 3
 

@@ -34,8 +34,8 @@ TINY = {
 }
 
 
-def snakemake(workdir, *args, check=True):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+def snakemake(workdir, *args, check=True, env=None):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **(env or {})}
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", "2", "--directory", str(workdir), "-s", str(workdir / "Snakefile"), *args],
         capture_output=True, text=True, env=env, cwd=workdir,
@@ -73,7 +73,9 @@ def copy_workflow(workdir):
 def finished_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("workflow")
     copy_workflow(workdir)
-    snakemake(workdir)
+    # Every job's log lists the modules it imported (Python's -X importtime): the ground truth
+    # the derived source inputs are checked against.
+    snakemake(workdir, env={"PYTHONPROFILEIMPORTTIME": "1"})
     return workdir
 
 
@@ -243,6 +245,109 @@ def test_editing_metric_source_reruns_that_metric(finished_run):
     finally:
         source.write_text(original)
     assert planned_jobs(finished_run) == {}  # the edit undone: nothing to do again
+
+
+# Which rules a rule's outputs feed (the DAG of rules/), for the expected reruns of an edit.
+DEPENDANTS = {
+    "train": {"hessian", "cka", "curve_fit", "curve_eval", "landscape", "aggregate", "merge", "classify", "plots"},
+    "hessian": {"aggregate", "merge", "classify", "plots"},
+    "cka": {"aggregate", "merge", "classify", "plots"},
+    "curve_fit": {"curve_eval", "aggregate", "merge", "classify", "plots"},
+    "curve_eval": {"aggregate", "merge", "classify", "plots"},
+    "landscape": set(),
+    "aggregate": {"merge", "classify", "plots"},
+    "merge": {"classify", "plots"},
+    "classify": {"plots"},
+    "plots": set(),
+}
+RULE_COMMANDS = {
+    "train": "train", "hessian": "hessian", "cka": "cka", "curve_fit": "curve-fit", "curve_eval": "curve-eval",
+    "landscape": "landscape", "aggregate": "aggregate-metric", "merge": "merge", "classify": "classify", "plots": "plot",
+}
+
+
+def imported_at_run_time(workdir) -> dict[str, set[str]]:
+    """{rule: lltax source files (relative to the package) its jobs imported}, from the -X importtime logs."""
+    from lltax.sources import module_file
+
+    package = workdir / "src" / "lltax"
+    logs = workdir / "results" / "tiny" / "logs"
+    found: dict[str, set[str]] = {}
+    for log in logs.rglob("*.log"):
+        relative = log.relative_to(logs)
+        rule = relative.parts[0] if len(relative.parts) > 1 else relative.stem
+        for name in re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s+(lltax[\w.]*)\s*$", log.read_text(), re.M):
+            path = module_file(name.strip(), package)
+            found.setdefault(rule, set()).add(path.relative_to(package).as_posix())
+    return found
+
+
+def test_derived_sources_cover_every_module_a_job_imports(finished_run):
+    """Each rule's declared code inputs include every lltax module its jobs really imported."""
+    from lltax.sources import relative_sources
+
+    package = finished_run / "src" / "lltax"
+    imported = imported_at_run_time(finished_run)
+    assert set(imported) == set(RULE_COMMANDS), sorted(imported)
+    for rule, command in RULE_COMMANDS.items():
+        declared = set(relative_sources(command, package))
+        assert imported[rule] <= declared, (rule, sorted(imported[rule] - declared))
+        assert "cli.py" in imported[rule] and "__init__.py" in imported[rule]
+
+
+def test_editing_any_source_module_reruns_exactly_the_rules_that_import_it(finished_run):
+    """Edit every module of the package in turn: `snakemake -n` plans the rules whose jobs import
+    it and their dependants, nothing else (a module no job imports reruns nothing)."""
+    from lltax.sources import relative_sources
+
+    package = finished_run / "src" / "lltax"
+    declared = {rule: set(relative_sources(command, package)) for rule, command in RULE_COMMANDS.items()}
+    planned_by_module = {}
+    for source in sorted(package.rglob("*.py")):
+        module = source.relative_to(package).as_posix()
+        importers = {rule for rule, files in declared.items() if module in files}
+        expected = set().union(*[{rule} | DEPENDANTS[rule] for rule in importers]) | ({"all"} if importers else set())
+        original = source.read_text()
+        source.write_text(original + "\n# an edit\n")
+        try:
+            planned = set(planned_jobs(finished_run))
+        finally:
+            source.write_text(original)
+        assert planned == expected, (module, sorted(planned), sorted(expected))
+        planned_by_module[module] = planned
+    # The cases that once went wrong: the landscape's BatchNorm recompute lives in bezier.py;
+    # CKA's input perturbation must not retrain; every job reads config, io and cli.
+    assert "landscape" in planned_by_module["metrics/bezier.py"]
+    assert "cka" in planned_by_module["metrics/mixup.py"] and "train" not in planned_by_module["metrics/mixup.py"]
+    for module in ("config.py", "io.py", "cli.py", "contract.py"):
+        assert "train" in planned_by_module[module], module
+    assert planned_by_module["cost.py"] == set()  # resource estimates change no result
+    assert planned_jobs(finished_run) == {}
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        # Results depend on the thread count: every torch job reruns (and the dataset says 2).
+        ({"threads": 2}, {"train": 4, "hessian": 4, "cka": 4, "curve_fit": 4, "curve_eval": 4, "landscape": 4,
+                          "aggregate": 5, "merge": 1, "classify": 1, "plots": 1, "all": 1}),
+        ({"device": "auto"}, {}),  # no GPU here: auto is the CPU, the same jobs
+        ({"data_dir": "./data/"}, {}),  # the same folder spelled differently
+        ({"cluster": {"tflops": 5.0, "safety": 4}}, {}),  # resource estimates only
+        ({"evaluate": {"batch_size": 100}}, {}),  # the by-hand `lltax evaluate` section
+    ],
+    ids=["threads", "device-spelling", "data-dir-spelling", "cluster", "evaluate"],
+)
+def test_params_are_what_results_depend_on(finished_run, change, expected):
+    from lltax.gpu import count_gpus
+
+    if "device" in change and count_gpus() > 0:
+        pytest.skip("this machine has a GPU: device auto is CUDA here, another device than TINY's cpu")
+    write_config(finished_run, {**TINY, **change})
+    try:
+        assert planned_jobs(finished_run) == expected
+    finally:
+        write_config(finished_run, TINY)
 
 
 def test_bad_config_fails_before_any_job(finished_run, tmp_path):

@@ -1,7 +1,8 @@
 """Checkpoints: a state dict plus plain-data metadata, saved atomically, loaded weights-only.
 
 The metadata says everything needed to rebuild the model and its cell's data (model name,
-width, dataset, grid coordinates, seed), so metric jobs need nothing but the checkpoint path.
+width, dataset, grid coordinates, seed), so metric jobs need nothing but the checkpoint path;
+``lltax.jobs.inputs`` rebuilds them. This module only knows the files.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from lltax.config import canonical_value
 from lltax.io import atomic_path
 
 
@@ -90,58 +90,43 @@ def load_checkpoint_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dic
     return state, meta
 
 
-def build_from_meta(meta: dict[str, Any]) -> nn.Module:
-    from lltax.models import build_model
-
-    return build_model(meta["model"], meta["width"], meta["num_classes"], tuple(meta["input_shape"]))
-
-
-def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model of a checkpoint, load its weights, put it in eval mode on ``device``."""
-    state, meta = load_checkpoint_file(path)
-    model = build_from_meta(meta)
-    model.load_state_dict(state)
-    return model.to(device).eval(), meta
-
-
-def load_cell_data(meta: dict[str, Any], device: torch.device | str = "cpu", data_dir: str | None = None):
-    """The training/test data of a checkpoint's cell (its label noise and train fraction)."""
-    from lltax.data import load_dataset
-
-    dataset = meta["dataset"]
-    return load_dataset(
-        dataset["name"],
-        root=data_dir or dataset["root"],
-        label_noise=meta["cell"]["label_noise"],
-        train_fraction=meta["cell"]["train_fraction"],
-        download=False,
-        device=device,
-        label_noise_mode=dataset.get("label_noise_mode", "exact"),
-    )
+def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's metadata without reading its weights (memory-mapped, weights-only): what
+    the results layer checks every record against (checksum, config hash, cell, seed)."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # as in load_checkpoint_file: never retry without weights_only
+        raise ValueError(f"{path} is not a readable lltax checkpoint ({type(e).__name__}); delete it and rerun its train job") from None
+    meta = payload.get("meta") if isinstance(payload, dict) else None
+    if not isinstance(meta, dict) or not isinstance(meta.get("state_sha256"), str):
+        raise ValueError(f"{path} is not an lltax checkpoint with a weights checksum; delete it and rerun its train job")
+    return meta
 
 
-def is_diverged(model: nn.Module, meta: dict[str, Any]) -> bool:
-    """True when training recorded divergence or any parameter or buffer is NaN/inf."""
-    if meta.get("diverged", False):
-        return True
-    return any(t.is_floating_point() and not torch.isfinite(t).all() for t in model.state_dict().values())
+# Curve files (pair=A-B/curve.pt): the three bends, BatchNorm buffers and metadata of a fitted curve.
 
 
-def check_same_cell(metas: Sequence[dict[str, Any]], paths: Sequence[str]) -> None:
-    """Raise ValueError unless all checkpoints come from one grid cell with distinct seeds."""
+def save_curve(path: str | Path, bends: list, buffers: dict, meta: dict) -> None:
+    cpu = [{k: v.detach().cpu().clone() for k, v in bend.items()} for bend in bends]
+    payload = {"bends": cpu, "buffers": {k: v.detach().cpu().clone() for k, v in buffers.items()}, "meta": meta}
+    # torch.save names the archive's records after the file it writes to; saving to memory
+    # first keeps the random temporary name out, so a same-seed rerun is byte-identical.
+    memory = io.BytesIO()
+    torch.save(payload, memory)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(memory.getvalue())
 
-    def identity(meta: dict[str, Any]) -> dict[str, Any]:
-        cell = {k: canonical_value(v) for k, v in meta["cell"].items()}
-        return {"cell": cell, "model": meta["model"], "dataset": meta["dataset"]["name"]}
 
-    first = identity(metas[0])
-    for meta, path in zip(metas[1:], paths[1:]):
-        other = identity(meta)
-        if other != first:
-            raise ValueError(
-                f"checkpoints are not of the same grid cell: {paths[0]} is {first} but {path} is {other}; "
-                "pass the seed checkpoints of one cell (<cell>/seed=*/model.pt)"
-            )
-    seeds = [meta["seed"] for meta in metas]
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"checkpoints {list(paths)} repeat a seed ({seeds}); pass each seed's checkpoint once")
+def load_curve(path: str | Path) -> dict:
+    """A curve file written by ``lltax curve-fit``, loaded weights-only."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"curve file {path} does not exist; run `lltax curve-fit` (or the curve_fit rule) first") from e
+    except Exception as e:  # a foreign file: never retry without weights_only
+        raise ValueError(f"{path} is not a readable lltax curve file ({type(e).__name__}); rerun the curve_fit job that writes it") from None
+    if not isinstance(payload, dict) or not {"bends", "buffers", "meta"} <= set(payload):
+        raise ValueError(f"{path} is not an lltax curve file (expected keys 'bends', 'buffers', 'meta')")
+    return payload

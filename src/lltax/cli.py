@@ -1,8 +1,11 @@
 """The ``lltax`` command. Every Snakemake rule is one call of a subcommand here.
 
-Each module in COMMANDS defines ``add_cli(subparsers)``, which registers its
-subcommand(s) with ``parser.set_defaults(func=...)``; the work itself stays in the module's
-importable functions.
+Each subcommand is a module of ``lltax.jobs`` that declares ``HELP``, the ``ARGUMENTS`` it
+takes (names from this module's one vocabulary, with the help text that is its own) and
+``run(args)``. The same thing has the same flag in every command: ``--checkpoints`` for model
+checkpoints, ``--out`` for what a command writes, ``--settings`` for its config section, ...
+Only the module of the command being run is imported: a job pays for torch, not also for
+xarray, matplotlib and pyhessian.
 """
 
 from __future__ import annotations
@@ -13,25 +16,85 @@ import logging
 import sys
 from pathlib import Path
 
-# Subcommand -> the module that defines it. Only the module of the command being run is
-# imported: a job then pays for torch, not also for xarray, matplotlib and pyhessian.
+# Subcommand -> the job module that runs it.
 COMMANDS = {
-    "train": "lltax.train",
-    "evaluate": "lltax.metrics.evaluate",
-    "hessian": "lltax.metrics.hessian",
-    "cka": "lltax.metrics.cka",
-    "distance": "lltax.metrics.distance",
-    "curve-fit": "lltax.metrics.curves",
-    "curve-eval": "lltax.metrics.curves",
-    "landscape": "lltax.landscape",
-    "aggregate-metric": "lltax.dataset",
-    "merge": "lltax.dataset",
-    "aggregate": "lltax.dataset",
-    "classify": "lltax.phases",
-    "plot": "lltax.plots",
-    "reference": "lltax.reference",
+    "train": "lltax.jobs.train",
+    "evaluate": "lltax.jobs.evaluate",
+    "hessian": "lltax.jobs.hessian",
+    "cka": "lltax.jobs.cka",
+    "distance": "lltax.jobs.distance",
+    "curve-fit": "lltax.jobs.curve_fit",
+    "curve-eval": "lltax.jobs.curve_eval",
+    "landscape": "lltax.jobs.landscape",
+    "aggregate-metric": "lltax.jobs.aggregate_metric",
+    "merge": "lltax.jobs.merge",
+    "aggregate": "lltax.jobs.aggregate",
+    "classify": "lltax.jobs.classify",
+    "plot": "lltax.jobs.plot",
+    "reference": "lltax.jobs.reference",
 }
-COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
+COMMAND_MODULES = tuple(COMMANDS.values())
+
+INPUT, OUTPUT = "input", "output"
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seed must be an integer >= 0, got {value}")
+    return value
+
+
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"threads must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"threads must be an integer >= 1, got {value}")
+    return value
+
+
+# The vocabulary: name -> (flag, argparse keywords, role). A role of INPUT or OUTPUT marks the
+# paths a command reads or writes, so an output that is also an input is refused by name.
+VOCABULARY: dict[str, tuple[str, dict, str | None]] = {
+    "cell": ("--cell", {"required": True, "help": "grid cell path, e.g. width=16/batch_size=128/label_noise=0.0/train_fraction=1.0/learning_rate=0.1/weight_decay=0.0005"}, None),
+    "seeds": ("--seeds", {"nargs": "+", "type": _seed, "required": True, "help": "training seeds, integers >= 0, trained in turn"}, None),
+    "model": ("--model", {"required": True, "help": "model.name: a registered model (lltax.models.MODELS) or package.module:function"}, None),
+    "dataset_settings": ("--dataset-settings", {"required": True, "help": "the config section 'dataset' as one JSON object"}, None),
+    "settings": ("--settings", {"default": "{}", "help": "the command's config section as one JSON object; keys left out take the schema defaults, unknown keys are an error"}, None),
+    "checkpoints": ("--checkpoints", {"nargs": "+", "required": True, "metavar": "MODEL_PT", "help": "model checkpoints (<cell>/seed=S/model.pt)"}, INPUT),
+    "curves": ("--curves", {"nargs": "+", "required": True, "metavar": "CURVE_PT", "help": "curve files written by curve-fit (<cell>/pair=A-B/curve.pt)"}, INPUT),
+    "dataset": ("--dataset", {"required": True, "help": "dataset.nc (lltax merge / lltax aggregate)"}, INPUT),
+    "phases": ("--phases", {"required": True, "help": "phases.nc (lltax classify)"}, INPUT),
+    "results_dir": ("--results-dir", {"required": True, "help": "results/<experiment> of a run"}, INPUT),
+    "tables": ("--tables", {"nargs": "+", "required": True, "help": "per-metric tables written by aggregate-metric"}, INPUT),
+    "config": ("--config", {"default": None, "help": "config.yaml of the run"}, INPUT),
+    "config_json": ("--config-json", {"required": True, "help": "the resolved config (or its grid, seeds and curves) as canonical JSON"}, None),
+    "metric": ("--metric", {"required": True, "help": "which metric's records to read"}, None),
+    "reference_dir": ("--reference-dir", {"default": None, "help": "folder with per_model.csv, per_pair.csv, curve.csv (default: ../shared/reference/yang2021 beside the repository)"}, INPUT),
+    "data_dir": ("--data-dir", {"default": None, "help": "dataset folder (default: the one recorded in the checkpoint)"}, None),
+    "device": ("--device", {"default": "auto", "choices": ["auto", "cpu", "cuda"], "help": "auto = cuda when available"}, None),
+    "out": ("--out", {"nargs": "+", "required": True, "help": "output file(s)"}, OUTPUT),
+    "out_dir": ("--out-dir", {"nargs": "+", "required": True, "help": "output folder(s)"}, OUTPUT),
+    "distance_out": ("--distance-out", {"default": None, "help": "also write the seeds' pairwise l2 distances here (distance.json)"}, OUTPUT),
+    "figure": ("--figure", {"default": None, "help": "also draw the figure to this file"}, OUTPUT),
+}
+
+
+def _add_command(subparsers, name: str, module) -> None:
+    parser = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
+    roles: dict[str, str] = {}
+    for argument, overrides in module.ARGUMENTS.items():
+        flag, keywords, role = VOCABULARY[argument]
+        parser.add_argument(flag, dest=argument, **{**keywords, **overrides})
+        if role:
+            roles[argument] = role
+    parser.add_argument("--threads", type=_threads, default=1, help="torch intra- and inter-op threads (default 1); results are reproducible for a fixed value")
+    parser.set_defaults(func=module.run, roles=roles)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -40,15 +103,29 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error instead of one line")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    modules = [COMMANDS[command]] if command in COMMANDS else COMMAND_MODULES
-    for name in modules:
-        importlib.import_module(name).add_cli(subparsers)
-    for subparser in subparsers.choices.values():
-        subparser.add_argument(
-            "--threads", type=int, default=1,
-            help="torch intra- and inter-op threads (default 1); results are reproducible for a fixed value",
-        )
+    for name in [command] if command in COMMANDS else list(COMMANDS):
+        _add_command(subparsers, name, importlib.import_module(COMMANDS[name]))
     return parser
+
+
+def _paths(value) -> list[str]:
+    return [str(item) for item in (value if isinstance(value, list) else [value]) if isinstance(item, (str, Path)) and str(item)]
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse outputs that are inputs of the same command, or named twice: one would overwrite the other."""
+    inputs = {Path(p).resolve(): p for name, role in args.roles.items() if role == INPUT for p in _paths(getattr(args, name))}
+    seen: dict[Path, str] = {}
+    for name, role in args.roles.items():
+        if role != OUTPUT:
+            continue
+        for path in _paths(getattr(args, name)):
+            resolved = Path(path).resolve()
+            if resolved in inputs:
+                raise ValueError(f"the output {path} is also an input of `lltax {args.command}`; write it to another path")
+            if resolved in seen:
+                raise ValueError(f"the output {path} is named twice in `lltax {args.command}`; give each output its own path")
+            seen[resolved] = path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,51 +138,20 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(command).parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        _check_output_is_not_an_input(args)
+        check_outputs(args)
         if "torch" in sys.modules:  # a job that computes with torch: threads from the arguments, not the environment
             from lltax.device import configure_torch
 
             logging.getLogger("lltax").info("torch runtime: %s", configure_torch(args.threads))
         return int(args.func(args) or 0)
-    except (ValueError, OSError, KeyError) as error:
-        # Bad input is the user's to fix: one line naming it (the traceback with --debug).
+    except (ValueError, OSError) as error:
+        # Bad input is the user's to fix: one line naming it (the traceback with --debug). Any
+        # other exception is a bug in lltax and keeps its traceback.
         if args.debug:
             raise
-        message = str(error.args[0] if isinstance(error, KeyError) and error.args else error)
-        lines = message.splitlines() or [type(error).__name__]
+        lines = str(error).splitlines() or [type(error).__name__]
         print(f"lltax {args.command}: error: {lines[0]}" + (" (more with --debug)" if len(lines) > 1 else ""), file=sys.stderr)
         return 1
-
-
-# The arguments that name what a command writes; everything else it is given is read.
-OUTPUT_ARGUMENTS = {"classify": ("phases",), "cka": ("out", "distance_out")}
-
-
-def _is_existing_path(text: str) -> bool:
-    try:
-        return Path(text).exists()
-    except (OSError, ValueError):  # JSON settings and other long or odd strings are not paths
-        return False
-
-
-def _check_output_is_not_an_input(args: argparse.Namespace) -> None:
-    """Refuse a command whose output path is one of its inputs (it would overwrite its own data)."""
-    names = OUTPUT_ARGUMENTS.get(args.command, ("out",))
-    outputs = []
-    for name in names:
-        value = getattr(args, name, None)
-        outputs += [item for item in (value if isinstance(value, list) else [value]) if isinstance(item, str)]
-    inputs = []
-    for name, value in vars(args).items():
-        if name in names or name == "func":
-            continue
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, str) and item and _is_existing_path(item):
-                inputs.append(item)
-    for output in outputs:
-        for item in inputs:
-            if Path(output).resolve() == Path(item).resolve():
-                raise ValueError(f"the output {output} is also an input of `lltax {args.command}`; write it to another path")
 
 
 if __name__ == "__main__":

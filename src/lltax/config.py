@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import json
 import math
+import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -213,15 +214,33 @@ def _check_plots_and_ranges(config: dict) -> None:
     group = config["plots"]["line_group"]
     if group != "auto" and group not in AXES:
         raise ConfigError(f"config key 'plots.line_group': {group!r} is not a grid axis; choose 'auto' or one of {list(AXES)}")
-    low, high = config["landscape"]["range_1d"]
-    if not low < high:
-        raise ConfigError(f"config key 'landscape.range_1d': {[low, high]} must be [low, high] with low < high")
-    hessian = config["hessian"]
+    for section in SECTION_CHECKS:
+        check_section(section, config[section], where="config key")
+
+
+def _check_hessian(hessian: dict, where: str) -> None:
     if hessian["top_k"] > hessian["max_iterations"]:
         raise ConfigError(
-            f"config key 'hessian.top_k': {hessian['top_k']} eigenvalues need at least as many iterations; "
+            f"{where} 'hessian.top_k': {hessian['top_k']} eigenvalues need at least as many iterations; "
             f"hessian.max_iterations is {hessian['max_iterations']}"
         )
+
+
+def _check_landscape(landscape: dict, where: str) -> None:
+    low, high = landscape["range_1d"]
+    if not low < high:
+        raise ConfigError(f"{where} 'landscape.range_1d': {[low, high]} must be [low, high] with low < high")
+
+
+# Checks of one section that the schema cannot express (relations between its keys): run on the
+# config before any job, and on a job's --settings, so a hand-run command is held to the same rules.
+SECTION_CHECKS = {"hessian": _check_hessian, "landscape": _check_landscape}
+
+
+def check_section(section: str, values: dict, where: str = "--settings key") -> None:
+    """lltax's own checks of a filled-in config section (ConfigError naming the key)."""
+    if section in SECTION_CHECKS:
+        SECTION_CHECKS[section](values, where)
 
 
 def _check_sizes(config: dict) -> None:
@@ -300,8 +319,14 @@ def parse_settings(text: str, section: str) -> dict[str, Any]:
         settings = json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(f"--settings is not valid JSON ({e}); pass the config section '{section}' as a JSON object, e.g. '{{}}' for its defaults") from e
+    except RecursionError:
+        raise ValueError(f"--settings for '{section}' is nested too deeply to be a config section") from None
     if not isinstance(settings, dict):
         raise ValueError(f"--settings must be a JSON object (the config section '{section}'), got {type(settings).__name__}")
+    try:
+        _check_finite(settings, section)
+    except ConfigError as e:  # JSON's NaN/Infinity literals parse, and compare as in range
+        raise ConfigError(f"--settings {str(e).removeprefix('config ')}") from None
     schema = load_schema()["properties"][section]
     for key, sub in schema.get("properties", {}).items():
         if "default" in sub:
@@ -312,7 +337,23 @@ def parse_settings(text: str, section: str) -> dict[str, Any]:
             raise ValueError(f"--settings for '{section}': unknown key(s) {unknown}; allowed keys are {sorted(schema['properties'])}")
         key = ".".join(str(p) for p in error.absolute_path)
         raise ValueError(f"--settings key '{section}.{key}': {error.message}")
+    settings = _integers_as_ints(settings, schema)
+    check_section(section, settings)
     return settings
+
+
+def parse_cell(text: str) -> dict:
+    """A grid cell from its path (``width=8/batch_size=64/...``), every value checked against the
+    schema's range for its axis (``learning_rate=-1`` is refused, as in a config)."""
+    cell = {k: v for k, v in parse_cell_path(text).items() if k in AXES}
+    items = load_schema()["properties"]["grid"]["properties"]
+    for axis in AXES:
+        item = items[axis]["items"]
+        errors = list(jsonschema.Draft202012Validator(item).iter_errors(cell[axis]))
+        if errors or (isinstance(cell[axis], float) and not math.isfinite(cell[axis])):
+            reason = errors[0].message if errors else "not a finite number"
+            raise ConfigError(f"--cell {axis}={cell[axis]!r}: {reason} (config key 'grid.{axis}')")
+    return cell
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,13 +381,17 @@ def parse_cell_path(path: str) -> dict:
         if "=" not in part:
             continue
         key, _, text = part.partition("=")
-        if key in INTEGER_AXES or key == "seed":
-            coords[key] = int(text)
-        elif key in AXES:
-            coords[key] = canonical_value(float(text))
-        elif key == "pair":
-            a, _, b = text.partition("-")
-            coords["pair"] = (int(a), int(b))
+        try:
+            if key in INTEGER_AXES or key == "seed":
+                coords[key] = int(text)
+            elif key in AXES:
+                coords[key] = canonical_value(float(text))
+            elif key == "pair":
+                a, _, b = text.partition("-")
+                coords["pair"] = (int(a), int(b))
+        except ValueError:
+            kind = "an integer" if key in INTEGER_AXES or key == "seed" else "a pair A-B of seeds" if key == "pair" else "a number"
+            raise ValueError(f"path {path!r}: {key}={text!r} is not {kind}") from None
     missing = [axis for axis in AXES if axis not in coords]
     if missing:
         raise ValueError(f"path {path!r} does not name grid axes {missing}")
@@ -367,6 +412,14 @@ def seed_pairs(seeds: list[int], mode: str) -> list[tuple[int, int]]:
     if mode == "all":
         return list(itertools.combinations(seeds, 2))
     raise ConfigError(f"config key 'curves.pairs': {mode!r} is not allowed; choose one of ['first', 'consecutive', 'all']")
+
+
+def canonical_path(path: str) -> str:
+    """One spelling per folder: normalized, relative to the working directory when inside it
+    (``data``, ``./data/`` and its absolute path are all ``data``), absolute otherwise."""
+    absolute = os.path.abspath(path)
+    relative = os.path.relpath(absolute)
+    return absolute if relative == ".." or relative.startswith(".." + os.sep) else relative
 
 
 def canonical_json(obj: Any) -> str:

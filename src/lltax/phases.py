@@ -43,7 +43,6 @@ option (``"grid"``) for exploration; they make a label depend on the other cells
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -57,7 +56,6 @@ from scipy import stats
 
 from lltax.config import canonical_json
 from lltax.contract import AXES, PHASES
-from lltax.dataset import read_dataset, write_dataset
 
 log = logging.getLogger(__name__)
 
@@ -472,31 +470,3 @@ def phase_table(phases: xr.Dataset, row: str = "width", column: str = "batch_siz
     rows = [[str(v)] + line for v, line in zip(table[row].values.tolist(), cells)]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     return "\n".join(" ".join(text.rjust(w) for text, w in zip(r, widths)) for r in [header, *rows])
-
-
-# ---------------------------------------------------------------------------------------------
-# CLI
-
-
-def _run_classify(args: argparse.Namespace) -> int:
-    from lltax.config import parse_settings
-
-    phases = classify(read_dataset(args.dataset), **parse_settings(args.settings, "classify"))
-    for name, text in json.loads(phases.attrs["criteria"]).items():
-        print(f"{name}: {text}")
-    counts = {p: int((phases["phase"].values == p).sum()) for p in PHASES}
-    print("cells per phase: " + ", ".join(f"{p}: {n}" for p, n in counts.items() if n))
-    thin = sum("thin evidence" in reason for reason in phases["phase_reason"].values.ravel().tolist())
-    if thin:
-        print(f"{thin} cells have thin evidence (too few samples for a measured spread): no confidence")
-    write_dataset(phases, args.phases)
-    log.info("wrote %s", args.phases)
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("classify", help="classify every grid cell into a loss-landscape phase")
-    p.add_argument("dataset", help="dataset.nc from `lltax merge` / `lltax aggregate`")
-    p.add_argument("phases", help="output phases.nc")
-    p.add_argument("--settings", default="{}", help="the config section 'classify' as JSON")
-    p.set_defaults(func=_run_classify)

@@ -16,7 +16,9 @@ import xarray as xr
 
 from lltax.config import validate_config
 from lltax.contract import AXES
-from lltax.dataset import METRICS, aggregate_metric, merge_metrics
+from lltax.contract import METRICS
+from lltax.results.netcdf import merge_metrics
+from lltax.results.tables import aggregate_metric
 from lltax.metrics.curves import mode_connectivity
 
 # The paper's setting, as far as the reference code and the data README say (Figure 3:
@@ -118,20 +120,3 @@ def load_reference(directory: str | Path | None = None) -> xr.Dataset:
     dataset = merge_metrics(list(tables.values()), config)
     dataset.attrs["source"] = f"published results of Yang et al. 2021 (nsfzyzz/loss_landscape_taxonomy), {directory.name}"
     return dataset
-
-
-def _run_cli(args) -> int:
-    from lltax.dataset import write_dataset
-
-    directory = Path(args.directory) if args.directory else reference_dir()
-    if not (directory / "per_model.csv").exists():
-        raise FileNotFoundError(f"no per_model.csv in {directory}; pass --directory <folder with the paper's CSVs>")
-    write_dataset(load_reference(directory), args.out)
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("reference", help="the paper's published ResNet18/CIFAR-10 results as a dataset.nc (for classify/plot)")
-    p.add_argument("--directory", default=None, help="folder with per_model.csv, per_pair.csv, curve.csv (default: ../shared/reference/yang2021 beside the repository)")
-    p.add_argument("--out", required=True, help="output netCDF in the dataset contract")
-    p.set_defaults(func=_run_cli)

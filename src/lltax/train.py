@@ -7,9 +7,7 @@ the grid goes on (DESIGN.md, "Rules of the house").
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
 import logging
 import math
 import time
@@ -25,7 +23,6 @@ from lltax.sgd import SGD
 log = logging.getLogger(__name__)
 
 
-SNAPSHOT_FILE = "train_snapshot.pt"
 
 
 @dataclass
@@ -194,163 +191,3 @@ def load_snapshot(path: str | Path, key: str) -> dict | None:
         log.warning("ignoring training snapshot %s: written by an older lltax", path)
         return None
     return state
-
-
-# ---------------------------------------------------------------------------------------------
-# The train job: one cell and seed -> model.pt + train.json
-
-
-def run_train_job(
-    *,
-    cell: dict,
-    seed: int,
-    dataset: dict,
-    model_name: str,
-    train_settings: dict,
-    data_dir: str,
-    device: str,
-    out_dir: str | Path,
-    keep_snapshot: bool = False,
-) -> dict:
-    """Train one model and write ``model.pt`` and ``train.json`` (both atomically) to ``out_dir``.
-
-    ``keep_snapshot`` leaves the last epoch's snapshot in place (the caller removes it): a job
-    that trains several seeds in turn keeps every finished seed's snapshot until all are done,
-    so a rerun after a kill (which deletes all of the job's outputs) restores finished seeds
-    from it instead of training them again, with the same bytes.
-    """
-    from lltax.checkpoint import save_checkpoint, versions
-    from lltax.config import canonical_json, config_hash
-    from lltax.data import augment_batch, load_dataset
-    from lltax.device import resolve_device, runtime_info
-    from lltax.evaluation import evaluate_model
-    from lltax.io import write_json
-    from lltax.models import build_model
-
-    torch_device = resolve_device(device)
-    data = load_dataset(dataset["name"], root=data_dir, label_noise=cell["label_noise"], train_fraction=cell["train_fraction"], download=dataset.get("download", False), device=torch_device,
-                        label_noise_mode=dataset.get("label_noise_mode", "exact"))
-    torch.manual_seed(seed)  # model initialisation
-    model = build_model(model_name, cell["width"], data.num_classes, data.input_shape).to(torch_device)
-    log.info("training %s width=%d (%d parameters) on %s, %d samples, cell %s, seed %d, device %s",
-             model_name, cell["width"], sum(p.numel() for p in model.parameters()), dataset["name"], len(data.x_train), canonical_json(cell), seed, torch_device)
-
-    provenance = {"cell": cell, "seed": seed, "dataset": dataset, "model": model_name, "train": train_settings}
-    out_dir = Path(out_dir)
-    snapshot = out_dir / SNAPSHOT_FILE  # not an output: a killed job leaves it for the rerun to resume from
-    start = time.perf_counter()
-    result = train_model(
-        model, data.x_train, data.y_train,
-        batch_size=cell["batch_size"], learning_rate=cell["learning_rate"], weight_decay=cell["weight_decay"],
-        epochs=train_settings["epochs"], momentum=train_settings["momentum"], lr_schedule=train_settings["lr_schedule"],
-        lr_decay_at=train_settings["lr_decay_at"], lr_decay_factor=train_settings["lr_decay_factor"],
-        checkpoint=train_settings["checkpoint"], patience=train_settings["patience"], min_delta=train_settings["min_delta"], augment=augment_batch if dataset.get("augment") else None, seed=seed,
-        snapshot=snapshot, snapshot_key=config_hash({**provenance, "device": str(torch_device)}),
-    )
-    wall_time = time.perf_counter() - start
-
-    # The cell's loss and accuracy (the dataset's train_/test_ variables): the checkpointed
-    # model in eval mode, on the cell's training labels and the test set.
-    nan = float("nan")
-    final = {"train_loss": nan, "train_acc": nan, "test_loss": nan, "test_acc": nan}
-    if not result.diverged:
-        batch = train_settings["eval_batch_size"]
-        train_loss, train_acc = evaluate_model(model, data.x_train, data.y_train, batch)
-        test_loss, test_acc = evaluate_model(model, data.x_test, data.y_test, batch)
-        if math.isfinite(train_loss):
-            final = {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc}
-            log.info("final (eval mode): train loss %.4f acc %.2f%%, test loss %.4f acc %.2f%%", train_loss, train_acc, test_loss, test_acc)
-        else:  # finite in train mode, overflowing in eval mode: a diverged model too (DESIGN)
-            log.warning("training loss is %s in eval mode: recording the run as diverged", train_loss)
-            result.diverged = True
-
-    meta = {
-        "model": model_name,
-        "width": cell["width"],
-        "num_classes": data.num_classes,
-        "input_shape": list(data.input_shape),
-        "dataset": {**dataset, "root": str(data_dir)},
-        "cell": cell,
-        "seed": seed,
-        "train": train_settings,
-        "diverged": result.diverged,
-        "checkpoint_epoch": result.checkpoint_epoch,
-        "config_hash": config_hash(provenance),
-        "versions": versions(),
-        "runtime": runtime_info(),
-    }
-    save_checkpoint(out_dir / "model.pt", model, meta)
-    summary = {
-        "cell": cell,
-        "seed": seed,
-        "diverged": result.diverged,
-        "epochs_run": len(result.history),
-        "checkpoint_epoch": result.checkpoint_epoch,
-        "final": final,
-        "history": result.history,
-        "wall_time_s": wall_time,
-        "config_hash": meta["config_hash"],
-        "runtime": meta["runtime"],
-    }
-    write_json(out_dir / "train.json", summary)
-    if not keep_snapshot:
-        snapshot.unlink(missing_ok=True)  # the checkpoint is final
-    return summary
-
-
-def run_train_jobs(*, seeds: list[int], out_dirs: list[str | Path], **job) -> list[dict]:
-    """Train the seeds of one cell in turn, one process (``run_train_job`` per seed, same files).
-
-    One process per cell instead of per seed: the seeds share the process start-up and
-    imports (~2 s), which is most of a small model's training job.
-    """
-    from lltax.io import one_output_each
-
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"each seed once: got seeds {seeds}")
-    runs = one_output_each(seeds, out_dirs, "seed")
-    summaries = [run_train_job(seed=seed, out_dir=out_dir, keep_snapshot=True, **job) for seed, out_dir in runs]
-    for out_dir in out_dirs:
-        (Path(out_dir) / SNAPSHOT_FILE).unlink(missing_ok=True)  # every checkpoint of the cell is final
-    return summaries
-
-
-def _run_cli(args: argparse.Namespace) -> int:
-    from lltax.config import parse_cell_path, parse_settings
-
-    coords = parse_cell_path(args.cell)
-    cell = {k: v for k, v in coords.items() if k not in ("seed", "pair")}
-    run_train_jobs(
-        cell=cell,
-        seeds=args.seed,
-        dataset=parse_settings(args.dataset, "dataset"),  # schema-checked: a typo is an error, not a default
-        model_name=args.model,
-        train_settings=parse_settings(args.settings, "train"),
-        data_dir=args.data_dir,
-        device=args.device,
-        out_dirs=args.out_dir,
-    )
-    return 0
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seed must be an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"seed must be an integer >= 0, got {value}")
-    return value
-
-
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("train", help="train one grid cell's seeds in turn; writes model.pt and train.json per seed")
-    p.add_argument("--cell", required=True, help="cell path, e.g. width=16/batch_size=128/label_noise=0.0/train_fraction=1.0/learning_rate=0.1/weight_decay=0.0005")
-    p.add_argument("--seed", type=_seed, nargs="+", required=True, help="training seed(s), integers >= 0")
-    p.add_argument("--dataset", required=True, help='dataset config section as JSON, e.g. {"name": "mnist1d", "download": false, "augment": false}')
-    p.add_argument("--model", required=True, help="model name (lltax.models.MODELS)")
-    p.add_argument("--settings", required=True, help="train config section as JSON")
-    p.add_argument("--data-dir", default="data")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--out-dir", nargs="+", required=True, help="folder for model.pt and train.json, one per seed")
-    p.set_defaults(func=_run_cli)

@@ -21,6 +21,9 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+
+from lltax.modes import mode
+
 __all__ = [
     "bezier_coefficients",
     "curve_point",
@@ -168,21 +171,19 @@ def recompute_batchnorm_statistics(model: nn.Module, inputs: torch.Tensor, batch
         return
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    was_training = model.training
     momenta = [layer.momentum for layer in layers]
-    model.train()
-    for layer in layers:
-        layer.reset_running_stats()
-    seen = 0
-    try:
-        for first in range(0, len(inputs), batch_size):
-            batch = inputs[first : first + batch_size]
-            for layer in layers:
-                layer.momentum = len(batch) / (seen + len(batch))
-            model(batch)
-            seen += len(batch)
-    finally:
-        for layer, momentum in zip(layers, momenta):
-            layer.momentum = momentum
-        model.train(was_training)
+    with mode(model, training=True):
+        for layer in layers:
+            layer.reset_running_stats()
+        seen = 0
+        try:
+            for first in range(0, len(inputs), batch_size):
+                batch = inputs[first : first + batch_size]
+                for layer in layers:
+                    layer.momentum = len(batch) / (seen + len(batch))
+                model(batch)
+                seen += len(batch)
+        finally:
+            for layer, momentum in zip(layers, momenta):
+                layer.momentum = momentum
 

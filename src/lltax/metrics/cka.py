@@ -11,7 +11,6 @@ which gives the same numbers (CKA is symmetric) in O(seeds) instead of O(seeds^2
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import logging
 import math
@@ -22,12 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lltax import checkpoint
-from lltax.metrics.mixup import mixup_batches
-from lltax.device import resolve_device
-from lltax.io import write_json
-from lltax.checkpoint import check_same_cell, is_diverged
-from lltax.config import parse_settings
+from lltax.modes import mode
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +98,8 @@ def model_outputs(model: nn.Module, inputs: torch.Tensor, output: str = "softmax
     """
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {list(OUTPUTS)}, got {output!r}")
-    was_training = model.training
-    model.eval()
-    chunks = [model(inputs[start : start + batch_size]).to(torch.float64) for start in range(0, len(inputs), batch_size)]
-    model.train(was_training)
+    with mode(model, training=False):
+        chunks = [model(inputs[start : start + batch_size]).to(torch.float64) for start in range(0, len(inputs), batch_size)]
     logits = torch.cat(chunks).cpu()
     return F.softmax(logits, dim=1) if output == "softmax" else logits
 
@@ -119,55 +111,3 @@ def models_cka(models: Mapping[int, nn.Module | None], inputs: torch.Tensor, out
     """
     outputs = {seed: None if model is None else model_outputs(model, inputs, output, batch_size) for seed, model in models.items()}
     return pairwise_cka(outputs)
-
-
-def cka_of_checkpoints(paths: list[str], settings: dict, device: torch.device | str = "cpu", data_dir: str | None = None, metas: list | None = None) -> list[tuple[int, int, float]]:
-    """Pairwise CKA of the seed checkpoints of one cell, with the ``cka`` config section.
-
-    Checkpoints are loaded and forwarded one at a time (one model in memory at once); the
-    mixup inputs come from the cell's training set, loaded once.
-    """
-    metas = [] if metas is None else metas  # filled with the checkpoints' metadata, for the caller's provenance
-    outputs, inputs = {}, None
-    for path in paths:
-        model, meta = checkpoint.load_model(path, device)
-        metas.append(meta)
-        check_same_cell(metas, paths[: len(metas)])
-        if is_diverged(model, meta):
-            log.warning("%s (seed %s) is diverged: its pairs get NaN", path, meta["seed"])
-            outputs[meta["seed"]] = None
-            continue
-        if inputs is None:
-            dataset = checkpoint.load_cell_data(meta, device, data_dir)
-            inputs = mixup_batches(dataset.x_train, settings["num_samples"], settings["batch_size"], settings["mixup_alpha"], settings["seed"])
-            log.info("%d mixup inputs (alpha=%s, seed=%s)", len(inputs), settings["mixup_alpha"], settings["seed"])
-        outputs[meta["seed"]] = model_outputs(model, inputs, settings["output"], settings["batch_size"])
-        del model
-    if len(outputs) < 2:
-        log.warning("CKA needs at least two seeds; got %d checkpoint(s), writing no pairs", len(outputs))
-    return pairwise_cka(outputs)
-
-
-def _run_cli(args: argparse.Namespace) -> int:
-    settings = parse_settings(args.settings, "cka")
-    metas: list = []
-    pairs = cka_of_checkpoints(args.checkpoints, settings, resolve_device(args.device), args.data_dir, metas=metas)
-    for a, b, value in pairs:
-        log.info("seeds %d-%d: CKA %.6g", a, b, value)
-    write_json(args.out, {"pairs": [{"seed_a": a, "seed_b": b, "cka": value} for a, b, value in pairs], **checkpoint.cell_provenance(metas)})
-    if args.distance_out:  # the same checkpoints' l2 distances, without a process of their own
-        from lltax.metrics.distance import write_distance
-
-        write_distance(args.checkpoints, args.distance_out, "cpu")
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("cka", help="pairwise linear CKA of a cell's seeds on mixup inputs")
-    p.add_argument("--checkpoints", nargs="+", required=True, help="the seed checkpoints of one cell")
-    p.add_argument("--settings", default="{}", help="the config section 'cka' as JSON (output, num_samples, mixup_alpha, batch_size, seed)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda when available")
-    p.add_argument("--data-dir", default=None, help="dataset folder (default: the one recorded in the checkpoints)")
-    p.add_argument("--out", required=True, help="output cka.json")
-    p.add_argument("--distance-out", default=None, help="also write the seeds' pairwise l2 distances here (distance.json, as `lltax distance`)")
-    p.set_defaults(func=_run_cli)

@@ -12,45 +12,36 @@ on the training 0-1 error e (Yang et al. 2021's definition of mode connectivity)
 barrier (poorly connected); mc ~ 0: well connected; mc > 0: the curve beats under-trained end
 models.
 
-Commands: ``lltax curve-fit`` (writes pair=A-B/curve.pt) and ``lltax curve-eval`` (writes
-curve_eval.json). Curve geometry and BatchNorm handling live in ``lltax.metrics.bezier``.
+The jobs are ``lltax.jobs.curve_fit`` (writes pair=A-B/curve.pt) and ``lltax.jobs.curve_eval``
+(writes curve_eval.json). Curve geometry and BatchNorm handling live in ``lltax.metrics.bezier``.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
-import io
 import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lltax.checkpoint import build_from_meta, load_cell_data, load_model, versions
-from lltax.device import resolve_device
-from lltax.sgd import SGD
-from lltax.evaluation import evaluate_model
-from lltax.io import atomic_path, one_output_each, write_json
+from lltax.metrics.evaluate import evaluate_model
 from lltax.metrics.bezier import (
     curve_forward,
     curve_point,
     flatten_bend,
-    initial_middle_bend,
     load_parameters,
-    parameters_of,
     recompute_batchnorm_statistics,
     unflatten_bend,
 )
-from lltax.checkpoint import check_same_cell, is_diverged
-from lltax.config import parse_settings
+from lltax.modes import mode
+from lltax.sgd import SGD
 
-__all__ = ["learning_rate_factor", "fit_curve", "evaluate_curve", "mode_connectivity", "load_curve", "add_cli"]
+__all__ = ["learning_rate_factor", "fit_curve", "evaluate_curve", "mode_connectivity", "curve_epochs"]
 
 logger = logging.getLogger(__name__)
 
@@ -120,10 +111,8 @@ def fit_curve(
     flat_bends = [flatten_bend(start), trainable, flatten_bend({k: end[k] for k in start})]
     optimizer = SGD([trainable], lr=learning_rate, momentum=momentum, weight_decay=weight_decay)
     scratch_buffers = {k: v.detach().clone() for k, v in model.named_buffers()}
-    was_training = model.training
-    model.train()
     history, diverged = [], False
-    try:
+    with mode(model, training=True):
         for epoch in range(1, epochs + 1):
             began = time.perf_counter()
             lr = learning_rate * learning_rate_factor(epoch, epochs)
@@ -159,8 +148,6 @@ def fit_curve(
                 logger.warning("curve fitting diverged at epoch %d (loss %s); stopping", epoch, record["train_loss"])
                 diverged = True
                 break
-    finally:
-        model.train(was_training)
     fitted = {k: v.clone() for k, v in unflatten_bend(trainable.detach(), start).items()}
     return [start, fitted, end], history, diverged
 
@@ -229,21 +216,6 @@ def evaluate_curve(
     return profile
 
 
-# ---------------------------------------------------------------------------------------------
-# Command line: lltax curve-fit / lltax curve-eval
-
-
-def _save_curve(path: str | Path, bends: list, buffers: dict, meta: dict) -> None:
-    cpu = [{k: v.detach().cpu().clone() for k, v in bend.items()} for bend in bends]
-    payload = {"bends": cpu, "buffers": {k: v.detach().cpu().clone() for k, v in buffers.items()}, "meta": meta}
-    # torch.save names the archive's records after the file it writes to; saving to memory
-    # first keeps the random temporary name out, so a same-seed rerun is byte-identical.
-    memory = io.BytesIO()
-    torch.save(payload, memory)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(memory.getvalue())
-
-
 def curve_epochs(epochs: int, scale_epochs: bool, train_fraction: float) -> int:
     """Curve-fitting epochs of a cell: ``epochs``, or with ``scale_epochs`` round(epochs / train_fraction).
 
@@ -251,120 +223,3 @@ def curve_epochs(epochs: int, scale_epochs: bool, train_fraction: float) -> int:
     the reference code does (its int(10 / fraction) * 5 for 50 epochs).
     """
     return max(1, round(epochs / train_fraction)) if scale_epochs else epochs
-
-
-def run_curve_fit(args: argparse.Namespace) -> int:
-    settings = parse_settings(args.settings, "curves")
-    device = resolve_device(args.device)
-    if len(args.checkpoints) % 2:
-        raise ValueError(f"--checkpoints takes pairs (A B A B ...), got {len(args.checkpoints)} path(s)")
-    pairs = list(zip(args.checkpoints[0::2], args.checkpoints[1::2]))
-    for (path_a, path_b), out in one_output_each(pairs, args.out, "checkpoint pair"):  # a cell's pairs in one process
-        fit_curve_file(path_a, path_b, settings, device, args.data_dir, out)
-    return 0
-
-
-def fit_curve_file(path_a: str, path_b: str, settings: dict, device: torch.device, data_dir: str | None, out: str) -> None:
-    """Fit the curve between two checkpoints with the ``curves`` settings; write it to ``out``."""
-    model, meta_a = load_model(path_a, device)
-    model_b, meta_b = load_model(path_b, device)
-    check_same_cell([meta_a, meta_b], [path_a, path_b])
-    fit_keys = ("init", "epochs", "batch_size", "learning_rate", "momentum", "weight_decay", "seed")
-    settings = {**settings, "epochs": curve_epochs(settings["epochs"], settings["scale_epochs"], meta_a["cell"]["train_fraction"])}
-    meta = {
-        "endpoint": meta_a,
-        "seed_a": meta_a["seed"],
-        "seed_b": meta_b["seed"],
-        "checkpoints_sha256": {str(meta_a["seed"]): meta_a.get("state_sha256"), str(meta_b["seed"]): meta_b.get("state_sha256")},
-        "settings": {key: settings[key] for key in fit_keys},
-        "history": [],
-        "diverged": False,
-        "versions": versions(),
-    }
-    if is_diverged(model, meta_a) or is_diverged(model_b, meta_b):
-        logger.warning("an end model diverged (%s, %s); writing a diverged curve without fitting", path_a, path_b)
-        _save_curve(out, [], {}, {**meta, "diverged": True})
-        return
-    data = load_cell_data(meta_a, device, data_dir)
-    start, end = parameters_of(model), parameters_of(model_b)
-    middle = initial_middle_bend(
-        start, end, init=settings["init"], model_factory=lambda: build_from_meta(meta_a), seed=settings["seed"]
-    )
-    logger.info(
-        "fitting curve seed %s -> seed %s, %d epochs, init %s", meta["seed_a"], meta["seed_b"], settings["epochs"], settings["init"]
-    )
-    bends, history, diverged = fit_curve(
-        model, start, end, middle, data.x_train, data.y_train,
-        **{key: settings[key] for key in fit_keys if key != "init"},
-    )
-    # Wall-clock seconds stay in the log: the curve file is the same on a same-seed rerun.
-    meta["history"] = [{k: v for k, v in record.items() if k != "seconds"} for record in history]
-    meta["diverged"] = diverged
-    _save_curve(out, bends, dict(model.named_buffers()), meta)
-
-
-def load_curve(path: str | Path) -> dict:
-    """A curve file written by ``lltax curve-fit``, loaded weights-only."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f"curve file {path} does not exist; run `lltax curve-fit` (or the curve_fit rule) first") from e
-    except Exception as e:  # a foreign file: never retry without weights_only
-        raise ValueError(f"{path} is not a readable lltax curve file ({type(e).__name__}); rerun the curve_fit job that writes it") from None
-    if not isinstance(payload, dict) or not {"bends", "buffers", "meta"} <= set(payload):
-        raise ValueError(f"{path} is not an lltax curve file (expected keys 'bends', 'buffers', 'meta')")
-    return payload
-
-
-def run_curve_eval(args: argparse.Namespace) -> int:
-    settings = parse_settings(args.settings, "curves")
-    points = sorted(float(t) for t in settings["points"])
-    for curve_path, out in one_output_each(args.curve, args.out, "curve"):  # a cell's curves in one process
-        write_json(out, evaluate_curve_file(curve_path, points, args.device, args.data_dir))
-    return 0
-
-
-def evaluate_curve_file(curve_path: str, points: list[float], device: str, data_dir: str | None) -> dict:
-    """The ``curve_eval.json`` record of one curve file at ``points``."""
-    curve = load_curve(curve_path)
-    meta = curve["meta"]
-    result = {"seed_a": meta["seed_a"], "seed_b": meta["seed_b"], "cell": meta["endpoint"]["cell"], "checkpoints_sha256": meta.get("checkpoints_sha256")}
-    if meta["diverged"]:
-        logger.warning("curve %s is marked diverged; writing NaN results", curve_path)
-        nan = [float("nan")] * len(points)
-        result.update(t=points, train_error=nan, train_loss=nan, test_error=nan, test_loss=nan)
-        result.update(mode_connectivity=float("nan"), mode_connectivity_loss=float("nan"))
-    else:
-        device = resolve_device(device)
-        model = build_from_meta(meta["endpoint"])
-        model.load_state_dict({**curve["bends"][0], **curve["buffers"]})
-        model.to(device)
-        bends = [{k: v.to(device) for k, v in bend.items()} for bend in curve["bends"]]
-        data = load_cell_data(meta["endpoint"], device, data_dir)
-        # BatchNorm statistics are recomputed in batches of the fit's own batch size (the
-        # reference's update_bn runs over the training loader), recorded in the curve file.
-        result.update(
-            evaluate_curve(
-                model, bends, data.x_train, data.y_train, data.x_test, data.y_test,
-                points=points, batch_size=meta["settings"]["batch_size"],
-            )
-        )
-    return result
-
-
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("curve-fit", help="fit quadratic Bezier curves between pairs of seeds' checkpoints; writes curve.pt per pair")
-    p.add_argument("--checkpoints", nargs="+", required=True, metavar="A B", help="model.pt of the two seeds of each pair (A = t=0, B = t=1), pairs in turn: A B [A B ...]")
-    p.add_argument("--settings", required=True, help="curves config section as JSON")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--data-dir", default=None, help="dataset folder (default: the one recorded in the checkpoint)")
-    p.add_argument("--out", nargs="+", required=True, help="curve file to write per pair, e.g. .../pair=0-1/curve.pt")
-    p.set_defaults(func=run_curve_fit)
-
-    p = subparsers.add_parser("curve-eval", help="loss/error along a fitted curve and mode connectivity; writes curve_eval.json")
-    p.add_argument("--curve", nargs="+", required=True, help="curve.pt file(s) written by curve-fit")
-    p.add_argument("--settings", required=True, help="curves config section as JSON (uses points)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--data-dir", default=None, help="dataset folder (default: the one recorded in the checkpoint)")
-    p.add_argument("--out", nargs="+", required=True, help="JSON file to write per curve, e.g. .../pair=0-1/curve_eval.json")
-    p.set_defaults(func=run_curve_eval)

@@ -7,7 +7,6 @@ statistics are buffers, estimates of the data rather than coordinates of the los
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import logging
 import math
@@ -15,11 +14,6 @@ import math
 import torch
 from torch import nn
 
-from lltax import checkpoint
-from lltax.device import resolve_device
-from lltax.io import write_json
-from lltax.checkpoint import check_same_cell, is_diverged
-from lltax.config import parse_settings
 
 log = logging.getLogger(__name__)
 
@@ -62,44 +56,3 @@ def pairwise_distance(models: dict[int, nn.Module | None]) -> list[tuple[int, in
         else:
             pairs.append((a, b, l2_distance(models[a], models[b])))
     return pairs
-
-
-def distance_of_checkpoints(paths: list[str], device: torch.device | str = "cpu", metas: list | None = None) -> list[tuple[int, int, float]]:
-    """Pairwise l2 distance of the seed checkpoints of one cell (``metas`` is filled with their metadata)."""
-    metas = [] if metas is None else metas
-    models = {}
-    for path in paths:
-        model, meta = checkpoint.load_model(path, device)
-        metas.append(meta)
-        check_same_cell(metas, paths[: len(metas)])
-        if is_diverged(model, meta):
-            log.warning("%s (seed %s) is diverged: its pairs get NaN", path, meta["seed"])
-            model = None
-        models[meta["seed"]] = model
-    if len(models) < 2:
-        log.warning("l2 distance needs at least two seeds; got %d checkpoint(s), writing no pairs", len(models))
-    return pairwise_distance(models)
-
-
-def write_distance(paths: list[str], out: str, device: torch.device | str = "cpu") -> None:
-    """Write ``distance.json``: the pairwise l2 distances of a cell's seed checkpoints."""
-    metas: list = []
-    pairs = distance_of_checkpoints(paths, resolve_device(device), metas=metas)
-    for a, b, value in pairs:
-        log.info("seeds %d-%d: l2 distance %.6g", a, b, value)
-    write_json(out, {"pairs": [{"seed_a": a, "seed_b": b, "l2_distance": value} for a, b, value in pairs], **checkpoint.cell_provenance(metas)})
-
-
-def _run_cli(args: argparse.Namespace) -> int:
-    parse_settings(args.settings, "distance")  # no settings yet; checked for uniformity
-    write_distance(args.checkpoints, args.out, args.device)
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("distance", help="pairwise l2 distance between a cell's seeds' trainable parameters")
-    p.add_argument("--checkpoints", nargs="+", required=True, help="the seed checkpoints of one cell")
-    p.add_argument("--settings", default="{}", help="the config section 'distance' as JSON (no keys yet; accepted for uniformity)")
-    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="default cpu: no forward passes")
-    p.add_argument("--out", required=True, help="output distance.json")
-    p.set_defaults(func=_run_cli)

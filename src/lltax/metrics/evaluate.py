@@ -1,30 +1,38 @@
-"""Eval-mode loss and accuracy of one checkpoint on its cell's training and test data.
+"""Eval-mode loss and accuracy of a model on its cell's training and test data.
 
 Training metrics use the cell's training labels, noisy ones included: that is the loss the
 model was trained on and the one the paper's training-error axis reports (Yang et al. 2021).
-A diverged model gets NaN metrics (null in the JSON) and ``diverged: true``; the job succeeds.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
 import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from lltax import checkpoint
-from lltax.config import parse_settings
-from lltax.device import resolve_device
-from lltax.evaluation import evaluate_model
-from lltax.io import write_json
-
-log = logging.getLogger(__name__)
+from lltax.modes import mode
 
 METRIC_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc")
 
+
+@torch.no_grad()
+def evaluate_model(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int = 1000) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy (percent) of ``model`` in eval mode.
+
+    The model's train/eval mode is restored afterwards.
+    """
+    total_loss, correct = 0.0, 0
+    with mode(model, training=False):
+        for start in range(0, len(inputs), batch_size):
+            logits = model(inputs[start : start + batch_size])
+            batch_targets = targets[start : start + batch_size]
+            total_loss += F.cross_entropy(logits, batch_targets, reduction="sum").item()
+            correct += (logits.argmax(dim=1) == batch_targets).sum().item()
+    n = len(inputs)
+    return total_loss / n, 100.0 * correct / n
 
 
 def nan_metrics() -> dict[str, float]:
@@ -40,37 +48,3 @@ def evaluate_on_dataset(model: nn.Module, dataset: Any, batch_size: int = 1000) 
     train_loss, train_acc = evaluate_model(model, dataset.x_train, dataset.y_train, batch_size)
     test_loss, test_acc = evaluate_model(model, dataset.x_test, dataset.y_test, batch_size)
     return {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc}
-
-
-def evaluate_checkpoint(path: str, batch_size: int = 1000, device: torch.device | str = "cpu", data_dir: str | None = None) -> dict[str, Any]:
-    """The ``evaluate.json`` record of one checkpoint (NaN metrics when diverged)."""
-    model, meta = checkpoint.load_model(path, device)
-    origin = checkpoint.provenance(meta)
-    if checkpoint.is_diverged(model, meta):
-        log.warning("%s is diverged: writing NaN metrics", path)
-        return {**nan_metrics(), "diverged": True, **origin}
-    dataset = checkpoint.load_cell_data(meta, device, data_dir)
-    metrics = evaluate_on_dataset(model, dataset, batch_size)
-    # A loss that overflows in eval mode is a diverged model too (DESIGN: NaN/inf loss).
-    if not math.isfinite(metrics["train_loss"]):
-        log.warning("%s has training loss %s in eval mode: recording it as diverged", path, metrics["train_loss"])
-        return {**nan_metrics(), "diverged": True, **origin}
-    log.info("%s: %s", path, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
-    return {**metrics, "diverged": False, **origin}
-
-
-def _run_cli(args: argparse.Namespace) -> int:
-    settings = parse_settings(args.settings, "evaluate")
-    record = evaluate_checkpoint(args.checkpoint, settings["batch_size"], resolve_device(args.device), args.data_dir)
-    write_json(args.out, record)
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("evaluate", help="eval-mode train/test loss and accuracy of one checkpoint")
-    p.add_argument("--checkpoint", required=True, help="model checkpoint (<cell>/seed=S/model.pt)")
-    p.add_argument("--settings", default="{}", help="the config section 'evaluate' as JSON (keys: batch_size)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda when available")
-    p.add_argument("--data-dir", default=None, help="dataset folder (default: the one recorded in the checkpoint)")
-    p.add_argument("--out", required=True, help="output evaluate.json")
-    p.set_defaults(func=_run_cli)

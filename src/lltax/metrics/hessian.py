@@ -23,8 +23,6 @@ gets NaN metrics, written as null.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import logging
 import math
 import time
@@ -35,6 +33,7 @@ import torch
 from torch import nn
 
 from lltax.metrics.hvp import HessianOperator
+from lltax.modes import mode
 from lltax.metrics.lanczos import lanczos
 from lltax.metrics.pyhessian_backend import pyhessian_metrics
 from lltax.metrics.trace import exact_trace, hutchinson, hutchpp
@@ -44,8 +43,8 @@ __all__ = [
     "BACKENDS", "TRACE_METHODS", "hessian_metrics", "resolve_trace_method", "nan_metrics",
     # building blocks
     "HessianOperator", "lanczos", "hutchpp", "hutchinson", "exact_trace", "pyhessian_metrics",
-    # the job
-    "sample_training_data", "hessian_of_checkpoint", "add_cli",
+    # the data sample
+    "SETTING_KEYS", "sample_seed", "sample_training_data",
 ]
 
 log = logging.getLogger(__name__)
@@ -85,16 +84,6 @@ def nan_metrics(*, backend: str, trace_method: str, top_k: int, num_samples: int
         "hvp_count": 0,
         "num_samples": num_samples,
     }
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module):
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
 
 
 def _is_finite_model(model: nn.Module) -> bool:
@@ -168,7 +157,7 @@ def hessian_metrics(
         raise ValueError(f"hessian tolerance must be > 0, got {tolerance!r}")
     num_samples = len(inputs)
     nan_record = nan_metrics(backend=backend, trace_method=resolved, top_k=top_k, num_samples=num_samples)
-    with _eval_mode(model):
+    with mode(model, training=False):
         if not _is_finite_model(model):
             log.warning("model has non-finite parameters or buffers: writing NaN Hessian metrics")
             return nan_record
@@ -224,7 +213,7 @@ def _native_metrics(
 
 
 # ---------------------------------------------------------------------------------------------
-# One checkpoint (the `lltax hessian` job)
+# The data sample the Hessian is taken on
 
 SETTING_KEYS = ("backend", "top_k", "tolerance", "max_iterations", "lanczos_starts", "trace_method", "trace_probes", "chunk_size", "seed")
 
@@ -248,51 +237,3 @@ def sample_training_data(inputs: torch.Tensor, targets: torch.Tensor, num_sample
     generator = torch.Generator().manual_seed(seed)
     indices = torch.randperm(available, generator=generator)[: min(num_samples, available)].to(inputs.device)
     return inputs[indices], targets[indices]
-
-
-def hessian_of_checkpoint(path: str, settings: dict[str, Any], device: torch.device | str = "cpu", data_dir: str | None = None) -> dict[str, Any]:
-    """The ``hessian.json`` record of one checkpoint; ``settings`` is the config section 'hessian'."""
-    from lltax import checkpoint
-    from lltax.checkpoint import is_diverged
-    from lltax.models import is_piecewise_linear
-
-    model, meta = checkpoint.load_model(path, device)
-    piecewise_linear = is_piecewise_linear(meta["model"])
-    options = {key: settings[key] for key in SETTING_KEYS}
-    if is_diverged(model, meta):
-        log.warning("%s is diverged: writing NaN Hessian metrics", path)
-        resolved = resolve_trace_method(settings["trace_method"], settings["backend"], piecewise_linear)
-        record = nan_metrics(backend=settings["backend"], trace_method=resolved, top_k=settings["top_k"], num_samples=settings["num_samples"])
-    else:
-        dataset = checkpoint.load_cell_data(meta, device, data_dir)
-        inputs, targets = sample_training_data(dataset.x_train, dataset.y_train, settings["num_samples"], sample_seed(settings, meta["seed"]))
-        record = hessian_metrics(model, inputs, targets, piecewise_linear=piecewise_linear, **options)
-    return {**record, "settings": {**options, "num_samples": settings["num_samples"], "sample": settings["sample"]}, **checkpoint.provenance(meta)}
-
-
-def _run_cli(args: argparse.Namespace) -> int:
-    from lltax.device import resolve_device
-    from lltax.config import parse_settings
-    from lltax.io import one_output_each, write_json
-
-    settings = parse_settings(args.settings, "hessian")
-    device = resolve_device(args.device)
-    for path, out in one_output_each(args.checkpoint, args.out, "checkpoint"):  # a cell's seeds in one process
-        started = time.perf_counter()
-        record = hessian_of_checkpoint(path, settings, device, args.data_dir)
-        log.info("%s: top eigenvalue %s, trace %s (%d Hessian-vector products, %.1f s)", path, record["top_eigenvalue"], record["trace"], record["hvp_count"], time.perf_counter() - started)
-        write_json(out, record)
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("hessian", help="top Hessian eigenvalue(s) and trace of checkpoints' training loss")
-    p.add_argument("--checkpoint", nargs="+", required=True, help="model checkpoint(s) (<cell>/seed=S/model.pt)")
-    p.add_argument(
-        "--settings", default="{}",
-        help="the config section 'hessian' as JSON (backend, num_samples, chunk_size, top_k, tolerance, max_iterations, trace_method, trace_probes, seed)",
-    )
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda when available")
-    p.add_argument("--data-dir", default=None, help="dataset folder (default: the one recorded in the checkpoint)")
-    p.add_argument("--out", nargs="+", required=True, help="output hessian.json, one per checkpoint")
-    p.set_defaults(func=_run_cli)

@@ -17,7 +17,7 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from lltax.plots_grid import (
+from lltax.figures.grid import (
     PHASES,
     axis_label,
     axis_values,

@@ -15,7 +15,7 @@ from matplotlib.colors import CenteredNorm, LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from lltax.plots_grid import (
+from lltax.figures.grid import (
     MISSING_COLOR,
     MISSING_NOTE,
     PHASE_CELL_TEXT,

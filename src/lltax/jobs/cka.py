@@ -1,0 +1,68 @@
+"""``lltax cka``: pairwise linear CKA of a cell's seeds on mixup inputs (and their l2 distances)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import torch
+
+from lltax import checkpoint
+from lltax.jobs.inputs import check_same_cell, is_diverged, load_cell_data, load_model
+from lltax.config import parse_settings
+from lltax.device import resolve_device
+from lltax.io import write_json
+from lltax.jobs.distance import write_distance
+from lltax.metrics.cka import model_outputs, pairwise_cka
+from lltax.metrics.mixup import mixup_batches
+
+log = logging.getLogger(__name__)
+
+HELP = "pairwise linear CKA of a cell's seeds on mixup inputs"
+ARGUMENTS = {
+    "checkpoints": {"help": "the seed checkpoints of one cell"},
+    "settings": {"help": "the config section 'cka' as JSON (output, num_samples, mixup_alpha, batch_size, seed)"},
+    "device": {},
+    "data_dir": {},
+    "out": {"nargs": None, "help": "output cka.json"},
+    "distance_out": {"help": "also write the seeds' pairwise l2 distances here (distance.json, as `lltax distance`)"},
+}
+
+
+def cka_of_checkpoints(paths: list[str], settings: dict, device: torch.device | str = "cpu", data_dir: str | None = None, metas: list | None = None) -> list[tuple[int, int, float]]:
+    """Pairwise CKA of the seed checkpoints of one cell, with the ``cka`` config section.
+
+    Checkpoints are loaded and forwarded one at a time (one model in memory at once); the
+    mixup inputs come from the cell's training set, loaded once.
+    """
+    metas = [] if metas is None else metas  # filled with the checkpoints' metadata, for the caller's provenance
+    outputs, inputs = {}, None
+    for path in paths:
+        model, meta = load_model(path, device)
+        metas.append(meta)
+        check_same_cell(metas, paths[: len(metas)])
+        if is_diverged(model, meta):
+            log.warning("%s (seed %s) is diverged: its pairs get NaN", path, meta["seed"])
+            outputs[meta["seed"]] = None
+            continue
+        if inputs is None:
+            dataset = load_cell_data(meta, device, data_dir)
+            inputs = mixup_batches(dataset.x_train, settings["num_samples"], settings["batch_size"], settings["mixup_alpha"], settings["seed"])
+            log.info("%d mixup inputs (alpha=%s, seed=%s)", len(inputs), settings["mixup_alpha"], settings["seed"])
+        outputs[meta["seed"]] = model_outputs(model, inputs, settings["output"], settings["batch_size"])
+        del model
+    if len(outputs) < 2:
+        log.warning("CKA needs at least two seeds; got %d checkpoint(s), writing no pairs", len(outputs))
+    return pairwise_cka(outputs)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = parse_settings(args.settings, "cka")
+    metas: list = []
+    pairs = cka_of_checkpoints(args.checkpoints, settings, resolve_device(args.device), args.data_dir, metas=metas)
+    for a, b, value in pairs:
+        log.info("seeds %d-%d: CKA %.6g", a, b, value)
+    write_json(args.out, {"pairs": [{"seed_a": a, "seed_b": b, "cka": value} for a, b, value in pairs], **checkpoint.cell_provenance(metas)})
+    if args.distance_out:  # the same checkpoints' l2 distances, without a process of their own
+        write_distance(args.checkpoints, args.distance_out, "cpu")
+    return 0

@@ -1,0 +1,60 @@
+"""``lltax curve-eval``: loss and error along each fitted curve of a cell, and its mode connectivity."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from lltax.checkpoint import load_curve
+from lltax.jobs.inputs import build_from_meta, load_cell_data
+from lltax.config import parse_settings
+from lltax.device import resolve_device
+from lltax.io import one_output_each, write_json
+from lltax.metrics.curves import evaluate_curve
+
+logger = logging.getLogger(__name__)
+
+HELP = "loss/error along fitted curves and mode connectivity; writes curve_eval.json per curve"
+ARGUMENTS = {
+    "curves": {},
+    "settings": {"help": "the config section 'curves' as JSON (uses points)"},
+    "device": {},
+    "data_dir": {},
+    "out": {"help": "JSON file to write per curve, e.g. .../pair=0-1/curve_eval.json"},
+}
+
+
+def evaluate_curve_file(curve_path: str, points: list[float], device: str, data_dir: str | None) -> dict:
+    """The ``curve_eval.json`` record of one curve file at ``points``."""
+    curve = load_curve(curve_path)
+    meta = curve["meta"]
+    result = {"seed_a": meta["seed_a"], "seed_b": meta["seed_b"], "cell": meta["endpoint"]["cell"], "checkpoints_sha256": meta.get("checkpoints_sha256")}
+    if meta["diverged"]:
+        logger.warning("curve %s is marked diverged; writing NaN results", curve_path)
+        nan = [float("nan")] * len(points)
+        result.update(t=points, train_error=nan, train_loss=nan, test_error=nan, test_loss=nan)
+        result.update(mode_connectivity=float("nan"), mode_connectivity_loss=float("nan"))
+    else:
+        device = resolve_device(device)
+        model = build_from_meta(meta["endpoint"])
+        model.load_state_dict({**curve["bends"][0], **curve["buffers"]})
+        model.to(device)
+        bends = [{k: v.to(device) for k, v in bend.items()} for bend in curve["bends"]]
+        data = load_cell_data(meta["endpoint"], device, data_dir)
+        # BatchNorm statistics are recomputed in batches of the fit's own batch size (the
+        # reference's update_bn runs over the training loader), recorded in the curve file.
+        result.update(
+            evaluate_curve(
+                model, bends, data.x_train, data.y_train, data.x_test, data.y_test,
+                points=points, batch_size=meta["settings"]["batch_size"],
+            )
+        )
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = parse_settings(args.settings, "curves")
+    points = sorted(float(t) for t in settings["points"])
+    for curve_path, out in one_output_each(args.curves, args.out, "curve"):  # a cell's curves in one process
+        write_json(out, evaluate_curve_file(curve_path, points, args.device, args.data_dir))
+    return 0

@@ -1,0 +1,77 @@
+"""``lltax curve-fit``: a quadratic Bezier curve between each pair of a cell's seeds."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import torch
+
+from lltax.checkpoint import save_curve, versions
+from lltax.jobs.inputs import build_from_meta, check_same_cell, is_diverged, load_cell_data, load_model
+from lltax.config import parse_settings
+from lltax.device import resolve_device
+from lltax.io import one_output_each
+from lltax.metrics.bezier import initial_middle_bend, parameters_of
+from lltax.metrics.curves import curve_epochs, fit_curve
+
+logger = logging.getLogger(__name__)
+
+HELP = "fit quadratic Bezier curves between pairs of seeds' checkpoints; writes curve.pt per pair"
+ARGUMENTS = {
+    "checkpoints": {"metavar": "A B", "help": "model.pt of the two seeds of each pair (A = t=0, B = t=1), pairs in turn: A B [A B ...]"},
+    "settings": {"help": "the config section 'curves' as JSON (the fitting keys)"},
+    "device": {},
+    "data_dir": {},
+    "out": {"help": "curve file to write per pair, e.g. .../pair=0-1/curve.pt"},
+}
+
+
+def fit_curve_file(path_a: str, path_b: str, settings: dict, device: torch.device, data_dir: str | None, out: str) -> None:
+    """Fit the curve between two checkpoints with the ``curves`` settings; write it to ``out``."""
+    model, meta_a = load_model(path_a, device)
+    model_b, meta_b = load_model(path_b, device)
+    check_same_cell([meta_a, meta_b], [path_a, path_b])
+    fit_keys = ("init", "epochs", "batch_size", "learning_rate", "momentum", "weight_decay", "seed")
+    settings = {**settings, "epochs": curve_epochs(settings["epochs"], settings["scale_epochs"], meta_a["cell"]["train_fraction"])}
+    meta = {
+        "endpoint": meta_a,
+        "seed_a": meta_a["seed"],
+        "seed_b": meta_b["seed"],
+        "checkpoints_sha256": {str(meta_a["seed"]): meta_a.get("state_sha256"), str(meta_b["seed"]): meta_b.get("state_sha256")},
+        "settings": {key: settings[key] for key in fit_keys},
+        "history": [],
+        "diverged": False,
+        "versions": versions(),
+    }
+    if is_diverged(model, meta_a) or is_diverged(model_b, meta_b):
+        logger.warning("an end model diverged (%s, %s); writing a diverged curve without fitting", path_a, path_b)
+        save_curve(out, [], {}, {**meta, "diverged": True})
+        return
+    data = load_cell_data(meta_a, device, data_dir)
+    start, end = parameters_of(model), parameters_of(model_b)
+    middle = initial_middle_bend(
+        start, end, init=settings["init"], model_factory=lambda: build_from_meta(meta_a), seed=settings["seed"]
+    )
+    logger.info(
+        "fitting curve seed %s -> seed %s, %d epochs, init %s", meta["seed_a"], meta["seed_b"], settings["epochs"], settings["init"]
+    )
+    bends, history, diverged = fit_curve(
+        model, start, end, middle, data.x_train, data.y_train,
+        **{key: settings[key] for key in fit_keys if key != "init"},
+    )
+    # Wall-clock seconds stay in the log: the curve file is the same on a same-seed rerun.
+    meta["history"] = [{k: v for k, v in record.items() if k != "seconds"} for record in history]
+    meta["diverged"] = diverged
+    save_curve(out, bends, dict(model.named_buffers()), meta)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = parse_settings(args.settings, "curves")
+    device = resolve_device(args.device)
+    if len(args.checkpoints) % 2:
+        raise ValueError(f"--checkpoints takes pairs (A B A B ...), got {len(args.checkpoints)} path(s)")
+    pairs = list(zip(args.checkpoints[0::2], args.checkpoints[1::2]))
+    for (path_a, path_b), out in one_output_each(pairs, args.out, "checkpoint pair"):  # a cell's pairs in one process
+        fit_curve_file(path_a, path_b, settings, device, args.data_dir, out)
+    return 0

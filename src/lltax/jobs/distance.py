@@ -1,0 +1,58 @@
+"""``lltax distance``: pairwise l2 distance between a cell's seeds' trainable parameters (by
+hand; the workflow's CKA job writes the same distance.json)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import torch
+
+from lltax import checkpoint
+from lltax.jobs.inputs import check_same_cell, is_diverged, load_model
+from lltax.config import parse_settings
+from lltax.device import resolve_device
+from lltax.io import write_json
+from lltax.metrics.distance import pairwise_distance
+
+log = logging.getLogger(__name__)
+
+HELP = "pairwise l2 distance between a cell's seeds' trainable parameters"
+ARGUMENTS = {
+    "checkpoints": {"help": "the seed checkpoints of one cell"},
+    "settings": {"help": "the config section 'distance' as JSON (no keys yet; accepted for uniformity)"},
+    "device": {"default": "cpu", "help": "default cpu: no forward passes"},
+    "out": {"nargs": None, "help": "output distance.json"},
+}
+
+
+def distance_of_checkpoints(paths: list[str], device: torch.device | str = "cpu", metas: list | None = None) -> list[tuple[int, int, float]]:
+    """Pairwise l2 distance of the seed checkpoints of one cell (``metas`` is filled with their metadata)."""
+    metas = [] if metas is None else metas
+    models = {}
+    for path in paths:
+        model, meta = load_model(path, device)
+        metas.append(meta)
+        check_same_cell(metas, paths[: len(metas)])
+        if is_diverged(model, meta):
+            log.warning("%s (seed %s) is diverged: its pairs get NaN", path, meta["seed"])
+            model = None
+        models[meta["seed"]] = model
+    if len(models) < 2:
+        log.warning("l2 distance needs at least two seeds; got %d checkpoint(s), writing no pairs", len(models))
+    return pairwise_distance(models)
+
+
+def write_distance(paths: list[str], out: str, device: torch.device | str = "cpu") -> None:
+    """Write ``distance.json``: the pairwise l2 distances of a cell's seed checkpoints."""
+    metas: list = []
+    pairs = distance_of_checkpoints(paths, resolve_device(device), metas=metas)
+    for a, b, value in pairs:
+        log.info("seeds %d-%d: l2 distance %.6g", a, b, value)
+    write_json(out, {"pairs": [{"seed_a": a, "seed_b": b, "l2_distance": value} for a, b, value in pairs], **checkpoint.cell_provenance(metas)})
+
+
+def run(args: argparse.Namespace) -> int:
+    parse_settings(args.settings, "distance")  # no settings yet; checked for uniformity
+    write_distance(args.checkpoints, args.out, args.device)
+    return 0

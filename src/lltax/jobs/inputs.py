@@ -1,0 +1,69 @@
+"""What a metric job starts from: the model of a checkpoint, its cell's data, and checks that a
+job's checkpoints belong together."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lltax.checkpoint import load_checkpoint_file
+from lltax.config import canonical_value
+from lltax.data import load_dataset
+from lltax.models import build_model
+
+
+def build_from_meta(meta: dict[str, Any]) -> nn.Module:
+    return build_model(meta["model"], meta["width"], meta["num_classes"], tuple(meta["input_shape"]))
+
+
+def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model of a checkpoint, load its weights, put it in eval mode on ``device``."""
+    state, meta = load_checkpoint_file(path)
+    model = build_from_meta(meta)
+    model.load_state_dict(state)
+    return model.to(device).eval(), meta
+
+
+def load_cell_data(meta: dict[str, Any], device: torch.device | str = "cpu", data_dir: str | None = None):
+    """The training/test data of a checkpoint's cell (its label noise and train fraction)."""
+    dataset = meta["dataset"]
+    return load_dataset(
+        dataset["name"],
+        root=data_dir or dataset["root"],
+        label_noise=meta["cell"]["label_noise"],
+        train_fraction=meta["cell"]["train_fraction"],
+        download=False,
+        device=device,
+        label_noise_mode=dataset.get("label_noise_mode", "exact"),
+    )
+
+
+def is_diverged(model: nn.Module, meta: dict[str, Any]) -> bool:
+    """True when training recorded divergence or any parameter or buffer is NaN/inf."""
+    if meta.get("diverged", False):
+        return True
+    return any(t.is_floating_point() and not torch.isfinite(t).all() for t in model.state_dict().values())
+
+
+def check_same_cell(metas: Sequence[dict[str, Any]], paths: Sequence[str]) -> None:
+    """Raise ValueError unless all checkpoints come from one grid cell with distinct seeds."""
+
+    def identity(meta: dict[str, Any]) -> dict[str, Any]:
+        cell = {k: canonical_value(v) for k, v in meta["cell"].items()}
+        return {"cell": cell, "model": meta["model"], "dataset": meta["dataset"]["name"]}
+
+    first = identity(metas[0])
+    for meta, path in zip(metas[1:], paths[1:]):
+        other = identity(meta)
+        if other != first:
+            raise ValueError(
+                f"checkpoints are not of the same grid cell: {paths[0]} is {first} but {path} is {other}; "
+                "pass the seed checkpoints of one cell (<cell>/seed=*/model.pt)"
+            )
+    seeds = [meta["seed"] for meta in metas]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"checkpoints {list(paths)} repeat a seed ({seeds}); pass each seed's checkpoint once")

@@ -1,0 +1,200 @@
+"""Per-job records -> one metric's table over the full grid of the config.
+
+Aggregation runs per metric, then merges (``lltax.results.netcdf``), so a change to one metric
+rebuilds only its table and the merge. Every table covers the FULL grid: a job that has not run
+(or a file that is missing) is NaN, never 0, and the number of missing files is logged. Every
+record read is checked first (``lltax.results.records``): origin, checkpoints, pairs, points
+and values.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from lltax.config import canonical_json, canonical_value
+from lltax.contract import AXES, CURVE_RECORD, METRICS
+from lltax.results.layout import (
+    CURVE_PROFILES,
+    CURVE_SCALARS,
+    PER_PAIR_FILES,
+    PER_SEED_FILES,
+    Layout,
+    cells,
+    empty_variables,
+    grid_shape,
+    table,
+    table_layout,
+    variable,
+)
+from lltax.results.records import Checkpoints, check_origin, number, read_record
+
+log = logging.getLogger(__name__)
+
+def _report_missing(metric: str, missing: list[Path], expected: int) -> None:
+    if missing:
+        shown = ", ".join(str(p) for p in missing[:3]) + (" ..." if len(missing) > 3 else "")
+        log.warning("%s: %d of %d files missing (NaN): %s", metric, len(missing), expected, shown)
+    else:
+        log.info("%s: all %d files read", metric, expected)
+
+
+def _aggregate_per_seed(metric: str, results_dir: Path, layout: Layout) -> dict[str, xr.Variable]:
+    file_name, keys = PER_SEED_FILES[metric]
+    arrays = {name: np.full(grid_shape(layout) + (len(layout.seeds),), np.nan) for name in keys}
+    missing: list[Path] = []
+    checkpoints = Checkpoints(results_dir)
+    for index, cell in cells(layout):
+        for s, seed in enumerate(layout.seeds):
+            path = results_dir / cell / f"seed={seed}" / file_name
+            record = read_record(path)
+            if record is None:
+                missing.append(path)
+                continue
+            check_origin(record, path, cell, seed=seed)
+            if metric == "train":
+                checkpoints.check_config_hash(record.get("config_hash"), path, cell, seed)
+            else:
+                checkpoints.check_sha(record.get("checkpoint_sha256"), path, cell, seed, "checkpoint_sha256")
+            for name, key in keys.items():
+                arrays[name][index + (s,)] = number(record, key, path, name)
+    _report_missing(metric, missing, math.prod(grid_shape(layout)) * len(layout.seeds))
+    checkpoints.report(metric)
+    return {name: variable(name, (*AXES, "seed"), values) for name, values in arrays.items()}
+
+
+def _pair_entries(record: dict, path: Path, layout: Layout) -> dict[tuple[int, int], dict]:
+    """{(seed_a, seed_b): entry} of a per-cell record: every pair of the config's seeds, once."""
+    entries = record.get("pairs")
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise ValueError(f"{path} has no list 'pairs' of objects (keys: {sorted(record)}); delete it and rerun the job that writes it")
+    found: dict[tuple[int, int], dict] = {}
+    for entry in entries:
+        a, b = (number(entry, key, path) for key in ("seed_a", "seed_b"))
+        if not (a.is_integer() and b.is_integer()):
+            raise ValueError(f"{path}: pair {a!r}-{b!r} does not name two seeds")
+        pair = (min(int(a), int(b)), max(int(a), int(b)))
+        if pair in found:
+            raise ValueError(f"{path} lists pair {pair[0]}-{pair[1]} twice; delete it and rerun the job that writes it")
+        found[pair] = entry
+    if set(found) != set(layout.pairs):
+        raise ValueError(
+            f"{path} holds pairs {sorted(found)}, but the config's seeds {layout.seeds} make pairs {layout.pairs}: "
+            "it was computed for other seeds; delete it and rerun the job that writes it"
+        )
+    return found
+
+
+def _aggregate_per_pair(metric: str, results_dir: Path, layout: Layout) -> dict[str, xr.Variable]:
+    file_name, keys = PER_PAIR_FILES[metric]
+    pair_index = {pair: i for i, pair in enumerate(layout.pairs)}
+    arrays = {name: np.full(grid_shape(layout) + (len(layout.pairs),), np.nan) for name in keys}
+    missing: list[Path] = []
+    checkpoints = Checkpoints(results_dir)
+    expected = 0
+    for index, cell in cells(layout):
+        expected += 1
+        path = results_dir / cell / file_name
+        record = read_record(path)
+        if record is None:
+            missing.append(path)
+            continue
+        check_origin(record, path, cell)
+        entries = _pair_entries(record, path, layout)
+        checkpoints.check_pair_shas(record, path, cell, set(layout.seeds))
+        for pair, entry in entries.items():
+            for name, key in keys.items():
+                arrays[name][index + (pair_index[pair],)] = number(entry, key, path, name)
+    _report_missing(metric, missing, expected)
+    checkpoints.report(metric)
+    return {name: variable(name, (*AXES, "pair"), values) for name, values in arrays.items()}
+
+
+def _curve_points(record: dict, path: Path, layout: Layout) -> list[int]:
+    """The column of each of a curve record's points: exactly the config's curves.points."""
+    points = record.get("t")
+    if not isinstance(points, list) or not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in points):
+        raise ValueError(f"{path} has no list of numbers 't'; delete it and rerun the curve evaluation")
+    canonical = [canonical_value(float(t)) for t in points]
+    if sorted(canonical) != layout.points:
+        raise ValueError(
+            f"{path} was evaluated at t = {canonical}, not at the config's curves.points {layout.points}; "
+            "delete it and rerun the curve evaluation"
+        )
+    point_index = {t: i for i, t in enumerate(layout.points)}
+    return [point_index[t] for t in canonical]
+
+
+def _aggregate_curves(results_dir: Path, layout: Layout) -> dict[str, xr.Variable]:
+    pair_index = {pair: i for i, pair in enumerate(layout.pairs)}
+    shape = grid_shape(layout) + (len(layout.pairs),)
+    scalars = {name: np.full(shape, np.nan) for name in CURVE_SCALARS}
+    profiles = {name: np.full(shape + (len(layout.points),), np.nan) for name in CURVE_PROFILES}
+    missing: list[Path] = []
+    checkpoints = Checkpoints(results_dir)
+    for index, cell in cells(layout):
+        for a, b in layout.curve_pairs:
+            path = results_dir / cell / f"pair={a}-{b}" / CURVE_RECORD
+            record = read_record(path)
+            if record is None:
+                missing.append(path)
+                continue
+            check_origin(record, path, cell, pair=(a, b))
+            checkpoints.check_pair_shas(record, path, cell, {a, b})
+            position = index + (pair_index[(min(a, b), max(a, b))],)
+            for name, key in CURVE_SCALARS.items():
+                scalars[name][position] = number(record, key, path, name)
+            columns = _curve_points(record, path, layout)
+            for name, key in CURVE_PROFILES.items():
+                values = record.get(key)
+                if not isinstance(values, list) or len(values) != len(columns):
+                    raise ValueError(f"{path}: {key!r} must be a list as long as 't' ({len(columns)} points)")
+                for column, value in zip(columns, values):
+                    profiles[name][position + (column,)] = number({key: value}, key, path, name)
+    _report_missing("curves", missing, math.prod(grid_shape(layout)) * len(layout.curve_pairs))
+    checkpoints.report("curves")
+    variables = {name: variable(name, (*AXES, "pair"), values) for name, values in scalars.items()}
+    variables.update({name: variable(name, (*AXES, "pair", "t"), values) for name, values in profiles.items()})
+    return variables
+
+
+def aggregate_metric(metric: str, results_dir: str | Path | None, config: dict) -> xr.Dataset:
+    """One metric's table over the full grid of ``config``, read from the per-job files.
+
+    Parameters
+    ----------
+    metric
+        One of METRICS: train, hessian (per seed), cka, distance (per pair), curves.
+    results_dir
+        ``results/<experiment>``, holding the hive folders of the cells; None gives the
+        all-NaN table without reading anything.
+    config
+        The resolved config, or the part of it that shapes the table (grid, seeds, curves).
+
+    Returns
+    -------
+    xr.Dataset with the metric's variables, NaN where a file is missing, and attrs ``metric``,
+    ``config`` (canonical JSON of ``config``) and ``lltax_version``.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {list(METRICS)}")
+    layout = table_layout(config)
+    attrs = {"metric": metric, "config": canonical_json(config)}
+    if results_dir is None:
+        return table(empty_variables(metric, layout), layout, attrs)
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise FileNotFoundError(f"results folder {results_dir} does not exist; pass results/<experiment> of a run")
+    if metric in PER_SEED_FILES:
+        variables = _aggregate_per_seed(metric, results_dir, layout)
+    elif metric in PER_PAIR_FILES:
+        variables = _aggregate_per_pair(metric, results_dir, layout)
+    else:
+        variables = _aggregate_curves(results_dir, layout)
+    return table(variables, layout, attrs)
+
+
