@@ -7,7 +7,7 @@ CORES ?= all
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo report test lint slurm-deps clean
+.PHONY: setup demo report test lint format slurm-deps clean
 
 setup: $(VENV)/.installed
 
@@ -24,8 +24,17 @@ demo: setup
 report: setup
 	$(BIN)/snakemake --report report.html
 
+# Python: ruff (lint + format), rules: snakefmt, workflow: snakemake --lint. Tools come with '.[test]'.
 lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/snakefmt --check Snakefile rules
 	$(BIN)/snakemake --lint
+
+format: setup
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/snakefmt Snakefile rules
 
 # Debian's SLURM, munge and MariaDB for the real-cluster test (tests/test_slurm_cluster.py).
 # Only as root with apt-get, and never fatal: without them that test skips and says why.

@@ -7,7 +7,6 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
-
 include: "rules/common.smk"
 
 
@@ -20,6 +19,8 @@ report: "report/workflow.rst"
 
 include: "rules/train.smk"
 include: "rules/metrics.smk"
+
+
 if CURVE_PAIRS:
 
     include: "rules/curves.smk"

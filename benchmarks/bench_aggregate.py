@@ -21,10 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from lltax.config import cell_path, expand_grid
-from lltax.dataset import METRICS, aggregate_metric, merge_metrics, write_dataset
+from lltax.contract import METRICS
+from lltax.grid import cell_path, expand_grid
 from lltax.io import write_json
 from lltax.phases import classify
+from lltax.results.netcdf import merge_metrics, write_dataset
+from lltax.results.tables import aggregate_metric
 
 
 def paper_size_config(num_widths: int, num_batch_sizes: int, num_seeds: int) -> dict:
@@ -32,7 +34,10 @@ def paper_size_config(num_widths: int, num_batch_sizes: int, num_seeds: int) -> 
         "grid": {
             "width": [int(round(2 ** (i / 2))) + i for i in range(num_widths)],
             "batch_size": [16 * 2**i for i in range(num_batch_sizes)],
-            "label_noise": [0.0], "train_fraction": [1.0], "learning_rate": [0.1], "weight_decay": [0.0005],
+            "label_noise": [0.0],
+            "train_fraction": [1.0],
+            "learning_rate": [0.1],
+            "weight_decay": [0.0005],
         },
         "seeds": list(range(num_seeds)),
         "curves": {"pairs": "first", "points": [0.0, 0.25, 0.5, 0.75, 1.0]},
@@ -49,27 +54,61 @@ def write_synthetic_results(root: Path, config: dict, seed: int = 0) -> int:
         folder = root / cell_path(cell)
         for s in config["seeds"]:
             acc = float(rng.uniform(50, 100))
-            write_json(folder / f"seed={s}" / "train.json", {
-                "diverged": False, "epochs_run": 100, "wall_time_s": float(rng.uniform(10, 100)), "seed": s, "cell": cell,
-                "final": {"train_loss": 0.1, "train_acc": acc, "test_loss": 0.5, "test_acc": acc - 10},
-                "history": [{"epoch": e, "train_loss": 0.1, "train_acc": acc, "lr": 0.1, "seconds": 1.0} for e in range(100)],
-            })
+            write_json(
+                folder / f"seed={s}" / "train.json",
+                {
+                    "diverged": False,
+                    "epochs_run": 100,
+                    "wall_time_s": float(rng.uniform(10, 100)),
+                    "seed": s,
+                    "cell": cell,
+                    "final": {"train_loss": 0.1, "train_acc": acc, "test_loss": 0.5, "test_acc": acc - 10},
+                    "history": [{"epoch": e, "train_loss": 0.1, "train_acc": acc, "lr": 0.1, "seconds": 1.0} for e in range(100)],
+                },
+            )
             eigenvalue = float(10 ** rng.uniform(-1, 3))
-            write_json(folder / f"seed={s}" / "hessian.json", {
-                "top_eigenvalue": eigenvalue, "top_eigenvalues": [eigenvalue], "eigenvalue_error": 1e-4 * eigenvalue,
-                "trace": 10 * eigenvalue, "trace_error": 0.0, "trace_method": "exact", "backend": "native",
-                "hvp_count": 50, "num_samples": 200, "cell": cell, "seed": s,
-            })
+            write_json(
+                folder / f"seed={s}" / "hessian.json",
+                {
+                    "top_eigenvalue": eigenvalue,
+                    "top_eigenvalues": [eigenvalue],
+                    "eigenvalue_error": 1e-4 * eigenvalue,
+                    "trace": 10 * eigenvalue,
+                    "trace_error": 0.0,
+                    "trace_method": "exact",
+                    "backend": "native",
+                    "hvp_count": 50,
+                    "num_samples": 200,
+                    "cell": cell,
+                    "seed": s,
+                },
+            )
             count += 2
         pairs = list(itertools.combinations(config["seeds"], 2))
-        write_json(folder / "cka.json", {"cell": cell, "pairs": [{"seed_a": a, "seed_b": b, "cka": float(rng.uniform())} for a, b in pairs]})
-        write_json(folder / "distance.json", {"cell": cell, "pairs": [{"seed_a": a, "seed_b": b, "l2_distance": float(rng.uniform(1, 50))} for a, b in pairs]})
+        write_json(
+            folder / "cka.json", {"cell": cell, "pairs": [{"seed_a": a, "seed_b": b, "cka": float(rng.uniform())} for a, b in pairs]}
+        )
+        write_json(
+            folder / "distance.json",
+            {"cell": cell, "pairs": [{"seed_a": a, "seed_b": b, "l2_distance": float(rng.uniform(1, 50))} for a, b in pairs]},
+        )
         a, b = config["seeds"][:2]
         errors = [float(v) for v in rng.uniform(0, 50, len(points))]
-        write_json(folder / f"pair={a}-{b}" / "curve_eval.json", {
-            "seed_a": a, "seed_b": b, "cell": cell, "t": points, "train_error": errors, "train_loss": errors, "test_error": errors,
-            "test_loss": errors, "mode_connectivity": float(rng.normal(0, 5)), "mode_connectivity_loss": float(rng.normal()),
-        })
+        write_json(
+            folder / f"pair={a}-{b}" / "curve_eval.json",
+            {
+                "seed_a": a,
+                "seed_b": b,
+                "cell": cell,
+                "t": points,
+                "train_error": errors,
+                "train_loss": errors,
+                "test_error": errors,
+                "test_loss": errors,
+                "mode_connectivity": float(rng.normal(0, 5)),
+                "mode_connectivity_loss": float(rng.normal()),
+            },
+        )
         count += 3
     return count
 
@@ -87,8 +126,10 @@ def main() -> None:
         root = Path(folder) / "results" / "bench"
         began = time.perf_counter()
         files = write_synthetic_results(root, config)
-        print(f"grid {args.widths} widths x {args.batch_sizes} batch sizes x {args.seeds} seeds: "
-              f"{files} files written in {time.perf_counter() - began:.1f} s")
+        print(
+            f"grid {args.widths} widths x {args.batch_sizes} batch sizes x {args.seeds} seeds: "
+            f"{files} files written in {time.perf_counter() - began:.1f} s"
+        )
         totals, per_metric = [], {m: [] for m in METRICS}
         for _ in range(args.repeats):
             began = time.perf_counter()
@@ -104,12 +145,16 @@ def main() -> None:
             totals.append(time.perf_counter() - began)
         for metric, seconds in per_metric.items():
             print(f"  aggregate-metric {metric:9s} + write: median {statistics.median(seconds):.2f} s")
-        print(f"all metrics + merge + write: median {statistics.median(totals):.2f} s over {args.repeats} repeats "
-              f"(min {min(totals):.2f}, max {max(totals):.2f}); goal < 30 s")
+        print(
+            f"all metrics + merge + write: median {statistics.median(totals):.2f} s over {args.repeats} repeats "
+            f"(min {min(totals):.2f}, max {max(totals):.2f}); goal < 30 s"
+        )
         began = time.perf_counter()
         phases = classify(merged)
-        print(f"classify (per-cell criteria): {time.perf_counter() - began:.2f} s; "
-              f"cells per phase {dict(zip(*np.unique(phases['phase'].values, return_counts=True)))}")
+        print(
+            f"classify (per-cell criteria): {time.perf_counter() - began:.2f} s; "
+            f"cells per phase {dict(zip(*np.unique(phases['phase'].values, return_counts=True)))}"
+        )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ import json
 
 import numpy as np
 
-from lltax.dataset import read_dataset
 from lltax.phases import classify, phase_table
+from lltax.results.netcdf import read_dataset
 
 BINS = [(0.0, 0.5), (0.5, 0.7), (0.7, 0.9), (0.9, 1.0001)]
 
@@ -63,7 +63,9 @@ def main() -> None:
     print(f"| unknown (no label) | {len(unknown)} | |")
     confident = [r for r in labelled if np.isfinite(r[0]) and r[0] >= 0.9]
     if confident:
-        print(f"\nconfidence >= 0.9: {sum(r[1] for r in confident)} of {len(confident)} kept their label ({np.mean([r[1] for r in confident]):.0%}; goal >= 90 %)")
+        print(
+            f"\nconfidence >= 0.9: {sum(r[1] for r in confident)} of {len(confident)} kept their label ({np.mean([r[1] for r in confident]):.0%}; goal >= 90 %)"
+        )
 
 
 if __name__ == "__main__":

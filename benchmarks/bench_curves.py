@@ -79,11 +79,15 @@ def main() -> None:
             times["ordinary"].append((plain_wall, plain_cpu))
             times["curve"].append((curve_wall, curve_cpu))
 
-    print(f"model {args.model} width {args.width}, {NUM_SAMPLES} x {INPUT_SHAPE}, batch {args.batch_size}, torch threads {torch.get_num_threads()}")
+    print(
+        f"model {args.model} width {args.width}, {NUM_SAMPLES} x {INPUT_SHAPE}, batch {args.batch_size}, torch threads {torch.get_num_threads()}"
+    )
     medians = {}
     for name, pairs in times.items():
         medians[name] = [statistics.median(column) for column in zip(*pairs)]
-        print(f"{name:8s} epoch: median wall {medians[name][0]:.3f} s, CPU {medians[name][1]:.3f} s  (wall: {', '.join(f'{w:.3f}' for w, _ in pairs)})")
+        print(
+            f"{name:8s} epoch: median wall {medians[name][0]:.3f} s, CPU {medians[name][1]:.3f} s  (wall: {', '.join(f'{w:.3f}' for w, _ in pairs)})"
+        )
     print(
         f"ratio curve / ordinary: wall {medians['curve'][0] / medians['ordinary'][0]:.2f}, "
         f"CPU {medians['curve'][1] / medians['ordinary'][1]:.2f} (goal <= 1.3)"

@@ -86,12 +86,17 @@ def hvp_variants(model, inputs, targets, repeats: int) -> dict[str, float]:
     batch = 8
     batched_vectors = [torch.stack([vectors[i % repeats][j] for i in range(batch)]) for j in range(len(params))]
     methods = {
-        "graph reuse (create_graph once, autograd.grad per vector)": (lambda v: torch.autograd.grad(gradient, params, v, retain_graph=True), 1),
+        "graph reuse (create_graph once, autograd.grad per vector)": (
+            lambda v: torch.autograd.grad(gradient, params, v, retain_graph=True),
+            1,
+        ),
         "rebuild the gradient per product (PyHessian dataloader mode)": (rebuild, 1),
         "torch.func jvp(grad) (forward-over-reverse)": (lambda v: jvp(grad(loss_of), (named,), (as_dict(v),))[1], 1),
         "torch.func.linearize(grad), per call": (lambda v: linearized(as_dict(v)), 1),
         f"graph reuse, {batch} vectors at once (is_grads_batched)": (
-            lambda v: torch.autograd.grad(gradient, params, batched_vectors, retain_graph=True, is_grads_batched=True), batch),
+            lambda v: torch.autograd.grad(gradient, params, batched_vectors, retain_graph=True, is_grads_batched=True),
+            batch,
+        ),
     }
     times: dict[str, list[float]] = {key: [] for key in methods}
     for repeat in range(repeats):
@@ -128,12 +133,23 @@ def compare(label: str, model, inputs, targets, chunk_size: int, pyhessian_toler
     print("\n".join(rows), flush=True)
     native_cpu = {}
     for trace_method in ("exact", "hutchpp"):
-        record, wall, cpu = run_job(model, inputs, targets, tolerance=1e-4, trace_method=trace_method, trace_probes=100, chunk_size=chunk_size)
-        _, native_cpu[trace_method] = row(f"native: Lanczos tol 1e-4 + {trace_method}{' 100' if trace_method != 'exact' else ''}", record, wall, cpu)
+        record, wall, cpu = run_job(
+            model, inputs, targets, tolerance=1e-4, trace_method=trace_method, trace_probes=100, chunk_size=chunk_size
+        )
+        _, native_cpu[trace_method] = row(
+            f"native: Lanczos tol 1e-4 + {trace_method}{' 100' if trace_method != 'exact' else ''}", record, wall, cpu
+        )
     for tolerance in pyhessian_tolerances:
         record, wall, cpu = run_job(
-            model, inputs, targets, backend="pyhessian", tolerance=tolerance, max_iterations=pyhessian_iterations,
-            trace_method="hutchinson", trace_probes=100, chunk_size=chunk_size,
+            model,
+            inputs,
+            targets,
+            backend="pyhessian",
+            tolerance=tolerance,
+            max_iterations=pyhessian_iterations,
+            trace_method="hutchinson",
+            trace_probes=100,
+            chunk_size=chunk_size,
         )
         error, pyhessian_cpu = row(f"PyHessian: power tol {tolerance:g} + Hutchinson 100", record, wall, cpu)
         rows.append(
@@ -145,7 +161,9 @@ def compare(label: str, model, inputs, targets, chunk_size: int, pyhessian_toler
     return rows
 
 
-def pyhessian_direct(model, inputs, targets, *, tolerance: float, max_iterations: int, trace_probes: int, trace_tolerance: float, seed: int = 0):
+def pyhessian_direct(
+    model, inputs, targets, *, tolerance: float, max_iterations: int, trace_probes: int, trace_tolerance: float, seed: int = 0
+):
     """PyHessian used directly, at its best: single-batch mode (``data=``), which builds the
     gradient graph once and reuses it for every product. Returns (top eigenvalue, trace mean,
     trace s.e., products). ``trace_tolerance`` -inf = exactly ``trace_probes`` probes; the
@@ -191,10 +209,16 @@ def compare_direct(label: str, model, inputs, targets) -> list[str]:
     ]
     print("\n".join(rows), flush=True)
     record, _, native_cpu = run_job(model, inputs, targets, tolerance=1e-4, trace_method="exact", chunk_size=len(inputs))
-    rows.append(f"| native default: Lanczos 1e-4, 2 starts + exact trace | {abs(record['top_eigenvalue'] - truth) / truth:.1e} | {record['trace']:.5g} (exact) | {record['hvp_count']} | {native_cpu:.2f} | |")
+    rows.append(
+        f"| native default: Lanczos 1e-4, 2 starts + exact trace | {abs(record['top_eigenvalue'] - truth) / truth:.1e} | {record['trace']:.5g} (exact) | {record['hvp_count']} | {native_cpu:.2f} | |"
+    )
     print(rows[-1], flush=True)
-    record, _, native_hutchpp = run_job(model, inputs, targets, tolerance=1e-4, trace_method="hutchpp", trace_probes=100, chunk_size=len(inputs))
-    rows.append(f"| native: Lanczos 1e-4, 2 starts + Hutch++ 100 | {abs(record['top_eigenvalue'] - truth) / truth:.1e} | {record['trace']:.5g} +- {record['trace_error']:.2g} | {record['hvp_count']} | {native_hutchpp:.2f} | |")
+    record, _, native_hutchpp = run_job(
+        model, inputs, targets, tolerance=1e-4, trace_method="hutchpp", trace_probes=100, chunk_size=len(inputs)
+    )
+    rows.append(
+        f"| native: Lanczos 1e-4, 2 starts + Hutch++ 100 | {abs(record['top_eigenvalue'] - truth) / truth:.1e} | {record['trace']:.5g} +- {record['trace_error']:.2g} | {record['hvp_count']} | {native_hutchpp:.2f} | |"
+    )
     print(rows[-1], flush=True)
     cases = [
         ("PyHessian direct, as the paper: defaults (eig tol 1e-3, trace tol 1e-3)", 1e-3, 100, 100, 1e-3),
@@ -202,9 +226,18 @@ def compare_direct(label: str, model, inputs, targets) -> list[str]:
     ]
     for name, tolerance, iterations, probes, trace_tolerance in cases:
         (top, trace, trace_error, products), _, cpu = timed(
-            pyhessian_direct, model, inputs, targets, tolerance=tolerance, max_iterations=iterations, trace_probes=probes, trace_tolerance=trace_tolerance
+            pyhessian_direct,
+            model,
+            inputs,
+            targets,
+            tolerance=tolerance,
+            max_iterations=iterations,
+            trace_probes=probes,
+            trace_tolerance=trace_tolerance,
         )
-        rows.append(f"| {name} | {abs(top - truth) / truth:.1e} | {trace:.5g} +- {trace_error:.2g} | {products} | {cpu:.2f} | {cpu / native_cpu:.1f}x (vs Hutch++: {cpu / native_hutchpp:.1f}x) |")
+        rows.append(
+            f"| {name} | {abs(top - truth) / truth:.1e} | {trace:.5g} +- {trace_error:.2g} | {products} | {cpu:.2f} | {cpu / native_cpu:.1f}x (vs Hutch++: {cpu / native_hutchpp:.1f}x) |"
+        )
         print(rows[-1], flush=True)
     return rows
 
@@ -233,7 +266,9 @@ def main() -> None:
 
     if not args.only_direct:
         model, inputs, targets = make_case("resnet1d", args.width_1d, args.samples_1d, fit_steps=30)
-        print(f"## Hessian-vector product variants: resnet1d width {args.width_1d}, one chunk of {args.samples_1d} samples, median CPU ms per product\n")
+        print(
+            f"## Hessian-vector product variants: resnet1d width {args.width_1d}, one chunk of {args.samples_1d} samples, median CPU ms per product\n"
+        )
         print("| method | ms per product |\n|---|---|")
         for key, seconds in hvp_variants(model, inputs, targets, args.repeats).items():
             print(f"| {key} | {1000 * seconds:.1f} |", flush=True)
@@ -242,7 +277,9 @@ def main() -> None:
         compare(f"resnet1d width {args.width_1d}", model, inputs, targets, args.samples_1d, [1e-3, 1e-4, 1e-5, 1e-6], 300)
         compare(f"resnet1d width {args.width_1d}, 4 chunks", model, inputs, targets, -(-args.samples_1d // 4), [1e-3], 300)
         model, inputs, targets = make_case("resnet18", args.width_2d, args.samples_2d, fit_steps=30)
-        compare(f"resnet18 width {args.width_2d} (32x32 random inputs)", model, inputs, targets, args.samples_2d, [1e-3, 1e-4, 1e-5, 1e-6], 300)
+        compare(
+            f"resnet18 width {args.width_2d} (32x32 random inputs)", model, inputs, targets, args.samples_2d, [1e-3, 1e-4, 1e-5, 1e-6], 300
+        )
     if not args.skip_direct:
         print("\n## Against PyHessian used directly (single-batch mode: one gradient graph reused)")
         cases = [("resnet1d", args.width_1d, args.samples_1d, (1, 40)), ("resnet18", args.width_2d, args.samples_2d, (3, 32, 32))]

@@ -64,9 +64,11 @@ def main() -> None:
         if repeat > 0:
             ratios.append(timings["lltax"] / timings["bare"])
             print(f"repeat {repeat}: bare {timings['bare']:.2f}s  lltax {timings['lltax']:.2f}s  ratio {ratios[-1]:.3f}")
-    print(f"{platform.node()} {platform.processor() or platform.machine()} torch {torch.__version__}, "
-          f"{args.model} width {args.width}, batch {args.batch_size}, {args.epochs} epochs x {args.samples} samples, "
-          f"{args.threads} thread(s): median ratio {statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})")
+    print(
+        f"{platform.node()} {platform.processor() or platform.machine()} torch {torch.__version__}, "
+        f"{args.model} width {args.width}, batch {args.batch_size}, {args.epochs} epochs x {args.samples} samples, "
+        f"{args.threads} thread(s): median ratio {statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})"
+    )
 
 
 if __name__ == "__main__":

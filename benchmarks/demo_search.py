@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lltax.config import canonical_json, cell_path, expand_grid, load_config, seed_pairs
+from lltax.config import load_config
+from lltax.grid import canonical_json, cell_path, expand_grid, seed_pairs
 
 TEMPERATURE_AXES = ("batch_size", "learning_rate", "weight_decay")
 LOAD_AXES = ("width", "label_noise", "train_fraction")
@@ -58,22 +59,73 @@ def candidate_jobs(config: dict, results: Path) -> dict[str, tuple[list[str], li
         folder = results / path
         model = {seed: str(folder / f"seed={seed}" / "model.pt") for seed in config["seeds"]}
         for seed in config["seeds"]:
-            jobs[f"train {path} {seed}"] = ([
-                "train", "--cell", path, "--seed", str(seed), "--dataset", canonical_json(config["dataset"]),
-                "--model", config["model"]["name"], "--settings", canonical_json(config["train"]),
-                "--out-dir", str(folder / f"seed={seed}"), *common], [])
-            jobs[f"hessian {path} {seed}"] = ([
-                "hessian", "--checkpoint", model[seed], "--settings", canonical_json(config["hessian"]),
-                "--out", str(folder / f"seed={seed}" / "hessian.json"), *common], [f"train {path} {seed}"])
+            jobs[f"train {path} {seed}"] = (
+                [
+                    "train",
+                    "--cell",
+                    path,
+                    "--seeds",
+                    str(seed),
+                    "--dataset-settings",
+                    canonical_json(config["dataset"]),
+                    "--model",
+                    config["model"]["name"],
+                    "--settings",
+                    canonical_json(config["train"]),
+                    "--out-dir",
+                    str(folder / f"seed={seed}"),
+                    *common,
+                ],
+                [],
+            )
+            jobs[f"hessian {path} {seed}"] = (
+                [
+                    "hessian",
+                    "--checkpoints",
+                    model[seed],
+                    "--settings",
+                    canonical_json(config["hessian"]),
+                    "--out",
+                    str(folder / f"seed={seed}" / "hessian.json"),
+                    *common,
+                ],
+                [f"train {path} {seed}"],
+            )
         trains = [f"train {path} {seed}" for seed in config["seeds"]]
-        jobs[f"cka {path}"] = (["cka", "--checkpoints", *model.values(), "--settings", canonical_json(config["cka"]),
-                                "--out", str(folder / "cka.json"), "--distance-out", str(folder / "distance.json"), *common], trains)
+        jobs[f"cka {path}"] = (
+            [
+                "cka",
+                "--checkpoints",
+                *model.values(),
+                "--settings",
+                canonical_json(config["cka"]),
+                "--out",
+                str(folder / "cka.json"),
+                "--distance-out",
+                str(folder / "distance.json"),
+                *common,
+            ],
+            trains,
+        )
         for a, b in pairs:
             curve = str(folder / f"pair={a}-{b}" / "curve.pt")
-            jobs[f"curve-fit {path} {a}-{b}"] = (["curve-fit", "--checkpoints", model[a], model[b], "--settings", curve_settings,
-                                                 "--out", curve, *common], [f"train {path} {a}", f"train {path} {b}"])
-            jobs[f"curve-eval {path} {a}-{b}"] = (["curve-eval", "--curve", curve, "--settings", canonical_json({"points": config["curves"]["points"]}),
-                                                  "--out", str(folder / f"pair={a}-{b}" / "curve_eval.json"), *common], [f"curve-fit {path} {a}-{b}"])
+            jobs[f"curve-fit {path} {a}-{b}"] = (
+                ["curve-fit", "--checkpoints", model[a], model[b], "--settings", curve_settings, "--out", curve, *common],
+                [f"train {path} {a}", f"train {path} {b}"],
+            )
+            jobs[f"curve-eval {path} {a}-{b}"] = (
+                [
+                    "curve-eval",
+                    "--curves",
+                    curve,
+                    "--settings",
+                    canonical_json({"points": config["curves"]["points"]}),
+                    "--out",
+                    str(folder / f"pair={a}-{b}" / "curve_eval.json"),
+                    *common,
+                ],
+                [f"curve-fit {path} {a}-{b}"],
+            )
     return jobs
 
 
@@ -149,7 +201,9 @@ def score_map(phases, config: dict) -> dict[str, bool | None]:
         "all five phases": {"I", "II", "III", "IV-A", "IV-B"} <= present,
         "best test accuracy in IV-B": labels[best] == "IV-B",
         "I at smaller width than IV-B": bool(mean_width("I") < mean_width("IV-B")) if "I" in present and "IV-B" in present else None,
-        "mc rises to 0 with width": bool(np.all(np.diff(mc_by_width) > 0) and mc_by_width[-1] > -config["classify"]["connectivity_threshold"] * 2),
+        "mc rises to 0 with width": bool(
+            np.all(np.diff(mc_by_width) > 0) and mc_by_width[-1] > -config["classify"]["connectivity_threshold"] * 2
+        ),
         "II hotter than IV-A": _hotter(phases, temperature, "II", "IV-A"),
         "II hotter than III": _hotter(phases, temperature, "II", "III"),
         ">= 3 seeds and >= 2 curves per cell": len(config["seeds"]) >= 3 and curves >= 2,
@@ -170,8 +224,9 @@ def score_trend(phases, load: str, temperature: str) -> dict[str, bool]:
 
 
 def report(name: str, config: dict, results: Path, seconds: dict[str, float]) -> dict:
-    from lltax.dataset import aggregate_all, write_dataset
     from lltax.phases import classify, phase_table
+    from lltax.results.infer import aggregate_all
+    from lltax.results.netcdf import write_dataset
 
     dataset = aggregate_all(results, config)
     phases = classify(dataset, **config["classify"])
@@ -182,15 +237,27 @@ def report(name: str, config: dict, results: Path, seconds: dict[str, float]) ->
     lines = [f"== {name}: {len(seconds)} jobs, {sum(seconds.values()):.0f} job-seconds in workers"]
     lines.append(phase_table(phases, load, temperature))
     lines.append(phase_table(phases, load, temperature, "phase_confidence"))
-    for variable in ("test_acc_mean", "train_acc_mean", "hessian_top_eigenvalue_mean", "sharpness_threshold", "mode_connectivity_mean", "cka_mean"):
+    for variable in (
+        "test_acc_mean",
+        "train_acc_mean",
+        "hessian_top_eigenvalue_mean",
+        "sharpness_threshold",
+        "mode_connectivity_mean",
+        "cka_mean",
+    ):
         lines.append(f"{variable}:")
         lines.append(phase_table(phases, load, temperature, variable))
     score = score_map(phases, config) if load == "width" else score_trend(phases, load, temperature)
     lines += [f"  [{'x' if ok else ' ' if ok is not None else '-'}] {what}" for what, ok in score.items()]
     text = "\n".join(lines)
     print(text, flush=True)
-    summary = {"name": name, "score": score, "held": sum(bool(v) for v in score.values()), "job_seconds": sum(seconds.values()),
-               "per_command": {c: round(sum(s for j, s in seconds.items() if j.split()[0] == c), 1) for c in {j.split()[0] for j in seconds}}}
+    summary = {
+        "name": name,
+        "score": score,
+        "held": sum(bool(v) for v in score.values()),
+        "job_seconds": sum(seconds.values()),
+        "per_command": {c: round(sum(s for j, s in seconds.items() if j.split()[0] == c), 1) for c in {j.split()[0] for j in seconds}},
+    }
     (results / "summary.json").write_text(json.dumps(summary, indent=1))
     (results / "map.txt").write_text(text + "\n")
     return summary
@@ -217,7 +284,7 @@ def main() -> None:
     seconds = run_jobs(jobs, args.workers, log_dir)
     print(f"{len(jobs)} jobs in {time.perf_counter() - start:.0f} s wall with {args.workers} workers", flush=True)
     for name, (config, results) in configs.items():
-        report(name, config, results, {j[len(name) + 1:]: s for j, s in seconds.items() if j.startswith(name + " ")})
+        report(name, config, results, {j[len(name) + 1 :]: s for j, s in seconds.items() if j.startswith(name + " ")})
 
 
 if __name__ == "__main__":

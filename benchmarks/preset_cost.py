@@ -15,8 +15,9 @@ from pathlib import Path
 
 import yaml
 
-from lltax.config import expand_grid, seed_pairs, validate_config
+from lltax.config import validate_config
 from lltax.cost import estimate_seconds
+from lltax.grid import expand_grid, seed_pairs
 
 # One job per cell and rule (a cell's seeds or curve pairs in turn); cka writes the distances too.
 RULES = ("train", "hessian", "cka", "curve_fit", "curve_eval", "landscape")
@@ -44,8 +45,10 @@ def main(paths: list[str]) -> None:
         cost = preset_cost(path)
         jobs, hours = cost["jobs"], cost["hours"]
         total_jobs = sum(jobs.values()) + (5 if jobs["curve_fit"] else 4) + 4  # + tables, merge, classify, plots, all
-        print(f"| {path.stem} | {cost['cells']} | {total_jobs} | {jobs['train']} | {jobs['hessian']} | {jobs['curve_fit']} "
-              f"| {hours['train']:,.0f} / {sum(hours.values()):,.0f} |")
+        print(
+            f"| {path.stem} | {cost['cells']} | {total_jobs} | {jobs['train']} | {jobs['hessian']} | {jobs['curve_fit']} "
+            f"| {hours['train']:,.0f} / {sum(hours.values()):,.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 # Per-metric tables, then one merged dataset, then phases and figures (DESIGN.md data flow).
 # Per-metric aggregation means a change to one metric rebuilds only its table and the merge.
 
+
 localrules:
     aggregate,
     merge,
@@ -16,18 +17,18 @@ rule aggregate:
         code=sources("aggregate-metric"),
     output:
         f"{RESULTS}/aggregate/{{metric}}.nc",
-    params:
-        config=metric_config,
-        results=lambda wildcards, output: Path(output[0]).parent.parent,
-    wildcard_constraints:
-        metric="|".join(METRICS),
-    threads: 1
     log:
         f"{RESULTS}/logs/aggregate/{{metric}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/aggregate/{{metric}}.tsv"
+    wildcard_constraints:
+        metric="|".join(METRICS),
     conda:
         "../envs/lltax.yaml"
+    threads: 1
+    params:
+        config=metric_config,
+        results=lambda wildcards, output: Path(output[0]).parent.parent,
     shell:
         "lltax aggregate-metric --metric {wildcards.metric} --results-dir {params.results:q}"
         " --config-json {params.config:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
@@ -39,15 +40,15 @@ rule merge:
         code=sources("merge"),
     output:
         f"{RESULTS}/dataset.nc",
-    params:
-        config=DATASET_CONFIG,
-    threads: 1
     log:
         f"{RESULTS}/logs/merge.log",
     benchmark:
         f"{RESULTS}/benchmarks/merge.tsv"
     conda:
         "../envs/lltax.yaml"
+    threads: 1
+    params:
+        config=DATASET_CONFIG,
     shell:
         "lltax merge --tables {input.tables:q} --config-json {params.config:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
 
@@ -58,15 +59,15 @@ rule classify:
         code=sources("classify"),
     output:
         f"{RESULTS}/phases.nc",
-    params:
-        settings=section("classify"),
-    threads: 1
     log:
         f"{RESULTS}/logs/classify.log",
     benchmark:
         f"{RESULTS}/benchmarks/classify.tsv"
     conda:
         "../envs/lltax.yaml"
+    threads: 1
+    params:
+        settings=section("classify"),
     shell:
         "lltax classify --dataset {input.dataset:q} --out {output:q} --settings {params.settings:q} --threads {threads} > {log:q} 2>&1"
 
@@ -81,16 +82,16 @@ rule plots:
             name: report(FIGURE.format(name=name), caption=f"../report/{name}.rst", category="Phase diagrams")
             for name in ("panels", "phases", "lines", "curves")
         },
-    params:
-        settings=section("plots"),
-        out_dir=lambda wildcards, output: Path(output.panels).parent,
-    threads: 1
     log:
         f"{RESULTS}/logs/plots.log",
     benchmark:
         f"{RESULTS}/benchmarks/plots.tsv"
     conda:
         "../envs/lltax.yaml"
+    threads: 1
+    params:
+        settings=section("plots"),
+        out_dir=lambda wildcards, output: Path(output.panels).parent,
     shell:
         "lltax plot --dataset {input.dataset:q} --phases {input.phases:q} --settings {params.settings:q}"
         " --out-dir {params.out_dir:q} --threads {threads} > {log:q} 2>&1"

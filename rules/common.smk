@@ -2,7 +2,9 @@
 # functions and rules in separate files).
 from pathlib import Path
 
-from lltax.config import CELL_REGEX, canonical_json, canonical_path, cell_path, expand_grid, parse_cell_path, read_config_file, seed_pairs, validate_config
+from lltax.config import read_config_file, validate_config
+
+from lltax.grid import CELL_REGEX, canonical_json, canonical_path, cell_path, expand_grid, parse_cell_path, seed_pairs
 from lltax.cost import memory_mb, runtime_minutes
 from lltax.gpu import count_gpus
 from lltax.io import hold_results_lock
@@ -99,11 +101,7 @@ def per_pair(name):
 
 # 1D interpolation between the first two seeds, 2D surface around the first.
 LANDSCAPE_SEEDS = SEEDS[:2]
-LANDSCAPE_OUTPUTS = (
-    [f"{RESULTS}/{cell}/landscape.nc" for cell in CELLS]
-    if CONFIG["landscape"]["enabled"] and len(SEEDS) >= 2
-    else []
-)
+LANDSCAPE_OUTPUTS = [f"{RESULTS}/{cell}/landscape.nc" for cell in CELLS] if CONFIG["landscape"]["enabled"] and len(SEEDS) >= 2 else []
 
 FIGURE = f"{RESULTS}/figures/{{name}}.{CONFIG['plots']['format']}"
 

@@ -9,18 +9,18 @@ rule curve_fit:
         code=sources("curve-fit"),
     output:
         per_pair("curve.pt"),
-    params:
-        settings=section("curves", drop=("enabled", "pairs", "points")),
-        **TORCH_JOB,
-    resources:
-        **torch_resources("curve_fit"),
-    threads: THREADS
     log:
         cell_log("curve_fit"),
     benchmark:
         cell_benchmark("curve_fit")
     conda:
         "../envs/lltax.yaml"
+    threads: THREADS
+    resources:
+        **torch_resources("curve_fit"),
+    params:
+        **TORCH_JOB,
+        settings=section("curves", drop=("enabled", "pairs", "points")),
     shell:
         "lltax curve-fit --checkpoints {input.checkpoints:q}"
         " --settings {params.settings:q} --data-dir {params.data_dir:q} --device {params.device}"
@@ -33,18 +33,18 @@ rule curve_eval:
         code=sources("curve-eval"),
     output:
         per_pair("curve_eval.json"),
-    params:
-        settings=canonical_json({"points": CONFIG["curves"]["points"]}),
-        **TORCH_JOB,
-    resources:
-        **torch_resources("curve_eval"),
-    threads: THREADS
     log:
         cell_log("curve_eval"),
     benchmark:
         cell_benchmark("curve_eval")
     conda:
         "../envs/lltax.yaml"
+    threads: THREADS
+    resources:
+        **torch_resources("curve_eval"),
+    params:
+        **TORCH_JOB,
+        settings=canonical_json({"points": CONFIG["curves"]["points"]}),
     shell:
-        "lltax curve-eval --curve {input.curves:q} --settings {params.settings:q}"
+        "lltax curve-eval --curves {input.curves:q} --settings {params.settings:q}"
         " --data-dir {params.data_dir:q} --device {params.device} --out {output:q} --threads {params.threads} > {log:q} 2>&1"

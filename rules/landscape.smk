@@ -14,18 +14,18 @@ rule landscape:
             category="Landscapes",
             labels=lambda wildcards: {"cell": wildcards.cell},
         ),
-    params:
-        settings=section("landscape", drop=("enabled",)),
-        **TORCH_JOB,
-    resources:
-        **torch_resources("landscape"),
-    threads: THREADS
     log:
         cell_log("landscape"),
     benchmark:
         cell_benchmark("landscape")
     conda:
         "../envs/lltax.yaml"
+    threads: THREADS
+    resources:
+        **torch_resources("landscape"),
+    params:
+        **TORCH_JOB,
+        settings=section("landscape", drop=("enabled",)),
     shell:
         "lltax landscape --checkpoints {input.checkpoints:q}"
         " --settings {params.settings:q} --data-dir {params.data_dir:q} --device {params.device}"

@@ -10,20 +10,20 @@ rule hessian:
         code=sources("hessian"),
     output:
         per_seed("hessian.json"),
-    params:
-        settings=section("hessian"),
-        **TORCH_JOB,
-    resources:
-        **torch_resources("hessian"),
-    threads: THREADS
     log:
         cell_log("hessian"),
     benchmark:
         cell_benchmark("hessian")
     conda:
         "../envs/lltax.yaml"
+    threads: THREADS
+    resources:
+        **torch_resources("hessian"),
+    params:
+        **TORCH_JOB,
+        settings=section("hessian"),
     shell:
-        "lltax hessian --checkpoint {input.checkpoints:q} --settings {params.settings:q}"
+        "lltax hessian --checkpoints {input.checkpoints:q} --settings {params.settings:q}"
         " --data-dir {params.data_dir:q} --device {params.device} --out {output:q} --threads {params.threads} > {log:q} 2>&1"
 
 
@@ -35,18 +35,18 @@ rule cka:
     output:
         cka=f"{RESULTS}/{{cell}}/cka.json",
         distance=f"{RESULTS}/{{cell}}/distance.json",
-    params:
-        settings=section("cka"),
-        **TORCH_JOB,
-    resources:
-        **torch_resources("cka"),
-    threads: THREADS
     log:
         cell_log("cka"),
     benchmark:
         cell_benchmark("cka")
     conda:
         "../envs/lltax.yaml"
+    threads: THREADS
+    resources:
+        **torch_resources("cka"),
+    params:
+        **TORCH_JOB,
+        settings=section("cka"),
     shell:
         "lltax cka --checkpoints {input.checkpoints:q} --settings {params.settings:q}"
         " --data-dir {params.data_dir:q} --device {params.device} --out {output.cka:q}"

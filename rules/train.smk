@@ -8,23 +8,23 @@ rule train:
     output:
         models=per_seed("model.pt"),
         summaries=per_seed("train.json"),
-    params:
-        dataset=section("dataset"),
-        model=CONFIG["model"]["name"],
-        settings=section("train"),
-        seeds=" ".join(str(seed) for seed in SEEDS),
-        out_dirs=lambda wildcards, output: [str(Path(path).parent) for path in output.models],
-        **TORCH_JOB,
-    resources:
-        **torch_resources("train"),
-    threads: THREADS
     log:
         cell_log("train"),
     benchmark:
         cell_benchmark("train")
     conda:
         "../envs/lltax.yaml"
+    threads: THREADS
+    resources:
+        **torch_resources("train"),
+    params:
+        **TORCH_JOB,
+        dataset=section("dataset"),
+        model=CONFIG["model"]["name"],
+        settings=section("train"),
+        seeds=" ".join(str(seed) for seed in SEEDS),
+        out_dirs=lambda wildcards, output: [str(Path(path).parent) for path in output.models],
     shell:
-        "lltax train --cell {wildcards.cell:q} --seed {params.seeds} --dataset {params.dataset:q}"
+        "lltax train --cell {wildcards.cell:q} --seeds {params.seeds} --dataset-settings {params.dataset:q}"
         " --model {params.model:q} --settings {params.settings:q} --data-dir {params.data_dir:q}"
         " --device {params.device} --out-dir {params.out_dirs:q} --threads {params.threads} > {log:q} 2>&1"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from types import SimpleNamespace
@@ -12,23 +11,23 @@ import pytest
 import torch
 from torch import nn
 
-from lltax import checkpoint
+from lltax import cli
 from lltax.checkpoint import save_checkpoint
-from lltax.metrics.mixup import mixup_batches
-from lltax.metrics import cka
+from lltax.jobs import cka as cka_job
 from lltax.metrics.cka import linear_cka, model_outputs, models_cka, pairwise_cka
+from lltax.metrics.mixup import mixup_batches
 
 
 def hsic_cka(x: np.ndarray, y: np.ndarray) -> float:
     """CKA by its definition: HSIC with explicit centering matrices (Kornblith et al. 2019, eq. 3-4)."""
     n = len(x)
     centering = np.eye(n) - np.ones((n, n)) / n
-    k, l = x @ x.T, y @ y.T
+    k, ell = x @ x.T, y @ y.T
 
     def hsic(a, b):
         return np.trace(a @ centering @ b @ centering) / (n - 1) ** 2
 
-    return hsic(k, l) / math.sqrt(hsic(k, k) * hsic(l, l))
+    return hsic(k, ell) / math.sqrt(hsic(k, k) * hsic(ell, ell))
 
 
 def correlated_pair(n: int, p: int, q: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,34 +169,48 @@ def save_mlp(path, seed: int, diverged: bool = False, **cell_changes) -> nn.Modu
 
     torch.manual_seed(seed)
     model = build_model("mlp", WIDTH, NUM_CLASSES, INPUT_SHAPE)
-    cell = {"width": WIDTH, "batch_size": 16, "label_noise": 0.0, "train_fraction": 1.0, "learning_rate": 0.1, "weight_decay": 0.0, **cell_changes}
+    cell = {
+        "width": WIDTH,
+        "batch_size": 16,
+        "label_noise": 0.0,
+        "train_fraction": 1.0,
+        "learning_rate": 0.1,
+        "weight_decay": 0.0,
+        **cell_changes,
+    }
     meta = {
-        "model": "mlp", "width": WIDTH, "num_classes": NUM_CLASSES, "input_shape": list(INPUT_SHAPE),
+        "model": "mlp",
+        "width": WIDTH,
+        "num_classes": NUM_CLASSES,
+        "input_shape": list(INPUT_SHAPE),
         "dataset": {"name": "mnist1d", "root": "unused", "download": False, "augment": False},
-        "cell": cell, "seed": seed, "diverged": diverged, "config_hash": "test", "versions": {},
+        "cell": cell,
+        "seed": seed,
+        "diverged": diverged,
+        "config_hash": "test",
+        "versions": {},
     }
     save_checkpoint(path, model, meta)
     return model.eval()
 
 
 def run_cka(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser()
-    cka.add_cli(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["cka", *argv])
-    return args.func(args)
+    return cli.run(["cka", *argv])
 
 
 @pytest.fixture
 def cell_data(monkeypatch):
     generator = torch.Generator().manual_seed(0)
-    dataset = SimpleNamespace(x_train=torch.randn(300, *INPUT_SHAPE, generator=generator), y_train=torch.randint(NUM_CLASSES, (300,), generator=generator))
+    dataset = SimpleNamespace(
+        x_train=torch.randn(300, *INPUT_SHAPE, generator=generator), y_train=torch.randint(NUM_CLASSES, (300,), generator=generator)
+    )
     calls = []
 
     def load_cell_data(meta, device="cpu", data_dir=None):
         calls.append(meta["seed"])
         return dataset
 
-    monkeypatch.setattr(checkpoint, "load_cell_data", load_cell_data)
+    monkeypatch.setattr(cka_job, "load_cell_data", load_cell_data)
     return dataset, calls
 
 

@@ -5,18 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lltax.config import (
-    AXES,
-    ConfigError,
-    canonical_value,
-    cell_path,
-    expand_grid,
-    format_value,
-    load_config,
-    parse_cell_path,
-    seed_pairs,
-    validate_config,
-)
+from lltax.config import ConfigError, load_config, validate_config
+from lltax.contract import AXES
+from lltax.grid import canonical_value, cell_path, expand_grid, format_value, parse_cell_path, seed_pairs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,7 +56,10 @@ def test_defaults_filled_and_seeds_expanded():
         (minimal(experiment="."), ["experiment"]),
         (minimal(results_dir=""), ["results_dir", "non-empty"]),  # would write to /<experiment>/
         (minimal(data_dir="  "), ["data_dir", "non-empty"]),
-        (minimal(dataset={"label_noise_mode": "exact"}, grid={"width": [4], "batch_size": [16], "label_noise": [1.0]}), ["label_noise_mode: paper"]),
+        (
+            minimal(dataset={"label_noise_mode": "exact"}, grid={"width": [4], "batch_size": [16], "label_noise": [1.0]}),
+            ["label_noise_mode: paper"],
+        ),
         (minimal(classify={"sharpness_threshold": "auto"}), ["classify.sharpness_threshold", "auto"]),
         (minimal(threads=0), ["threads"]),
         (minimal(seeds=[]), ["seeds", "empty", "distinct integers >= 0"]),

@@ -55,7 +55,14 @@ def config(**changes):
 
 
 def cell(width, batch_size, train_fraction=1.0):
-    return {"width": width, "batch_size": batch_size, "train_fraction": train_fraction, "label_noise": 0.0, "learning_rate": 0.1, "weight_decay": 5e-4}
+    return {
+        "width": width,
+        "batch_size": batch_size,
+        "train_fraction": train_fraction,
+        "label_noise": 0.0,
+        "learning_rate": 0.1,
+        "weight_decay": 5e-4,
+    }
 
 
 def test_runtime_follows_steps_width_and_data():

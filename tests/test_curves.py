@@ -6,7 +6,6 @@ code under test (by hand from the definitions, or by the end models themselves).
 
 from __future__ import annotations
 
-import argparse
 import copy
 import math
 import types
@@ -17,10 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lltax import cli
 from lltax.checkpoint import save_checkpoint
-from lltax.metrics.evaluate import evaluate_model
 from lltax.io import read_json
-from lltax.metrics import curves
+from lltax.jobs import curve_eval as curve_eval_job
+from lltax.jobs import curve_fit as curve_fit_job
+from lltax.jobs.inputs import build_from_meta, load_model
 from lltax.metrics.bezier import (
     bezier_coefficients,
     curve_forward,
@@ -32,6 +33,7 @@ from lltax.metrics.bezier import (
     unflatten_bend,
 )
 from lltax.metrics.curves import evaluate_curve, fit_curve, learning_rate_factor, mode_connectivity
+from lltax.metrics.evaluate import evaluate_model
 
 LENGTH, CLASSES = 8, 3
 
@@ -328,10 +330,16 @@ def test_fit_rejects_a_batch_larger_than_the_data():
 
 def _write_checkpoint(path, model, seed, diverged=False):
     meta = {
-        "model": "mlp", "width": 16, "num_classes": CLASSES, "input_shape": [1, LENGTH],
+        "model": "mlp",
+        "width": 16,
+        "num_classes": CLASSES,
+        "input_shape": [1, LENGTH],
         "dataset": {"name": "mnist1d", "root": "unused", "download": False, "augment": False},
         "cell": {"width": 16, "batch_size": 16, "label_noise": 0.0, "train_fraction": 1.0, "learning_rate": 0.1, "weight_decay": 0.0},
-        "seed": seed, "diverged": diverged, "config_hash": "test", "versions": {},
+        "seed": seed,
+        "diverged": diverged,
+        "config_hash": "test",
+        "versions": {},
     }
     save_checkpoint(path, model, meta)
 
@@ -354,7 +362,8 @@ def cli_models():
 def cli_setup(tmp_path, monkeypatch, cli_models):
     models, dataset = cli_models
     # The cell's data would come from lltax.data; a tiny in-memory set keeps the test offline and fast.
-    monkeypatch.setattr(curves, "load_cell_data", lambda meta, device, data_dir=None: dataset)
+    for job in (curve_fit_job, curve_eval_job):
+        monkeypatch.setattr(job, "load_cell_data", lambda meta, device, data_dir=None: dataset)
     paths = []
     for seed, model in enumerate(models):
         paths.append(tmp_path / f"seed={seed}" / "model.pt")
@@ -363,10 +372,7 @@ def cli_setup(tmp_path, monkeypatch, cli_models):
 
 
 def _run(argv):
-    parser = argparse.ArgumentParser()
-    curves.add_cli(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return cli.run(argv)
 
 
 SETTINGS = '{"epochs": 2, "batch_size": 16, "points": [0.0, 0.5, 1.0], "init": "random", "pairs": "first"}'
@@ -375,7 +381,10 @@ SETTINGS = '{"epochs": 2, "batch_size": 16, "points": [0.0, 0.5, 1.0], "init": "
 def test_cli_fit_and_eval(cli_setup):
     folder, (path_a, path_b) = cli_setup
     curve_path, eval_path = folder / "pair=0-1" / "curve.pt", folder / "pair=0-1" / "curve_eval.json"
-    assert _run(["curve-fit", "--checkpoints", str(path_a), str(path_b), "--settings", SETTINGS, "--device", "cpu", "--out", str(curve_path)]) == 0
+    assert (
+        _run(["curve-fit", "--checkpoints", str(path_a), str(path_b), "--settings", SETTINGS, "--device", "cpu", "--out", str(curve_path)])
+        == 0
+    )
     payload = torch.load(curve_path, weights_only=True)
     meta = payload["meta"]
     assert (meta["seed_a"], meta["seed_b"], meta["diverged"]) == (0, 1, False)
@@ -388,30 +397,58 @@ def test_cli_fit_and_eval(cli_setup):
     end_a = torch.load(path_a, weights_only=True)["state_dict"]
     assert all(torch.equal(payload["bends"][0][k], end_a[k]) for k in payload["bends"][0])
     # As the curve_eval rule does: only the points (the BatchNorm batch size comes from the fit).
-    assert _run(["curve-eval", "--curve", str(curve_path), "--settings", '{"points": [1.0, 0.5, 0.0]}', "--device", "cpu", "--out", str(eval_path)]) == 0
+    assert (
+        _run(
+            [
+                "curve-eval",
+                "--curves",
+                str(curve_path),
+                "--settings",
+                '{"points": [1.0, 0.5, 0.0]}',
+                "--device",
+                "cpu",
+                "--out",
+                str(eval_path),
+            ]
+        )
+        == 0
+    )
     result = read_json(eval_path)
-    assert set(result) == {"seed_a", "seed_b", "t", "train_error", "train_loss", "test_error", "test_loss", "mode_connectivity",
-                           "mode_connectivity_loss", "cell", "checkpoints_sha256"}
+    assert set(result) == {
+        "seed_a",
+        "seed_b",
+        "t",
+        "train_error",
+        "train_loss",
+        "test_error",
+        "test_loss",
+        "mode_connectivity",
+        "mode_connectivity_loss",
+        "cell",
+        "checkpoints_sha256",
+    }
     # Provenance: the cell and both end models' weights checksums.
-    assert result["checkpoints_sha256"] == {str(s): torch.load(p, weights_only=True)["meta"]["state_sha256"] for s, p in ((0, path_a), (1, path_b))}
+    assert result["checkpoints_sha256"] == {
+        str(s): torch.load(p, weights_only=True)["meta"]["state_sha256"] for s, p in ((0, path_a), (1, path_b))
+    }
     assert result["t"] == [0.0, 0.5, 1.0] and len(result["train_error"]) == 3
     assert result["mode_connectivity"] == pytest.approx(mode_connectivity(result["train_error"]))
     # t = 0 is end model A itself (no BatchNorm in an MLP): its own training loss.
-    model_a, _ = curves.load_model(path_a)
-    dataset = curves.load_cell_data(None, "cpu")
+    model_a, _ = load_model(path_a)
+    dataset = curve_eval_job.load_cell_data(None, "cpu")
     assert result["train_loss"][0] == pytest.approx(evaluate_model(model_a, dataset.x_train, dataset.y_train)[0], rel=1e-6)
 
 
 def test_cli_diverged_end_model_gives_nan(cli_setup):
     folder, (path_a, path_b) = cli_setup
     state = torch.load(path_b, weights_only=True)
-    model = curves.build_from_meta(state["meta"])
+    model = build_from_meta(state["meta"])
     model.load_state_dict(state["state_dict"])
     _write_checkpoint(path_b, model, seed=1, diverged=True)
     curve_path, eval_path = folder / "curve.pt", folder / "curve_eval.json"
     _run(["curve-fit", "--checkpoints", str(path_a), str(path_b), "--settings", SETTINGS, "--device", "cpu", "--out", str(curve_path)])
     assert torch.load(curve_path, weights_only=True)["meta"]["diverged"] is True
-    _run(["curve-eval", "--curve", str(curve_path), "--settings", SETTINGS, "--device", "cpu", "--out", str(eval_path)])
+    _run(["curve-eval", "--curves", str(curve_path), "--settings", SETTINGS, "--device", "cpu", "--out", str(eval_path)])
     result = read_json(eval_path)
     assert result["mode_connectivity"] is None and result["train_error"] == [None, None, None]
     assert result["t"] == [0.0, 0.5, 1.0] and (result["seed_a"], result["seed_b"]) == (0, 1)
@@ -420,7 +457,7 @@ def test_cli_diverged_end_model_gives_nan(cli_setup):
 def test_cli_rejects_pairs_of_different_cells(cli_setup):
     folder, (path_a, path_b) = cli_setup
     state = torch.load(path_b, weights_only=True)
-    model = curves.build_from_meta(state["meta"])
+    model = build_from_meta(state["meta"])
     model.load_state_dict(state["state_dict"])
     save_checkpoint(path_b, model, {**state["meta"], "cell": {**state["meta"]["cell"], "batch_size": 32}})
     with pytest.raises(ValueError, match="same grid cell"):
@@ -430,13 +467,26 @@ def test_cli_rejects_pairs_of_different_cells(cli_setup):
 def test_cli_bad_settings_name_the_key(cli_setup):
     folder, (path_a, path_b) = cli_setup
     with pytest.raises(ValueError, match="epochs"):
-        _run(["curve-fit", "--checkpoints", str(path_a), str(path_b), "--settings", '{"epochs": 0}', "--device", "cpu", "--out", str(folder / "c.pt")])
+        _run(
+            [
+                "curve-fit",
+                "--checkpoints",
+                str(path_a),
+                str(path_b),
+                "--settings",
+                '{"epochs": 0}',
+                "--device",
+                "cpu",
+                "--out",
+                str(folder / "c.pt"),
+            ]
+        )
 
 
 def test_registered_in_the_lltax_command():
     from lltax.cli import COMMAND_MODULES
 
-    assert "lltax.metrics.curves" in COMMAND_MODULES
+    assert {"lltax.jobs.curve_fit", "lltax.jobs.curve_eval"} <= set(COMMAND_MODULES)
 
 
 def test_curve_epochs_scale_with_the_data_fraction_to_keep_the_steps():

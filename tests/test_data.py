@@ -12,19 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from lltax import data
+from lltax import loaders
+from lltax.data import augment_batch, corrupt_labels, load_dataset, redraw_labels, rounded_count, subset_indices
+from lltax.loaders import DATASETS, NORMALIZATION, mnist1d_cache_path
 from lltax.metrics.mixup import mixup_batches
-from lltax.data import (
-    DATASETS,
-    NORMALIZATION,
-    augment_batch,
-    corrupt_labels,
-    redraw_labels,
-    load_dataset,
-    mnist1d_cache_path,
-    rounded_count,
-    subset_indices,
-)
 
 # ---------------------------------------------------------------------------------------------
 # MNIST-1D (generated once per test session, ~3-9 s on a 2-core VM)
@@ -38,10 +29,7 @@ def mnist1d_root(tmp_path_factory):
     random.seed(123)
     load_dataset("mnist1d", root)
     # The generator seeds NumPy's and Python's global RNGs; lltax must restore them.
-    root_rng_restored = (
-        np.random.random() == np.random.RandomState(123).random_sample()
-        and random.random() == random.Random(123).random()
-    )
+    root_rng_restored = np.random.random() == np.random.RandomState(123).random_sample() and random.random() == random.Random(123).random()
     return root, root_rng_restored
 
 
@@ -329,7 +317,10 @@ def test_svhn_loader_parses_mat_files_and_maps_label_10_to_0(tmp_path, monkeypat
         images = rng.integers(0, 256, size=(count, 3, 32, 32), dtype=np.uint8)
         digits = np.arange(count) % 10
         # SVHN's .mat layout: X is (H, W, C, N); y is (N, 1) with digit 0 stored as 10.
-        scipy_io.savemat(tmp_path / f"{split}_32x32.mat", {"X": images.transpose(2, 3, 1, 0), "y": np.where(digits == 0, 10, digits)[:, None].astype(np.uint8)})
+        scipy_io.savemat(
+            tmp_path / f"{split}_32x32.mat",
+            {"X": images.transpose(2, 3, 1, 0), "y": np.where(digits == 0, 10, digits)[:, None].astype(np.uint8)},
+        )
         arrays[split] = (images, digits)
 
     dataset = load_dataset("svhn", tmp_path)
@@ -493,7 +484,7 @@ def test_registry_loaders_accept_root_and_download():
     for name, loader in DATASETS.items():
         parameters = list(inspect.signature(loader).parameters)
         assert parameters[:2] == ["root", "download"], name
-    assert data.DATASETS["mnist1d"] is data.load_mnist1d
+    assert loaders.DATASETS["mnist1d"] is loaders.load_mnist1d
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -609,17 +600,47 @@ def test_own_dataset_trains_through_the_cli(tmp_path):
     from lltax.config import validate_config
 
     dataset = {"name": "test_data:blobs_dataset"}
-    config = validate_config({"experiment": "t", "dataset": dataset, "model": {"name": "test_models:tiny_relu_net"}, "seeds": 2,
-                              "grid": {"width": [4], "batch_size": [32]}, "train": {"epochs": 2}})
+    config = validate_config(
+        {
+            "experiment": "t",
+            "dataset": dataset,
+            "model": {"name": "test_models:tiny_relu_net"},
+            "seeds": 2,
+            "grid": {"width": [4], "batch_size": [32]},
+            "train": {"epochs": 2},
+        }
+    )
     assert config["dataset"]["name"] == "test_data:blobs_dataset"
     tests = Path(__file__).parent
     env = {**os.environ, "PYTHONPATH": f"{tests}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     cell = "width=4/batch_size=32/label_noise=0.0/train_fraction=1.0/learning_rate=0.05/weight_decay=0.0005"
     subprocess.run(
-        [sys.executable, "-m", "lltax.cli", "train", "--cell", cell, "--seed", "0", "--dataset", json.dumps(dataset),
-         "--model", "test_models:tiny_relu_net", "--settings", json.dumps({"epochs": 2}), "--data-dir", str(tmp_path),
-         "--device", "cpu", "--out-dir", str(tmp_path / "run")],
-        check=True, env=env, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "lltax.cli",
+            "train",
+            "--cell",
+            cell,
+            "--seeds",
+            "0",
+            "--dataset-settings",
+            json.dumps(dataset),
+            "--model",
+            "test_models:tiny_relu_net",
+            "--settings",
+            json.dumps({"epochs": 2}),
+            "--data-dir",
+            str(tmp_path),
+            "--device",
+            "cpu",
+            "--out-dir",
+            str(tmp_path / "run"),
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     summary = json.loads((tmp_path / "run" / "train.json").read_text())
     assert summary["final"]["train_acc"] > 50  # three well-separated blobs
@@ -632,4 +653,4 @@ def test_pinned_mnist1d_arguments_are_the_packages_defaults():
 
     defaults = get_dataset_args(as_dict=True)
     defaults.pop("url", None)
-    assert data.mnist1d_generator_args() == defaults
+    assert loaders.mnist1d_generator_args() == defaults

@@ -1,7 +1,9 @@
-"""Aggregation of per-job JSON files into the contract dataset (lltax.dataset)."""
+"""Aggregation of per-job JSON files into the contract dataset (lltax.results), every record
+checked against its path, its cell's checkpoints and the config before it is trusted."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
@@ -9,22 +11,18 @@ import math
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
+from torch import nn
 
-import argparse
-
-from lltax import cli, dataset as dataset_module
-from lltax.config import AXES, canonical_json, cell_path, expand_grid
-from lltax.dataset import (
-    METRICS,
-    aggregate_all,
-    aggregate_metric,
-    infer_config,
-    merge_metrics,
-    read_dataset,
-    write_dataset,
-)
+from lltax import cli
+from lltax.checkpoint import save_checkpoint, state_checksum
+from lltax.contract import AXES, METRICS
+from lltax.grid import canonical_json, cell_path, expand_grid
 from lltax.io import write_json
+from lltax.results.infer import aggregate_all, infer_config
+from lltax.results.netcdf import merge_metrics, read_dataset, write_dataset
+from lltax.results.tables import aggregate_metric
 
 CONFIG = {
     "grid": {
@@ -55,48 +53,103 @@ def profile(cell: dict, offset: float) -> list[float]:
     return [value(cell, 0, offset) + i for i in range(len(POINTS))]
 
 
+def write_checkpoint(path, cell: dict, seed: int) -> tuple[str, str]:
+    """A small real checkpoint for (cell, seed): the records name its checksum and config hash."""
+    torch.manual_seed(seed + 100 * cell["width"] + cell["batch_size"])
+    model = nn.Linear(2, 2)
+    config_hash = hashlib.sha256(f"{canonical_json(cell)}/{seed}".encode()).hexdigest()[:16]
+    save_checkpoint(path, model, {"cell": cell, "seed": seed, "config_hash": config_hash})
+    return state_checksum(model.state_dict()), config_hash
+
+
 def write_tree(root, config=CONFIG):
-    """Per-job files of the contract for every cell, seed and (first) pair."""
+    """Per-job files of the contract for every cell, seed and (first) pair, and the checkpoints."""
     for cell in expand_grid(config["grid"]):
         folder = root / cell_path(cell)
+        shas = {}
         for seed in config["seeds"]:
+            sha, config_hash = write_checkpoint(folder / f"seed={seed}" / "model.pt", cell, seed)
+            shas[str(seed)] = sha
             diverged = (cell["width"], cell["batch_size"], seed) == DIVERGED
             nan_or = (lambda x: math.nan) if diverged else (lambda x: x)
-            write_json(folder / f"seed={seed}" / "train.json", {
-                "diverged": diverged, "epochs_run": 3, "wall_time_s": value(cell, seed, 0.5), "seed": seed,
-                "cell": cell, "history": [], "final": {
-                    "train_loss": nan_or(value(cell, seed, 0.01)), "train_acc": nan_or(value(cell, seed, 0.02)),
-                    "test_loss": nan_or(value(cell, seed, 0.03)), "test_acc": nan_or(value(cell, seed, 0.04)),
+            write_json(
+                folder / f"seed={seed}" / "train.json",
+                {
+                    "diverged": diverged,
+                    "epochs_run": 3,
+                    "wall_time_s": value(cell, seed, 0.5),
+                    "seed": seed,
+                    "cell": cell,
+                    "history": [],
+                    "config_hash": config_hash,
+                    "final": {
+                        "train_loss": nan_or(value(cell, seed, 0.01)),
+                        "train_acc": nan_or(value(cell, seed, 0.02)),
+                        "test_loss": nan_or(value(cell, seed, 0.03)),
+                        "test_acc": nan_or(value(cell, seed, 0.04)),
+                    },
                 },
-            })
-            write_json(folder / f"seed={seed}" / "hessian.json", {
-                "top_eigenvalue": nan_or(value(cell, seed, 0.05)), "top_eigenvalues": [value(cell, seed, 0.05)],
-                "eigenvalue_error": value(cell, seed, 0.06), "trace": value(cell, seed, 0.07),
-                "trace_error": value(cell, seed, 0.08), "trace_method": "exact", "backend": "native",
-                "hvp_count": 10, "num_samples": 20, "cell": cell, "seed": seed,
-            })
+            )
+            write_json(
+                folder / f"seed={seed}" / "hessian.json",
+                {
+                    "top_eigenvalue": nan_or(value(cell, seed, 0.05)),
+                    "top_eigenvalues": [value(cell, seed, 0.05)],
+                    "eigenvalue_error": value(cell, seed, 0.06),
+                    "trace": value(cell, seed, 0.07),
+                    "trace_error": value(cell, seed, 0.08),
+                    "trace_method": "exact",
+                    "backend": "native",
+                    "hvp_count": 10,
+                    "num_samples": 20,
+                    "cell": cell,
+                    "seed": seed,
+                    "checkpoint_sha256": sha,
+                },
+            )
         pairs = list(itertools.combinations(config["seeds"], 2))
-        write_json(folder / "cka.json", {"cell": cell, "pairs": [{"seed_a": a, "seed_b": b, "cka": pair_value(cell, a, b, 0.001)} for a, b in pairs]})
-        write_json(folder / "distance.json", {"cell": cell, "pairs": [{"seed_a": a, "seed_b": b, "l2_distance": pair_value(cell, a, b, 0.002)} for a, b in pairs]})
+        write_json(
+            folder / "cka.json",
+            {
+                "cell": cell,
+                "checkpoints_sha256": shas,
+                "pairs": [{"seed_a": a, "seed_b": b, "cka": pair_value(cell, a, b, 0.001)} for a, b in pairs],
+            },
+        )
+        write_json(
+            folder / "distance.json",
+            {
+                "cell": cell,
+                "checkpoints_sha256": shas,
+                "pairs": [{"seed_a": a, "seed_b": b, "l2_distance": pair_value(cell, a, b, 0.002)} for a, b in pairs],
+            },
+        )
         a, b = config["seeds"][:2]
-        write_json(folder / f"pair={a}-{b}" / "curve_eval.json", {
-            "seed_a": a, "seed_b": b, "t": POINTS, "cell": cell,
-            "train_error": profile(cell, 0.1), "train_loss": profile(cell, 0.2),
-            "test_error": profile(cell, 0.3), "test_loss": profile(cell, 0.4),
-            "mode_connectivity": pair_value(cell, a, b, 0.003), "mode_connectivity_loss": pair_value(cell, a, b, 0.004),
-        })
+        write_json(
+            folder / f"pair={a}-{b}" / "curve_eval.json",
+            {
+                "seed_a": a,
+                "seed_b": b,
+                "t": POINTS,
+                "cell": cell,
+                "checkpoints_sha256": {str(a): shas[str(a)], str(b): shas[str(b)]},
+                "train_error": profile(cell, 0.1),
+                "train_loss": profile(cell, 0.2),
+                "test_error": profile(cell, 0.3),
+                "test_loss": profile(cell, 0.4),
+                "mode_connectivity": pair_value(cell, a, b, 0.003),
+                "mode_connectivity_loss": pair_value(cell, a, b, 0.004),
+            },
+        )
 
 
 def run_cli(argv: list[str]) -> int:
-    """The subcommands of lltax.dataset, parsed as `lltax` does (without importing torch)."""
-    parser = argparse.ArgumentParser()
-    dataset_module.add_cli(parser.add_subparsers(required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    """A subcommand run as `lltax` runs it, errors raised."""
+    return cli.run(argv)
 
 
 def test_commands_are_registered_with_lltax():
-    assert "lltax.dataset" in cli.COMMAND_MODULES and "lltax.phases" in cli.COMMAND_MODULES
+    assert "lltax.jobs.aggregate_metric" in cli.COMMAND_MODULES and "lltax.jobs.classify" in cli.COMMAND_MODULES
 
 
 @pytest.fixture
@@ -117,12 +170,20 @@ def at(table: xr.Dataset, name: str, cell: dict, **extra) -> float:
 def test_per_seed_tables_hold_every_file_value_and_nan_for_missing(results, caplog):
     missing_cell = {"width": 2, "batch_size": 16, "label_noise": 0.3, "train_fraction": 1.0, "learning_rate": 0.1, "weight_decay": 0.0}
     (results / cell_path(missing_cell) / "seed=1" / "hessian.json").unlink()
-    with caplog.at_level(logging.WARNING, logger="lltax.dataset"):
+    with caplog.at_level(logging.WARNING, logger="lltax.results.tables"):
         tables = {m: aggregate_metric(m, results, CONFIG) for m in ("train", "hessian")}
     assert "hessian: 1 of 12 files missing" in caplog.text
-    fields = {"train_loss": 0.01, "train_acc": 0.02, "test_loss": 0.03, "test_acc": 0.04,
-              "hessian_top_eigenvalue": 0.05, "hessian_eigenvalue_error": 0.06, "hessian_trace": 0.07,
-              "hessian_trace_error": 0.08, "train_wall_time": 0.5}
+    fields = {
+        "train_loss": 0.01,
+        "train_acc": 0.02,
+        "test_loss": 0.03,
+        "test_acc": 0.04,
+        "hessian_top_eigenvalue": 0.05,
+        "hessian_eigenvalue_error": 0.06,
+        "hessian_trace": 0.07,
+        "hessian_trace_error": 0.08,
+        "train_wall_time": 0.5,
+    }
     merged = xr.merge(tables.values(), compat="no_conflicts", join="exact", combine_attrs="drop")
     for cell in expand_grid(CONFIG["grid"]):
         for seed in CONFIG["seeds"]:
@@ -199,8 +260,17 @@ def test_float_coordinates_are_canonical_and_survive_netcdf(results, tmp_path):
 
 def test_merged_dataset_has_the_contract_schema(results):
     dataset = aggregate_all(results, CONFIG)
-    per_model = ["train_loss", "train_acc", "test_loss", "test_acc", "hessian_top_eigenvalue", "hessian_trace",
-                 "hessian_eigenvalue_error", "hessian_trace_error", "diverged"]
+    per_model = [
+        "train_loss",
+        "train_acc",
+        "test_loss",
+        "test_acc",
+        "hessian_top_eigenvalue",
+        "hessian_trace",
+        "hessian_eigenvalue_error",
+        "hessian_trace_error",
+        "diverged",
+    ]
     for name in per_model:
         assert dataset[name].dims == (*AXES, "seed"), name
     for name in ["cka", "l2_distance", "mode_connectivity", "mode_connectivity_loss"]:
@@ -217,10 +287,10 @@ def test_merged_dataset_has_the_contract_schema(results):
 def test_merge_equals_the_tables_and_fills_absent_metrics_with_nan(results, caplog):
     tables = {m: aggregate_metric(m, results, CONFIG) for m in METRICS}
     merged = merge_metrics(list(tables.values()), CONFIG)
-    for metric, table in tables.items():
+    for table in tables.values():
         for name in table.data_vars:
             xr.testing.assert_identical(merged[name], table[name])
-    with caplog.at_level(logging.WARNING, logger="lltax.dataset"):
+    with caplog.at_level(logging.WARNING, logger="lltax.results.tables"):
         partial = merge_metrics([tables["hessian"]], CONFIG)
     assert "curves" in caplog.text
     assert set(partial.data_vars) == set(merged.data_vars)
@@ -230,7 +300,7 @@ def test_merge_equals_the_tables_and_fills_absent_metrics_with_nan(results, capl
 
 def test_merge_refuses_stale_or_repeated_tables(results):
     stale_config = {**CONFIG, "seeds": [0, 1]}
-    stale = aggregate_metric("cka", results, stale_config)
+    stale = aggregate_metric("cka", None, stale_config)  # a table built for other seeds
     with pytest.raises(ValueError, match="'cka' table.*stale"):
         merge_metrics([stale], CONFIG)
     table = aggregate_metric("hessian", results, CONFIG)
@@ -252,19 +322,20 @@ def test_rerun_on_unchanged_inputs_gives_identical_bytes(results, tmp_path):
 
 def test_corrupt_json_names_the_file_and_keeps_the_old_output(results, tmp_path):
     out = tmp_path / "dataset.nc"
-    assert run_cli(["aggregate", str(results), "--out", str(out)]) == 0
+    assert run_cli(["aggregate", "--results-dir", str(results), "--out", str(out)]) == 0
     before = out.read_bytes()
     bad = results / cell_path(expand_grid(CONFIG["grid"])[1]) / "seed=2" / "train.json"
     bad.write_text('{"final": {"train_loss": 1.0,')
     with pytest.raises(ValueError, match=str(bad)):
-        run_cli(["aggregate", str(results), "--out", str(out)])
+        run_cli(["aggregate", "--results-dir", str(results), "--out", str(out)])
     assert out.read_bytes() == before
 
 
 def test_missing_key_and_missing_folder_are_clear_errors(results, tmp_path):
     path = results / cell_path(expand_grid(CONFIG["grid"])[0]) / "seed=0" / "hessian.json"
     cell = expand_grid(CONFIG["grid"])[0]
-    write_json(path, {"top_eigenvalue": 1.0, "cell": cell, "seed": 0})
+    sha = json.loads(path.read_text())["checkpoint_sha256"]
+    write_json(path, {"top_eigenvalue": 1.0, "cell": cell, "seed": 0, "checkpoint_sha256": sha})
     with pytest.raises(ValueError, match="has no key 'trace'"):
         aggregate_metric("hessian", results, CONFIG)
     with pytest.raises(FileNotFoundError, match="does not exist"):
@@ -313,7 +384,9 @@ def test_impossible_values_are_refused_naming_the_file(results, tmp_path, metric
     path.write_text(json.dumps(record))  # json.dumps writes NaN/Infinity literally, as a foreign writer would
     out = tmp_path / f"{metric}.nc"
     with pytest.raises(ValueError) as error:
-        run_cli(["aggregate-metric", metric, "--results-dir", str(results), "--config-json", json.dumps(CONFIG), "--out", str(out)])
+        run_cli(
+            ["aggregate-metric", "--metric", metric, "--results-dir", str(results), "--config-json", json.dumps(CONFIG), "--out", str(out)]
+        )
     assert str(path) in str(error.value) and message in str(error.value), str(error.value)
     assert not out.exists()
 
@@ -336,19 +409,22 @@ def test_cli_per_metric_then_merge_equals_aggregate(results, tmp_path, capsys):
         out = results / "aggregate" / f"{metric}.nc"
         extra = {"curves": CONFIG["curves"]} if metric == "curves" else {}
         subset = canonical_json({"grid": CONFIG["grid"], "seeds": CONFIG["seeds"], "unused": 1, **extra})
-        assert run_cli(["aggregate-metric", metric, "--results-dir", str(results), "--config-json", subset, "--out", str(out)]) == 0
+        assert (
+            run_cli(["aggregate-metric", "--metric", metric, "--results-dir", str(results), "--config-json", subset, "--out", str(out)])
+            == 0
+        )
         tables.append(str(out))
     merged = tmp_path / "merged.nc"
-    assert run_cli(["merge", "--inputs", *tables, "--config-json", config_json, "--out", str(merged)]) == 0
+    assert run_cli(["merge", "--tables", *tables, "--config-json", config_json, "--out", str(merged)]) == 0
     by_hand = tmp_path / "by_hand.nc"
-    assert run_cli(["aggregate", str(results), "--out", str(by_hand)]) == 0  # grid inferred from the paths
+    assert run_cli(["aggregate", "--results-dir", str(results), "--out", str(by_hand)]) == 0  # grid inferred from the paths
     a, b = read_dataset(merged), read_dataset(by_hand)
     xr.testing.assert_equal(a, b)
     assert json.loads(a.attrs["config"]) == json.loads(config_json)
     config_yaml = tmp_path / "config.yaml"
     config_yaml.write_text(json.dumps({"experiment": "demo", **CONFIG}))  # JSON is YAML
     from_config = tmp_path / "from_config.nc"
-    assert run_cli(["aggregate", str(results), "--config", str(config_yaml), "--out", str(from_config)]) == 0
+    assert run_cli(["aggregate", "--results-dir", str(results), "--config", str(config_yaml), "--out", str(from_config)]) == 0
     c = read_dataset(from_config)
     xr.testing.assert_equal(a, c)
     assert json.loads(c.attrs["config"])["experiment"] == "demo"  # the resolved config, defaults filled
@@ -371,13 +447,58 @@ def test_a_failed_netcdf_write_names_the_file_and_keeps_the_old_one(results, tmp
     assert not list(tmp_path.glob(".dataset.nc.*"))  # no temporary left behind
 
 
-def test_a_pair_outside_the_configs_seeds_is_not_merged(results, caplog):
-    path = results / cell_path(expand_grid(CONFIG["grid"])[0]) / "cka.json"
+OTHER_SHA = "ab" * 32
+
+
+# Records that do not fit their cell's checkpoints or the config: a file copied from another run
+# of the same cell and seed, a checksum that is no checksum, pairs or points other than the
+# config's. Each is refused naming the file.
+PROVENANCE = [
+    ("hessian", "seed=0/hessian.json", lambda r: r.update(checkpoint_sha256=OTHER_SHA), "computed from another checkpoint of seed 0"),
+    ("hessian", "seed=0/hessian.json", lambda r: r.update(checkpoint_sha256="0" * 64), "not the weights checksum"),
+    ("hessian", "seed=0/hessian.json", lambda r: r.pop("checkpoint_sha256"), "checkpoint_sha256 is None"),
+    ("train", "seed=0/train.json", lambda r: r.update(config_hash="0123456789abcdef"), "written by another training run"),
+    ("train", "seed=0/train.json", lambda r: r.pop("config_hash"), "config_hash is None"),
+    ("cka", "cka.json", lambda r: r["checkpoints_sha256"].update({"1": OTHER_SHA}), "another checkpoint of seed 1"),
+    ("cka", "cka.json", lambda r: r.pop("checkpoints_sha256"), "records no checkpoints_sha256"),
+    ("cka", "cka.json", lambda r: r["pairs"].append(dict(r["pairs"][0])), "lists pair 0-1 twice"),
+    ("cka", "cka.json", lambda r: r.update(pairs=[]), "holds pairs []"),
+    ("cka", "cka.json", lambda r: r["pairs"].append({"seed_a": 0, "seed_b": 9, "cka": 0.5}), "holds pairs"),
+    ("cka", "cka.json", lambda r: r["checkpoints_sha256"].update({"9": OTHER_SHA}), "computed with seeds [9]"),
+    ("distance", "distance.json", lambda r: r.update(pairs=[{"seed_a": 7, "seed_b": 8, "l2_distance": 1.0}]), "holds pairs"),
+    ("curves", "pair=0-1/curve_eval.json", lambda r: r["checkpoints_sha256"].update({"0": OTHER_SHA}), "another checkpoint of seed 0"),
+    ("curves", "pair=0-1/curve_eval.json", lambda r: r.update(t=[0.0, 0.25, 1.0]), "not at the config's curves.points"),
+    ("train", "seed=0/train.json", lambda r: r["final"].update(train_loss=1e308), "train_loss = 1e+308 is outside"),
+]
+
+
+@pytest.mark.parametrize("metric, relative, edit, message", PROVENANCE)
+def test_records_that_do_not_fit_their_checkpoints_or_the_config_are_refused(results, tmp_path, metric, relative, edit, message):
+    path = results / cell_path(expand_grid(CONFIG["grid"])[0]) / relative
     record = json.loads(path.read_text())
-    before = aggregate_metric("cka", results, CONFIG)
-    record["pairs"].append({"seed_a": 0, "seed_b": 9, "cka": 0.5})
+    edit(record)
     path.write_text(json.dumps(record))
+    with pytest.raises(ValueError) as error:
+        aggregate_metric(metric, results, CONFIG)
+    assert str(path) in str(error.value) and message in str(error.value), str(error.value)
+    assert "delete it and rerun" in str(error.value) or "impossible" in str(error.value), str(error.value)
+
+
+def test_a_record_nested_too_deeply_is_refused_naming_the_file(results):
+    path = results / cell_path(expand_grid(CONFIG["grid"])[0]) / "seed=0" / "hessian.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="nested too deeply") as error:
+        aggregate_metric("hessian", results, CONFIG)
+    assert str(path) in str(error.value)
+
+
+def test_records_without_their_checkpoint_are_checked_for_form_and_counted(results, caplog):
+    """Checkpoints deleted to save space: the records still merge, and the log says how many
+    could not be compared with their checkpoint."""
+    before = aggregate_metric("hessian", results, CONFIG)
+    for model in results.rglob("model.pt"):
+        model.unlink()
     with caplog.at_level("WARNING"):
-        after = aggregate_metric("cka", results, CONFIG)
+        after = aggregate_metric("hessian", results, CONFIG)
     xr.testing.assert_identical(before, after)
-    assert "pair (0, 9) is not among the config's seeds" in caplog.text
+    assert "could not be checked against their checkpoint" in caplog.text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from types import SimpleNamespace
@@ -12,12 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lltax import checkpoint
+from lltax import cli
 from lltax.checkpoint import save_checkpoint
+from lltax.config import parse_settings
+from lltax.jobs import evaluate as evaluate_job
+from lltax.jobs.inputs import check_same_cell
 from lltax.metrics import distance, evaluate
 from lltax.metrics.distance import l2_distance, pairwise_distance
-from lltax.checkpoint import check_same_cell
-from lltax.config import parse_settings
 from lltax.metrics.evaluate import evaluate_on_dataset
 
 INPUT_SHAPE = (1, 8)
@@ -26,19 +26,23 @@ WIDTH = 5
 
 
 def run_command(module, argv: list[str]) -> int:
-    parser = argparse.ArgumentParser()
-    module.add_cli(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return cli.run(argv)
 
 
 def make_meta(seed: int, diverged: bool = False, **cell_changes) -> dict:
     cell = {"width": WIDTH, "batch_size": 16, "label_noise": 0.0, "train_fraction": 1.0, "learning_rate": 0.1, "weight_decay": 0.0}
     cell.update(cell_changes)
     return {
-        "model": "mlp", "width": WIDTH, "num_classes": NUM_CLASSES, "input_shape": list(INPUT_SHAPE),
+        "model": "mlp",
+        "width": WIDTH,
+        "num_classes": NUM_CLASSES,
+        "input_shape": list(INPUT_SHAPE),
         "dataset": {"name": "mnist1d", "root": "unused", "download": False, "augment": False},
-        "cell": cell, "seed": seed, "diverged": diverged, "config_hash": "test", "versions": {},
+        "cell": cell,
+        "seed": seed,
+        "diverged": diverged,
+        "config_hash": "test",
+        "versions": {},
     }
 
 
@@ -57,9 +61,14 @@ def synthetic_dataset(num_train: int = 37, num_test: int = 23, seed: int = 0) ->
     y_train = y_train_clean.clone()
     y_train[:10] = (y_train[:10] + 1) % NUM_CLASSES  # noisy labels differ from the clean ones
     return SimpleNamespace(
-        x_train=torch.randn(num_train, *INPUT_SHAPE, generator=generator), y_train=y_train, y_train_clean=y_train_clean,
-        x_test=torch.randn(num_test, *INPUT_SHAPE, generator=generator), y_test=torch.randint(NUM_CLASSES, (num_test,), generator=generator),
-        num_classes=NUM_CLASSES, input_shape=INPUT_SHAPE, name="synthetic",
+        x_train=torch.randn(num_train, *INPUT_SHAPE, generator=generator),
+        y_train=y_train,
+        y_train_clean=y_train_clean,
+        x_test=torch.randn(num_test, *INPUT_SHAPE, generator=generator),
+        y_test=torch.randint(NUM_CLASSES, (num_test,), generator=generator),
+        num_classes=NUM_CLASSES,
+        input_shape=INPUT_SHAPE,
+        name="synthetic",
     )
 
 
@@ -139,7 +148,9 @@ def test_distance_cli_rejects_checkpoints_of_different_cells(tmp_path):
     save_mlp(tmp_path / "a.pt", 0)
     save_mlp(tmp_path / "b.pt", 1, batch_size=32)
     with pytest.raises(ValueError, match="not of the same grid cell"):
-        run_command(distance, ["distance", "--checkpoints", str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "--out", str(tmp_path / "d.json")])
+        run_command(
+            distance, ["distance", "--checkpoints", str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "--out", str(tmp_path / "d.json")]
+        )
     assert not (tmp_path / "d.json").exists()
 
 
@@ -174,10 +185,26 @@ def test_evaluate_on_dataset_known_outputs_uses_noisy_training_labels():
 
 def test_evaluate_cli_end_to_end(tmp_path, monkeypatch):
     dataset = synthetic_dataset()
-    monkeypatch.setattr(checkpoint, "load_cell_data", lambda meta, device="cpu", data_dir=None: dataset)
+    monkeypatch.setattr(evaluate_job, "load_cell_data", lambda meta, device="cpu", data_dir=None: dataset)
     model = save_mlp(tmp_path / "model.pt", 0, label_noise=0.2).eval()
     out = tmp_path / "evaluate.json"
-    assert run_command(evaluate, ["evaluate", "--checkpoint", str(tmp_path / "model.pt"), "--settings", '{"batch_size": 8}', "--device", "cpu", "--out", str(out)]) == 0
+    assert (
+        run_command(
+            evaluate,
+            [
+                "evaluate",
+                "--checkpoints",
+                str(tmp_path / "model.pt"),
+                "--settings",
+                '{"batch_size": 8}',
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+            ],
+        )
+        == 0
+    )
     record = json.loads(out.read_text())
     assert set(record) == {"train_loss", "train_acc", "test_loss", "test_acc", "diverged", "cell", "seed", "checkpoint_sha256"}
     meta = torch.load(tmp_path / "model.pt", weights_only=True)["meta"]
@@ -196,7 +223,7 @@ def test_evaluate_cli_diverged_gives_null_metrics(tmp_path, monkeypatch, how):
     def no_data(*args, **kwargs):
         raise AssertionError("a diverged model needs no data")
 
-    monkeypatch.setattr(checkpoint, "load_cell_data", no_data)
+    monkeypatch.setattr(evaluate_job, "load_cell_data", no_data)
     from lltax.models import build_model
 
     model = build_model("mlp", WIDTH, NUM_CLASSES, INPUT_SHAPE)
@@ -205,10 +232,15 @@ def test_evaluate_cli_diverged_gives_null_metrics(tmp_path, monkeypatch, how):
             next(model.parameters()).view(-1)[0] = float("nan")
     save_checkpoint(tmp_path / "model.pt", model, make_meta(0, diverged=how == "meta"))
     out = tmp_path / "evaluate.json"
-    run_command(evaluate, ["evaluate", "--checkpoint", str(tmp_path / "model.pt"), "--device", "cpu", "--out", str(out)])
+    run_command(evaluate, ["evaluate", "--checkpoints", str(tmp_path / "model.pt"), "--device", "cpu", "--out", str(out)])
     record = json.loads(out.read_text())
     assert {k: record[k] for k in ("train_loss", "train_acc", "test_loss", "test_acc", "diverged")} == {
-        "train_loss": None, "train_acc": None, "test_loss": None, "test_acc": None, "diverged": True}
+        "train_loss": None,
+        "train_acc": None,
+        "test_loss": None,
+        "test_acc": None,
+        "diverged": True,
+    }
     assert set(record) - {"train_loss", "train_acc", "test_loss", "test_acc", "diverged"} == {"cell", "seed", "checkpoint_sha256"}
 
 
@@ -243,4 +275,4 @@ def test_check_same_cell():
 def test_commands_are_registered():
     from lltax.cli import COMMAND_MODULES
 
-    assert {"lltax.metrics.evaluate", "lltax.metrics.cka", "lltax.metrics.distance"} <= set(COMMAND_MODULES)
+    assert {"lltax.jobs.evaluate", "lltax.jobs.cka", "lltax.jobs.distance"} <= set(COMMAND_MODULES)

@@ -7,7 +7,6 @@ checked against their own standard errors, and those errors for calibration.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from types import SimpleNamespace
@@ -18,10 +17,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from lltax import checkpoint
+from lltax import cli
 from lltax.checkpoint import save_checkpoint
 from lltax.io import write_json
-from lltax.metrics import hessian
+from lltax.jobs import hessian as hessian_job
 from lltax.metrics.hessian import hessian_metrics, resolve_trace_method, sample_training_data
 from lltax.metrics.hvp import HessianOperator
 from lltax.metrics.lanczos import lanczos
@@ -136,7 +135,15 @@ def test_lanczos_on_a_known_spectrum_with_close_top_eigenvalues():
     spectrum = [10.0, 9.9, 7.0, 5.0] + torch.linspace(-1.0, 1.0, 196).tolist()
     matrix = symmetric_matrix(spectrum)
     for top_k in (1, 3):
-        result = lanczos(lambda v: matrix @ v, 200, top_k=top_k, tolerance=1e-8, max_iterations=200, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        result = lanczos(
+            lambda v: matrix @ v,
+            200,
+            top_k=top_k,
+            tolerance=1e-8,
+            max_iterations=200,
+            generator=torch.Generator().manual_seed(0),
+            dtype=torch.float64,
+        )
         assert result.converged
         assert result.iterations < 100
         torch.testing.assert_close(torch.tensor(result.eigenvalues), torch.tensor(spectrum[:top_k]), rtol=1e-7, atol=0)
@@ -155,7 +162,15 @@ def test_lanczos_meets_its_tolerance_with_nearly_equal_top_eigenvalues(relative_
         bulk = (torch.rand(294, generator=generator, dtype=torch.float64) * 6 - 1).tolist()
         spectrum = [10.0, 10.0 * (1 - relative_gap), 8.0, 7.5, 7.0, 6.9] + bulk
         matrix = symmetric_matrix(spectrum, seed=seed)
-        result = lanczos(lambda v: matrix @ v, 300, top_k=1, tolerance=tolerance, max_iterations=100, generator=generator, dtype=torch.float64)
+        result = lanczos(
+            lambda v, matrix=matrix: matrix @ v,
+            300,
+            top_k=1,
+            tolerance=tolerance,
+            max_iterations=100,
+            generator=generator,
+            dtype=torch.float64,
+        )
         error = abs(result.eigenvalues[0] - 10.0)
         nearest = min(abs(result.eigenvalues[0] - value) for value in spectrum)  # what the residual bound is about
         converged += result.converged
@@ -169,13 +184,23 @@ def test_lanczos_finds_a_repeated_top_eigenvalue_by_restarting():
     # One start vector sees each distinct eigenvalue once; top_k=3 needs the multiplicity.
     spectrum = [4.0, 4.0, 4.0] + [1.0] * 10 + [0.0] * 7
     matrix = symmetric_matrix(spectrum, seed=3)
-    result = lanczos(lambda v: matrix @ v, 20, top_k=3, tolerance=1e-6, max_iterations=20, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    result = lanczos(
+        lambda v: matrix @ v,
+        20,
+        top_k=3,
+        tolerance=1e-6,
+        max_iterations=20,
+        generator=torch.Generator().manual_seed(0),
+        dtype=torch.float64,
+    )
     torch.testing.assert_close(torch.tensor(result.eigenvalues), torch.tensor([4.0, 4.0, 4.0]), rtol=1e-8, atol=1e-8)
 
 
 def test_lanczos_reports_unconverged_runs():
     matrix = symmetric_matrix(torch.linspace(1.0, 2.0, 100).tolist())  # no gap at the top
-    result = lanczos(lambda v: matrix @ v, 100, tolerance=1e-10, max_iterations=5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    result = lanczos(
+        lambda v: matrix @ v, 100, tolerance=1e-10, max_iterations=5, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
     assert not result.converged and result.iterations == 2 * 5  # two starts of 5 products each
     assert abs(result.eigenvalues[0] - 2.0) <= result.errors[0]
 
@@ -292,7 +317,9 @@ def test_same_seed_same_result_and_model_left_as_found():
 def test_pyhessian_backend_agrees_within_its_tolerance(kind):
     model, inputs, targets, matrix, eigenvalues = problem_with_truth(kind)
     assert eigenvalues[-1] > abs(eigenvalues[0])  # power iteration finds the largest magnitude
-    record = hessian_metrics(model, inputs, targets, backend="pyhessian", trace_method="auto", piecewise_linear=False, trace_probes=40, chunk_size=11)
+    record = hessian_metrics(
+        model, inputs, targets, backend="pyhessian", trace_method="auto", piecewise_linear=False, trace_probes=40, chunk_size=11
+    )
     assert record["top_eigenvalue"] == pytest.approx(eigenvalues[-1].item(), rel=1e-3)
     assert 0 < record["eigenvalue_error"] < 1e-3 * record["top_eigenvalue"]
     assert record["trace_method"] == "hutchinson" and record["backend"] == "pyhessian"
@@ -353,10 +380,7 @@ def test_sample_is_fixed_by_seed_and_capped():
 
 
 def run_command(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser()
-    hessian.add_cli(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return cli.run(argv)
 
 
 def save_mlp_checkpoint(path, diverged: bool = False):
@@ -365,10 +389,16 @@ def save_mlp_checkpoint(path, diverged: bool = False):
     torch.manual_seed(0)
     model = build_model("mlp", 4, NUM_CLASSES, (1, 8))
     meta = {
-        "model": "mlp", "width": 4, "num_classes": NUM_CLASSES, "input_shape": [1, 8],
+        "model": "mlp",
+        "width": 4,
+        "num_classes": NUM_CLASSES,
+        "input_shape": [1, 8],
         "dataset": {"name": "mnist1d", "root": "unused", "download": False, "augment": False},
         "cell": {"width": 4, "batch_size": 16, "label_noise": 0.0, "train_fraction": 1.0, "learning_rate": 0.1, "weight_decay": 0.0},
-        "seed": 0, "diverged": diverged, "config_hash": "test", "versions": {},
+        "seed": 0,
+        "diverged": diverged,
+        "config_hash": "test",
+        "versions": {},
     }
     save_checkpoint(path, model, meta)
     return model
@@ -376,12 +406,29 @@ def save_mlp_checkpoint(path, diverged: bool = False):
 
 def test_cli_end_to_end(tmp_path, monkeypatch):
     generator = torch.Generator().manual_seed(0)
-    dataset = SimpleNamespace(x_train=torch.randn(40, 1, 8, generator=generator), y_train=torch.randint(NUM_CLASSES, (40,), generator=generator))
-    monkeypatch.setattr(checkpoint, "load_cell_data", lambda meta, device="cpu", data_dir=None: dataset)
+    dataset = SimpleNamespace(
+        x_train=torch.randn(40, 1, 8, generator=generator), y_train=torch.randint(NUM_CLASSES, (40,), generator=generator)
+    )
+    monkeypatch.setattr(hessian_job, "load_cell_data", lambda meta, device="cpu", data_dir=None: dataset)
     model = save_mlp_checkpoint(tmp_path / "model.pt").eval()
     out = tmp_path / "hessian.json"
     settings = {"num_samples": 25, "chunk_size": 10, "top_k": 2, "seed": 1}
-    assert run_command(["hessian", "--checkpoint", str(tmp_path / "model.pt"), "--settings", json.dumps(settings), "--device", "cpu", "--out", str(out)]) == 0
+    assert (
+        run_command(
+            [
+                "hessian",
+                "--checkpoints",
+                str(tmp_path / "model.pt"),
+                "--settings",
+                json.dumps(settings),
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     record = json.loads(out.read_text())
     inputs, targets = sample_training_data(dataset.x_train, dataset.y_train, 25, seed=1)
     expected = hessian_metrics(model, inputs, targets, top_k=2, chunk_size=10, seed=1, piecewise_linear=True)
@@ -395,10 +442,10 @@ def test_cli_diverged_checkpoint_writes_nulls(tmp_path, monkeypatch):
     def no_data(*args, **kwargs):
         raise AssertionError("a diverged model needs no data")
 
-    monkeypatch.setattr(checkpoint, "load_cell_data", no_data)
+    monkeypatch.setattr(hessian_job, "load_cell_data", no_data)
     save_mlp_checkpoint(tmp_path / "model.pt", diverged=True)
     out = tmp_path / "hessian.json"
-    assert run_command(["hessian", "--checkpoint", str(tmp_path / "model.pt"), "--device", "cpu", "--out", str(out)]) == 0
+    assert run_command(["hessian", "--checkpoints", str(tmp_path / "model.pt"), "--device", "cpu", "--out", str(out)]) == 0
     record = json.loads(out.read_text())
     assert record["top_eigenvalue"] is None and record["trace"] is None and record["top_eigenvalues"] == [None]
     assert record["hvp_count"] == 0
@@ -407,7 +454,17 @@ def test_cli_diverged_checkpoint_writes_nulls(tmp_path, monkeypatch):
 def test_cli_rejects_bad_settings(tmp_path):
     save_mlp_checkpoint(tmp_path / "model.pt")
     with pytest.raises(ValueError, match="hessian.backend"):
-        run_command(["hessian", "--checkpoint", str(tmp_path / "model.pt"), "--settings", '{"backend": "scipy"}', "--out", str(tmp_path / "h.json")])
+        run_command(
+            [
+                "hessian",
+                "--checkpoints",
+                str(tmp_path / "model.pt"),
+                "--settings",
+                '{"backend": "scipy"}',
+                "--out",
+                str(tmp_path / "h.json"),
+            ]
+        )
     assert not (tmp_path / "h.json").exists()
 
 

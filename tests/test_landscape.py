@@ -1,11 +1,10 @@
-"""Tests of lltax.landscape: 1D interpolation, filter-normalized directions, 2D surfaces, CLI.
+"""Tests of lltax.metrics.landscape and the landscape job: 1D interpolation, filter-normalized directions, 2D surfaces, CLI.
 
 Tiny float64 models; every expected value is built by a separate, plain construction.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import types
 
@@ -16,7 +15,11 @@ import torch.nn.functional as F
 import xarray as xr
 from torch import nn
 
-from lltax import checkpoint, landscape
+from lltax import checkpoint, cli
+from lltax.figures.landscape import _contour_levels
+from lltax.jobs import landscape as landscape_job
+from lltax.jobs.inputs import load_model
+from lltax.metrics import landscape
 from lltax.metrics.evaluate import evaluate_model
 
 NUM_CLASSES = 3
@@ -184,8 +187,12 @@ def test_surface_of_quadratic_loss_equals_analytic_form():
     for i, a in enumerate(a_values):
         for j, b in enumerate(b_values):
             analytic = (
-                (r * r).mean() + 2 * a * (r * u).mean() + 2 * b * (r * v).mean()
-                + a * a * (u * u).mean() + 2 * a * b * (u * v).mean() + b * b * (v * v).mean()
+                (r * r).mean()
+                + 2 * a * (r * u).mean()
+                + 2 * b * (r * v).mean()
+                + a * a * (u * u).mean()
+                + 2 * a * b * (u * v).mean()
+                + b * b * (v * v).mean()
             )
             assert surface[i, j] == pytest.approx(analytic, rel=1e-12), (a, b)
 
@@ -218,11 +225,11 @@ def test_training_sample_is_a_fixed_subset():
 
 
 def test_contour_levels_are_log_spaced_and_bracket_the_surface():
-    levels = landscape._contour_levels(np.array([[0.14, 3.0], [np.inf, 245.0]]))
+    levels = _contour_levels(np.array([[0.14, 3.0], [np.inf, 245.0]]))
     np.testing.assert_allclose(levels, [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500])
-    narrow = landscape._contour_levels(np.array([0.05, 0.06, np.nan]))
+    narrow = _contour_levels(np.array([0.05, 0.06, np.nan]))
     assert narrow[0] == pytest.approx(0.05) and narrow[-1] == pytest.approx(0.06) and np.all(np.diff(narrow) > 0)
-    assert landscape._contour_levels(np.full(3, np.nan)) is None
+    assert _contour_levels(np.full(3, np.nan)) is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,10 +247,16 @@ def save_mlp_checkpoint(path, seed: int, diverged: bool = False) -> None:
         with torch.no_grad():
             model[1].weight[0, 0] = float("nan")
     meta = {
-        "model": "mlp", "width": 6, "num_classes": NUM_CLASSES, "input_shape": [1, 5],
+        "model": "mlp",
+        "width": 6,
+        "num_classes": NUM_CLASSES,
+        "input_shape": [1, 5],
         "dataset": {"name": "toy", "root": "unused", "download": False, "augment": False},
         "cell": {"width": 6, "batch_size": 8, "label_noise": 0.0, "train_fraction": 1.0, "learning_rate": 0.1, "weight_decay": 0.0},
-        "seed": seed, "diverged": diverged, "config_hash": "test", "versions": {},
+        "seed": seed,
+        "diverged": diverged,
+        "config_hash": "test",
+        "versions": {},
     }
     checkpoint.save_checkpoint(path, model, meta)
 
@@ -252,22 +265,28 @@ def save_mlp_checkpoint(path, seed: int, diverged: bool = False) -> None:
 def toy_cell_data(monkeypatch):
     inputs, targets = classification_data(60, (1, 5))
     data = types.SimpleNamespace(x_train=inputs.float(), y_train=targets)
-    monkeypatch.setattr(checkpoint, "load_cell_data", lambda meta, device, data_dir=None: data)
+    monkeypatch.setattr(landscape_job, "load_cell_data", lambda meta, device, data_dir=None: data)
     return data
 
 
 def run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser()
-    landscape.add_cli(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return cli.run(argv)
 
 
 def cli_arguments(tmp_path, settings=SETTINGS, names=("a.pt", "b.pt")) -> list[str]:
     return [
-        "landscape", "--checkpoints", str(tmp_path / names[0]), str(tmp_path / names[1]),
-        "--settings", json.dumps(settings), "--device", "cpu",
-        "--out", str(tmp_path / "out" / "landscape.nc"), "--figure", str(tmp_path / "out" / "landscape.png"),
+        "landscape",
+        "--checkpoints",
+        str(tmp_path / names[0]),
+        str(tmp_path / names[1]),
+        "--settings",
+        json.dumps(settings),
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "out" / "landscape.nc"),
+        "--figure",
+        str(tmp_path / "out" / "landscape.png"),
     ]
 
 
@@ -281,7 +300,7 @@ def test_cli_writes_netcdf_and_figure(tmp_path, toy_cell_data):
     np.testing.assert_array_equal(dataset["alpha"], [-0.5, 0.0, 0.5, 1.0, 1.5])
     assert list(dataset.attrs["seeds"]) == [0, 1]
     assert json.loads(dataset.attrs["settings"]) == SETTINGS
-    model_a, _ = checkpoint.load_model(tmp_path / "a.pt")
+    model_a, _ = load_model(tmp_path / "a.pt")
     inputs, targets = landscape.training_sample(toy_cell_data.x_train, toy_cell_data.y_train, 30, 0)
     loss_a, accuracy_a = evaluate_model(model_a, inputs, targets)
     assert dataset["interp_loss"].sel(alpha=0.0).item() == pytest.approx(loss_a, rel=1e-6)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -102,8 +102,16 @@ def test_conv_weights_beyond_the_stem_scale_with_width_squared(name):
 def test_resnet18_state_dict_uses_the_reference_layout():
     # Same names as models/resnet_width.py of nsfzyzz/loss_landscape_taxonomy, so its checkpoints load.
     keys = set(build_model("resnet18", 2, 10, (3, 32, 32)).state_dict())
-    for key in ("conv1.weight", "bn1.running_var", "layer1.1.conv2.weight", "layer2.0.shortcut.0.weight",
-                "layer2.0.shortcut.1.num_batches_tracked", "layer4.1.bn2.bias", "linear.weight", "linear.bias"):
+    for key in (
+        "conv1.weight",
+        "bn1.running_var",
+        "layer1.1.conv2.weight",
+        "layer2.0.shortcut.0.weight",
+        "layer2.0.shortcut.1.num_batches_tracked",
+        "layer4.1.bn2.bias",
+        "linear.weight",
+        "linear.bias",
+    ):
         assert key in keys
     assert "layer1.0.shortcut.0.weight" not in keys  # identity shortcut: same channels, stride 1
     assert not any(key.startswith("layer5") for key in keys)
@@ -240,7 +248,7 @@ def test_per_sample_gradients_with_vmap_match_autograd(name):
 @pytest.mark.parametrize("name, shape", [("resnet18", (3, 32, 32)), ("vgg11", (3, 32, 32)), ("resnet1d", (1, 40)), ("mlp", (1, 40))])
 def test_config_parameter_estimate_matches_the_built_models(name, shape):
     """lltax.config refuses absurd widths from this estimate before any job; it must be right."""
-    from lltax.config import parameter_estimate
+    from lltax.config_checks import parameter_estimate
 
     for width in (4, 16):
         actual = sum(p.numel() for p in build_model(name, width, 10, shape).parameters())
@@ -278,7 +286,9 @@ def test_own_model_by_import_path_without_editing_lltax():
     inputs, targets = torch.randn(16, 1, 8), torch.randint(0, 3, (16,))
     record = hessian_metrics(model, inputs, targets, piecewise_linear=False, trace_probes=30)
     assert record["trace_method"] == "hutchpp" and np.isfinite(record["top_eigenvalue"])
-    config = validate_config({"experiment": "t", "model": {"name": "test_models:tiny_gelu_net"}, "grid": {"width": [4], "batch_size": [16]}})
+    config = validate_config(
+        {"experiment": "t", "model": {"name": "test_models:tiny_gelu_net"}, "grid": {"width": [4], "batch_size": [16]}}
+    )
     assert config["model"]["name"] == "test_models:tiny_gelu_net"
     with pytest.raises(ConfigError, match="package.module:function"):
         validate_config({"experiment": "t", "model": {"name": "my model"}, "grid": {"width": [4], "batch_size": [16]}})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 
@@ -11,19 +10,29 @@ import pytest
 import xarray as xr
 from scipy import stats
 
+from lltax import cli
 from lltax import phases as phases_module
-from lltax.config import AXES
-from lltax.dataset import aggregate_metric, merge_metrics, read_dataset, write_dataset, METRICS
-from lltax.phases import PHASES, Estimate, classify, phase_table, two_means_split
+from lltax.config import load_schema
+from lltax.contract import AXES, METRICS, PHASES
+from lltax.evidence import Estimate, two_means_split
+from lltax.phases import classify, phase_table
 from lltax.reference import load_reference, reference_dir
+from lltax.results.netcdf import merge_metrics, read_dataset, write_dataset
+from lltax.results.tables import aggregate_metric
 
 SEEDS = [0, 1, 2, 3]
 
 
 def empty_dataset(widths: list[int]) -> xr.Dataset:
     config = {
-        "grid": {"width": widths, "batch_size": [32], "label_noise": [0.0], "train_fraction": [1.0],
-                 "learning_rate": [0.1], "weight_decay": [0.0]},
+        "grid": {
+            "width": widths,
+            "batch_size": [32],
+            "label_noise": [0.0],
+            "train_fraction": [1.0],
+            "learning_rate": [0.1],
+            "weight_decay": [0.0],
+        },
         "seeds": SEEDS,
         "curves": {"pairs": "all"},
         "train": {"momentum": 0.9},
@@ -84,7 +93,9 @@ def test_two_means_split_is_the_best_split_by_brute_force():
     values = np.concatenate([rng.normal(0, 1, 17), rng.normal(5, 2, 11)])
     boundary, separability = two_means_split(values)
     ordered = np.sort(values)
-    within = [((ordered[:i] - ordered[:i].mean()) ** 2).sum() + ((ordered[i:] - ordered[i:].mean()) ** 2).sum() for i in range(1, len(values))]
+    within = [
+        ((ordered[:i] - ordered[:i].mean()) ** 2).sum() + ((ordered[i:] - ordered[i:].mean()) ** 2).sum() for i in range(1, len(values))
+    ]
     best = int(np.argmin(within)) + 1
     assert boundary == pytest.approx((ordered[:best].mean() + ordered[best:].mean()) / 2, rel=1e-12)
     assert ordered[best - 1] < boundary < ordered[best]
@@ -103,7 +114,8 @@ def test_known_phases_with_default_per_cell_criteria(synthetic):
         assert phase_of(result, width) == expected, (width, reason_of(result, width))
     np.testing.assert_allclose(result["sharpness_threshold"].values, 38.0)  # 2(1 + 0.9) / 0.1
     assert result.attrs["connectivity_threshold"] == 1.0 and result.attrs["cka_threshold"] == 0.67
-    assert json.loads(result.attrs["classify_settings"]) == phases_module.DEFAULTS
+    schema = load_schema()["properties"]["classify"]["properties"]
+    assert json.loads(result.attrs["classify_settings"]) == {key: spec["default"] for key, spec in schema.items()}  # the schema's defaults
     assert reason_of(result, 1).startswith("I: sharp: top eigenvalue 100 > 38 (n=4); barrier: mc -10 pp (n=6, p=")
     assert reason_of(result, 6).startswith("diverged: 75%") and reason_of(result, 7) == "unknown: no Hessian top eigenvalue"
     assert np.isnan(result["phase_confidence"].sel(width=[6, 7])).all()  # no confidence without a label
@@ -150,9 +162,17 @@ def test_boundary_follows_the_learning_rate_through_the_stability_limit():
     # The same eigenvalue 50 is flat at lr 0.02 and 0.05 (limits 190, 76) and sharp at 0.1 and
     # 0.2 (limits 38, 19): a two-phase grid split where the optimizer's limit crosses 50.
     config = {
-        "grid": {"width": [8], "batch_size": [32], "label_noise": [0.0], "train_fraction": [1.0],
-                 "learning_rate": [0.02, 0.05, 0.1, 0.2], "weight_decay": [0.0]},
-        "seeds": SEEDS, "curves": {"pairs": "all"}, "train": {"momentum": 0.9},
+        "grid": {
+            "width": [8],
+            "batch_size": [32],
+            "label_noise": [0.0],
+            "train_fraction": [1.0],
+            "learning_rate": [0.02, 0.05, 0.1, 0.2],
+            "weight_decay": [0.0],
+        },
+        "seeds": SEEDS,
+        "curves": {"pairs": "all"},
+        "train": {"momentum": 0.9},
     }
     dataset = merge_metrics([aggregate_metric(m, None, config) for m in METRICS], config)
     dataset["diverged"][:] = 0.0
@@ -264,7 +284,7 @@ def test_settings_are_checked():
         ({"connectivity_threshold": -1.0}, "connectivity_threshold"),
         ({"significance": 1.5}, "significance"),
         ({"min_samples": 1}, "min_samples"),
-        ({"resamples": 10}, "unknown classify setting"),
+        ({"resamples": 10}, r"classify setting for 'classify': unknown key\(s\) \['resamples'\]"),
     ):
         with pytest.raises(ValueError, match=message):
             classify(dataset, **settings)
@@ -290,10 +310,7 @@ def test_phases_round_trip_through_netcdf(synthetic, tmp_path):
 def test_cli_prints_criteria_and_writes_phases(synthetic, tmp_path, capsys):
     dataset_path, phases_path = tmp_path / "dataset.nc", tmp_path / "phases.nc"
     write_dataset(synthetic, dataset_path)
-    parser = argparse.ArgumentParser()
-    phases_module.add_cli(parser.add_subparsers(required=True))
-    args = parser.parse_args(["classify", str(dataset_path), str(phases_path), "--settings", '{"cka_threshold": 0.7}'])
-    assert args.func(args) == 0
+    assert cli.run(["classify", "--dataset", str(dataset_path), "--out", str(phases_path), "--settings", '{"cka_threshold": 0.7}']) == 0
     printed = capsys.readouterr().out
     assert "sharpness: sharp: top eigenvalue > 1 x 2(1 + momentum)/learning_rate" in printed and "IV-B: CKA >= 0.7 (set)" in printed
     assert read_dataset(phases_path).attrs["cka_threshold"] == 0.7
@@ -397,4 +414,4 @@ def test_reference_cli_writes_the_paper_dataset(tmp_path):
     dataset = read_dataset(out)
     assert dataset.sizes["width"] == 14 and dataset.sizes["batch_size"] == 15 and dataset.sizes["seed"] == 5
     with pytest.raises(FileNotFoundError, match="per_model.csv"):
-        main(["--debug", "reference", "--directory", str(tmp_path), "--out", str(tmp_path / "x.nc")])
+        main(["--debug", "reference", "--reference-dir", str(tmp_path), "--out", str(tmp_path / "x.nc")])

@@ -12,8 +12,9 @@ from matplotlib.colors import CenteredNorm, LogNorm
 from matplotlib.image import imread
 
 from lltax import cli
-from lltax.plots import FIGURES, curves_figure, lines_figure, panels_figure, phases_figure, plot_all, save_figure
-from lltax.plots_grid import phase_regions, region_anchor, shade, tick_labels
+from lltax.figures.diagrams import FIGURES, curves_figure, lines_figure, panels_figure, phases_figure, plot_all
+from lltax.figures.grid import phase_regions, region_anchor, shade, tick_labels
+from lltax.figures.save import save_figure
 
 AXES = ("width", "batch_size", "label_noise", "train_fraction", "learning_rate", "weight_decay")
 T = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -46,13 +47,22 @@ def synthetic_phase(width: int, batch_size: int) -> str:
     return "IV-A" if batch_size >= 256 else "IV-B"
 
 
-def make_datasets(width=(2, 4, 8, 16), batch_size=(16, 64, 256), label_noise=(0.0,), seeds=(0, 1, 2), nan_cells=(), all_nan_curves=False, mc_offset=0.0):
+def make_datasets(
+    width=(2, 4, 8, 16), batch_size=(16, 64, 256), label_noise=(0.0,), seeds=(0, 1, 2), nan_cells=(), all_nan_curves=False, mc_offset=0.0
+):
     """(dataset, phases) in the contract schema, with values that vary smoothly over the grid.
 
     ``nan_cells``: dicts of coordinates whose cells are missing (NaN, phase 'unknown').
     """
     rng = np.random.default_rng(0)
-    grid = {"width": list(width), "batch_size": list(batch_size), "label_noise": list(label_noise), "train_fraction": [1.0], "learning_rate": [0.1], "weight_decay": [0.0005]}
+    grid = {
+        "width": list(width),
+        "batch_size": list(batch_size),
+        "label_noise": list(label_noise),
+        "train_fraction": [1.0],
+        "learning_rate": [0.1],
+        "weight_decay": [0.0005],
+    }
     pairs = list(itertools.combinations(seeds, 2))
     coords = {**grid, "seed": list(seeds), "pair": np.arange(len(pairs)), "t": list(T)}
     w, b, n = (xr.DataArray(np.array(grid[a], dtype=float), dims=a, coords={a: grid[a]}) for a in ("width", "batch_size", "label_noise"))
@@ -108,11 +118,16 @@ def make_datasets(width=(2, 4, 8, 16), batch_size=(16, 64, 256), label_noise=(0.
         over = [d for d in ("seed", "pair") if d in array.dims]
         reduced[f"{name}_mean"] = array.astype(float).mean(over)
         reduced[f"{name}_std"] = array.astype(float).std(over)
-    phase = xr.DataArray(
-        np.vectorize(synthetic_phase, otypes=[object])(*np.meshgrid(grid["width"], grid["batch_size"], indexing="ij")),
-        dims=("width", "batch_size"),
-        coords={"width": grid["width"], "batch_size": grid["batch_size"]},
-    ).broadcast_like(ones).transpose(*cell_dims).copy()
+    phase = (
+        xr.DataArray(
+            np.vectorize(synthetic_phase, otypes=[object])(*np.meshgrid(grid["width"], grid["batch_size"], indexing="ij")),
+            dims=("width", "batch_size"),
+            coords={"width": grid["width"], "batch_size": grid["batch_size"]},
+        )
+        .broadcast_like(ones)
+        .transpose(*cell_dims)
+        .copy()
+    )
     confidence = ones * xr.DataArray(rng.uniform(0.3, 1.0, cell_shape), dims=cell_dims)
     for cell in nan_cells:
         phase.loc[cell] = "unknown"
@@ -336,25 +351,49 @@ def test_cli_reads_netcdf_and_writes_fixed_names(tmp_path):
     dataset.to_netcdf(tmp_path / "dataset.nc")
     phases.to_netcdf(tmp_path / "phases.nc")
     settings = json.dumps({"x": "width", "y": "batch_size", "format": "pdf", "dpi": 50, "line_metric": "cka", "line_group": "auto"})
-    code = cli.main(["plot", "--dataset", str(tmp_path / "dataset.nc"), "--phases", str(tmp_path / "phases.nc"), "--settings", settings, "--out-dir", str(tmp_path / "figures")])
+    code = cli.main(
+        [
+            "plot",
+            "--dataset",
+            str(tmp_path / "dataset.nc"),
+            "--phases",
+            str(tmp_path / "phases.nc"),
+            "--settings",
+            settings,
+            "--out-dir",
+            str(tmp_path / "figures"),
+        ]
+    )
     assert code == 0
     written = sorted(p.name for p in (tmp_path / "figures").iterdir())
     assert written == sorted(f"{name}.pdf" for name in FIGURES)
     assert all((tmp_path / "figures" / name).read_bytes().startswith(b"%PDF") for name in written)
     with pytest.raises(FileNotFoundError, match="run the aggregate step"):
-        cli.main(["--debug", "plot", "--dataset", str(tmp_path / "none.nc"), "--phases", str(tmp_path / "phases.nc"), "--out-dir", str(tmp_path)])
+        cli.main(
+            ["--debug", "plot", "--dataset", str(tmp_path / "none.nc"), "--phases", str(tmp_path / "phases.nc"), "--out-dir", str(tmp_path)]
+        )
 
 
 def test_a_grid_where_every_run_diverged_still_gets_every_figure(tmp_path):
     """Every metric NaN, every cell `diverged`: grey panels and notes, never a crash (a log
     axis with no positive data used to fail in the lines figure)."""
-    from lltax.dataset import METRICS, aggregate_metric, merge_metrics
+    from lltax.contract import METRICS
     from lltax.phases import classify
+    from lltax.results.netcdf import merge_metrics
+    from lltax.results.tables import aggregate_metric
 
     config = {
-        "grid": {"width": [2, 4], "batch_size": [16, 64, 256], "label_noise": [0.0], "train_fraction": [1.0],
-                 "learning_rate": [0.1], "weight_decay": [0.0]},
-        "seeds": [0, 1, 2], "curves": {"pairs": "all"}, "train": {"momentum": 0.9},
+        "grid": {
+            "width": [2, 4],
+            "batch_size": [16, 64, 256],
+            "label_noise": [0.0],
+            "train_fraction": [1.0],
+            "learning_rate": [0.1],
+            "weight_decay": [0.0],
+        },
+        "seeds": [0, 1, 2],
+        "curves": {"pairs": "all"},
+        "train": {"momentum": 0.9},
     }
     dataset = merge_metrics([aggregate_metric(m, None, config) for m in METRICS], config)
     dataset["diverged"][:] = 1.0

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 import xarray as xr
-
-from lltax.config import cell_path, expand_grid, validate_config
-
 from test_workflow import TINY, copy_workflow, planned_jobs, write_config
+
+from lltax.config import validate_config
+from lltax.grid import cell_path, expand_grid
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "slurm_cluster.sh"
@@ -77,9 +77,25 @@ def run_profile(workdir, env, *args, timeout=420):
     """snakemake through profiles/slurm, with quick status checks for a small test grid."""
     env = {**env, "LLTAX_SBATCH_LOG": str(workdir / "sbatch.log")}
     return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", "--slurm-init-seconds-before-status-checks", "3",
-         "--seconds-between-status-checks", "3", "--latency-wait", "5", *args],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--profile",
+            "profiles/slurm",
+            "--slurm-init-seconds-before-status-checks",
+            "3",
+            "--seconds-between-status-checks",
+            "3",
+            "--latency-wait",
+            "5",
+            *args,
+        ],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -94,7 +110,10 @@ def accounting(job_ids, env):
     """{job id: (partition, state, AllocTRES, comment)} from sacct."""
     out = subprocess.run(
         ["sacct", "-X", "-n", "-P", "-j", ",".join(job_ids), "-o", "JobID,Partition,State,AllocTRES,Comment"],
-        capture_output=True, text=True, env=env, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     ).stdout
     rows = [line.split("|") for line in out.splitlines() if line]
     return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
@@ -163,9 +182,26 @@ def test_a_cancelled_training_job_reruns_alone_with_its_dependants(cluster_witho
     write_config(tmp_path, config)
     env = {**cluster, "LLTAX_SBATCH_LOG": str(tmp_path / "sbatch.log")}
     run = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", "--slurm-init-seconds-before-status-checks", "3",
-         "--seconds-between-status-checks", "3", "--latency-wait", "5", "--retries", "0"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--profile",
+            "profiles/slurm",
+            "--slurm-init-seconds-before-status-checks",
+            "3",
+            "--seconds-between-status-checks",
+            "3",
+            "--latency-wait",
+            "5",
+            "--retries",
+            "0",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     cell = cell_path(expand_grid(validate_config({**config})["grid"])[0])
     cell_dir = tmp_path / "results" / "tiny" / cell
@@ -194,8 +230,16 @@ def test_a_cancelled_training_job_reruns_alone_with_its_dependants(cluster_witho
     assert (cell_dir / "seed=0" / "train_snapshot.pt").exists()  # the finished seed's work is kept
     # Only the cancelled job and what depends on it: the cell's metrics, curve and the tables.
     assert planned_jobs(tmp_path) == {
-        "train": 1, "hessian": 1, "cka": 1, "curve_fit": 1, "curve_eval": 1,
-        "aggregate": 5, "merge": 1, "classify": 1, "plots": 1, "all": 1,
+        "train": 1,
+        "hessian": 1,
+        "cka": 1,
+        "curve_fit": 1,
+        "curve_eval": 1,
+        "aggregate": 5,
+        "merge": 1,
+        "classify": 1,
+        "plots": 1,
+        "all": 1,
     }
     before = len(submissions(tmp_path))
     rerun = run_profile(tmp_path, cluster)
@@ -206,4 +250,3 @@ def test_a_cancelled_training_job_reruns_alone_with_its_dependants(cluster_witho
     assert "resuming from the snapshot after epoch 100 of 100" in train_log  # seed 0: restored, not retrained
     for seed in (0, 1):
         assert (cell_dir / f"seed={seed}" / "model.pt").exists() and not (cell_dir / f"seed={seed}" / "train_snapshot.pt").exists()
-

@@ -1,16 +1,17 @@
 """Training loop: determinism, divergence handling, schedules, checkpoint selection, the train job."""
 
+import copy
 import json
 import math
-
-import copy
 
 import pytest
 import torch
 from torch import nn
 
-from lltax.checkpoint import load_checkpoint_file, load_model
-from lltax.train import learning_rate_at, run_train_job, train_model
+from lltax.checkpoint import load_checkpoint_file
+from lltax.jobs.inputs import load_model
+from lltax.jobs.train import run_train_job
+from lltax.train import learning_rate_at, train_model
 
 
 def tiny_problem(seed=0, n=96):
@@ -107,12 +108,31 @@ def data_dir(tmp_path_factory):
 
 
 CELL = {"width": 2, "batch_size": 64, "label_noise": 0.1, "train_fraction": 0.1, "learning_rate": 0.05, "weight_decay": 0.0005}
-TRAIN = {"epochs": 2, "momentum": 0.9, "lr_schedule": "constant", "lr_decay_at": 0.75, "lr_decay_factor": 0.1, "checkpoint": "final", "patience": 5, "min_delta": 0.0001, "eval_batch_size": 1000}
+TRAIN = {
+    "epochs": 2,
+    "momentum": 0.9,
+    "lr_schedule": "constant",
+    "lr_decay_at": 0.75,
+    "lr_decay_factor": 0.1,
+    "checkpoint": "final",
+    "patience": 5,
+    "min_delta": 0.0001,
+    "eval_batch_size": 1000,
+}
 DATASET = {"name": "mnist1d", "download": False, "augment": False, "label_noise_mode": "exact"}
 
 
 def run_job(out_dir, data_dir, **overrides):
-    kwargs = dict(cell=CELL, seed=0, dataset=DATASET, model_name="resnet1d", train_settings=TRAIN, data_dir=str(data_dir), device="cpu", out_dir=out_dir)
+    kwargs = dict(
+        cell=CELL,
+        seed=0,
+        dataset=DATASET,
+        model_name="resnet1d",
+        train_settings=TRAIN,
+        data_dir=str(data_dir),
+        device="cpu",
+        out_dir=out_dir,
+    )
     kwargs.update(overrides)
     return run_train_job(**kwargs)
 
@@ -137,7 +157,7 @@ def test_train_json_final_is_what_lltax_evaluate_measures_on_the_checkpoint(tmp_
     # job reruns them. It must be the checkpointed model's eval-mode numbers on the cell's
     # (noisy) training labels and the test set, as `lltax evaluate` gives them, bit for bit;
     # with the best-train-loss checkpoint too (the restored state, not the last epoch's).
-    from lltax.metrics.evaluate import evaluate_checkpoint
+    from lltax.jobs.evaluate import evaluate_checkpoint
 
     for name, settings in (("final", TRAIN), ("best", {**TRAIN, "epochs": 3, "checkpoint": "best_train_loss"})):
         summary = run_job(tmp_path / name, data_dir, train_settings=settings)
@@ -157,10 +177,29 @@ def test_train_job_records_divergence_and_succeeds(tmp_path, data_dir):
 
 def test_train_cli_matches_the_function(tmp_path, data_dir):
     from lltax.cli import main
-    from lltax.config import canonical_json, cell_path
+    from lltax.grid import canonical_json, cell_path
 
-    main(["train", "--cell", cell_path(CELL), "--seed", "0", "--dataset", canonical_json(DATASET), "--model", "resnet1d",
-          "--settings", canonical_json(TRAIN), "--data-dir", str(data_dir), "--device", "cpu", "--out-dir", str(tmp_path / "cli")])
+    main(
+        [
+            "train",
+            "--cell",
+            cell_path(CELL),
+            "--seeds",
+            "0",
+            "--dataset-settings",
+            canonical_json(DATASET),
+            "--model",
+            "resnet1d",
+            "--settings",
+            canonical_json(TRAIN),
+            "--data-dir",
+            str(data_dir),
+            "--device",
+            "cpu",
+            "--out-dir",
+            str(tmp_path / "cli"),
+        ]
+    )
     run_job(tmp_path / "fn", data_dir)
     assert (tmp_path / "cli" / "model.pt").read_bytes() == (tmp_path / "fn" / "model.pt").read_bytes()
 
@@ -170,12 +209,31 @@ def _cli_train(out_dir, data_dir, threads, env_threads):
     import subprocess
     import sys
 
-    from lltax.config import canonical_json, cell_path
+    from lltax.grid import canonical_json, cell_path
 
     env = {**os.environ, "OMP_NUM_THREADS": env_threads, "MKL_NUM_THREADS": env_threads}
-    command = [sys.executable, "-m", "lltax.cli", "train", "--cell", cell_path(CELL), "--seed", "0", "--dataset", canonical_json(DATASET),
-               "--model", "resnet1d", "--settings", canonical_json(TRAIN), "--data-dir", str(data_dir), "--device", "cpu",
-               "--out-dir", str(out_dir)]
+    command = [
+        sys.executable,
+        "-m",
+        "lltax.cli",
+        "train",
+        "--cell",
+        cell_path(CELL),
+        "--seeds",
+        "0",
+        "--dataset-settings",
+        canonical_json(DATASET),
+        "--model",
+        "resnet1d",
+        "--settings",
+        canonical_json(TRAIN),
+        "--data-dir",
+        str(data_dir),
+        "--device",
+        "cpu",
+        "--out-dir",
+        str(out_dir),
+    ]
     if threads is not None:
         command += ["--threads", str(threads)]
     subprocess.run(command, check=True, env=env, capture_output=True)
@@ -223,10 +281,11 @@ def test_a_killed_train_job_resumes_from_its_snapshot_byte_identically(tmp_path,
     """Preemption: killed during epoch 3 of 4, the rerun resumes after epoch 2 and ends with the
     same model.pt bytes as an uninterrupted run; the snapshot is gone once the checkpoint is final."""
     import lltax.train as train_module
+    from lltax.contract import SNAPSHOT_FILE
 
     settings = {**TRAIN, "epochs": 4}
     run_job(tmp_path / "whole", data_dir, train_settings=settings)
-    assert not (tmp_path / "whole" / train_module.SNAPSHOT_FILE).exists()
+    assert not (tmp_path / "whole" / SNAPSHOT_FILE).exists()
 
     original = train_module.learning_rate_at
 
@@ -238,7 +297,7 @@ def test_a_killed_train_job_resumes_from_its_snapshot_byte_identically(tmp_path,
     monkeypatch.setattr(train_module, "learning_rate_at", killed_in_epoch_three)
     with pytest.raises(KeyboardInterrupt):
         run_job(tmp_path / "resumed", data_dir, train_settings=settings)
-    snapshot = tmp_path / "resumed" / train_module.SNAPSHOT_FILE
+    snapshot = tmp_path / "resumed" / SNAPSHOT_FILE
     assert snapshot.exists() and not (tmp_path / "resumed" / "model.pt").exists()
     assert torch.load(snapshot, weights_only=True)["epoch"] == 2
     monkeypatch.setattr(train_module, "learning_rate_at", original)
@@ -249,7 +308,7 @@ def test_a_killed_train_job_resumes_from_its_snapshot_byte_identically(tmp_path,
     assert not snapshot.exists()
     # A snapshot of other settings is not resumed from: it would mix two runs.
     run_job(tmp_path / "other", data_dir, train_settings=settings)
-    train_module.save_snapshot(tmp_path / "other" / train_module.SNAPSHOT_FILE, "another run", {"epoch": 3})
+    train_module.save_snapshot(tmp_path / "other" / SNAPSHOT_FILE, "another run", {"epoch": 3})
     run_job(tmp_path / "other", data_dir, train_settings=settings)
     assert (tmp_path / "other" / "model.pt").read_bytes() == (tmp_path / "whole" / "model.pt").read_bytes()
 
@@ -258,11 +317,24 @@ def test_one_job_trains_a_cells_seeds_as_separate_jobs_would(tmp_path, data_dir)
     """`lltax train --seed 0 1 --out-dir A B` (the workflow's one process per cell) writes the
     same model.pt bytes and numbers per seed as one job per seed."""
     from lltax.cli import main
-    from lltax.config import canonical_json, cell_path
+    from lltax.grid import canonical_json, cell_path
 
-    common = ["train", "--cell", cell_path(CELL), "--dataset", canonical_json(DATASET), "--model", "resnet1d",
-              "--settings", canonical_json(TRAIN), "--data-dir", str(data_dir), "--device", "cpu"]
-    assert main([*common, "--seed", "0", "1", "--out-dir", str(tmp_path / "cell" / "s0"), str(tmp_path / "cell" / "s1")]) == 0
+    common = [
+        "train",
+        "--cell",
+        cell_path(CELL),
+        "--dataset-settings",
+        canonical_json(DATASET),
+        "--model",
+        "resnet1d",
+        "--settings",
+        canonical_json(TRAIN),
+        "--data-dir",
+        str(data_dir),
+        "--device",
+        "cpu",
+    ]
+    assert main([*common, "--seeds", "0", "1", "--out-dir", str(tmp_path / "cell" / "s0"), str(tmp_path / "cell" / "s1")]) == 0
     for seed in (0, 1):
         run_job(tmp_path / f"alone{seed}", data_dir, seed=seed)
         assert (tmp_path / "cell" / f"s{seed}" / "model.pt").read_bytes() == (tmp_path / f"alone{seed}" / "model.pt").read_bytes()
@@ -271,13 +343,13 @@ def test_one_job_trains_a_cells_seeds_as_separate_jobs_would(tmp_path, data_dir)
         assert not (tmp_path / "cell" / f"s{seed}" / train_module_snapshot()).exists()
     assert (tmp_path / "cell" / "s0" / "model.pt").read_bytes() != (tmp_path / "cell" / "s1" / "model.pt").read_bytes()
     # One folder per seed, each seed once: anything else is refused before training.
-    assert main([*common, "--seed", "0", "1", "--out-dir", str(tmp_path / "x")]) == 1
-    assert main([*common, "--seed", "0", "0", "--out-dir", str(tmp_path / "y"), str(tmp_path / "z")]) == 1
+    assert main([*common, "--seeds", "0", "1", "--out-dir", str(tmp_path / "x")]) == 1
+    assert main([*common, "--seeds", "0", "0", "--out-dir", str(tmp_path / "y"), str(tmp_path / "z")]) == 1
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
 def train_module_snapshot():
-    from lltax.train import SNAPSHOT_FILE
+    from lltax.contract import SNAPSHOT_FILE
 
     return SNAPSHOT_FILE
 
@@ -286,33 +358,35 @@ def test_a_cell_job_killed_in_its_second_seed_keeps_the_first_seeds_work(tmp_pat
     """Snakemake deletes a failed job's outputs, the finished seed's model.pt included; its
     snapshot (not an output) stays, so the rerun restores that seed without training it again
     and every model.pt has the bytes of an uninterrupted run."""
+    import lltax.jobs.train as job_module
     import lltax.train as train_module
+    from lltax.contract import SNAPSHOT_FILE
 
     job = dict(cell=CELL, dataset=DATASET, model_name="resnet1d", train_settings=TRAIN, data_dir=str(data_dir), device="cpu")
     dirs = [tmp_path / "s0", tmp_path / "s1"]
     reference = [run_job(tmp_path / f"ref{seed}", data_dir, seed=seed) for seed in (0, 1)]
-    original = train_module.train_model
+    original = job_module.train_model
 
     def killed_in_seed_one(model, *args, seed, **kwargs):
         if seed == 1:
             raise KeyboardInterrupt("preempted")
         return original(model, *args, seed=seed, **kwargs)
 
-    monkeypatch.setattr(train_module, "train_model", killed_in_seed_one)
+    monkeypatch.setattr(job_module, "train_model", killed_in_seed_one)
     with pytest.raises(KeyboardInterrupt):
-        train_module.run_train_jobs(seeds=[0, 1], out_dirs=dirs, **job)
-    assert (dirs[0] / train_module.SNAPSHOT_FILE).exists()
+        job_module.run_train_jobs(seeds=[0, 1], out_dirs=dirs, **job)
+    assert (dirs[0] / SNAPSHOT_FILE).exists()
     for path in ("model.pt", "train.json"):  # what Snakemake does to a failed job's outputs
         (dirs[0] / path).unlink()
-    monkeypatch.setattr(train_module, "train_model", original)
+    monkeypatch.setattr(job_module, "train_model", original)
     counting_lr = _CountingLR(train_module.learning_rate_at)  # called once per epoch trained
     monkeypatch.setattr(train_module, "learning_rate_at", counting_lr)
-    summaries = train_module.run_train_jobs(seeds=[0, 1], out_dirs=dirs, **job)
+    summaries = job_module.run_train_jobs(seeds=[0, 1], out_dirs=dirs, **job)
     assert counting_lr.calls == TRAIN["epochs"]  # only seed 1 trained; seed 0 came from its snapshot
     for seed in (0, 1):
         assert (dirs[seed] / "model.pt").read_bytes() == (tmp_path / f"ref{seed}" / "model.pt").read_bytes()
         assert summaries[seed]["final"] == reference[seed]["final"]
-        assert not (dirs[seed] / train_module.SNAPSHOT_FILE).exists()
+        assert not (dirs[seed] / SNAPSHOT_FILE).exists()
 
 
 class _CountingLR:

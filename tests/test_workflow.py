@@ -38,7 +38,10 @@ def snakemake(workdir, *args, check=True, env=None):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **(env or {})}
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", "2", "--directory", str(workdir), "-s", str(workdir / "Snakefile"), *args],
-        capture_output=True, text=True, env=env, cwd=workdir,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=workdir,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
@@ -261,8 +264,16 @@ DEPENDANTS = {
     "plots": set(),
 }
 RULE_COMMANDS = {
-    "train": "train", "hessian": "hessian", "cka": "cka", "curve_fit": "curve-fit", "curve_eval": "curve-eval",
-    "landscape": "landscape", "aggregate": "aggregate-metric", "merge": "merge", "classify": "classify", "plots": "plot",
+    "train": "train",
+    "hessian": "hessian",
+    "cka": "cka",
+    "curve_fit": "curve-fit",
+    "curve_eval": "curve-eval",
+    "landscape": "landscape",
+    "aggregate": "aggregate-metric",
+    "merge": "merge",
+    "classify": "classify",
+    "plots": "plot",
 }
 
 
@@ -329,8 +340,22 @@ def test_editing_any_source_module_reruns_exactly_the_rules_that_import_it(finis
     ("change", "expected"),
     [
         # Results depend on the thread count: every torch job reruns (and the dataset says 2).
-        ({"threads": 2}, {"train": 4, "hessian": 4, "cka": 4, "curve_fit": 4, "curve_eval": 4, "landscape": 4,
-                          "aggregate": 5, "merge": 1, "classify": 1, "plots": 1, "all": 1}),
+        (
+            {"threads": 2},
+            {
+                "train": 4,
+                "hessian": 4,
+                "cka": 4,
+                "curve_fit": 4,
+                "curve_eval": 4,
+                "landscape": 4,
+                "aggregate": 5,
+                "merge": 1,
+                "classify": 1,
+                "plots": 1,
+                "all": 1,
+            },
+        ),
         ({"device": "auto"}, {}),  # no GPU here: auto is the CPU, the same jobs
         ({"data_dir": "./data/"}, {}),  # the same folder spelled differently
         ({"cluster": {"tflops": 5.0, "safety": 4}}, {}),  # resource estimates only
@@ -366,7 +391,8 @@ PRESETS = sorted((REPO / "configs").glob("*.yaml"))
 @pytest.mark.parametrize("preset", PRESETS, ids=[path.stem for path in PRESETS])
 def test_every_preset_plans_its_whole_grid(preset, tmp_path):
     """Each preset in configs/ validates and dry-runs; its job count follows from its grid."""
-    from lltax.config import expand_grid, seed_pairs, validate_config
+    from lltax.config import validate_config
+    from lltax.grid import expand_grid, seed_pairs
 
     config = validate_config(yaml.safe_load(preset.read_text()))
     cells, seeds = len(expand_grid(config["grid"])), config["seeds"]

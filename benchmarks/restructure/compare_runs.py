@@ -18,7 +18,11 @@ SKIP = ("logs", "benchmarks", ".lltax.lock")
 
 
 def files(root: Path) -> dict[str, Path]:
-    return {str(p.relative_to(root)): p for p in sorted(root.rglob("*")) if p.is_file() and not any(part in SKIP for part in p.relative_to(root).parts)}
+    return {
+        str(p.relative_to(root)): p
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not any(part in SKIP for part in p.relative_to(root).parts)
+    }
 
 
 def json_differences(a, b, prefix="") -> list[str]:

@@ -86,7 +86,9 @@ def load_checkpoint_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dic
     if recorded is None:
         raise ValueError(f"{path} carries no weights checksum (written by an older lltax); rerun the train job that writes it")
     if state_checksum(state) != recorded:
-        raise ValueError(f"{path} is corrupt: its weights do not match the checksum recorded when it was saved; delete it and rerun its train job")
+        raise ValueError(
+            f"{path} is corrupt: its weights do not match the checksum recorded when it was saved; delete it and rerun its train job"
+        )
     return state, meta
 
 
@@ -126,7 +128,9 @@ def load_curve(path: str | Path) -> dict:
     except FileNotFoundError as e:
         raise FileNotFoundError(f"curve file {path} does not exist; run `lltax curve-fit` (or the curve_fit rule) first") from e
     except Exception as e:  # a foreign file: never retry without weights_only
-        raise ValueError(f"{path} is not a readable lltax curve file ({type(e).__name__}); rerun the curve_fit job that writes it") from None
+        raise ValueError(
+            f"{path} is not a readable lltax curve file ({type(e).__name__}); rerun the curve_fit job that writes it"
+        ) from None
     if not isinstance(payload, dict) or not {"bends", "buffers", "meta"} <= set(payload):
         raise ValueError(f"{path} is not an lltax curve file (expected keys 'bends', 'buffers', 'meta')")
     return payload

@@ -61,45 +61,91 @@ def _threads(text: str) -> int:
 # The vocabulary: name -> (flag, argparse keywords, role). A role of INPUT or OUTPUT marks the
 # paths a command reads or writes, so an output that is also an input is refused by name.
 VOCABULARY: dict[str, tuple[str, dict, str | None]] = {
-    "cell": ("--cell", {"required": True, "help": "grid cell path, e.g. width=16/batch_size=128/label_noise=0.0/train_fraction=1.0/learning_rate=0.1/weight_decay=0.0005"}, None),
+    "cell": (
+        "--cell",
+        {
+            "required": True,
+            "help": "grid cell path, e.g. width=16/batch_size=128/label_noise=0.0/train_fraction=1.0/learning_rate=0.1/weight_decay=0.0005",
+        },
+        None,
+    ),
     "seeds": ("--seeds", {"nargs": "+", "type": _seed, "required": True, "help": "training seeds, integers >= 0, trained in turn"}, None),
-    "model": ("--model", {"required": True, "help": "model.name: a registered model (lltax.models.MODELS) or package.module:function"}, None),
+    "model": (
+        "--model",
+        {"required": True, "help": "model.name: a registered model (lltax.models.MODELS) or package.module:function"},
+        None,
+    ),
     "dataset_settings": ("--dataset-settings", {"required": True, "help": "the config section 'dataset' as one JSON object"}, None),
-    "settings": ("--settings", {"default": "{}", "help": "the command's config section as one JSON object; keys left out take the schema defaults, unknown keys are an error"}, None),
-    "checkpoints": ("--checkpoints", {"nargs": "+", "required": True, "metavar": "MODEL_PT", "help": "model checkpoints (<cell>/seed=S/model.pt)"}, INPUT),
-    "curves": ("--curves", {"nargs": "+", "required": True, "metavar": "CURVE_PT", "help": "curve files written by curve-fit (<cell>/pair=A-B/curve.pt)"}, INPUT),
+    "settings": (
+        "--settings",
+        {
+            "default": "{}",
+            "help": "the command's config section as one JSON object; keys left out take the schema defaults, unknown keys are an error",
+        },
+        None,
+    ),
+    "checkpoints": (
+        "--checkpoints",
+        {"nargs": "+", "required": True, "metavar": "MODEL_PT", "help": "model checkpoints (<cell>/seed=S/model.pt)"},
+        INPUT,
+    ),
+    "curves": (
+        "--curves",
+        {"nargs": "+", "required": True, "metavar": "CURVE_PT", "help": "curve files written by curve-fit (<cell>/pair=A-B/curve.pt)"},
+        INPUT,
+    ),
     "dataset": ("--dataset", {"required": True, "help": "dataset.nc (lltax merge / lltax aggregate)"}, INPUT),
     "phases": ("--phases", {"required": True, "help": "phases.nc (lltax classify)"}, INPUT),
     "results_dir": ("--results-dir", {"required": True, "help": "results/<experiment> of a run"}, INPUT),
     "tables": ("--tables", {"nargs": "+", "required": True, "help": "per-metric tables written by aggregate-metric"}, INPUT),
     "config": ("--config", {"default": None, "help": "config.yaml of the run"}, INPUT),
-    "config_json": ("--config-json", {"required": True, "help": "the resolved config (or its grid, seeds and curves) as canonical JSON"}, None),
+    "config_json": (
+        "--config-json",
+        {"required": True, "help": "the resolved config (or its grid, seeds and curves) as canonical JSON"},
+        None,
+    ),
     "metric": ("--metric", {"required": True, "help": "which metric's records to read"}, None),
-    "reference_dir": ("--reference-dir", {"default": None, "help": "folder with per_model.csv, per_pair.csv, curve.csv (default: ../shared/reference/yang2021 beside the repository)"}, INPUT),
+    "reference_dir": (
+        "--reference-dir",
+        {
+            "default": None,
+            "help": "folder with per_model.csv, per_pair.csv, curve.csv (default: ../shared/reference/yang2021 beside the repository)",
+        },
+        INPUT,
+    ),
     "data_dir": ("--data-dir", {"default": None, "help": "dataset folder (default: the one recorded in the checkpoint)"}, None),
     "device": ("--device", {"default": "auto", "choices": ["auto", "cpu", "cuda"], "help": "auto = cuda when available"}, None),
     "out": ("--out", {"nargs": "+", "required": True, "help": "output file(s)"}, OUTPUT),
     "out_dir": ("--out-dir", {"nargs": "+", "required": True, "help": "output folder(s)"}, OUTPUT),
-    "distance_out": ("--distance-out", {"default": None, "help": "also write the seeds' pairwise l2 distances here (distance.json)"}, OUTPUT),
+    "distance_out": (
+        "--distance-out",
+        {"default": None, "help": "also write the seeds' pairwise l2 distances here (distance.json)"},
+        OUTPUT,
+    ),
     "figure": ("--figure", {"default": None, "help": "also draw the figure to this file"}, OUTPUT),
 }
 
 
 def _add_command(subparsers, name: str, module) -> None:
-    parser = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
+    parser = subparsers.add_parser(name, help=module.HELP, description=module.HELP, allow_abbrev=False)
     roles: dict[str, str] = {}
     for argument, overrides in module.ARGUMENTS.items():
         flag, keywords, role = VOCABULARY[argument]
         parser.add_argument(flag, dest=argument, **{**keywords, **overrides})
         if role:
             roles[argument] = role
-    parser.add_argument("--threads", type=_threads, default=1, help="torch intra- and inter-op threads (default 1); results are reproducible for a fixed value")
+    parser.add_argument(
+        "--threads",
+        type=_threads,
+        default=1,
+        help="torch intra- and inter-op threads (default 1); results are reproducible for a fixed value",
+    )
     parser.set_defaults(func=module.run, roles=roles)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; with ``command`` given, only that command's module is imported."""
-    parser = argparse.ArgumentParser(prog="lltax", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="lltax", description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error instead of one line")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -126,6 +172,15 @@ def check_outputs(args: argparse.Namespace) -> None:
             if resolved in seen:
                 raise ValueError(f"the output {path} is named twice in `lltax {args.command}`; give each output its own path")
             seen[resolved] = path
+
+
+def run(argv: list[str]) -> int:
+    """Parse and run one command in this process, errors raised (for Python callers and tests);
+    ``main`` is the same with errors as one line."""
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
+    check_outputs(args)
+    return int(args.func(args) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,36 +1,29 @@
-"""Experiment configuration: schema validation, lltax's own checks, grid expansion, cell paths.
+"""Experiment configuration: the schema (the one place defaults live), validation, the strict
+YAML reader, and parsing of a job's ``--settings`` and ``--cell`` against the same rules.
 
-A grid cell is one combination of the grid axes. Its artifacts live in a hive-style folder,
-one level per axis in the fixed order of ``AXES`` (``width=16/batch_size=128/...``), so any
-path parses back into exact coordinates. Floats get one canonical spelling
-(``canonical_value``) so that paths, netCDF coordinates and config values round-trip.
+lltax's own checks live in ``lltax.config_checks``; cells, paths and canonical values in
+``lltax.grid``.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-import hashlib
-import itertools
 import json
 import math
-import os
 import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-import numpy as np
 import yaml
 
-from lltax.contract import AXES, DATASET_SIZES, INTEGER_AXES, VARIABLE_ATTRS
+from lltax.config_checks import check_finite, check_plots_and_ranges, check_section, check_seeds, check_sizes
+from lltax.contract import AXES, ConfigError
+from lltax.grid import canonical_value, parse_cell_path
 
 METRIC_SECTIONS = ("train", "hessian", "evaluate", "cka", "distance", "curves", "classify", "plots")
-
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the key and what is allowed."""
 
 
 def load_schema() -> dict:
@@ -42,23 +35,6 @@ def _parsed_schema() -> dict:
     # Parsed once per process: pure-Python YAML parsing takes ~0.4 s.
     text = resources.files("lltax").joinpath("config.schema.yaml").read_text()
     return yaml.safe_load(text)
-
-
-def canonical_value(value: Any) -> int | float:
-    """One spelling per number: ints stay ints, floats are rounded to 12 significant digits.
-
-    ``0.1 + 0.2`` and ``0.3`` map to the same float, and ``repr`` of the result is the
-    shortest string that parses back to it, which is what paths and coordinates use.
-    """
-    if isinstance(value, bool):
-        raise ConfigError(f"expected a number, got boolean {value!r}")
-    if isinstance(value, int):
-        return value
-    return float(f"{float(value):.12g}")
-
-
-def format_value(value: Any) -> str:
-    return repr(canonical_value(value))
 
 
 def _fill_defaults(instance: Any, schema: dict) -> Any:
@@ -81,7 +57,10 @@ def _error_message(error: jsonschema.ValidationError) -> str:
     if error.validator == "enum":
         return f"config key {key!r}: {error.instance!r} is not allowed; choose one of {error.validator_value}"
     if error.validator == "oneOf":
-        options = [s.get("const", s.get("enum", "a string 'package.module:function'" if "pattern" in s else s.get("type"))) for s in error.validator_value]
+        options = [
+            s.get("const", s.get("enum", "a string 'package.module:function'" if "pattern" in s else s.get("type")))
+            for s in error.validator_value
+        ]
         return f"config key {key!r}: {error.instance!r} is not allowed; expected one of {options}"
     description = error.schema.get("description", "")
     return f"config key {key!r}: {error.message}" + (f" ({description})" if description else "")
@@ -95,9 +74,9 @@ def validate_config(config: dict) -> dict:
     if not isinstance(config, dict):
         raise ConfigError(f"config must be a mapping of keys to values, got {type(config).__name__}")
     schema = load_schema()
-    _check_finite(config, "")
+    check_finite(config, "")
     config = _integers_as_ints(_fill_defaults(copy.deepcopy(config), schema), schema)
-    _check_seeds(config.get("seeds"))
+    check_seeds(config.get("seeds"))
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:
@@ -136,57 +115,9 @@ def validate_config(config: dict) -> dict:
             raise ConfigError(f"config key 'plots.{key}': {config['plots'][key]!r} is not a grid axis; choose one of {list(AXES)}")
     if config["plots"]["x"] == config["plots"]["y"]:
         raise ConfigError("config keys 'plots.x' and 'plots.y' must name two different grid axes")
-    _check_plots_and_ranges(config)
-    _check_sizes(config)
+    check_plots_and_ranges(config)
+    check_sizes(config)
     return config
-
-
-# Refuse models above this many parameters before training: 1e9 float32 parameters are 4 GB of
-# weights and ~16 GB with gradients and momentum, beyond any single job this tool schedules.
-MAX_PARAMETERS = 1_000_000_000
-
-
-def parameter_estimate(model: str, width: int, input_shape: tuple[int, ...], num_classes: int = 10) -> int:
-    """Parameters of a registered model at ``width`` (exact for resnet1d and mlp, within 3% for resnet18 and vgg11 at widths >= 4)."""
-    k = width
-    if model == "resnet1d":
-        return 106 * k * k + 85 * k + 10
-    if model == "mlp":
-        inputs = int(np.prod(input_shape))
-        return inputs * k + k + k * k + k + k * num_classes + num_classes
-    # resnet18 / vgg11 grow as k^2: 11,173,962 and 9,228,362 parameters at k = 64.
-    return int({"resnet18": 11_173_962, "vgg11": 9_228_362}[model] * (k / 64) ** 2)
-
-
-def _check_seeds(seeds: Any) -> None:
-    """``seeds`` is a count >= 1 or a list of distinct integers >= 0; say which rule is broken."""
-    allowed = "a number of seeds >= 1 (seeds 0..n-1) or a list of distinct integers >= 0"
-    if isinstance(seeds, bool):
-        raise ConfigError(f"config key 'seeds': {seeds!r} is not allowed; give {allowed}")
-    if isinstance(seeds, int) and seeds < 1:
-        raise ConfigError(f"config key 'seeds': {seeds} seeds is not allowed; give {allowed}")
-    if isinstance(seeds, list):
-        if not seeds:
-            raise ConfigError(f"config key 'seeds': the list is empty; give {allowed}")
-        bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or s < 0]
-        if bad:
-            raise ConfigError(f"config key 'seeds': {bad} are not integers >= 0; give {allowed}")
-        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
-        if repeated:
-            raise ConfigError(f"config key 'seeds': seeds {repeated} are repeated; give {allowed}")
-    elif seeds is not None and not isinstance(seeds, int):
-        raise ConfigError(f"config key 'seeds': {seeds!r} is not allowed; give {allowed}")
-
-
-def _check_finite(value: Any, key: str) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"config key {key!r}: {value!r} is not a finite number")
-    if isinstance(value, dict):
-        for name, item in value.items():
-            _check_finite(item, f"{key}.{name}" if key else str(name))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_finite(item, f"{key}.{index}")
 
 
 def _integers_as_ints(instance: Any, schema: dict) -> Any:
@@ -205,68 +136,6 @@ def _integers_as_ints(instance: Any, schema: dict) -> Any:
             if converted is not instance:
                 return converted
     return instance
-
-
-def _check_plots_and_ranges(config: dict) -> None:
-    metric = config["plots"]["line_metric"]
-    if metric not in VARIABLE_ATTRS:
-        raise ConfigError(f"config key 'plots.line_metric': {metric!r} is not a dataset variable; choose one of {sorted(VARIABLE_ATTRS)}")
-    group = config["plots"]["line_group"]
-    if group != "auto" and group not in AXES:
-        raise ConfigError(f"config key 'plots.line_group': {group!r} is not a grid axis; choose 'auto' or one of {list(AXES)}")
-    for section in SECTION_CHECKS:
-        check_section(section, config[section], where="config key")
-
-
-def _check_hessian(hessian: dict, where: str) -> None:
-    if hessian["top_k"] > hessian["max_iterations"]:
-        raise ConfigError(
-            f"{where} 'hessian.top_k': {hessian['top_k']} eigenvalues need at least as many iterations; "
-            f"hessian.max_iterations is {hessian['max_iterations']}"
-        )
-
-
-def _check_landscape(landscape: dict, where: str) -> None:
-    low, high = landscape["range_1d"]
-    if not low < high:
-        raise ConfigError(f"{where} 'landscape.range_1d': {[low, high]} must be [low, high] with low < high")
-
-
-# Checks of one section that the schema cannot express (relations between its keys): run on the
-# config before any job, and on a job's --settings, so a hand-run command is held to the same rules.
-SECTION_CHECKS = {"hessian": _check_hessian, "landscape": _check_landscape}
-
-
-def check_section(section: str, values: dict, where: str = "--settings key") -> None:
-    """lltax's own checks of a filled-in config section (ConfigError naming the key)."""
-    if section in SECTION_CHECKS:
-        SECTION_CHECKS[section](values, where)
-
-
-def _check_sizes(config: dict) -> None:
-    """Batch sizes against the data each cell trains on, and model sizes against memory."""
-    name = config["dataset"]["name"]
-    if name not in DATASET_SIZES:
-        return  # your own dataset: its size is known only once loaded (the jobs check it then)
-    total, input_shape = DATASET_SIZES[name]
-    smallest = min(round(fraction * total) for fraction in config["grid"]["train_fraction"])
-    if smallest < 1:
-        raise ConfigError(f"config key 'grid.train_fraction': {min(config['grid']['train_fraction'])} of {total} {name} samples leaves none")
-    for key, value in (("grid.batch_size", max(config["grid"]["batch_size"])), ("curves.batch_size", config["curves"]["batch_size"])):
-        if value > smallest:
-            raise ConfigError(
-                f"config key {key!r}: batch size {value} is larger than the {smallest} training samples of the smallest "
-                f"train_fraction ({min(config['grid']['train_fraction'])} of {total} {name} samples); lower it or raise the fraction"
-            )
-    model, width = config["model"]["name"], max(config["grid"]["width"])
-    if ":" in model:
-        return  # your own builder: its size is known only once built (in the train job)
-    parameters = parameter_estimate(model, width, input_shape)
-    if parameters > MAX_PARAMETERS:
-        raise ConfigError(
-            f"config key 'grid.width': {model} at width {width} has about {parameters:.2g} parameters "
-            f"({4 * parameters / 1e9:.0f} GB of float32 weights before gradients and momentum); the limit is {MAX_PARAMETERS:.0e}"
-        )
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -318,15 +187,25 @@ def parse_settings(text: str, section: str) -> dict[str, Any]:
     try:
         settings = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ValueError(f"--settings is not valid JSON ({e}); pass the config section '{section}' as a JSON object, e.g. '{{}}' for its defaults") from e
+        raise ValueError(
+            f"--settings is not valid JSON ({e}); pass the config section '{section}' as a JSON object, e.g. '{{}}' for its defaults"
+        ) from e
     except RecursionError:
         raise ValueError(f"--settings for '{section}' is nested too deeply to be a config section") from None
     if not isinstance(settings, dict):
         raise ValueError(f"--settings must be a JSON object (the config section '{section}'), got {type(settings).__name__}")
+    return section_settings(section, settings)
+
+
+def section_settings(section: str, settings: dict, where: str = "--settings") -> dict[str, Any]:
+    """A config section given as a mapping (a job's ``--settings``, or keyword arguments of a
+    Python call such as ``phases.classify``), checked as the config is and with the schema's
+    defaults filled in: the schema is the one place a default is declared."""
+    settings = copy.deepcopy(settings)
     try:
-        _check_finite(settings, section)
+        check_finite(settings, section)
     except ConfigError as e:  # JSON's NaN/Infinity literals parse, and compare as in range
-        raise ConfigError(f"--settings {str(e).removeprefix('config ')}") from None
+        raise ConfigError(f"{where} {str(e).removeprefix('config ')}") from None
     schema = load_schema()["properties"][section]
     for key, sub in schema.get("properties", {}).items():
         if "default" in sub:
@@ -334,11 +213,11 @@ def parse_settings(text: str, section: str) -> dict[str, Any]:
     for error in jsonschema.Draft202012Validator(schema).iter_errors(settings):
         if error.validator == "additionalProperties":
             unknown = sorted(set(error.instance) - set(schema["properties"]))
-            raise ValueError(f"--settings for '{section}': unknown key(s) {unknown}; allowed keys are {sorted(schema['properties'])}")
+            raise ValueError(f"{where} for '{section}': unknown key(s) {unknown}; allowed keys are {sorted(schema['properties'])}")
         key = ".".join(str(p) for p in error.absolute_path)
-        raise ValueError(f"--settings key '{section}.{key}': {error.message}")
+        raise ValueError(f"{where} key '{section}.{key}': {error.message}")
     settings = _integers_as_ints(settings, schema)
-    check_section(section, settings)
+    check_section(section, settings, where=f"{where} key")
     return settings
 
 
@@ -354,81 +233,6 @@ def parse_cell(text: str) -> dict:
             reason = errors[0].message if errors else "not a finite number"
             raise ConfigError(f"--cell {axis}={cell[axis]!r}: {reason} (config key 'grid.{axis}')")
     return cell
-
-
-# ---------------------------------------------------------------------------------------------
-# Grid cells and paths
-
-
-def expand_grid(grid: dict) -> list[dict]:
-    """All cells of the grid as dicts {axis: canonical value}, in AXES order."""
-    values = [[canonical_value(v) for v in grid[axis]] for axis in AXES]
-    return [dict(zip(AXES, combo)) for combo in itertools.product(*values)]
-
-
-def cell_path(cell: dict) -> str:
-    """'width=16/batch_size=128/...' for a cell (all axes, fixed order)."""
-    return "/".join(f"{axis}={format_value(cell[axis])}" for axis in AXES)
-
-
-def parse_cell_path(path: str) -> dict:
-    """Inverse of cell_path; also accepts a longer path and picks out the axis levels.
-
-    Extra levels (``seed=0``, ``pair=0-1``) are returned too, as ints / (int, int).
-    """
-    coords: dict[str, Any] = {}
-    for part in Path(path).parts:
-        if "=" not in part:
-            continue
-        key, _, text = part.partition("=")
-        try:
-            if key in INTEGER_AXES or key == "seed":
-                coords[key] = int(text)
-            elif key in AXES:
-                coords[key] = canonical_value(float(text))
-            elif key == "pair":
-                a, _, b = text.partition("-")
-                coords["pair"] = (int(a), int(b))
-        except ValueError:
-            kind = "an integer" if key in INTEGER_AXES or key == "seed" else "a pair A-B of seeds" if key == "pair" else "a number"
-            raise ValueError(f"path {path!r}: {key}={text!r} is not {kind}") from None
-    missing = [axis for axis in AXES if axis not in coords]
-    if missing:
-        raise ValueError(f"path {path!r} does not name grid axes {missing}")
-    return coords
-
-
-# The Snakemake wildcard {cell} must match exactly one cell folder.
-CELL_REGEX = "/".join(f"{axis}=[^/]+" for axis in AXES)
-
-
-def seed_pairs(seeds: list[int], mode: str) -> list[tuple[int, int]]:
-    """Seed pairs for pairwise metrics: 'first', 'consecutive' or 'all' unordered pairs."""
-    seeds = list(seeds)
-    if mode == "first":
-        return [(seeds[0], seeds[1])] if len(seeds) >= 2 else []
-    if mode == "consecutive":
-        return list(zip(seeds[:-1], seeds[1:]))
-    if mode == "all":
-        return list(itertools.combinations(seeds, 2))
-    raise ConfigError(f"config key 'curves.pairs': {mode!r} is not allowed; choose one of ['first', 'consecutive', 'all']")
-
-
-def canonical_path(path: str) -> str:
-    """One spelling per folder: normalized, relative to the working directory when inside it
-    (``data``, ``./data/`` and its absolute path are all ``data``), absolute otherwise."""
-    absolute = os.path.abspath(path)
-    relative = os.path.relpath(absolute)
-    return absolute if relative == ".." or relative.startswith(".." + os.sep) else relative
-
-
-def canonical_json(obj: Any) -> str:
-    """Sorted-key, compact JSON: the form config sections take as Snakemake params."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
-
-
-def config_hash(obj: Any) -> str:
-    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:16]
 
 
 def reference_table() -> str:

@@ -8,6 +8,10 @@ figures and the jobs all import from here, so none of them imports another for a
 from __future__ import annotations
 
 
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the key and what is allowed."""
+
+
 # Grid axes in path order. Load-like axes first, then temperature-like ones.
 AXES = ("width", "batch_size", "label_noise", "train_fraction", "learning_rate", "weight_decay")
 INTEGER_AXES = ("width", "batch_size")
@@ -70,18 +74,27 @@ COORDINATE_ATTRS = {
 # value of 1e30 or more is an overflow that would turn means and log scales into inf downstream.
 LARGE = 1e30
 VALID_RANGES = {
-    "train_loss": (0.0, LARGE), "test_loss": (0.0, LARGE),
-    "train_acc": (0.0, 100.0), "test_acc": (0.0, 100.0),
-    "hessian_top_eigenvalue": (-LARGE, LARGE), "hessian_trace": (-LARGE, LARGE),
-    "hessian_eigenvalue_error": (0.0, LARGE), "hessian_trace_error": (0.0, LARGE),
-    "cka": (0.0, 1.0 + 1e-6), "l2_distance": (0.0, LARGE), "train_wall_time": (0.0, LARGE),
-    "mode_connectivity": (-100.0, 100.0), "mode_connectivity_loss": (-LARGE, LARGE),
-    "curve_train_error": (0.0, 100.0), "curve_test_error": (0.0, 100.0),
-    "curve_train_loss": (0.0, LARGE), "curve_test_loss": (0.0, LARGE),
+    "train_loss": (0.0, LARGE),
+    "test_loss": (0.0, LARGE),
+    "train_acc": (0.0, 100.0),
+    "test_acc": (0.0, 100.0),
+    "hessian_top_eigenvalue": (-LARGE, LARGE),
+    "hessian_trace": (-LARGE, LARGE),
+    "hessian_eigenvalue_error": (0.0, LARGE),
+    "hessian_trace_error": (0.0, LARGE),
+    "cka": (0.0, 1.0 + 1e-6),
+    "l2_distance": (0.0, LARGE),
+    "train_wall_time": (0.0, LARGE),
+    "mode_connectivity": (-100.0, 100.0),
+    "mode_connectivity_loss": (-LARGE, LARGE),
+    "curve_train_error": (0.0, 100.0),
+    "curve_test_error": (0.0, 100.0),
+    "curve_train_loss": (0.0, LARGE),
+    "curve_test_loss": (0.0, LARGE),
 }
 BOOLEAN_VARIABLES = ("diverged",)
 
-# Sizes the config is checked against before any job runs (lltax.data's loaders give these).
+# Sizes the config is checked against before any job runs (lltax.loaders give these).
 DATASET_SIZES = {  # name: (training samples, input shape)
     "mnist1d": (4000, (1, 40)),
     "cifar10": (50000, (3, 32, 32)),

@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from lltax.config import parameter_estimate, seed_pairs
+from lltax.config_checks import parameter_estimate
 from lltax.contract import DATASET_SIZES, TEST_SIZES
+from lltax.grid import seed_pairs
 
 # Forward FLOPs per example = (a k^2 + b k) x input size / reference input size; exact for the
 # reference inputs (3x32x32 images, MNIST-1D's 40 points), within 3 % for one-channel images.

@@ -52,97 +52,19 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from scipy import stats
 
-from lltax.config import canonical_json
+from lltax.config import section_settings
 from lltax.contract import AXES, PHASES
+from lltax.evidence import Estimate, cell_reductions, grid_split, stability_limit
+from lltax.grid import canonical_json
 
 log = logging.getLogger(__name__)
 
 # Variables the decisions read.
 EIGENVALUE, CONNECTIVITY, CKA, DIVERGED = "hessian_top_eigenvalue", "mode_connectivity", "cka", "diverged"
 
-DEFAULTS = {
-    "sharpness_threshold": "stability",
-    "sharpness_ratio": 1.0,
-    "connectivity_threshold": 1.0,
-    "significance": 0.05,
-    "cka_threshold": 0.67,
-    "min_samples": 3,
-}
-
-
-# ---------------------------------------------------------------------------------------------
-# Per-cell statistics
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A cell mean with its spread: the finite samples' mean, std (ddof=1) and count."""
-
-    mean: float
-    std: float
-    count: int
-
-    @classmethod
-    def of(cls, samples: np.ndarray) -> "Estimate":
-        samples = np.asarray(samples, dtype=np.float64)
-        samples = samples[np.isfinite(samples)]
-        count = len(samples)
-        if count == 0:
-            return cls(math.nan, math.nan, 0)
-        return cls(float(samples.mean()), float(samples.std(ddof=1)) if count > 1 else math.nan, count)
-
-    @property
-    def known(self) -> bool:
-        return self.count > 0
-
-    def replicate_agreement(self, threshold: float) -> float:
-        """P(the mean of an independent replicate with as many samples falls on this side of threshold).
-
-        The difference of two independent means of n samples has scale s sqrt(2/n); with s
-        estimated from n samples it is Student-t with n - 1 degrees of freedom. NaN below 2 samples.
-        """
-        if self.count < 2 or not math.isfinite(threshold):
-            return math.nan
-        distance = abs(self.mean - threshold)
-        scale = self.std * math.sqrt(2.0 / self.count)
-        if distance == 0:
-            return 0.5
-        if scale == 0:
-            return 1.0
-        return float(stats.t.cdf(distance / scale, df=self.count - 1))
-
-    def replicate_barrier(self, floor: float, significance: float, draws: int = 20000) -> float:
-        """P(an independent replicate with as many samples also finds a barrier): its mean below
-        -floor AND significantly below 0 (else it would be connected or ``unknown``).
-
-        Posterior predictive under the reference prior p(mu, sigma) ~ 1/sigma for normal
-        samples: sigma^2 ~ (n-1) s^2 / chi2(n-1), mu ~ N(mean, sigma^2 / n), then the
-        replicate's mean and standard deviation; by Monte Carlo with a fixed seed (so the
-        result is reproducible). NaN below 2 samples.
-        """
-        n = self.count
-        if n < 2:
-            return math.nan
-        if self.std == 0:
-            return 1.0 if self.mean < -floor else 0.0
-        rng = np.random.default_rng(0)
-        sigma = self.std * np.sqrt((n - 1) / rng.chisquare(n - 1, draws))
-        mu = rng.normal(self.mean, sigma / math.sqrt(n))
-        mean = rng.normal(mu, sigma / math.sqrt(n))  # the replicate's mean, independent of its spread
-        std = sigma * np.sqrt(rng.chisquare(n - 1, draws) / (n - 1))
-        critical = stats.t.ppf(significance, df=n - 1)
-        barrier = (mean < -floor) & (mean / (std / math.sqrt(n)) < critical)
-        return float(barrier.mean())
-
-    def p_below_zero(self) -> float:
-        """One-sided t-test p-value of H0 "true mean >= 0" (small: significantly below 0). NaN below 2 samples."""
-        if self.count < 2:
-            return math.nan
-        if self.std == 0:
-            return 0.0 if self.mean < 0 else 1.0
-        return float(stats.t.cdf(self.mean / (self.std / math.sqrt(self.count)), df=self.count - 1))
+# Defaults of the decisions when called without the classify settings (the schema's values).
+SIGNIFICANCE, MIN_SAMPLES = 0.05, 3
 
 
 @dataclass(frozen=True)
@@ -168,8 +90,8 @@ def decide_cell(
     sharpness_threshold: float,
     connectivity_threshold: float,
     cka_threshold: float,
-    significance: float = DEFAULTS["significance"],
-    min_samples: int = DEFAULTS["min_samples"],
+    significance: float = SIGNIFICANCE,
+    min_samples: int = MIN_SAMPLES,
 ) -> CellPhase:
     """The phase of one cell from its own estimates and the thresholds that apply to it."""
     if diverged_fraction > 0.5:
@@ -226,75 +148,6 @@ def decide_cell(
     return CellPhase(phase, confidence, f"{phase}: " + "; ".join(parts), **agreements)
 
 
-# ---------------------------------------------------------------------------------------------
-# Thresholds
-
-
-def stability_limit(learning_rate: float, momentum: float) -> float:
-    """2(1 + beta) / eta: the largest curvature heavy-ball SGD with these settings is stable on."""
-    return 2.0 * (1.0 + momentum) / learning_rate
-
-
-def two_means_split(values: np.ndarray) -> tuple[float, float]:
-    """Exact 1D two-means (Otsu) split of the finite values.
-
-    Returns
-    -------
-    (boundary, separability): the midpoint of the two cluster means (every value lies on its
-    own cluster's side of it), and the between-cluster share of the total variance (near 1:
-    two well-separated groups; near 0: no real split). NaN, NaN with fewer than 2 distinct values.
-    """
-    values = np.sort(np.asarray(values, dtype=np.float64).ravel())
-    values = values[np.isfinite(values)]
-    n = len(values)
-    if n < 2 or values[0] == values[-1]:
-        return math.nan, math.nan
-    prefix = np.cumsum(values)[:-1]
-    low_count = np.arange(1, n)
-    low_mean = prefix / low_count
-    high_mean = (values.sum() - prefix) / (n - low_count)
-    between = low_count * (n - low_count) * (low_mean - high_mean) ** 2 / n**2
-    # A split between equal values is not a split.
-    between[values[1:] == values[:-1]] = -1.0
-    best = int(np.argmax(between))
-    return float((low_mean[best] + high_mean[best]) / 2), float(between[best] / values.var())
-
-
-def _grid_split(values: np.ndarray, *, log_scale: bool, what: str) -> tuple[float, str]:
-    values = np.asarray(values, dtype=np.float64)
-    values = values[np.isfinite(values) & ((values > 0) if log_scale else True)]
-    boundary, separability = two_means_split(np.log10(values) if log_scale else values)
-    threshold = 10.0**boundary if log_scale else boundary
-    return threshold, f"grid: two-means split of {what} over {len(values)} cells (separability {separability:.2f}); depends on the grid's other cells"
-
-
-# ---------------------------------------------------------------------------------------------
-# Cell reductions
-
-
-def cell_reductions(dataset: xr.Dataset) -> xr.Dataset:
-    """``<var>_mean`` and ``<var>_std`` (ddof=1) over seed or pair of every variable, NaN-skipping."""
-    reduced = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells give NaN, as they should
-        for name, variable in dataset.data_vars.items():
-            over = [d for d in ("seed", "pair") if d in variable.dims]
-            if not over:
-                continue
-            what = "seeds" if over == ["seed"] else "seed pairs"
-            for statistic in ("mean", "std"):
-                if statistic == "mean":
-                    values = variable.mean(over, skipna=True, keep_attrs=True)
-                else:
-                    values = variable.std(over, skipna=True, ddof=1, keep_attrs=True)
-                values.attrs = {
-                    "units": variable.attrs.get("units", ""),
-                    "long_name": f"{variable.attrs.get('long_name', name)} ({statistic} over {what})",
-                }
-                reduced[f"{name}_{statistic}"] = values
-    return xr.Dataset(reduced)
-
-
 def _samples(variable: xr.DataArray, sample_dim: str) -> np.ndarray:
     """(cells, samples) array with the grid axes flattened in AXES order."""
     cells = math.prod(variable.sizes[axis] for axis in AXES)
@@ -316,29 +169,12 @@ def _momentum(dataset: xr.Dataset) -> float:
 # classify
 
 
-def _choice(value: Any, name: str, words: tuple[str, ...], allowed: str, in_range) -> str | float:
-    if isinstance(value, str) and value in words:
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not in_range(value):
-        raise ValueError(f"classify setting {name!r} must be one of {list(words)} or a number {allowed}, got {value!r}")
-    return float(value)
-
-
 def _check_settings(settings: dict) -> dict:
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown classify setting(s) {unknown}; allowed: {sorted(DEFAULTS)}")
-    s = {**DEFAULTS, **settings}
-    s["sharpness_threshold"] = _choice(s["sharpness_threshold"], "sharpness_threshold", ("stability", "grid"), "> 0", lambda v: v > 0)
-    s["connectivity_threshold"] = _choice(s["connectivity_threshold"], "connectivity_threshold", ("grid",), ">= 0", lambda v: v >= 0)
-    s["cka_threshold"] = _choice(s["cka_threshold"], "cka_threshold", ("grid",), "in [0, 1]", lambda v: 0 <= v <= 1)
-    ratio, alpha, min_samples = s["sharpness_ratio"], s["significance"], s["min_samples"]
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not (math.isfinite(ratio) and ratio > 0):
-        raise ValueError(f"classify setting 'sharpness_ratio' must be a number > 0, got {ratio!r}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
-        raise ValueError(f"classify setting 'significance' must be a number in (0, 1), got {alpha!r}")
-    if isinstance(min_samples, bool) or not isinstance(min_samples, int) or min_samples < 2:
-        raise ValueError(f"classify setting 'min_samples' must be an integer >= 2, got {min_samples!r}")
+    """The classify section: schema-checked, defaults from the schema, thresholds as floats."""
+    s = section_settings("classify", settings, where="classify setting")
+    for key in ("sharpness_threshold", "connectivity_threshold", "cka_threshold", "sharpness_ratio", "significance"):
+        if not isinstance(s[key], str):
+            s[key] = float(s[key])
     return s
 
 
@@ -348,7 +184,7 @@ def classify(dataset: xr.Dataset, **settings: Any) -> xr.Dataset:
     Parameters
     ----------
     dataset
-        The merged dataset (``lltax.dataset``), with at least hessian_top_eigenvalue,
+        The merged dataset (``lltax.results``), with at least hessian_top_eigenvalue,
         mode_connectivity, cka and diverged, and the resolved config in ``attrs["config"]``
         (for the momentum of the stability limit).
     **settings
@@ -390,7 +226,7 @@ def classify(dataset: xr.Dataset, **settings: Any) -> xr.Dataset:
         )
     elif s["sharpness_threshold"] == "grid":
         means = np.array([e.mean for e in eigenvalues])
-        value, note = _grid_split(means[alive], log_scale=True, what="log10 cell-mean top eigenvalues")
+        value, note = grid_split(means[alive], log_scale=True, what="log10 cell-mean top eigenvalues")
         sharpness = np.full(len(eigenvalues), value)
         criteria["sharpness"] = f"sharp: top eigenvalue > {value:.3g} ({note})"
     else:
@@ -402,30 +238,51 @@ def classify(dataset: xr.Dataset, **settings: Any) -> xr.Dataset:
         barriers = barriers[np.isfinite(barriers) & (barriers > 0)]
         if len(barriers):
             barriers = barriers[barriers > 1e-9 * barriers.max()]  # round-off of mc = 0 would drag the split
-        floor, note = _grid_split(barriers, log_scale=True, what="log10 barrier heights -mc") if len(barriers) else (0.0, "grid: no barrier in the grid")
+        floor, note = (
+            grid_split(barriers, log_scale=True, what="log10 barrier heights -mc")
+            if len(barriers)
+            else (0.0, "grid: no barrier in the grid")
+        )
     else:
         floor, note = s["connectivity_threshold"], "set"
     criteria["connectivity"] = (
-        f"barrier: mc < -{floor:.3g} pp ({note}) and, with 2+ curves, significantly below 0 "
-        f"(one-sided t-test, level {s['significance']:g})"
+        f"barrier: mc < -{floor:.3g} pp ({note}) and, with 2+ curves, significantly below 0 (one-sided t-test, level {s['significance']:g})"
     )
 
     # The CKA threshold only matters for flat, connected cells; "grid" splits over exactly those.
     if s["cka_threshold"] == "grid":
         decided = [
-            decide_cell(e, m, c, d, sharpness_threshold=t, connectivity_threshold=floor, cka_threshold=0.0,
-                        significance=s["significance"], min_samples=s["min_samples"]).phase
+            decide_cell(
+                e,
+                m,
+                c,
+                d,
+                sharpness_threshold=t,
+                connectivity_threshold=floor,
+                cka_threshold=0.0,
+                significance=s["significance"],
+                min_samples=s["min_samples"],
+            ).phase
             for e, m, c, d, t in zip(eigenvalues, connectivity, ckas, diverged, sharpness)
         ]
         candidates = [c.mean for c, phase in zip(ckas, decided) if phase.startswith("IV")]
-        cka_threshold, note = _grid_split(np.array(candidates), log_scale=False, what="cell-mean CKA of the flat, connected cells")
+        cka_threshold, note = grid_split(np.array(candidates), log_scale=False, what="cell-mean CKA of the flat, connected cells")
     else:
         cka_threshold, note = s["cka_threshold"], "set"
     criteria["cka"] = f"IV-B: CKA >= {cka_threshold:.3g} ({note})"
 
     cells = [
-        decide_cell(e, m, c, d, sharpness_threshold=t, connectivity_threshold=floor, cka_threshold=cka_threshold,
-                    significance=s["significance"], min_samples=s["min_samples"])
+        decide_cell(
+            e,
+            m,
+            c,
+            d,
+            sharpness_threshold=t,
+            connectivity_threshold=floor,
+            cka_threshold=cka_threshold,
+            significance=s["significance"],
+            min_samples=s["min_samples"],
+        )
         for e, m, c, d, t in zip(eigenvalues, connectivity, ckas, diverged, sharpness)
     ]
 
@@ -447,7 +304,10 @@ def classify(dataset: xr.Dataset, **settings: Any) -> xr.Dataset:
     phases["sharpness_threshold"] = grid_variable(sharpness, "top Hessian eigenvalue above which the cell is sharp", "1", float)
     for name, what in (("sharp", "sharp/flat"), ("connected", "barrier/connected"), ("cka", "IV-A/IV-B")):
         phases[f"{name}_agreement"] = grid_variable(
-            [getattr(c, f"{name}_agreement") for c in cells], f"predicted probability that a replicate makes the same {what} decision", "1", float
+            [getattr(c, f"{name}_agreement") for c in cells],
+            f"predicted probability that a replicate makes the same {what} decision",
+            "1",
+            float,
         )
     phases.attrs["connectivity_threshold"] = float(floor)
     phases.attrs["cka_threshold"] = float(cka_threshold)

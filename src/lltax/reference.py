@@ -2,7 +2,7 @@
 
 ``shared/reference/yang2021/`` (beside the repository) holds the per-seed results archive of
 the reference implementation (nsfzyzz/loss_landscape_taxonomy) as CSV; see its README. This
-module turns them into the schema ``lltax.dataset`` writes, so classification and plots can be
+module turns them into the schema ``lltax.results`` writes, so classification and plots can be
 checked on real data no one here made.
 """
 
@@ -15,11 +15,10 @@ import pandas as pd
 import xarray as xr
 
 from lltax.config import validate_config
-from lltax.contract import AXES
-from lltax.contract import METRICS
+from lltax.contract import AXES, METRICS
+from lltax.metrics.curves import mode_connectivity
 from lltax.results.netcdf import merge_metrics
 from lltax.results.tables import aggregate_metric
-from lltax.metrics.curves import mode_connectivity
 
 # The paper's setting, as far as the reference code and the data README say (Figure 3:
 # 100 epochs, lr 0.1 with one x0.1 decay at epoch 75, weight decay 5e-4, 5 runs per cell).
@@ -98,9 +97,7 @@ def load_reference(directory: str | Path | None = None) -> xr.Dataset:
     _fill(tables["train"], per_model, columns, "seed")
     _fill(tables["hessian"], per_model, {n: n for n in ("hessian_top_eigenvalue", "hessian_trace")}, "seed")
 
-    unordered = per_pair.assign(
-        seed_a=per_pair[["seed_a", "seed_b"]].min(axis=1), seed_b=per_pair[["seed_a", "seed_b"]].max(axis=1)
-    )
+    unordered = per_pair.assign(seed_a=per_pair[["seed_a", "seed_b"]].min(axis=1), seed_b=per_pair[["seed_a", "seed_b"]].max(axis=1))
     unordered = unordered.groupby(["width", "batch_size", "seed_a", "seed_b"], as_index=False)[["cka_softmax", "l2_distance"]].mean()
     pair_of = {(int(a), int(b)): i for i, (a, b) in enumerate(zip(tables["cka"]["seed_a"].values, tables["cka"]["seed_b"].values))}
     unordered["pair"] = [pair_of[(a, b)] for a, b in zip(unordered["seed_a"], unordered["seed_b"])]
@@ -108,7 +105,12 @@ def load_reference(directory: str | Path | None = None) -> xr.Dataset:
     _fill(tables["distance"], unordered, {"l2_distance": "l2_distance"}, "pair")
 
     # One row per (cell, pair, t); mode connectivity per (cell, pair) by its formula.
-    profiles = {"curve_train_error": "train_err", "curve_train_loss": "train_nll", "curve_test_error": "test_err", "curve_test_loss": "test_nll"}
+    profiles = {
+        "curve_train_error": "train_err",
+        "curve_train_loss": "train_nll",
+        "curve_test_error": "test_err",
+        "curve_test_loss": "test_nll",
+    }
     curve["pair"] = [pair_of[(int(a), int(b))] for a, b in zip(curve["seed_a"], curve["seed_b"])]
     curves = tables["curves"]
     _fill(curves, curve, profiles, "pair", extra="t")

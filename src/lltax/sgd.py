@@ -45,8 +45,12 @@ class SGD:
             param.add_(grad, alpha=-self.lr)
 
     def state_dict(self) -> dict:
-        return {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay,
-                "momentum_buffers": [None if b is None else b.clone() for b in self.momentum_buffers]}
+        return {
+            "lr": self.lr,
+            "momentum": self.momentum,
+            "weight_decay": self.weight_decay,
+            "momentum_buffers": [None if b is None else b.clone() for b in self.momentum_buffers],
+        }
 
     def load_state_dict(self, state: dict) -> None:
         buffers = state["momentum_buffers"]

@@ -23,8 +23,6 @@ from lltax.sgd import SGD
 log = logging.getLogger(__name__)
 
 
-
-
 @dataclass
 class TrainResult:
     model: nn.Module  # the checkpointed model: final, or the lowest-training-loss epoch
@@ -33,7 +31,9 @@ class TrainResult:
     checkpoint_epoch: int = 0
 
 
-def learning_rate_at(epoch: int, *, learning_rate: float, epochs: int, lr_schedule: str, lr_decay_at: float, lr_decay_factor: float) -> float:
+def learning_rate_at(
+    epoch: int, *, learning_rate: float, epochs: int, lr_schedule: str, lr_decay_at: float, lr_decay_factor: float
+) -> float:
     """Constant, or one step decay after ``lr_decay_at`` of the epochs (Yang et al.'s Figure 3 setting)."""
     # epoch counts from 0; the comparison is on the unrounded product, as the reference code.
     if lr_schedule == "step" and epoch >= lr_decay_at * epochs:
@@ -80,10 +80,14 @@ def train_model(
     num_samples = len(x_train)
     steps_per_epoch = num_samples // batch_size
     if steps_per_epoch == 0:
-        raise ValueError(f"batch_size {batch_size} is larger than the training set ({num_samples} samples); lower grid.batch_size or raise grid.train_fraction")
+        raise ValueError(
+            f"batch_size {batch_size} is larger than the training set ({num_samples} samples); lower grid.batch_size or raise grid.train_fraction"
+        )
     generator = torch.Generator().manual_seed(seed)
     optimizer = SGD(model.parameters(), lr=learning_rate, momentum=momentum, weight_decay=weight_decay)
-    schedule = dict(learning_rate=learning_rate, epochs=epochs, lr_schedule=lr_schedule, lr_decay_at=lr_decay_at, lr_decay_factor=lr_decay_factor)
+    schedule = dict(
+        learning_rate=learning_rate, epochs=epochs, lr_schedule=lr_schedule, lr_decay_at=lr_decay_at, lr_decay_factor=lr_decay_factor
+    )
     result = TrainResult(model=model)
     best_loss, best_state, stale_epochs = math.inf, None, 0
     first_epoch = 0
@@ -137,14 +141,30 @@ def train_model(
             else:
                 stale_epochs += 1
                 if stale_epochs >= patience:
-                    log.info("early stopping at epoch %d: no improvement > %g for %d epochs; keeping epoch %d", epoch + 1, min_delta, patience, result.checkpoint_epoch)
+                    log.info(
+                        "early stopping at epoch %d: no improvement > %g for %d epochs; keeping epoch %d",
+                        epoch + 1,
+                        min_delta,
+                        patience,
+                        result.checkpoint_epoch,
+                    )
                     break
         if snapshot is not None:
-            save_snapshot(snapshot, snapshot_key, {
-                "epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "generator": generator.get_state(), "history": result.history, "checkpoint_epoch": result.checkpoint_epoch,
-                "best_loss": best_loss, "best_state": best_state, "stale_epochs": stale_epochs,
-            })
+            save_snapshot(
+                snapshot,
+                snapshot_key,
+                {
+                    "epoch": epoch + 1,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "generator": generator.get_state(),
+                    "history": result.history,
+                    "checkpoint_epoch": result.checkpoint_epoch,
+                    "best_loss": best_loss,
+                    "best_state": best_state,
+                    "stale_epochs": stale_epochs,
+                },
+            )
 
     if checkpoint in ("best_train_loss", "early_stopping") and best_state is not None and not result.diverged:
         model.load_state_dict(best_state)

@@ -205,7 +205,9 @@ def tick_labels(values: np.ndarray) -> list[str]:
     return [f"${base}^{{{k}}}$" for k in _exponents(np.asarray(values, dtype=float), base)]
 
 
-def setup_category_axes(ax, x: str, y: str, x_values: np.ndarray, y_values: np.ndarray, *, fontsize: float = 7, rotate: bool = False) -> None:
+def setup_category_axes(
+    ax, x: str, y: str, x_values: np.ndarray, y_values: np.ndarray, *, fontsize: float = 7, rotate: bool = False
+) -> None:
     """Index-grid axes: cell (i, j) is centred on (i, j), ticks labelled with the grid values."""
     # Mathtext superscripts come out small: powers get a point more.
     x_size = fontsize + (power_base(x_values) is not None)

@@ -30,8 +30,15 @@ def landscape_figure(dataset: xr.Dataset) -> Figure:
     alpha, loss, accuracy = dataset["alpha"].values, dataset["interp_loss"].values, dataset["interp_acc"].values
     if np.isfinite(loss).any():
         line_axes.plot(alpha, loss, "o-", color="C0", markersize=3, label="loss")
-        line_axes.plot([0.0, 1.0], dataset["endpoint_loss"].values, "o", color="C0", markerfacecolor="none", markersize=8,
-                       label="end models as trained (own BatchNorm statistics)")
+        line_axes.plot(
+            [0.0, 1.0],
+            dataset["endpoint_loss"].values,
+            "o",
+            color="C0",
+            markerfacecolor="none",
+            markersize=8,
+            label="end models as trained (own BatchNorm statistics)",
+        )
         if (loss[np.isfinite(loss)] > 0).all():
             line_axes.set_yscale("log")
         accuracy_axes = line_axes.twinx()

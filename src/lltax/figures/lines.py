@@ -25,10 +25,10 @@ from lltax.figures.grid import (
     check_axes,
     fixed_axes_text,
     grid_axes,
+    new_figure,
     phase_strings,
     power_base,
     selection_text,
-    new_figure,
     selections,
     set_title_lines,
     tick_labels,
@@ -50,7 +50,9 @@ def resolve_line_group(phases: xr.Dataset, x: str, y: str, line_group: str) -> s
         return others[0] if others else x
     axes = grid_axes(phases)
     if line_group not in axes or line_group == y:
-        raise ValueError(f"plots.line_group = {line_group!r} must be 'auto' or a grid axis other than plots.y = {y!r}; choose one of {[a for a in axes if a != y]}")
+        raise ValueError(
+            f"plots.line_group = {line_group!r} must be 'auto' or a grid axis other than plots.y = {y!r}; choose one of {[a for a in axes if a != y]}"
+        )
     return line_group
 
 
@@ -107,7 +109,15 @@ def _setup_log_x(ax, values: np.ndarray) -> None:
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
-def lines_figure(dataset: xr.Dataset, phases: xr.Dataset, *, x: str = "width", y: str = "batch_size", line_metric: str = "hessian_trace", line_group: str = "auto") -> Figure:
+def lines_figure(
+    dataset: xr.Dataset,
+    phases: xr.Dataset,
+    *,
+    x: str = "width",
+    y: str = "batch_size",
+    line_metric: str = "hessian_trace",
+    line_group: str = "auto",
+) -> Figure:
     """``line_metric`` against plots.y, one line per value of ``line_group``, band = ±1 std over seeds.
 
     Every other grid axis with more than one value gives one panel per value.
@@ -143,13 +153,31 @@ def lines_figure(dataset: xr.Dataset, phases: xr.Dataset, *, x: str = "width", y
         if selection:
             ax.set_title(selection_text(selection), fontsize=9)
         if finite.size == 0:
-            ax.text(0.5, 0.5, f"no {line_metric} values (missing, or every run diverged)", transform=ax.transAxes, ha="center", va="center", fontsize=8)
+            ax.text(
+                0.5,
+                0.5,
+                f"no {line_metric} values (missing, or every run diverged)",
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+                fontsize=8,
+            )
     for ax in axes[::columns]:
         ax.set_ylabel(with_units(title, unit))
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
-    figure.legend(*axes[0].get_legend_handles_labels(), title=axis_label(group), loc="outside right upper", fontsize=8, title_fontsize=9, frameon=False)
-    set_title_lines(figure, [f"{title} against {axis_label(y)}", "mean over seeds (pairwise metrics: seed pairs), band = ±1 std", fixed_axes_text(phases)])
+    figure.legend(
+        *axes[0].get_legend_handles_labels(),
+        title=axis_label(group),
+        loc="outside right upper",
+        fontsize=8,
+        title_fontsize=9,
+        frameon=False,
+    )
+    set_title_lines(
+        figure,
+        [f"{title} against {axis_label(y)}", "mean over seeds (pairwise metrics: seed pairs), band = ±1 std", fixed_axes_text(phases)],
+    )
     return figure
 
 
@@ -174,7 +202,14 @@ def curves_figure(dataset: xr.Dataset, phases: xr.Dataset, *, x: str = "width", 
         figure = new_figure(6.0, 3.0)
         ax = figure.subplots()
         ax.set_axis_off()
-        ax.text(0.5, 0.5, "no mode-connectivity curves in the dataset\n(curves.enabled is false, or every curve fit is missing)", ha="center", va="center", fontsize=10)
+        ax.text(
+            0.5,
+            0.5,
+            "no mode-connectivity curves in the dataset\n(curves.enabled is false, or every curve fit is missing)",
+            ha="center",
+            va="center",
+            fontsize=10,
+        )
         return figure
 
     columns = [p for p in PHASES if any(c[0] == p for c in cells)]
@@ -199,8 +234,16 @@ def curves_figure(dataset: xr.Dataset, phases: xr.Dataset, *, x: str = "width", 
         axes[0, 0].set_yscale("log")
     axes[0, 0].set_ylabel(with_units("training loss", units(dataset, "curve_train_loss")))
     axes[1, 0].set_ylabel(with_units("training error", units(dataset, "curve_train_error")))
-    colorbar = figure.colorbar(ScalarMappable(norm=norm, cmap=palette), ax=axes, ticks=np.arange(len(x_values)), shrink=0.9, pad=0.01, aspect=30)
+    colorbar = figure.colorbar(
+        ScalarMappable(norm=norm, cmap=palette), ax=axes, ticks=np.arange(len(x_values)), shrink=0.9, pad=0.01, aspect=30
+    )
     colorbar.ax.set_yticklabels(tick_labels(x_values), fontsize=7)
     colorbar.set_label(axis_label(x))
-    set_title_lines(figure, ["Training loss and error along the fitted Bezier curves between two seeds (mean over pairs), one line per cell", fixed_axes_text(phases)])
+    set_title_lines(
+        figure,
+        [
+            "Training loss and error along the fitted Bezier curves between two seeds (mean over pairs), one line per cell",
+            fixed_axes_text(phases),
+        ],
+    )
     return figure

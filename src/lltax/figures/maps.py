@@ -29,8 +29,8 @@ from lltax.figures.grid import (
     cell_table,
     check_axes,
     fixed_axes_text,
-    new_figure,
     labelled_regions,
+    new_figure,
     phase_rgb,
     phase_strings,
     phase_text_color,
@@ -121,7 +121,16 @@ def draw_phase_map(ax, phase_table: np.ndarray, confidence_table: np.ndarray, *,
     else:
         for phase, cells in labelled_regions(phase_table):
             row, column = region_anchor(cells)
-            ax.text(column, row, PHASE_CELL_TEXT.get(phase, phase), ha="center", va="center", fontsize=fontsize, fontweight="bold", color=phase_text_color(phase))
+            ax.text(
+                column,
+                row,
+                PHASE_CELL_TEXT.get(phase, phase),
+                ha="center",
+                va="center",
+                fontsize=fontsize,
+                fontweight="bold",
+                color=phase_text_color(phase),
+            )
 
 
 def _phase_tables(phases: xr.Dataset, x: str, y: str, selection: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -144,7 +153,9 @@ def panels_figure(dataset: xr.Dataset, phases: xr.Dataset, *, x: str = "width", 
     tables = {}
     for metric in PANEL_METRICS:
         mean = cell_mean(dataset, phases, metric.name)
-        tables[metric.name] = [cell_table(mean, x, y, s) if mean is not None else np.full((len(y_values), len(x_values)), np.nan) for s in rows]
+        tables[metric.name] = [
+            cell_table(mean, x, y, s) if mean is not None else np.full((len(y_values), len(x_values)), np.nan) for s in rows
+        ]
 
     columns = len(PANEL_METRICS) + 1
     # One combination: wrap the eight panels into 2 x 4; otherwise one row per combination.
@@ -175,7 +186,9 @@ def panels_figure(dataset: xr.Dataset, phases: xr.Dataset, *, x: str = "width", 
             if norm is None:
                 ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", fontsize=8)
                 continue
-            mesh = ax.pcolormesh(cell_edges(len(x_values)), cell_edges(len(y_values)), _masked(table, metric.scale), cmap=metric.colormap, norm=norm)
+            mesh = ax.pcolormesh(
+                cell_edges(len(x_values)), cell_edges(len(y_values)), _masked(table, metric.scale), cmap=metric.colormap, norm=norm
+            )
             colorbar = figure.colorbar(mesh, ax=ax, shrink=0.95, pad=0.02)
             colorbar.set_label(units(dataset, metric.name), fontsize=7)
             colorbar.ax.tick_params(labelsize=fontsize + 1, which="both")
@@ -191,7 +204,11 @@ def panels_figure(dataset: xr.Dataset, phases: xr.Dataset, *, x: str = "width", 
         if selection:
             axes[row, 0].set_ylabel(f"{selection_text(selection)}\n{axis_label(y)}", fontsize=9)
 
-    set_title_lines(figure, ["Loss-landscape metrics per cell: mean over seeds (pairwise metrics: over seed pairs)", fixed_axes_text(phases)], fontsize=11)
+    set_title_lines(
+        figure,
+        ["Loss-landscape metrics per cell: mean over seeds (pairwise metrics: over seed pairs)", fixed_axes_text(phases)],
+        fontsize=11,
+    )
     figure.legend(handles=_phase_legend_handles(present, with_missing=True), loc="outside lower center", ncol=4, fontsize=8, frameon=False)
     return figure
 
@@ -214,7 +231,13 @@ def thresholds_text(phases: xr.Dataset) -> str:
 
     if "sharpness_threshold" in phases.data_vars:
         limits = np.unique(phases["sharpness_threshold"].values[np.isfinite(phases["sharpness_threshold"].values)])
-        sharpness = "n/a" if not len(limits) else f"{limits[0]:.3g}" if len(limits) == 1 else f"{limits[0]:.3g}–{limits[-1]:.3g} (per learning rate)"
+        sharpness = (
+            "n/a"
+            if not len(limits)
+            else f"{limits[0]:.3g}"
+            if len(limits) == 1
+            else f"{limits[0]:.3g}–{limits[-1]:.3g} (per learning rate)"
+        )
     else:
         sharpness = value("sharpness_threshold")
     return (
@@ -250,7 +273,11 @@ def phases_figure(phases: xr.Dataset, *, x: str = "width", y: str = "batch_size"
         ax.set_visible(False)
     set_title_lines(
         figure,
-        ["Phases (Yang et al. 2021); in each cell: phase and confidence = predicted replicate agreement (paler = less confident; thin = too few samples)", thresholds_text(phases), fixed_axes_text(phases)],
+        [
+            "Phases (Yang et al. 2021); in each cell: phase and confidence = predicted replicate agreement (paler = less confident; thin = too few samples)",
+            thresholds_text(phases),
+            fixed_axes_text(phases),
+        ],
     )
     figure.legend(handles=_phase_legend_handles(present, with_missing=False), loc="outside right center", fontsize=9, frameon=False)
     return figure

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from lltax.config import canonical_json, load_config
+from lltax.config import load_config
+from lltax.grid import canonical_json
 from lltax.results.infer import aggregate_all, infer_config
 from lltax.results.netcdf import write_dataset
 

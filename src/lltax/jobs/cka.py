@@ -8,11 +8,11 @@ import logging
 import torch
 
 from lltax import checkpoint
-from lltax.jobs.inputs import check_same_cell, is_diverged, load_cell_data, load_model
 from lltax.config import parse_settings
 from lltax.device import resolve_device
 from lltax.io import write_json
 from lltax.jobs.distance import write_distance
+from lltax.jobs.inputs import check_same_cell, is_diverged, load_cell_data, load_model
 from lltax.metrics.cka import model_outputs, pairwise_cka
 from lltax.metrics.mixup import mixup_batches
 
@@ -29,7 +29,9 @@ ARGUMENTS = {
 }
 
 
-def cka_of_checkpoints(paths: list[str], settings: dict, device: torch.device | str = "cpu", data_dir: str | None = None, metas: list | None = None) -> list[tuple[int, int, float]]:
+def cka_of_checkpoints(
+    paths: list[str], settings: dict, device: torch.device | str = "cpu", data_dir: str | None = None, metas: list | None = None
+) -> list[tuple[int, int, float]]:
     """Pairwise CKA of the seed checkpoints of one cell, with the ``cka`` config section.
 
     Checkpoints are loaded and forwarded one at a time (one model in memory at once); the
@@ -47,7 +49,9 @@ def cka_of_checkpoints(paths: list[str], settings: dict, device: torch.device | 
             continue
         if inputs is None:
             dataset = load_cell_data(meta, device, data_dir)
-            inputs = mixup_batches(dataset.x_train, settings["num_samples"], settings["batch_size"], settings["mixup_alpha"], settings["seed"])
+            inputs = mixup_batches(
+                dataset.x_train, settings["num_samples"], settings["batch_size"], settings["mixup_alpha"], settings["seed"]
+            )
             log.info("%d mixup inputs (alpha=%s, seed=%s)", len(inputs), settings["mixup_alpha"], settings["seed"])
         outputs[meta["seed"]] = model_outputs(model, inputs, settings["output"], settings["batch_size"])
         del model
@@ -62,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
     pairs = cka_of_checkpoints(args.checkpoints, settings, resolve_device(args.device), args.data_dir, metas=metas)
     for a, b, value in pairs:
         log.info("seeds %d-%d: CKA %.6g", a, b, value)
-    write_json(args.out, {"pairs": [{"seed_a": a, "seed_b": b, "cka": value} for a, b, value in pairs], **checkpoint.cell_provenance(metas)})
+    write_json(
+        args.out, {"pairs": [{"seed_a": a, "seed_b": b, "cka": value} for a, b, value in pairs], **checkpoint.cell_provenance(metas)}
+    )
     if args.distance_out:  # the same checkpoints' l2 distances, without a process of their own
         write_distance(args.checkpoints, args.distance_out, "cpu")
     return 0

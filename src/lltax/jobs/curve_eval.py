@@ -6,10 +6,10 @@ import argparse
 import logging
 
 from lltax.checkpoint import load_curve
-from lltax.jobs.inputs import build_from_meta, load_cell_data
 from lltax.config import parse_settings
 from lltax.device import resolve_device
 from lltax.io import one_output_each, write_json
+from lltax.jobs.inputs import build_from_meta, load_cell_data
 from lltax.metrics.curves import evaluate_curve
 
 logger = logging.getLogger(__name__)
@@ -28,7 +28,12 @@ def evaluate_curve_file(curve_path: str, points: list[float], device: str, data_
     """The ``curve_eval.json`` record of one curve file at ``points``."""
     curve = load_curve(curve_path)
     meta = curve["meta"]
-    result = {"seed_a": meta["seed_a"], "seed_b": meta["seed_b"], "cell": meta["endpoint"]["cell"], "checkpoints_sha256": meta.get("checkpoints_sha256")}
+    result = {
+        "seed_a": meta["seed_a"],
+        "seed_b": meta["seed_b"],
+        "cell": meta["endpoint"]["cell"],
+        "checkpoints_sha256": meta.get("checkpoints_sha256"),
+    }
     if meta["diverged"]:
         logger.warning("curve %s is marked diverged; writing NaN results", curve_path)
         nan = [float("nan")] * len(points)
@@ -45,8 +50,14 @@ def evaluate_curve_file(curve_path: str, points: list[float], device: str, data_
         # reference's update_bn runs over the training loader), recorded in the curve file.
         result.update(
             evaluate_curve(
-                model, bends, data.x_train, data.y_train, data.x_test, data.y_test,
-                points=points, batch_size=meta["settings"]["batch_size"],
+                model,
+                bends,
+                data.x_train,
+                data.y_train,
+                data.x_test,
+                data.y_test,
+                points=points,
+                batch_size=meta["settings"]["batch_size"],
             )
         )
     return result

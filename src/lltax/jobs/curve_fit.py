@@ -8,10 +8,10 @@ import logging
 import torch
 
 from lltax.checkpoint import save_curve, versions
-from lltax.jobs.inputs import build_from_meta, check_same_cell, is_diverged, load_cell_data, load_model
 from lltax.config import parse_settings
 from lltax.device import resolve_device
 from lltax.io import one_output_each
+from lltax.jobs.inputs import build_from_meta, check_same_cell, is_diverged, load_cell_data, load_model
 from lltax.metrics.bezier import initial_middle_bend, parameters_of
 from lltax.metrics.curves import curve_epochs, fit_curve
 
@@ -50,14 +50,17 @@ def fit_curve_file(path_a: str, path_b: str, settings: dict, device: torch.devic
         return
     data = load_cell_data(meta_a, device, data_dir)
     start, end = parameters_of(model), parameters_of(model_b)
-    middle = initial_middle_bend(
-        start, end, init=settings["init"], model_factory=lambda: build_from_meta(meta_a), seed=settings["seed"]
-    )
+    middle = initial_middle_bend(start, end, init=settings["init"], model_factory=lambda: build_from_meta(meta_a), seed=settings["seed"])
     logger.info(
         "fitting curve seed %s -> seed %s, %d epochs, init %s", meta["seed_a"], meta["seed_b"], settings["epochs"], settings["init"]
     )
     bends, history, diverged = fit_curve(
-        model, start, end, middle, data.x_train, data.y_train,
+        model,
+        start,
+        end,
+        middle,
+        data.x_train,
+        data.y_train,
         **{key: settings[key] for key in fit_keys if key != "init"},
     )
     # Wall-clock seconds stay in the log: the curve file is the same on a same-seed rerun.

@@ -9,10 +9,10 @@ import logging
 import torch
 
 from lltax import checkpoint
-from lltax.jobs.inputs import check_same_cell, is_diverged, load_model
 from lltax.config import parse_settings
 from lltax.device import resolve_device
 from lltax.io import write_json
+from lltax.jobs.inputs import check_same_cell, is_diverged, load_model
 from lltax.metrics.distance import pairwise_distance
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,9 @@ ARGUMENTS = {
 }
 
 
-def distance_of_checkpoints(paths: list[str], device: torch.device | str = "cpu", metas: list | None = None) -> list[tuple[int, int, float]]:
+def distance_of_checkpoints(
+    paths: list[str], device: torch.device | str = "cpu", metas: list | None = None
+) -> list[tuple[int, int, float]]:
     """Pairwise l2 distance of the seed checkpoints of one cell (``metas`` is filled with their metadata)."""
     metas = [] if metas is None else metas
     models = {}
@@ -49,7 +51,9 @@ def write_distance(paths: list[str], out: str, device: torch.device | str = "cpu
     pairs = distance_of_checkpoints(paths, resolve_device(device), metas=metas)
     for a, b, value in pairs:
         log.info("seeds %d-%d: l2 distance %.6g", a, b, value)
-    write_json(out, {"pairs": [{"seed_a": a, "seed_b": b, "l2_distance": value} for a, b, value in pairs], **checkpoint.cell_provenance(metas)})
+    write_json(
+        out, {"pairs": [{"seed_a": a, "seed_b": b, "l2_distance": value} for a, b, value in pairs], **checkpoint.cell_provenance(metas)}
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,10 +14,10 @@ from typing import Any
 import torch
 
 from lltax import checkpoint
-from lltax.jobs.inputs import is_diverged, load_cell_data, load_model
 from lltax.config import parse_settings
 from lltax.device import resolve_device
 from lltax.io import one_output_each, write_json
+from lltax.jobs.inputs import is_diverged, load_cell_data, load_model
 from lltax.metrics.evaluate import evaluate_on_dataset, nan_metrics
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,9 @@ ARGUMENTS = {
 }
 
 
-def evaluate_checkpoint(path: str, batch_size: int = 1000, device: torch.device | str = "cpu", data_dir: str | None = None) -> dict[str, Any]:
+def evaluate_checkpoint(
+    path: str, batch_size: int = 1000, device: torch.device | str = "cpu", data_dir: str | None = None
+) -> dict[str, Any]:
     """The ``evaluate.json`` record of one checkpoint (NaN metrics when diverged)."""
     model, meta = load_model(path, device)
     origin = checkpoint.provenance(meta)

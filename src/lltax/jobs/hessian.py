@@ -10,10 +10,10 @@ from typing import Any
 import torch
 
 from lltax import checkpoint
-from lltax.jobs.inputs import is_diverged, load_cell_data, load_model
 from lltax.config import parse_settings
 from lltax.device import resolve_device
 from lltax.io import one_output_each, write_json
+from lltax.jobs.inputs import is_diverged, load_cell_data, load_model
 from lltax.metrics.hessian import SETTING_KEYS, hessian_metrics, nan_metrics, resolve_trace_method, sample_seed, sample_training_data
 from lltax.models import is_piecewise_linear
 
@@ -22,14 +22,18 @@ log = logging.getLogger(__name__)
 HELP = "top Hessian eigenvalue(s) and trace of checkpoints' training loss"
 ARGUMENTS = {
     "checkpoints": {},
-    "settings": {"help": "the config section 'hessian' as JSON (backend, num_samples, chunk_size, top_k, tolerance, max_iterations, trace_method, trace_probes, seed)"},
+    "settings": {
+        "help": "the config section 'hessian' as JSON (backend, num_samples, chunk_size, top_k, tolerance, max_iterations, trace_method, trace_probes, seed)"
+    },
     "device": {},
     "data_dir": {},
     "out": {"help": "output hessian.json, one per checkpoint"},
 }
 
 
-def hessian_of_checkpoint(path: str, settings: dict[str, Any], device: torch.device | str = "cpu", data_dir: str | None = None) -> dict[str, Any]:
+def hessian_of_checkpoint(
+    path: str, settings: dict[str, Any], device: torch.device | str = "cpu", data_dir: str | None = None
+) -> dict[str, Any]:
     """The ``hessian.json`` record of one checkpoint; ``settings`` is the config section 'hessian'."""
     model, meta = load_model(path, device)
     piecewise_linear = is_piecewise_linear(meta["model"])
@@ -37,12 +41,20 @@ def hessian_of_checkpoint(path: str, settings: dict[str, Any], device: torch.dev
     if is_diverged(model, meta):
         log.warning("%s is diverged: writing NaN Hessian metrics", path)
         resolved = resolve_trace_method(settings["trace_method"], settings["backend"], piecewise_linear)
-        record = nan_metrics(backend=settings["backend"], trace_method=resolved, top_k=settings["top_k"], num_samples=settings["num_samples"])
+        record = nan_metrics(
+            backend=settings["backend"], trace_method=resolved, top_k=settings["top_k"], num_samples=settings["num_samples"]
+        )
     else:
         dataset = load_cell_data(meta, device, data_dir)
-        inputs, targets = sample_training_data(dataset.x_train, dataset.y_train, settings["num_samples"], sample_seed(settings, meta["seed"]))
+        inputs, targets = sample_training_data(
+            dataset.x_train, dataset.y_train, settings["num_samples"], sample_seed(settings, meta["seed"])
+        )
         record = hessian_metrics(model, inputs, targets, piecewise_linear=piecewise_linear, **options)
-    return {**record, "settings": {**options, "num_samples": settings["num_samples"], "sample": settings["sample"]}, **checkpoint.provenance(meta)}
+    return {
+        **record,
+        "settings": {**options, "num_samples": settings["num_samples"], "sample": settings["sample"]},
+        **checkpoint.provenance(meta),
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,6 +63,13 @@ def run(args: argparse.Namespace) -> int:
     for path, out in one_output_each(args.checkpoints, args.out, "checkpoint"):  # a cell's seeds in one process
         started = time.perf_counter()
         record = hessian_of_checkpoint(path, settings, device, args.data_dir)
-        log.info("%s: top eigenvalue %s, trace %s (%d Hessian-vector products, %.1f s)", path, record["top_eigenvalue"], record["trace"], record["hvp_count"], time.perf_counter() - started)
+        log.info(
+            "%s: top eigenvalue %s, trace %s (%d Hessian-vector products, %.1f s)",
+            path,
+            record["top_eigenvalue"],
+            record["trace"],
+            record["hvp_count"],
+            time.perf_counter() - started,
+        )
         write_json(out, record)
     return 0

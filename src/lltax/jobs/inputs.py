@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from lltax.checkpoint import load_checkpoint_file
-from lltax.config import canonical_value
 from lltax.data import load_dataset
+from lltax.grid import canonical_value
 from lltax.models import build_model
 
 

@@ -12,12 +12,13 @@ import numpy as np
 import xarray as xr
 
 from lltax import checkpoint
-from lltax.jobs.inputs import check_same_cell, is_diverged, load_cell_data, load_model
-from lltax.config import canonical_json, parse_settings
+from lltax.config import parse_settings
 from lltax.device import resolve_device
-from lltax.figures.save import save_figure
 from lltax.figures.landscape import landscape_figure
+from lltax.figures.save import save_figure
+from lltax.grid import canonical_json
 from lltax.io import atomic_path
+from lltax.jobs.inputs import check_same_cell, is_diverged, load_cell_data, load_model
 from lltax.metrics.evaluate import evaluate_model
 from lltax.metrics.landscape import grid_points, interpolate_1d, random_directions, surface_2d, training_sample
 
@@ -51,9 +52,21 @@ def landscape_dataset(
     return xr.Dataset(
         {
             "interp_loss": ("alpha", interpolation["loss"], {"units": "nats", "long_name": "training loss along the linear interpolation"}),
-            "interp_acc": ("alpha", interpolation["accuracy"], {"units": "percent", "long_name": "training accuracy along the linear interpolation"}),
-            "endpoint_loss": ("seed", np.asarray(endpoints["loss"], dtype=np.float64), {"units": "nats", "long_name": "training loss of the end models as trained"}),
-            "endpoint_acc": ("seed", np.asarray(endpoints["accuracy"], dtype=np.float64), {"units": "percent", "long_name": "training accuracy of the end models as trained"}),
+            "interp_acc": (
+                "alpha",
+                interpolation["accuracy"],
+                {"units": "percent", "long_name": "training accuracy along the linear interpolation"},
+            ),
+            "endpoint_loss": (
+                "seed",
+                np.asarray(endpoints["loss"], dtype=np.float64),
+                {"units": "nats", "long_name": "training loss of the end models as trained"},
+            ),
+            "endpoint_acc": (
+                "seed",
+                np.asarray(endpoints["accuracy"], dtype=np.float64),
+                {"units": "percent", "long_name": "training accuracy of the end models as trained"},
+            ),
             "surface_loss": (("a", "b"), surface, {"units": "nats", "long_name": "training loss on the filter-normalized plane"}),
         },
         coords={
@@ -89,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
         endpoints["loss"].append(loss)
         endpoints["accuracy"].append(accuracy)
     if diverged_a or diverged_b:
-        logger.warning("a model diverged (seed %s: %s, seed %s: %s); interpolation is NaN", meta_a["seed"], diverged_a, meta_b["seed"], diverged_b)
+        logger.warning(
+            "a model diverged (seed %s: %s, seed %s: %s); interpolation is NaN", meta_a["seed"], diverged_a, meta_b["seed"], diverged_b
+        )
         interpolation = {"alpha": alphas, "loss": np.full(len(alphas), nan), "accuracy": np.full(len(alphas), nan)}
     else:
         interpolation = interpolate_1d(model_a, model_b, inputs, targets, alphas)

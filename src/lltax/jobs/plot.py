@@ -26,7 +26,9 @@ def _open(path: Path, what: str, step: str) -> xr.Dataset:
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{what} {path} does not exist; run the {step} step first") from e
     except (ValueError, OSError) as e:  # not netCDF: xarray lists its engines over many lines
-        raise ValueError(f"{what} {path} is not a netCDF file lltax can read ({type(e).__name__}); pass the file the {step} step writes") from None
+        raise ValueError(
+            f"{what} {path} is not a netCDF file lltax can read ({type(e).__name__}); pass the file the {step} step writes"
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:

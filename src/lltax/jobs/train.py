@@ -11,10 +11,11 @@ from pathlib import Path
 import torch
 
 from lltax.checkpoint import save_checkpoint, versions
-from lltax.config import canonical_json, config_hash, parse_cell, parse_settings
+from lltax.config import parse_cell, parse_settings
 from lltax.contract import MODEL_FILE, SNAPSHOT_FILE, TRAIN_RECORD
 from lltax.data import augment_batch, load_dataset
 from lltax.device import resolve_device, runtime_info
+from lltax.grid import canonical_json, config_hash
 from lltax.io import one_output_each, write_json
 from lltax.metrics.evaluate import evaluate_model
 from lltax.models import build_model
@@ -55,24 +56,52 @@ def run_train_job(
     from it instead of training them again, with the same bytes.
     """
     torch_device = resolve_device(device)
-    data = load_dataset(dataset["name"], root=data_dir, label_noise=cell["label_noise"], train_fraction=cell["train_fraction"], download=dataset.get("download", False), device=torch_device,
-                        label_noise_mode=dataset.get("label_noise_mode", "exact"))
+    data = load_dataset(
+        dataset["name"],
+        root=data_dir,
+        label_noise=cell["label_noise"],
+        train_fraction=cell["train_fraction"],
+        download=dataset.get("download", False),
+        device=torch_device,
+        label_noise_mode=dataset.get("label_noise_mode", "exact"),
+    )
     torch.manual_seed(seed)  # model initialisation
     model = build_model(model_name, cell["width"], data.num_classes, data.input_shape).to(torch_device)
-    log.info("training %s width=%d (%d parameters) on %s, %d samples, cell %s, seed %d, device %s",
-             model_name, cell["width"], sum(p.numel() for p in model.parameters()), dataset["name"], len(data.x_train), canonical_json(cell), seed, torch_device)
+    log.info(
+        "training %s width=%d (%d parameters) on %s, %d samples, cell %s, seed %d, device %s",
+        model_name,
+        cell["width"],
+        sum(p.numel() for p in model.parameters()),
+        dataset["name"],
+        len(data.x_train),
+        canonical_json(cell),
+        seed,
+        torch_device,
+    )
 
     provenance = {"cell": cell, "seed": seed, "dataset": dataset, "model": model_name, "train": train_settings}
     out_dir = Path(out_dir)
     snapshot = out_dir / SNAPSHOT_FILE  # not an output: a killed job leaves it for the rerun to resume from
     start = time.perf_counter()
     result = train_model(
-        model, data.x_train, data.y_train,
-        batch_size=cell["batch_size"], learning_rate=cell["learning_rate"], weight_decay=cell["weight_decay"],
-        epochs=train_settings["epochs"], momentum=train_settings["momentum"], lr_schedule=train_settings["lr_schedule"],
-        lr_decay_at=train_settings["lr_decay_at"], lr_decay_factor=train_settings["lr_decay_factor"],
-        checkpoint=train_settings["checkpoint"], patience=train_settings["patience"], min_delta=train_settings["min_delta"], augment=augment_batch if dataset.get("augment") else None, seed=seed,
-        snapshot=snapshot, snapshot_key=config_hash({**provenance, "device": str(torch_device)}),
+        model,
+        data.x_train,
+        data.y_train,
+        batch_size=cell["batch_size"],
+        learning_rate=cell["learning_rate"],
+        weight_decay=cell["weight_decay"],
+        epochs=train_settings["epochs"],
+        momentum=train_settings["momentum"],
+        lr_schedule=train_settings["lr_schedule"],
+        lr_decay_at=train_settings["lr_decay_at"],
+        lr_decay_factor=train_settings["lr_decay_factor"],
+        checkpoint=train_settings["checkpoint"],
+        patience=train_settings["patience"],
+        min_delta=train_settings["min_delta"],
+        augment=augment_batch if dataset.get("augment") else None,
+        seed=seed,
+        snapshot=snapshot,
+        snapshot_key=config_hash({**provenance, "device": str(torch_device)}),
     )
     wall_time = time.perf_counter() - start
 

@@ -21,7 +21,6 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-
 from lltax.modes import mode
 
 __all__ = [
@@ -186,4 +185,3 @@ def recompute_batchnorm_statistics(model: nn.Module, inputs: torch.Tensor, batch
         finally:
             for layer, momentum in zip(layers, momenta):
                 layer.momentum = momentum
-

@@ -41,7 +41,11 @@ def _centered_or_none(values: torch.Tensor, name: str) -> torch.Tensor | None:
     # summation bound), not exact zeros; below that the matrix is constant.
     tolerance = len(values) * torch.finfo(torch.float64).eps * torch.linalg.norm(values)
     if torch.linalg.norm(centered) <= tolerance:
-        warnings.warn(f"linear CKA: {name} is constant over the samples (zero variance after centering); CKA is undefined, returning NaN", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"linear CKA: {name} is constant over the samples (zero variance after centering); CKA is undefined, returning NaN",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         return None
     return centered
 
@@ -104,7 +108,9 @@ def model_outputs(model: nn.Module, inputs: torch.Tensor, output: str = "softmax
     return F.softmax(logits, dim=1) if output == "softmax" else logits
 
 
-def models_cka(models: Mapping[int, nn.Module | None], inputs: torch.Tensor, output: str = "softmax", batch_size: int = 1000) -> list[tuple[int, int, float]]:
+def models_cka(
+    models: Mapping[int, nn.Module | None], inputs: torch.Tensor, output: str = "softmax", batch_size: int = 1000
+) -> list[tuple[int, int, float]]:
     """Pairwise linear CKA (a < b) of models keyed by seed; each model is forwarded once.
 
     A None entry stands for a diverged model: its pairs are NaN.

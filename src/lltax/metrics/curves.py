@@ -29,7 +29,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lltax.metrics.evaluate import evaluate_model
 from lltax.metrics.bezier import (
     curve_forward,
     curve_point,
@@ -38,6 +37,7 @@ from lltax.metrics.bezier import (
     recompute_batchnorm_statistics,
     unflatten_bend,
 )
+from lltax.metrics.evaluate import evaluate_model
 from lltax.modes import mode
 from lltax.sgd import SGD
 
@@ -142,7 +142,12 @@ def fit_curve(
             history.append(record)
             logger.info(
                 "curve epoch %d/%d loss %.4f error %.2f%% lr %.5f %.2fs",
-                epoch, epochs, record["train_loss"], record["train_error"], lr, record["seconds"],
+                epoch,
+                epochs,
+                record["train_loss"],
+                record["train_error"],
+                lr,
+                record["seconds"],
             )
             if not math.isfinite(record["train_loss"]):
                 logger.warning("curve fitting diverged at epoch %d (loss %s); stopping", epoch, record["train_loss"])
@@ -209,7 +214,12 @@ def evaluate_curve(
         profile["test_error"].append(100.0 - test_accuracy)
         logger.info(
             "curve t=%.3f train loss %.4f error %.2f%%, test loss %.4f error %.2f%% (%.2fs)",
-            t, train_loss, 100.0 - train_accuracy, test_loss, 100.0 - test_accuracy, time.perf_counter() - began,
+            t,
+            train_loss,
+            100.0 - train_accuracy,
+            test_loss,
+            100.0 - test_accuracy,
+            time.perf_counter() - began,
         )
     profile["mode_connectivity"] = mode_connectivity(profile["train_error"])
     profile["mode_connectivity_loss"] = mode_connectivity(profile["train_loss"])

@@ -14,7 +14,6 @@ import math
 import torch
 from torch import nn
 
-
 log = logging.getLogger(__name__)
 
 
@@ -36,12 +35,16 @@ def l2_distance(model_a: nn.Module, model_b: nn.Module) -> float:
     params_a, params_b = trainable_parameters(model_a), trainable_parameters(model_b)
     if params_a.keys() != params_b.keys():
         only_a, only_b = sorted(params_a.keys() - params_b.keys()), sorted(params_b.keys() - params_a.keys())
-        raise ValueError(f"models have different trainable parameters (only in a: {only_a}; only in b: {only_b}); compare models of one architecture")
+        raise ValueError(
+            f"models have different trainable parameters (only in a: {only_a}; only in b: {only_b}); compare models of one architecture"
+        )
     total = 0.0
     for name, a in params_a.items():
         b = params_b[name]
         if a.shape != b.shape:
-            raise ValueError(f"parameter {name!r} has shape {tuple(a.shape)} in model a but {tuple(b.shape)} in model b; compare models of one width")
+            raise ValueError(
+                f"parameter {name!r} has shape {tuple(a.shape)} in model a but {tuple(b.shape)} in model b; compare models of one width"
+            )
         total += (a.to(torch.float64) - b.to(device=a.device, dtype=torch.float64)).square().sum().item()
     distance = math.sqrt(total)
     return distance if math.isfinite(distance) else math.nan

@@ -42,7 +42,7 @@ def nan_metrics() -> dict[str, float]:
 def evaluate_on_dataset(model: nn.Module, dataset: Any, batch_size: int = 1000) -> dict[str, float]:
     """Eval-mode cross-entropy and accuracy (percent) on the training and the test set.
 
-    ``dataset`` is an ``lltax.data.Dataset``; the training metrics use ``y_train`` (the cell's
+    ``dataset`` is an ``lltax.loaders.Dataset``; the training metrics use ``y_train`` (the cell's
     labels, noisy ones included), not ``y_train_clean``.
     """
     train_loss, train_acc = evaluate_model(model, dataset.x_train, dataset.y_train, batch_size)

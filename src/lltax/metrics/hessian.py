@@ -33,18 +33,29 @@ import torch
 from torch import nn
 
 from lltax.metrics.hvp import HessianOperator
-from lltax.modes import mode
 from lltax.metrics.lanczos import lanczos
 from lltax.metrics.pyhessian_backend import pyhessian_metrics
 from lltax.metrics.trace import exact_trace, hutchinson, hutchpp
+from lltax.modes import mode
 
 __all__ = [
     # the metric
-    "BACKENDS", "TRACE_METHODS", "hessian_metrics", "resolve_trace_method", "nan_metrics",
+    "BACKENDS",
+    "TRACE_METHODS",
+    "hessian_metrics",
+    "resolve_trace_method",
+    "nan_metrics",
     # building blocks
-    "HessianOperator", "lanczos", "hutchpp", "hutchinson", "exact_trace", "pyhessian_metrics",
+    "HessianOperator",
+    "lanczos",
+    "hutchpp",
+    "hutchinson",
+    "exact_trace",
+    "pyhessian_metrics",
     # the data sample
-    "SETTING_KEYS", "sample_seed", "sample_training_data",
+    "SETTING_KEYS",
+    "sample_seed",
+    "sample_training_data",
 ]
 
 log = logging.getLogger(__name__)
@@ -150,7 +161,13 @@ def hessian_metrics(
         products over the whole sample), ``num_samples``. NaN numbers for a diverged model.
     """
     resolved = resolve_trace_method(trace_method, backend, piecewise_linear)
-    for name, value, low in (("top_k", top_k, 1), ("lanczos_starts", lanczos_starts, 1), ("max_iterations", max_iterations, 1), ("trace_probes", trace_probes, 1), ("chunk_size", chunk_size, 1)):
+    for name, value, low in (
+        ("top_k", top_k, 1),
+        ("lanczos_starts", lanczos_starts, 1),
+        ("max_iterations", max_iterations, 1),
+        ("trace_probes", trace_probes, 1),
+        ("chunk_size", chunk_size, 1),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"hessian {name} must be an integer >= {low}, got {value!r}")
     if not tolerance > 0:
@@ -166,8 +183,23 @@ def hessian_metrics(
         if not math.isfinite(loss):
             log.warning("training loss on the Hessian sample is %s: writing NaN Hessian metrics", loss)
             return nan_record
-        log.info("Hessian of %d parameters on %d samples (loss %.4g), backend %s, trace %s", operator.dimension, num_samples, loss, backend, resolved)
-        options = dict(top_k=top_k, tolerance=tolerance, max_iterations=max_iterations, trace_method=resolved, trace_probes=trace_probes, chunk_size=chunk_size, seed=seed)
+        log.info(
+            "Hessian of %d parameters on %d samples (loss %.4g), backend %s, trace %s",
+            operator.dimension,
+            num_samples,
+            loss,
+            backend,
+            resolved,
+        )
+        options = dict(
+            top_k=top_k,
+            tolerance=tolerance,
+            max_iterations=max_iterations,
+            trace_method=resolved,
+            trace_probes=trace_probes,
+            chunk_size=chunk_size,
+            seed=seed,
+        )
         if backend == "native":
             record = _native_metrics(operator, inputs, **options, starts=lanczos_starts)
         else:
@@ -180,19 +212,41 @@ def hessian_metrics(
 
 
 def _native_metrics(
-    operator: HessianOperator, inputs: torch.Tensor, *, top_k: int, tolerance: float, max_iterations: int,
-    trace_method: str, trace_probes: int, chunk_size: int, seed: int, starts: int,
+    operator: HessianOperator,
+    inputs: torch.Tensor,
+    *,
+    top_k: int,
+    tolerance: float,
+    max_iterations: int,
+    trace_method: str,
+    trace_probes: int,
+    chunk_size: int,
+    seed: int,
+    starts: int,
 ) -> dict[str, Any]:
     """Lanczos for the eigenvalues, then the trace; one generator (``seed``) for all draws."""
     generator = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
     result = lanczos(
-        operator.matvec, operator.dimension, top_k=top_k, tolerance=tolerance, max_iterations=max_iterations,
-        generator=generator, dtype=operator.dtype, device=operator.device, starts=starts,
+        operator.matvec,
+        operator.dimension,
+        top_k=top_k,
+        tolerance=tolerance,
+        max_iterations=max_iterations,
+        generator=generator,
+        dtype=operator.dtype,
+        device=operator.device,
+        starts=starts,
     )
     if not result.converged:
         log.warning("Lanczos did not reach tolerance %g in %d iterations (error estimate %s)", tolerance, result.iterations, result.errors)
-    log.info("top eigenvalues %s (error %s) after %d Lanczos iterations, %.1f s", result.eigenvalues, result.errors, result.iterations, time.perf_counter() - started)
+    log.info(
+        "top eigenvalues %s (error %s) after %d Lanczos iterations, %.1f s",
+        result.eigenvalues,
+        result.errors,
+        result.iterations,
+        time.perf_counter() - started,
+    )
     started = time.perf_counter()
     kwargs = dict(generator=generator, dtype=operator.dtype, device=operator.device)
     if trace_method == "exact":

@@ -67,7 +67,9 @@ class HessianOperator:
         self.dtype = self.params[0].dtype
         self.device = self.params[0].device
         self.num_samples = len(inputs)
-        self.chunks = [(inputs[start : start + chunk_size], targets[start : start + chunk_size]) for start in range(0, len(inputs), chunk_size)]
+        self.chunks = [
+            (inputs[start : start + chunk_size], targets[start : start + chunk_size]) for start in range(0, len(inputs), chunk_size)
+        ]
         self.hvp_count = 0
         self._cached_gradient: list[torch.Tensor] | None = None
 
@@ -123,4 +125,3 @@ class HessianOperator:
         with torch.no_grad():
             total = sum(F.cross_entropy(self.model(x), y, reduction="sum").item() for x, y in self.chunks)
         return total / self.num_samples if math.isfinite(total) else math.nan
-

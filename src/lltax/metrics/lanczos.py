@@ -187,7 +187,16 @@ def lanczos(
     if starts < 1:
         raise ValueError(f"need starts >= 1, got {starts}")
     runs = [
-        _lanczos_run(matvec, dimension, top_k=top_k, tolerance=tolerance, max_iterations=max_iterations, generator=generator, dtype=dtype, device=device)
+        _lanczos_run(
+            matvec,
+            dimension,
+            top_k=top_k,
+            tolerance=tolerance,
+            max_iterations=max_iterations,
+            generator=generator,
+            dtype=dtype,
+            device=device,
+        )
         for _ in range(starts)
     ]
     values = torch.tensor([run.eigenvalues for run in runs], dtype=torch.float64)

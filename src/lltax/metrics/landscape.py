@@ -47,9 +47,7 @@ logger = logging.getLogger(__name__)
 _NORM_EPSILON = 1e-10
 
 
-def training_sample(
-    inputs: torch.Tensor, targets: torch.Tensor, num_samples: int, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def training_sample(inputs: torch.Tensor, targets: torch.Tensor, num_samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A fixed random subset of ``num_samples`` points (all of them if there are fewer)."""
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(inputs), generator=generator)[:num_samples].to(inputs.device)
@@ -219,7 +217,9 @@ def surface_2d(
         for i, a in enumerate(a_values):
             for j, b in enumerate(b_values):
                 point = {name: theta + a * first[name] + b * second[name] for name, theta in params.items()}
-                losses[i, j] = _mean_loss(lambda x: functional_call(model, point, (x,)), inputs, targets, loss_function, batch_size)
+                losses[i, j] = _mean_loss(
+                    lambda x, point=point: functional_call(model, point, (x,)), inputs, targets, loss_function, batch_size
+                )
             logger.info("surface row %d/%d (a = %.3g) done", i + 1, len(a_values), a)
     return losses
 

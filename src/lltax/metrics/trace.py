@@ -19,7 +19,9 @@ __all__ = ["rademacher", "hutchinson", "hutchpp", "exact_trace"]
 MatMat = Callable[[torch.Tensor], torch.Tensor]
 
 
-def rademacher(dimension: int, count: int, generator: torch.Generator | None, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
+def rademacher(
+    dimension: int, count: int, generator: torch.Generator | None, dtype: torch.dtype, device: torch.device | str
+) -> torch.Tensor:
     """A (dimension, count) matrix of independent random signs +-1."""
     signs = torch.randint(0, 2, (dimension, count), generator=generator, dtype=torch.int8)
     return (2 * signs - 1).to(dtype=dtype, device=device)

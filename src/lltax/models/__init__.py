@@ -51,8 +51,6 @@ MODELS: dict[str, Callable[[int, int, Sequence[int]], nn.Module]] = {
 PIECEWISE_LINEAR_MODELS = frozenset({"resnet18", "resnet1d", "vgg11", "mlp"})
 
 
-
-
 def _builder(name: str) -> Callable[[int, int, Sequence[int]], nn.Module]:
     if name in MODELS:
         return MODELS[name]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import xarray as xr
 
-from lltax.config import canonical_value, parse_cell_path, seed_pairs
 from lltax.contract import AXES, METRICS
+from lltax.grid import canonical_value, parse_cell_path, seed_pairs
 from lltax.results.netcdf import merge_metrics
 from lltax.results.records import read_record
 from lltax.results.tables import CURVE_RECORD, PER_PAIR_FILES, PER_SEED_FILES, aggregate_metric
@@ -43,8 +43,11 @@ def infer_config(results_dir: str | Path) -> dict:
         raise FileNotFoundError(f"no per-job result files ({', '.join(names)}) under {results_dir}")
     seed_list = sorted(seeds)
     mode = next((m for m in ("first", "consecutive", "all") if curve_pairs <= set(seed_pairs(seed_list, m))), "all")
-    config = {"grid": {axis: sorted(values[axis]) for axis in AXES}, "seeds": seed_list,
-              "curves": {"enabled": bool(curve_pairs), "pairs": mode}}
+    config = {
+        "grid": {axis: sorted(values[axis]) for axis in AXES},
+        "seeds": seed_list,
+        "curves": {"enabled": bool(curve_pairs), "pairs": mode},
+    }
     if points:
         config["curves"]["points"] = sorted(points)
     return config

@@ -16,10 +16,20 @@ from typing import Any, NamedTuple
 import numpy as np
 import xarray as xr
 
-from lltax.config import ConfigError, canonical_json, canonical_value, cell_path, load_schema, seed_pairs
 import lltax
-from lltax.contract import AXES, CKA_RECORD, COORDINATE_ATTRS, DISTANCE_RECORD, HESSIAN_RECORD, INTEGER_AXES, METRICS, TRAIN_RECORD, VARIABLE_ATTRS
-
+from lltax.config import ConfigError, load_schema
+from lltax.contract import (
+    AXES,
+    CKA_RECORD,
+    COORDINATE_ATTRS,
+    DISTANCE_RECORD,
+    HESSIAN_RECORD,
+    INTEGER_AXES,
+    METRICS,
+    TRAIN_RECORD,
+    VARIABLE_ATTRS,
+)
+from lltax.grid import canonical_json, canonical_value, cell_path, seed_pairs
 
 # Per-seed metrics: the file under <cell>/seed=S/ and {dataset variable: key in that file}; a
 # dotted key is nested. Loss and accuracy come from the training job's own final evaluation
@@ -29,9 +39,12 @@ PER_SEED_FILES = {
     "train": (
         TRAIN_RECORD,
         {
-            "diverged": "diverged", "train_wall_time": "wall_time_s",
-            "train_loss": "final.train_loss", "train_acc": "final.train_acc",
-            "test_loss": "final.test_loss", "test_acc": "final.test_acc",
+            "diverged": "diverged",
+            "train_wall_time": "wall_time_s",
+            "train_loss": "final.train_loss",
+            "train_acc": "final.train_acc",
+            "test_loss": "final.test_loss",
+            "test_acc": "final.test_acc",
         },
     ),
     "hessian": (
@@ -115,8 +128,7 @@ def table_layout(config: dict) -> Layout:
 def coordinates(layout: Layout) -> dict[str, Any]:
     """Coordinates of the full grid, with units and long_name attributes."""
     coords: dict[str, Any] = {
-        axis: (axis, np.asarray(values, dtype=np.int64 if axis in INTEGER_AXES else np.float64))
-        for axis, values in layout.grid.items()
+        axis: (axis, np.asarray(values, dtype=np.int64 if axis in INTEGER_AXES else np.float64)) for axis, values in layout.grid.items()
     }
     coords["seed"] = ("seed", np.asarray(layout.seeds, dtype=np.int64))
     coords["pair"] = ("pair", np.arange(len(layout.pairs), dtype=np.int64))

@@ -15,8 +15,8 @@ import numpy as np
 import xarray as xr
 
 import lltax
-from lltax.config import canonical_json
 from lltax.contract import METRICS
+from lltax.grid import canonical_json
 from lltax.io import atomic_path
 from lltax.results.layout import coordinates, empty_metric, table_layout
 
@@ -37,7 +37,9 @@ def merge_metrics(datasets: list[xr.Dataset], config: dict, sources: list | None
         metric = table.attrs.get("metric")
         where = f"table {sources[position]}" if sources else f"table {position + 1}"
         if metric not in METRICS:
-            raise ValueError(f"{where} is not a metric table (attribute metric={metric!r}; expected one of {list(METRICS)}, as lltax aggregate-metric writes)")
+            raise ValueError(
+                f"{where} is not a metric table (attribute metric={metric!r}; expected one of {list(METRICS)}, as lltax aggregate-metric writes)"
+            )
         if metric in tables:
             raise ValueError(f"metric {metric!r} is given twice ({where}); pass one table per metric")
         for name, coord in expected.coords.items():

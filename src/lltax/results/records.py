@@ -15,8 +15,9 @@ import math
 import re
 from pathlib import Path
 
-from lltax.config import ConfigError, canonical_value, parse_cell_path
+from lltax.config import ConfigError
 from lltax.contract import AXES, BOOLEAN_VARIABLES, MODEL_FILE, VALID_RANGES
+from lltax.grid import canonical_value, parse_cell_path
 from lltax.io import read_json
 
 log = logging.getLogger(__name__)
@@ -87,10 +88,13 @@ def check_origin(record: dict, path: Path, cell: str, seed: int | None = None, p
     if recorded != expected:
         raise ValueError(f"{path} was computed for cell {recorded}, not for the cell of its path {expected}; delete it and rerun its job")
     if seed is not None and record.get("seed") != seed:
-        raise ValueError(f"{path} was computed for seed {record.get('seed')!r}, not for seed {seed} of its path; delete it and rerun its job")
+        raise ValueError(
+            f"{path} was computed for seed {record.get('seed')!r}, not for seed {seed} of its path; delete it and rerun its job"
+        )
     if pair is not None and (record.get("seed_a"), record.get("seed_b")) != pair:
-        raise ValueError(f"{path} is the curve of seeds {record.get('seed_a')!r}-{record.get('seed_b')!r}, not of pair {pair[0]}-{pair[1]} of its path")
-
+        raise ValueError(
+            f"{path} is the curve of seeds {record.get('seed_a')!r}-{record.get('seed_b')!r}, not of pair {pair[0]}-{pair[1]} of its path"
+        )
 
 
 class Checkpoints:

@@ -9,6 +9,7 @@ and values.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from pathlib import Path
@@ -16,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from lltax.config import canonical_json, canonical_value
 from lltax.contract import AXES, CURVE_RECORD, METRICS
+from lltax.grid import canonical_json, canonical_value
 from lltax.results.layout import (
     CURVE_PROFILES,
     CURVE_SCALARS,
@@ -34,6 +35,7 @@ from lltax.results.layout import (
 from lltax.results.records import Checkpoints, check_origin, number, read_record
 
 log = logging.getLogger(__name__)
+
 
 def _report_missing(metric: str, missing: list[Path], expected: int) -> None:
     if missing:
@@ -67,8 +69,21 @@ def _aggregate_per_seed(metric: str, results_dir: Path, layout: Layout) -> dict[
     return {name: variable(name, (*AXES, "seed"), values) for name, values in arrays.items()}
 
 
-def _pair_entries(record: dict, path: Path, layout: Layout) -> dict[tuple[int, int], dict]:
-    """{(seed_a, seed_b): entry} of a per-cell record: every pair of the config's seeds, once."""
+def _pair_entries(record: dict, path: Path, layout: Layout) -> tuple[set[int], dict[tuple[int, int], dict]]:
+    """(seeds the record was computed from, {(seed_a, seed_b): entry}) of a per-cell record.
+
+    Its pairs must be every pair of those seeds, once each, and the seeds the config's: a
+    record of fewer seeds (a seed added since) fills its pairs, the new seed's stay NaN.
+    """
+    shas = record.get("checkpoints_sha256")
+    if not isinstance(shas, dict) or not all(isinstance(key, str) and key.isdigit() for key in shas):
+        raise ValueError(f"{path} records no checkpoints_sha256 by seed (what it was computed from); delete it and rerun its job")
+    computed = {int(key) for key in shas}
+    foreign = sorted(computed - set(layout.seeds))
+    if foreign:
+        raise ValueError(
+            f"{path} was computed with seeds {foreign}, which the config's seeds {layout.seeds} do not hold; delete it and rerun its job"
+        )
     entries = record.get("pairs")
     if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
         raise ValueError(f"{path} has no list 'pairs' of objects (keys: {sorted(record)}); delete it and rerun the job that writes it")
@@ -81,12 +96,13 @@ def _pair_entries(record: dict, path: Path, layout: Layout) -> dict[tuple[int, i
         if pair in found:
             raise ValueError(f"{path} lists pair {pair[0]}-{pair[1]} twice; delete it and rerun the job that writes it")
         found[pair] = entry
-    if set(found) != set(layout.pairs):
+    expected = list(itertools.combinations(sorted(computed), 2))
+    if sorted(found) != expected:
         raise ValueError(
-            f"{path} holds pairs {sorted(found)}, but the config's seeds {layout.seeds} make pairs {layout.pairs}: "
-            "it was computed for other seeds; delete it and rerun the job that writes it"
+            f"{path} holds pairs {sorted(found)}, but the seeds it was computed from ({sorted(computed)}) make pairs {expected}: "
+            "lltax did not write it so; delete it and rerun the job that writes it"
         )
-    return found
+    return computed, found
 
 
 def _aggregate_per_pair(metric: str, results_dir: Path, layout: Layout) -> dict[str, xr.Variable]:
@@ -104,8 +120,11 @@ def _aggregate_per_pair(metric: str, results_dir: Path, layout: Layout) -> dict[
             missing.append(path)
             continue
         check_origin(record, path, cell)
-        entries = _pair_entries(record, path, layout)
-        checkpoints.check_pair_shas(record, path, cell, set(layout.seeds))
+        computed, entries = _pair_entries(record, path, layout)
+        checkpoints.check_pair_shas(record, path, cell, computed)
+        not_yet = len(layout.pairs) - len(entries)
+        if not_yet:
+            log.info("%s: %d pair(s) of seeds it was not computed with stay NaN", path, not_yet)
         for pair, entry in entries.items():
             for name, key in keys.items():
                 arrays[name][index + (pair_index[pair],)] = number(entry, key, path, name)
@@ -196,5 +215,3 @@ def aggregate_metric(metric: str, results_dir: str | Path | None, config: dict) 
     else:
         variables = _aggregate_curves(results_dir, layout)
     return table(variables, layout, attrs)
-
-

@@ -1,0 +1,106 @@
+"""Grid cells, their paths and the canonical spelling of values.
+
+A grid cell is one combination of the grid axes. Its artifacts live in a hive-style folder,
+one level per axis in the fixed order of ``AXES`` (``width=16/batch_size=128/...``), so any
+path parses back into exact coordinates. Floats get one canonical spelling
+(``canonical_value``) so that paths, netCDF coordinates and config values round-trip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from lltax.contract import AXES, INTEGER_AXES, ConfigError
+
+
+def canonical_value(value: Any) -> int | float:
+    """One spelling per number: ints stay ints, floats are rounded to 12 significant digits.
+
+    ``0.1 + 0.2`` and ``0.3`` map to the same float, and ``repr`` of the result is the
+    shortest string that parses back to it, which is what paths and coordinates use.
+    """
+    if isinstance(value, bool):
+        raise ConfigError(f"expected a number, got boolean {value!r}")
+    if isinstance(value, int):
+        return value
+    return float(f"{float(value):.12g}")
+
+
+def format_value(value: Any) -> str:
+    return repr(canonical_value(value))
+
+
+def expand_grid(grid: dict) -> list[dict]:
+    """All cells of the grid as dicts {axis: canonical value}, in AXES order."""
+    values = [[canonical_value(v) for v in grid[axis]] for axis in AXES]
+    return [dict(zip(AXES, combo)) for combo in itertools.product(*values)]
+
+
+def cell_path(cell: dict) -> str:
+    """'width=16/batch_size=128/...' for a cell (all axes, fixed order)."""
+    return "/".join(f"{axis}={format_value(cell[axis])}" for axis in AXES)
+
+
+def parse_cell_path(path: str) -> dict:
+    """Inverse of cell_path; also accepts a longer path and picks out the axis levels.
+
+    Extra levels (``seed=0``, ``pair=0-1``) are returned too, as ints / (int, int).
+    """
+    coords: dict[str, Any] = {}
+    for part in Path(path).parts:
+        if "=" not in part:
+            continue
+        key, _, text = part.partition("=")
+        try:
+            if key in INTEGER_AXES or key == "seed":
+                coords[key] = int(text)
+            elif key in AXES:
+                coords[key] = canonical_value(float(text))
+            elif key == "pair":
+                a, _, b = text.partition("-")
+                coords["pair"] = (int(a), int(b))
+        except ValueError:
+            kind = "an integer" if key in INTEGER_AXES or key == "seed" else "a pair A-B of seeds" if key == "pair" else "a number"
+            raise ValueError(f"path {path!r}: {key}={text!r} is not {kind}") from None
+    missing = [axis for axis in AXES if axis not in coords]
+    if missing:
+        raise ValueError(f"path {path!r} does not name grid axes {missing}")
+    return coords
+
+
+# The Snakemake wildcard {cell} must match exactly one cell folder.
+CELL_REGEX = "/".join(f"{axis}=[^/]+" for axis in AXES)
+
+
+def seed_pairs(seeds: list[int], mode: str) -> list[tuple[int, int]]:
+    """Seed pairs for pairwise metrics: 'first', 'consecutive' or 'all' unordered pairs."""
+    seeds = list(seeds)
+    if mode == "first":
+        return [(seeds[0], seeds[1])] if len(seeds) >= 2 else []
+    if mode == "consecutive":
+        return list(zip(seeds[:-1], seeds[1:]))
+    if mode == "all":
+        return list(itertools.combinations(seeds, 2))
+    raise ConfigError(f"config key 'curves.pairs': {mode!r} is not allowed; choose one of ['first', 'consecutive', 'all']")
+
+
+def canonical_path(path: str) -> str:
+    """One spelling per folder: normalized, relative to the working directory when inside it
+    (``data``, ``./data/`` and its absolute path are all ``data``), absolute otherwise."""
+    absolute = os.path.abspath(path)
+    relative = os.path.relpath(absolute)
+    return absolute if relative == ".." or relative.startswith(".." + os.sep) else relative
+
+
+def canonical_json(obj: Any) -> str:
+    """Sorted-key, compact JSON: the form config sections take as Snakemake params."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def config_hash(obj: Any) -> str:
+    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:16]
