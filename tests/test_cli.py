@@ -92,7 +92,90 @@ MISUSE = [
         lambda d, f: ["plot", "--dataset", str(f["text"]), "--phases", str(d), "--settings", "{}", "--out-dir", str(d.parent / "figs")],
         "notes.txt",
     ),
+    # --cell values in the schema's range for their axis, and numbers where numbers belong
+    (lambda d, f: ["train", "--cell", CELL.replace("learning_rate=0.1", "learning_rate=-1"), *train_args(d)], "--cell learning_rate=-1.0"),
+    (lambda d, f: ["train", "--cell", CELL.replace("learning_rate=0.1", "learning_rate=-1"), *train_args(d)], "grid.learning_rate"),
+    (lambda d, f: ["train", "--cell", CELL.replace("width=2", "width=abc"), *train_args(d)], "width='abc' is not an integer"),
+    (lambda d, f: ["train", "--cell", CELL.replace("label_noise=0.0", "label_noise=1.5"), *train_args(d)], "grid.label_noise"),
+    # --settings held to the config's rules: finite numbers, cross-key checks, bounded nesting
+    (
+        lambda d, f: [
+            "curve-fit",
+            "--checkpoints",
+            str(f["text"]),
+            str(f["text"]),
+            "--settings",
+            '{"learning_rate": NaN}',
+            "--out",
+            str(d.parent / "c.pt"),
+        ],
+        "'curves.learning_rate': nan is not a finite number",
+    ),
+    (
+        lambda d, f: ["hessian", "--checkpoints", str(f["text"]), "--settings", '{"top_k": 100000}', "--out", str(d.parent / "h.json")],
+        "hessian.top_k",
+    ),
+    (
+        lambda d, f: [
+            "landscape",
+            "--checkpoints",
+            str(f["text"]),
+            str(f["text"]),
+            "--settings",
+            '{"range_1d": [1, 0]}',
+            "--out",
+            str(d.parent / "l.nc"),
+        ],
+        "landscape.range_1d",
+    ),
+    (
+        lambda d, f: ["cka", "--checkpoints", str(f["text"]), "--settings", "[" * 100_000, "--out", str(d.parent / "k.json")],
+        "nested too deeply",
+    ),
+    # a netCDF file that is not a metric table is named; a config nested too deeply is refused
+    (
+        lambda d, f: ["merge", "--tables", str(d), "--config-json", GRID_JSON, "--out", str(d.parent / "m.nc")],
+        "dataset.nc is not a metric table",
+    ),
+    (
+        lambda d, f: ["merge", "--tables", str(d), "--config-json", "[" * 100_000, "--out", str(d.parent / "m.nc")],
+        "--config-json is nested too deeply",
+    ),
+    # outputs are not inputs, and each is named once
+    (
+        lambda d, f: [
+            "cka",
+            "--checkpoints",
+            str(f["text"]),
+            "--out",
+            str(d.parent / "x.json"),
+            "--distance-out",
+            str(d.parent / "x.json"),
+        ],
+        "is named twice",
+    ),
 ]
+
+
+GRID_JSON = (
+    '{"grid": {"width": [2], "batch_size": [8], "label_noise": [0.0], "train_fraction": [1.0], "learning_rate": [0.1], '
+    '"weight_decay": [0.0]}, "seeds": 2}'
+)
+
+
+def train_args(d):
+    return [
+        "--seeds",
+        "0",
+        "--dataset-settings",
+        '{"name": "mnist1d"}',
+        "--model",
+        "mlp",
+        "--settings",
+        "{}",
+        "--out-dir",
+        str(d.parent / "t"),
+    ]
 
 
 @pytest.mark.parametrize("build, message", MISUSE)
@@ -103,6 +186,24 @@ def test_misuse_gives_one_line_naming_the_problem(tmp_path, dataset_path, capsys
     assert error.startswith("lltax ") and ": error: " in error and message in error, error
     assert "Traceback" not in capsys.readouterr().err
     assert dataset_path.read_bytes() == before  # the input is untouched
+
+
+def test_a_bug_keeps_its_traceback(tmp_path, dataset_path, monkeypatch):
+    """Only bad input (ValueError, OSError) is one line: a KeyError inside lltax is a bug."""
+    from lltax.jobs import classify as classify_job
+
+    def broken(args):
+        return {}["missing"]
+
+    monkeypatch.setattr(classify_job, "run", broken)
+    with pytest.raises(KeyError):
+        main(["classify", "--dataset", str(dataset_path), "--out", str(tmp_path / "p.nc")])
+
+
+def test_flags_are_not_abbreviated(tmp_path, dataset_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["classify", "--data", str(dataset_path), "--out", str(tmp_path / "p.nc")])
+    assert "--data" in capsys.readouterr().err
 
 
 def test_debug_shows_the_traceback(tmp_path, dataset_path):
