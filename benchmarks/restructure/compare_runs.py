@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -29,6 +30,9 @@ def json_differences(a, b, prefix="") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         keys = sorted(set(a) | set(b))
         return [d for k in keys for d in json_differences(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else k)]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        found = [d for i, (x, y) in enumerate(zip(a, b)) for d in json_differences(x, y, f"{prefix}[{i}]")]
+        return sorted({re.sub(r"\[\d+\]", "[]", d) for d in found})
     return [] if a == b else [prefix]
 
 
