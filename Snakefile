@@ -33,6 +33,7 @@ include: "rules/aggregate.smk"
 # One run per results folder, whichever working directory it starts from (Snakemake's own
 # lock is per working directory). Held until this process ends; dry runs do not take it.
 onstart:
+    check_local_device()
     RESULTS_LOCK.append(hold_results_lock(RESULTS))
 
 

@@ -30,8 +30,8 @@ rule aggregate:
         config=metric_config,
         results=lambda wildcards, output: Path(output[0]).parent.parent,
     shell:
-        "lltax aggregate-metric --metric {wildcards.metric} --results-dir {params.results:q}"
-        " --config-json {params.config:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
+        "lltax aggregate-metric --metric {wildcards.metric:q} --results-dir {params.results:q}"
+        " --config-json {params.config:q} --out {output:q} --threads {threads:q} > {log:q} 2>&1"
 
 
 rule merge:
@@ -50,7 +50,7 @@ rule merge:
     params:
         config=DATASET_CONFIG,
     shell:
-        "lltax merge --tables {input.tables:q} --config-json {params.config:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
+        "lltax merge --tables {input.tables:q} --config-json {params.config:q} --out {output:q} --threads {threads:q} > {log:q} 2>&1"
 
 
 rule classify:
@@ -69,7 +69,7 @@ rule classify:
     params:
         settings=section("classify"),
     shell:
-        "lltax classify --dataset {input.dataset:q} --out {output:q} --settings {params.settings:q} --threads {threads} > {log:q} 2>&1"
+        "lltax classify --dataset {input.dataset:q} --out {output:q} --settings {params.settings:q} --threads {threads:q} > {log:q} 2>&1"
 
 
 rule plots:
@@ -94,4 +94,4 @@ rule plots:
         out_dir=lambda wildcards, output: Path(output.panels).parent,
     shell:
         "lltax plot --dataset {input.dataset:q} --phases {input.phases:q} --settings {params.settings:q}"
-        " --out-dir {params.out_dir:q} --threads {threads} > {log:q} 2>&1"
+        " --out-dir {params.out_dir:q} --threads {threads:q} > {log:q} 2>&1"

@@ -1,13 +1,15 @@
 # Settings and helper functions shared by the rules (no rules here: Snakemake's linter wants
 # functions and rules in separate files).
+import sys
 from pathlib import Path
 
 from lltax.config import read_config_file, validate_config
-
-from lltax.grid import CELL_REGEX, canonical_json, canonical_path, cell_path, expand_grid, parse_cell_path, seed_pairs
+from lltax.config_checks import check_path_length
+from lltax.contract import ConfigError
 from lltax.cost import memory_mb, runtime_minutes
 from lltax.gpu import count_gpus
-from lltax.io import hold_results_lock
+from lltax.grid import CELL_REGEX, canonical_json, canonical_path, cell_path, expand_grid, parse_cell_path, seed_pairs
+from lltax.io import hold_results_lock, results_folder_holder
 from lltax.sources import PACKAGE_DIR, command_sources
 
 # Schema + lltax's own checks; a bad config stops here, before any job runs. Snakemake's own
@@ -18,6 +20,14 @@ CONFIG = validate_config(config)
 RESULTS = f"{CONFIG['results_dir']}/{CONFIG['experiment']}"
 RESULTS_LOCK = []  # the open lock file while this run holds the results folder (Snakefile onstart)
 CELLS = [cell_path(cell) for cell in expand_grid(CONFIG["grid"])]
+check_path_length(RESULTS, CELLS)
+# Another run holds the results folder: say so before Snakemake's own checks, which would
+# advise --rerun-incomplete for the files that run is writing. (Whether this run is a dry run is
+# not known yet: a real run is refused when it starts, Snakefile onstart.)
+if not workflow.remote_exec and not workflow.subprocess_exec:
+    _holder = results_folder_holder(RESULTS)
+    if _holder:
+        print(f"lltax: {RESULTS} is in use by another workflow run ({_holder}); a run started now is refused", file=sys.stderr)
 SEEDS = CONFIG["seeds"]
 # Threads of every torch job: declared as the rule's `threads:` and passed to the job, which
 # pins torch to it (results depend on the thread count, not on the caller's environment).
@@ -26,6 +36,7 @@ CURVE_PAIRS = seed_pairs(SEEDS, CONFIG["curves"]["pairs"]) if CONFIG["curves"]["
 # GPU jobs request `resources: gpu=1`. `auto` counts the GPUs of the machine that builds the
 # DAG: on a cluster whose login node has none, say `device: cuda`.
 USE_GPU = CONFIG["device"] == "cuda" or (CONFIG["device"] == "auto" and count_gpus() > 0)
+
 # Runtime and memory requests are estimated for the device the jobs will use (lltax.cost).
 COST_CONFIG = {**CONFIG, "device": "cuda" if USE_GPU else "cpu"}
 
@@ -57,6 +68,16 @@ if not SRC.is_dir():  # a workflow copied without the package: the installed llt
 def sources(command):
     """The lltax source files a job of `lltax <command>` imports."""
     return list(command_sources(command, SRC))
+
+
+def check_local_device():
+    """device: cuda for jobs that run on this machine, which has no GPU, would fail in every job:
+    refused when the run starts (a dry run, or a cluster profile whose nodes have GPUs, plans it)."""
+    if CONFIG["device"] == "cuda" and workflow.local_exec and count_gpus() == 0:
+        raise ConfigError(
+            "config key 'device': cuda, but this machine has no GPU and the jobs run here; set device: auto or cpu, "
+            "or run with a cluster profile whose nodes have GPUs"
+        )
 
 
 def runtime(rule):

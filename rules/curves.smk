@@ -23,8 +23,8 @@ rule curve_fit:
         settings=section("curves", drop=("enabled", "pairs", "points")),
     shell:
         "lltax curve-fit --checkpoints {input.checkpoints:q}"
-        " --settings {params.settings:q} --data-dir {params.data_dir:q} --device {params.device}"
-        " --out {output:q} --threads {params.threads} > {log:q} 2>&1"
+        " --settings {params.settings:q} --data-dir {params.data_dir:q} --device {params.device:q}"
+        " --out {output:q} --threads {params.threads:q} > {log:q} 2>&1"
 
 
 rule curve_eval:
@@ -47,4 +47,4 @@ rule curve_eval:
         settings=canonical_json({"points": CONFIG["curves"]["points"]}),
     shell:
         "lltax curve-eval --curves {input.curves:q} --settings {params.settings:q}"
-        " --data-dir {params.data_dir:q} --device {params.device} --out {output:q} --threads {params.threads} > {log:q} 2>&1"
+        " --data-dir {params.data_dir:q} --device {params.device:q} --out {output:q} --threads {params.threads:q} > {log:q} 2>&1"

@@ -28,5 +28,5 @@ rule landscape:
         settings=section("landscape", drop=("enabled",)),
     shell:
         "lltax landscape --checkpoints {input.checkpoints:q}"
-        " --settings {params.settings:q} --data-dir {params.data_dir:q} --device {params.device}"
-        " --out {output.data:q} --figure {output.figure:q} --threads {params.threads} > {log:q} 2>&1"
+        " --settings {params.settings:q} --data-dir {params.data_dir:q} --device {params.device:q}"
+        " --out {output.data:q} --figure {output.figure:q} --threads {params.threads:q} > {log:q} 2>&1"

@@ -22,9 +22,9 @@ rule train:
         dataset=section("dataset"),
         model=CONFIG["model"]["name"],
         settings=section("train"),
-        seeds=" ".join(str(seed) for seed in SEEDS),
+        seeds=[str(seed) for seed in SEEDS],
         out_dirs=lambda wildcards, output: [str(Path(path).parent) for path in output.models],
     shell:
-        "lltax train --cell {wildcards.cell:q} --seeds {params.seeds} --dataset-settings {params.dataset:q}"
+        "lltax train --cell {wildcards.cell:q} --seeds {params.seeds:q} --dataset-settings {params.dataset:q}"
         " --model {params.model:q} --settings {params.settings:q} --data-dir {params.data_dir:q}"
-        " --device {params.device} --out-dir {params.out_dirs:q} --threads {params.threads} > {log:q} 2>&1"
+        " --device {params.device:q} --out-dir {params.out_dirs:q} --threads {params.threads:q} > {log:q} 2>&1"

@@ -256,3 +256,16 @@ def test_long_json_arguments_are_not_taken_for_paths(tmp_path, dataset_path):
     }
     write_dataset(aggregate_metric("hessian", None, config), table)
     assert main(["merge", "--tables", str(table), "--config-json", canonical_json(config), "--out", str(tmp_path / "merged.nc")]) == 0
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_device_cuda_without_a_gpu_is_one_line(tmp_path, capsys):
+    import torch
+
+    from lltax.checkpoint import save_checkpoint
+
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, torch.nn.Linear(2, 2), {"seed": 0})
+    assert main(["distance", "--checkpoints", str(path), "--device", "cuda", "--out", str(tmp_path / "d.json")]) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "device 'cuda' was requested but torch" in error and "sees no CUDA device" in error

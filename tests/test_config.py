@@ -5,11 +5,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lltax.config import ConfigError, load_config, validate_config
+from lltax.config import ConfigError, load_config, read_config_file, validate_config
 from lltax.contract import AXES
 from lltax.grid import canonical_value, cell_path, expand_grid, format_value, parse_cell_path, seed_pairs
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def nested(depth: int) -> list:
+    value: list = [4]
+    for _ in range(depth):
+        value = [value]
+    return value
 
 
 def minimal(**overrides):
@@ -62,7 +69,7 @@ def test_defaults_filled_and_seeds_expanded():
         ),
         (minimal(classify={"sharpness_threshold": "auto"}), ["classify.sharpness_threshold", "auto"]),
         (minimal(threads=0), ["threads"]),
-        (minimal(seeds=[]), ["seeds", "empty", "distinct integers >= 0"]),
+        (minimal(seeds=[]), ["seeds", "empty", "distinct integers in [0,"]),
         (minimal(seeds=-1), ["seeds", "-1 seeds", "number of seeds >= 1"]),
         (minimal(seeds=[1, 1]), ["seeds", "[1] are repeated"]),
         (minimal(seeds=[0.5, 2]), ["seeds", "[0.5] are not integers"]),
@@ -78,6 +85,20 @@ def test_defaults_filled_and_seeds_expanded():
         (minimal(landscape={"range_1d": [1.5, -0.5]}), ["landscape.range_1d", "low < high"]),
         (minimal(hessian={"top_k": 20, "max_iterations": 10}), ["hessian.top_k", "max_iterations"]),
         (minimal(grid={"width": [100000], "batch_size": [16]}), ["grid.width", "100000", "parameters", "GB"]),
+        # values that used to pass validation and `snakemake -n` and fail in the jobs
+        (minimal(results_dir="-rd"), ["results_dir", "starts with '-'", "./-rd"]),  # argparse would read it as an option
+        (minimal(data_dir="--help"), ["data_dir", "starts with '-'"]),
+        (minimal(results_dir="runs/{cell}"), ["results_dir", "wildcard"]),
+        (minimal(results_dir="runs/{x}/a"), ["results_dir", "braces"]),
+        (minimal(experiment="e" * 300), ["experiment", "300 characters", "255"]),
+        (minimal(results_dir="r/" + "d" * 300), ["results_dir", "longer than 255 bytes"]),
+        (minimal(grid={"width": nested(5000), "batch_size": [16]}), ["grid.width", "nested more than 20 levels"]),
+        (minimal(model={"name": "lltax.models:resnet1d\n"}), ["model.name", "line break"]),
+        (minimal(model={"name": "no_such_module_xyz:build"}), ["model.name", "cannot import 'no_such_module_xyz'"]),
+        (minimal(model={"name": "test_models:no_such_builder"}), ["model.name", "no callable 'no_such_builder'"]),
+        (minimal(dataset={"name": "no_such_module_xyz:load"}), ["dataset.name", "cannot import"]),
+        (minimal(seeds=[0, 18446744073709551616]), ["seeds", "[18446744073709551616]", "int64"]),
+        (minimal(seeds=10**9), ["seeds", "at most 100000 seeds"]),
     ],
 )
 def test_bad_config_names_the_key(config, fragments):
@@ -86,6 +107,21 @@ def test_bad_config_names_the_key(config, fragments):
     message = str(error.value)
     for fragment in fragments:
         assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+def test_a_deeply_nested_config_file_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "deep.yaml"
+    path.write_text("experiment: x\ngrid:\n  width: " + "[" * 5000 + "4" + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        read_config_file(path)
+
+
+def test_the_deepest_path_must_fit_the_file_system():
+    from lltax.config_checks import check_path_length
+
+    check_path_length("results/demo", ["width=16/batch_size=128"])
+    with pytest.raises(ConfigError, match="leaves no room for the cell folders"):
+        check_path_length("/" + "/".join(["d" * 200] * 20), ["width=16/batch_size=128"])
 
 
 def test_integer_valued_floats_are_integers():

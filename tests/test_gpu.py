@@ -38,3 +38,9 @@ def test_cpu_jobs_and_scheduler_choices_are_left_alone(monkeypatch):
     monkeypatch.setenv("LLTAX_GPUS", "0")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     assert gpu.pin_gpu_if_needed(["hessian", "--device", "auto"]) is None
+
+
+def test_a_gpu_count_that_is_not_a_number_is_named(monkeypatch):
+    monkeypatch.setenv("LLTAX_GPUS", "abc")
+    with pytest.raises(ValueError, match="LLTAX_GPUS='abc' is not a number of GPUs"):
+        gpu.count_gpus()

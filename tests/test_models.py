@@ -273,6 +273,30 @@ def not_a_model(width, num_classes, input_shape):
     return "a string"
 
 
+def raising_net(width, num_classes, input_shape):
+    raise RuntimeError("my builder is broken")
+
+
+def thirteen_logits_net(width, num_classes, input_shape):
+    return nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(input_shape)), 13))
+
+
+def wrong_input_net(width, num_classes, input_shape):
+    return nn.Sequential(nn.Flatten(), nn.Linear(7, num_classes))
+
+
+def test_an_own_builder_that_fails_is_named_with_the_shapes_before_training():
+    with pytest.raises(
+        ValueError,
+        match=r"builder 'test_models:raising_net' raised RuntimeError for width 4, 10 classes, input shape \(1, 40\): my builder",
+    ):
+        build_model("test_models:raising_net", 4, 10, (1, 40))
+    with pytest.raises(ValueError, match=r"maps inputs of shape \(2, \*\(1, 40\)\) to \(2, 13\), not to \(2, 10\) logits"):
+        build_model("test_models:thirteen_logits_net", 4, 10, (1, 40))
+    with pytest.raises(ValueError, match=r"fails on inputs of shape \(batch, \*\(1, 40\)\)"):
+        build_model("test_models:wrong_input_net", 4, 10, (1, 40))
+
+
 def test_own_model_by_import_path_without_editing_lltax():
     from lltax.config import ConfigError, validate_config
     from lltax.metrics.hessian import hessian_metrics, resolve_trace_method

@@ -135,16 +135,30 @@ def test_every_job_gets_its_threads(tmp_path):
 
 
 def test_shell_metacharacters_in_paths_are_data_not_commands(tmp_path):
-    """A results_dir with spaces, $(...) and ; runs as a plain folder name (every path is quoted)."""
+    """Every rule's shell line, on one cell: folders with spaces, quotes, $(...), backticks, ;,
+    & and | run as plain folder names (every parameter is quoted), and nothing is injected."""
     copy_workflow(tmp_path)
     marker = tmp_path / "INJECTED"
-    results_dir = f"r $(touch {marker}); `touch {marker}` x"
-    write_config(tmp_path, {**TINY, "results_dir": results_dir, "grid": {**TINY["grid"], "width": [2], "batch_size": [32]}})
-    snakemake(tmp_path, "--until", "train")
+    results_dir = f"r $(touch {marker}); `touch {marker}` 'q' \"d\" & | x"
+    data_dir = f"d $(touch {marker}) ;x"
+    grid = {**TINY["grid"], "width": [2], "batch_size": [32]}
+    write_config(tmp_path, {**TINY, "results_dir": results_dir, "data_dir": data_dir, "grid": grid})
+    snakemake(tmp_path)
     assert not marker.exists()
-    models = list((tmp_path / results_dir / "tiny").rglob("model.pt"))
-    assert len(models) == 2 and all(m.stat().st_size > 0 for m in models)
-    assert list((tmp_path / results_dir / "tiny" / "logs" / "train").rglob("weight_decay=*.log"))
+    results = tmp_path / results_dir / "tiny"
+    assert len(list(results.rglob("model.pt"))) == 2 and (results / "phases.nc").stat().st_size > 0
+    assert (results / "figures" / "phases.png").exists() and len(list(results.rglob("landscape.png"))) == 1
+    assert list((tmp_path / data_dir / "mnist1d").glob("*.npz"))  # the data went where data_dir says
+
+
+def test_device_cuda_on_a_machine_without_a_gpu_stops_before_any_job(tmp_path):
+    """Jobs that run here would all fail; a dry run (or a cluster profile) plans it as before."""
+    copy_workflow(tmp_path)
+    write_config(tmp_path, {**TINY, "device": "cuda"})
+    out = snakemake(tmp_path, "--until", "train", check=False, env={"LLTAX_GPUS": "0"})
+    assert out.returncode != 0 and "config key 'device': cuda, but this machine has no GPU" in out.stdout + out.stderr
+    assert not list(tmp_path.rglob("model.pt"))
+    assert snakemake(tmp_path, "-n", env={"LLTAX_GPUS": "0"}).returncode == 0
 
 
 def test_two_runs_on_one_results_folder_are_refused(tmp_path):
@@ -159,6 +173,7 @@ def test_two_runs_on_one_results_folder_are_refused(tmp_path):
         out = snakemake(tmp_path, "--until", "train", check=False)
         assert out.returncode != 0
         assert "is in use by another workflow run" in out.stdout + out.stderr
+        assert "a run started now is refused" in out.stdout + out.stderr  # said before Snakemake's own checks
         assert not list((shared / "tiny").rglob("model.pt"))
     finally:
         held.close()

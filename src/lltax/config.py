@@ -19,7 +19,17 @@ from typing import Any
 import jsonschema
 import yaml
 
-from lltax.config_checks import check_finite, check_plots_and_ranges, check_section, check_seeds, check_sizes
+from lltax.config_checks import (
+    check_builders,
+    check_depth,
+    check_finite,
+    check_paths,
+    check_plots_and_ranges,
+    check_section,
+    check_seeds,
+    check_sizes,
+    check_strings,
+)
 from lltax.contract import AXES, ConfigError
 from lltax.grid import canonical_value, parse_cell_path
 
@@ -74,7 +84,9 @@ def validate_config(config: dict) -> dict:
     if not isinstance(config, dict):
         raise ConfigError(f"config must be a mapping of keys to values, got {type(config).__name__}")
     schema = load_schema()
+    check_depth(config)  # before anything recurses into it
     check_finite(config, "")
+    check_strings(config)
     config = _integers_as_ints(_fill_defaults(copy.deepcopy(config), schema), schema)
     check_seeds(config.get("seeds"))
     validator = jsonschema.Draft202012Validator(schema)
@@ -88,9 +100,7 @@ def validate_config(config: dict) -> dict:
             f"config key 'experiment': {config['experiment']!r} is not allowed; use letters, digits, '_', '.', '-' "
             "(not '.' or '..': artifacts must stay inside <results_dir>/<experiment>/)"
         )
-    for key in ("results_dir", "data_dir"):
-        if not config[key].strip() or "\n" in config[key] or "\0" in config[key]:
-            raise ConfigError(f"config key {key!r}: {config[key]!r} is not allowed; give a non-empty folder path without newlines")
+    check_paths(config)
     for axis in AXES:
         values = [canonical_value(v) for v in config["grid"][axis]]
         if len(set(values)) != len(values):
@@ -117,6 +127,7 @@ def validate_config(config: dict) -> dict:
         raise ConfigError("config keys 'plots.x' and 'plots.y' must name two different grid axes")
     check_plots_and_ranges(config)
     check_sizes(config)
+    check_builders(config)
     return config
 
 
@@ -167,6 +178,8 @@ def read_config_file(path: str | Path) -> Any:
         raise ConfigError(f"config file {path}: {e}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+    except RecursionError:
+        raise ConfigError(f"config file {path} is nested too deeply to be a config (no value is more than a few levels deep)") from None
 
 
 def load_config(path: str | Path) -> dict:

@@ -1,14 +1,27 @@
-"""lltax's own checks of a config, beyond what its JSON schema can say: seeds, finiteness,
-relations between keys of one section, plot keys, batch and model sizes against the data."""
+"""lltax's own checks of a config, beyond what its JSON schema can say: nesting, seeds,
+finiteness, full-string patterns, paths a command line and Snakemake can take, relations between
+keys of one section, plot keys, batch and model sizes against the data, own builders importable."""
 
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lltax.contract import AXES, DATASET_SIZES, VARIABLE_ATTRS, ConfigError
+
+# Deepest nesting a config may have: the schema's deepest value is 3 levels down; far deeper
+# input (YAML aliases, lists of lists) would exhaust Python's recursion in the checks.
+MAX_DEPTH = 20
+# Seeds are stored as int64 (netCDF coordinates) and fed to torch's generators.
+MAX_SEED = 2**63 - 1
+# File-system limits (Linux): a path component, and a whole path.
+NAME_MAX, PATH_MAX = 255, 4096
+# The longest file name lltax writes under a cell (its resume snapshot), and the deepest level.
+LONGEST_FILE = "/seed=00000000000000000000/train_snapshot.pt"
 
 # Refuse models above this many parameters before training: 1e9 float32 parameters are 4 GB of
 # weights and ~16 GB with gradients and momentum, beyond any single job this tool schedules.
@@ -27,19 +40,30 @@ def parameter_estimate(model: str, width: int, input_shape: tuple[int, ...], num
     return int({"resnet18": 11_173_962, "vgg11": 9_228_362}[model] * (k / 64) ** 2)
 
 
+def check_depth(value: Any, key: str = "", depth: int = 0) -> None:
+    """No value nested deeper than MAX_DEPTH (checked without recursing past it)."""
+    stack = [(value, key, depth)]
+    while stack:
+        item, where, level = stack.pop()
+        if level > MAX_DEPTH:
+            raise ConfigError(f"config key {where!r} is nested more than {MAX_DEPTH} levels deep; no config value is")
+        children = item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list) else ()
+        stack.extend((child, f"{where}.{name}" if where else str(name), level + 1) for name, child in children)
+
+
 def check_seeds(seeds: Any) -> None:
     """``seeds`` is a count >= 1 or a list of distinct integers >= 0; say which rule is broken."""
-    allowed = "a number of seeds >= 1 (seeds 0..n-1) or a list of distinct integers >= 0"
+    allowed = f"a number of seeds >= 1 (seeds 0..n-1) or a list of distinct integers in [0, {MAX_SEED}]"
     if isinstance(seeds, bool):
         raise ConfigError(f"config key 'seeds': {seeds!r} is not allowed; give {allowed}")
-    if isinstance(seeds, int) and seeds < 1:
-        raise ConfigError(f"config key 'seeds': {seeds} seeds is not allowed; give {allowed}")
+    if isinstance(seeds, int) and not 1 <= seeds <= 100_000:
+        raise ConfigError(f"config key 'seeds': {seeds} seeds is not allowed; give {allowed} (at most 100000 seeds)")
     if isinstance(seeds, list):
         if not seeds:
             raise ConfigError(f"config key 'seeds': the list is empty; give {allowed}")
-        bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or s < 0]
+        bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED]
         if bad:
-            raise ConfigError(f"config key 'seeds': {bad} are not integers >= 0; give {allowed}")
+            raise ConfigError(f"config key 'seeds': {bad} are not integers in [0, {MAX_SEED}] (int64, torch's generators); give {allowed}")
         repeated = sorted({s for s in seeds if seeds.count(s) > 1})
         if repeated:
             raise ConfigError(f"config key 'seeds': seeds {repeated} are repeated; give {allowed}")
@@ -120,3 +144,61 @@ def check_sizes(config: dict) -> None:
             f"config key 'grid.width': {model} at width {width} has about {parameters:.2g} parameters "
             f"({4 * parameters / 1e9:.0f} GB of float32 weights before gradients and momentum); the limit is {MAX_PARAMETERS:.0e}"
         )
+
+
+def check_strings(value: Any, key: str = "") -> None:
+    """No string of the config holds a newline or NUL: no value needs one, and in a job's
+    command line it would end the command (JSON schema's ``$`` lets a final newline pass)."""
+    if isinstance(value, str) and ("\n" in value or "\0" in value or "\r" in value):
+        raise ConfigError(f"config key {key!r}: {value!r} holds a line break or NUL, which no config value may")
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for name, item in children:
+        check_strings(item, f"{key}.{name}" if key else str(name))
+
+
+def check_paths(config: dict) -> None:
+    """Folders a command line and Snakemake can take, within the file system's limits."""
+    for key in ("results_dir", "data_dir"):
+        value = config[key]
+        if not value.strip():
+            raise ConfigError(f"config key {key!r}: {value!r} is not allowed; give a non-empty folder path")
+        if value.startswith("-"):
+            raise ConfigError(
+                f"config key {key!r}: {value!r} starts with '-', which every job's command line would read as an option; "
+                f"write it as ./{value} or an absolute path"
+            )
+        long = [part for part in Path(value).parts if len(part.encode()) > NAME_MAX]
+        if long:
+            raise ConfigError(
+                f"config key {key!r}: the folder name {long[0][:40]!r}... is longer than {NAME_MAX} bytes, the file system's limit"
+            )
+    if re.search(r"[{}]", config["results_dir"]):
+        raise ConfigError(
+            f"config key 'results_dir': {config['results_dir']!r} holds '{{' or '}}', which Snakemake reads as a wildcard in every output path; "
+            "choose a folder name without braces"
+        )
+    if len(config["experiment"].encode()) > NAME_MAX:
+        raise ConfigError(f"config key 'experiment': {len(config['experiment'])} characters; a folder name has at most {NAME_MAX} bytes")
+
+
+def check_path_length(results: str, cells: list[str]) -> None:
+    """The deepest file lltax writes fits the file system's PATH_MAX."""
+    deepest = max((len(cell) for cell in cells), default=0) + len(LONGEST_FILE) + len("/logs/curve_eval/.log")
+    if len(str(Path(results).resolve()).encode()) + deepest >= PATH_MAX:
+        raise ConfigError(
+            f"config keys 'results_dir' and 'experiment': {results!r} leaves no room for the cell folders under it "
+            f"(the deepest path would pass {PATH_MAX} bytes); choose a shorter folder"
+        )
+
+
+def check_builders(config: dict) -> None:
+    """Own models and datasets given by import path are importable (imported, not called)."""
+    from lltax.importing import import_builder
+
+    for key, section in (("model.name", "model"), ("dataset.name", "dataset")):
+        name = config[section]["name"]
+        if ":" in name:
+            try:
+                import_builder(section, name, ())
+            except ValueError as e:
+                raise ConfigError(f"config key {key!r}: {e}") from None

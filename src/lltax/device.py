@@ -11,7 +11,10 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was requested but torch sees no CUDA device; use device: auto or cpu")
+        # A ValueError: the user's to fix, reported in one line by the CLI.
+        raise ValueError(
+            f"device 'cuda' was requested but torch {torch.__version__} sees no CUDA device on this machine; use device: auto or cpu"
+        )
     if name not in ("cpu", "cuda"):
         raise ValueError(f"device must be one of auto, cpu, cuda; got {name!r}")
     return torch.device(name)

@@ -22,7 +22,10 @@ _held_locks: list = []  # keep lock files open for the life of the process
 def count_gpus() -> int:
     """``LLTAX_GPUS`` if set, else the number of GPUs ``nvidia-smi -L`` lists (0 without it)."""
     if "LLTAX_GPUS" in os.environ:
-        return int(os.environ["LLTAX_GPUS"])
+        text = os.environ["LLTAX_GPUS"]
+        if not text.strip().isdigit():
+            raise ValueError(f"environment variable LLTAX_GPUS={text!r} is not a number of GPUs (an integer >= 0)")
+        return int(text)
     if shutil.which("nvidia-smi") is None:
         return 0
     try:

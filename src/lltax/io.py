@@ -101,6 +101,24 @@ def hold_results_lock(folder: str | Path):
     return handle
 
 
+def results_folder_holder(folder: str | Path) -> str | None:
+    """Who holds ``<folder>/.lltax.lock`` (another workflow run), or None when nobody does.
+
+    Only looks: the lock is taken (and kept) by ``hold_results_lock`` when a run starts."""
+    import fcntl
+
+    lock = Path(folder) / ".lltax.lock"
+    if not lock.exists():
+        return None
+    with open(lock) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "another process"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
 def one_output_each(inputs: list, outputs: list, what: str) -> list[tuple]:
     """(input, output) pairs of a job that handles several items (seeds, checkpoints, curves)
     in one process: one output per input, none written twice, or a ValueError naming both."""

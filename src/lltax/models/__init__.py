@@ -79,10 +79,41 @@ def build_model(name: str, width: int, num_classes: int, input_shape: Sequence[i
     input_shape = tuple(input_shape)
     if not input_shape or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in input_shape):
         raise ValueError(f"input_shape must be a non-empty per-sample shape of positive integers, e.g. (3, 32, 32); got {input_shape!r}")
-    model = _builder(name)(width, num_classes, input_shape)
+    builder = _builder(name)
+    if name in MODELS:
+        return builder(width, num_classes, input_shape)
+    # Your own builder: what it raises or returns is named in one line, before any training.
+    try:
+        model = builder(width, num_classes, input_shape)
+    except Exception as e:
+        raise ValueError(
+            f"model builder {name!r} raised {type(e).__name__} for width {width}, {num_classes} classes, input shape {input_shape}: {e}"
+        ) from e
     if not isinstance(model, nn.Module):
         raise ValueError(f"model builder {name!r} returned {type(model).__name__}, not a torch.nn.Module")
+    _check_output(model, name, num_classes, input_shape)
     return model
+
+
+def _check_output(model: nn.Module, name: str, num_classes: int, input_shape: tuple[int, ...]) -> None:
+    """One eval-mode forward pass of two zero inputs must give (2, num_classes) logits."""
+    import torch
+
+    from lltax.modes import mode
+
+    try:
+        with torch.no_grad(), mode(model, training=False):
+            logits = model(torch.zeros(2, *input_shape))
+    except Exception as e:
+        raise ValueError(
+            f"model builder {name!r}: its model fails on inputs of shape (batch, *{input_shape}): {type(e).__name__}: {e}"
+        ) from e
+    if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (2, num_classes):
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(
+            f"model builder {name!r}: its model maps inputs of shape (2, *{input_shape}) to {shape}, "
+            f"not to (2, {num_classes}) logits for the dataset's {num_classes} classes"
+        )
 
 
 def is_piecewise_linear(name: str) -> bool:
