@@ -20,7 +20,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from lltax.checkpoint import save_checkpoint
 from lltax.contract import METRICS
 from lltax.grid import cell_path, expand_grid
 from lltax.io import write_json
@@ -52,7 +54,13 @@ def write_synthetic_results(root: Path, config: dict, seed: int = 0) -> int:
     count = 0
     for cell in expand_grid(config["grid"]):
         folder = root / cell_path(cell)
+        shas = {}
         for s in config["seeds"]:
+            # A small real checkpoint per seed: the records are checked against it.
+            torch.manual_seed(s)
+            config_hash = f"{abs(hash((cell_path(cell), s))) % 16**16:016x}"
+            save_checkpoint(folder / f"seed={s}" / "model.pt", torch.nn.Linear(2, 2), {"cell": cell, "seed": s, "config_hash": config_hash})
+            shas[str(s)] = torch.load(folder / f"seed={s}" / "model.pt", weights_only=True)["meta"]["state_sha256"]
             acc = float(rng.uniform(50, 100))
             write_json(
                 folder / f"seed={s}" / "train.json",
@@ -62,6 +70,7 @@ def write_synthetic_results(root: Path, config: dict, seed: int = 0) -> int:
                     "wall_time_s": float(rng.uniform(10, 100)),
                     "seed": s,
                     "cell": cell,
+                    "config_hash": config_hash,
                     "final": {"train_loss": 0.1, "train_acc": acc, "test_loss": 0.5, "test_acc": acc - 10},
                     "history": [{"epoch": e, "train_loss": 0.1, "train_acc": acc, "lr": 0.1, "seconds": 1.0} for e in range(100)],
                 },
@@ -81,16 +90,26 @@ def write_synthetic_results(root: Path, config: dict, seed: int = 0) -> int:
                     "num_samples": 200,
                     "cell": cell,
                     "seed": s,
+                    "checkpoint_sha256": shas[str(s)],
                 },
             )
             count += 2
         pairs = list(itertools.combinations(config["seeds"], 2))
         write_json(
-            folder / "cka.json", {"cell": cell, "pairs": [{"seed_a": a, "seed_b": b, "cka": float(rng.uniform())} for a, b in pairs]}
+            folder / "cka.json",
+            {
+                "cell": cell,
+                "checkpoints_sha256": shas,
+                "pairs": [{"seed_a": a, "seed_b": b, "cka": float(rng.uniform())} for a, b in pairs],
+            },
         )
         write_json(
             folder / "distance.json",
-            {"cell": cell, "pairs": [{"seed_a": a, "seed_b": b, "l2_distance": float(rng.uniform(1, 50))} for a, b in pairs]},
+            {
+                "cell": cell,
+                "checkpoints_sha256": shas,
+                "pairs": [{"seed_a": a, "seed_b": b, "l2_distance": float(rng.uniform(1, 50))} for a, b in pairs],
+            },
         )
         a, b = config["seeds"][:2]
         errors = [float(v) for v in rng.uniform(0, 50, len(points))]
@@ -100,6 +119,7 @@ def write_synthetic_results(root: Path, config: dict, seed: int = 0) -> int:
                 "seed_a": a,
                 "seed_b": b,
                 "cell": cell,
+                "checkpoints_sha256": {str(a): shas[str(a)], str(b): shas[str(b)]},
                 "t": points,
                 "train_error": errors,
                 "train_loss": errors,

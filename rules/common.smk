@@ -43,7 +43,8 @@ COST_CONFIG = {**CONFIG, "device": "cuda" if USE_GPU else "cpu"}
 
 # Every torch job runs on the device the resource request was made for, and its results depend
 # on the thread count: both are params (a changed value reruns the job; `auto` and `cpu` on a
-# machine without a GPU are the same job). The data folder is canonical: `data`, `./data/` and
+# machine without a GPU are the same job). The shell lines pass Snakemake's {threads}, which
+# --cores may lower below `threads`: runtime.threads in train.json records what a job used. The data folder is canonical: `data`, `./data/` and
 # its absolute path are one folder, so spelling it differently reruns nothing.
 DEVICE = "cuda" if USE_GPU else "cpu"
 DATA_DIR = canonical_path(CONFIG["data_dir"])

@@ -24,7 +24,7 @@ rule curve_fit:
     shell:
         "lltax curve-fit --checkpoints {input.checkpoints:q}"
         " --settings {params.settings:q} --data-dir {params.data_dir:q} --device {params.device:q}"
-        " --out {output:q} --threads {params.threads:q} > {log:q} 2>&1"
+        " --out {output:q} --threads {threads:q} > {log:q} 2>&1"
 
 
 rule curve_eval:
@@ -47,4 +47,4 @@ rule curve_eval:
         settings=canonical_json({"points": CONFIG["curves"]["points"]}),
     shell:
         "lltax curve-eval --curves {input.curves:q} --settings {params.settings:q}"
-        " --data-dir {params.data_dir:q} --device {params.device:q} --out {output:q} --threads {params.threads:q} > {log:q} 2>&1"
+        " --data-dir {params.data_dir:q} --device {params.device:q} --out {output:q} --threads {threads:q} > {log:q} 2>&1"

@@ -29,4 +29,4 @@ rule landscape:
     shell:
         "lltax landscape --checkpoints {input.checkpoints:q}"
         " --settings {params.settings:q} --data-dir {params.data_dir:q} --device {params.device:q}"
-        " --out {output.data:q} --figure {output.figure:q} --threads {params.threads:q} > {log:q} 2>&1"
+        " --out {output.data:q} --figure {output.figure:q} --threads {threads:q} > {log:q} 2>&1"

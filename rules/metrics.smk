@@ -24,7 +24,7 @@ rule hessian:
         settings=section("hessian"),
     shell:
         "lltax hessian --checkpoints {input.checkpoints:q} --settings {params.settings:q}"
-        " --data-dir {params.data_dir:q} --device {params.device:q} --out {output:q} --threads {params.threads:q} > {log:q} 2>&1"
+        " --data-dir {params.data_dir:q} --device {params.device:q} --out {output:q} --threads {threads:q} > {log:q} 2>&1"
 
 
 # CKA and the l2 distance (no settings of its own, no forward passes) in one job.
@@ -50,4 +50,4 @@ rule cka:
     shell:
         "lltax cka --checkpoints {input.checkpoints:q} --settings {params.settings:q}"
         " --data-dir {params.data_dir:q} --device {params.device:q} --out {output.cka:q}"
-        " --distance-out {output.distance:q} --threads {params.threads:q} > {log:q} 2>&1"
+        " --distance-out {output.distance:q} --threads {threads:q} > {log:q} 2>&1"

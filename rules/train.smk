@@ -27,4 +27,4 @@ rule train:
     shell:
         "lltax train --cell {wildcards.cell:q} --seeds {params.seeds:q} --dataset-settings {params.dataset:q}"
         " --model {params.model:q} --settings {params.settings:q} --data-dir {params.data_dir:q}"
-        " --device {params.device:q} --out-dir {params.out_dirs:q} --threads {params.threads:q} > {log:q} 2>&1"
+        " --device {params.device:q} --out-dir {params.out_dirs:q} --threads {threads:q} > {log:q} 2>&1"

@@ -265,7 +265,7 @@ def test_barrier_confidence_includes_the_replicates_significance():
     for _ in range(3000):
         center, sigma = rng.uniform(-30, 10), float(np.exp(rng.uniform(np.log(0.5), np.log(8.0))))
         first, second = (Estimate.of(rng.normal(center, sigma, 3)) for _ in range(2))
-        kwargs = dict(sharpness_threshold=38.0, connectivity_threshold=1.0, cka_threshold=0.5, min_samples=3)
+        kwargs = dict(sharpness_threshold=38.0, connectivity_threshold=1.0, cka_threshold=0.5, significance=0.05, min_samples=3)
         mine = phases_module.decide_cell(flat, first, Estimate(0.6, 0.01, 3), 0.0, **kwargs)
         theirs = phases_module.decide_cell(flat, second, Estimate(0.6, 0.01, 3), 0.0, **kwargs)
         if mine.phase == "III" and mine.connected_agreement >= 0.9:

@@ -333,7 +333,7 @@ def test_bad_settings_raise_clear_errors(tmp_path):
         plot_all(dataset, phases, tmp_path, line_metric="sharpness")
     with pytest.raises(ValueError, match="line_group = 'batch_size'"):
         plot_all(dataset, phases, tmp_path, line_group="batch_size")
-    with pytest.raises(ValueError, match="plots.format = 'jpg'"):
+    with pytest.raises(ValueError, match="plots.format': 'jpg' is not one of"):
         plot_all(dataset, phases, tmp_path, format="jpg")
     assert list(tmp_path.iterdir()) == []
 

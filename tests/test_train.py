@@ -314,7 +314,7 @@ def test_a_killed_train_job_resumes_from_its_snapshot_byte_identically(tmp_path,
 
 
 def test_one_job_trains_a_cells_seeds_as_separate_jobs_would(tmp_path, data_dir):
-    """`lltax train --seed 0 1 --out-dir A B` (the workflow's one process per cell) writes the
+    """`lltax train --seeds 0 1 --out-dir A B` (the workflow's one process per cell) writes the
     same model.pt bytes and numbers per seed as one job per seed."""
     from lltax.cli import main
     from lltax.grid import canonical_json, cell_path

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,8 +35,25 @@ TINY = {
 }
 
 
+def _without_slurm_probe() -> str:
+    """A folder with an `scontrol` that fails at once, put first on the workflow tests' PATH.
+
+    With SLURM's client tools installed but no controller running (CI installs them for
+    tests/test_slurm_cluster.py), the SLURM executor plugin runs `scontrol show config` when
+    Snakemake loads it, at every start, and that waits ~9 s for the absent controller. These
+    tests use no cluster; the real-cluster tests keep the real `scontrol`."""
+    folder = Path(tempfile.mkdtemp(prefix="lltax-no-slurm-"))
+    (folder / "scontrol").write_text("#!/bin/sh\nexit 1\n")
+    (folder / "scontrol").chmod(0o755)
+    return str(folder)
+
+
+NO_SLURM_PROBE = _without_slurm_probe() if shutil.which("scontrol") else ""
+
+
 def snakemake(workdir, *args, check=True, env=None):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **(env or {})}
+    path = os.pathsep.join(p for p in (NO_SLURM_PROBE, str(Path(sys.executable).parent), os.environ["PATH"]) if p)
+    env = {**os.environ, "PATH": path, **(env or {})}
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", "2", "--directory", str(workdir), "-s", str(workdir / "Snakefile"), *args],
         capture_output=True,

@@ -70,9 +70,10 @@ COORDINATE_ATTRS = {
 
 # What a value of each variable may be (NaN is always allowed: a missing or diverged result).
 # A record holding a value outside these is refused: it cannot be a measurement. Unbounded
-# quantities are capped at LARGE: float32 cannot produce a finite loss beyond ~3e38, and a
-# value of 1e30 or more is an overflow that would turn means and log scales into inf downstream.
-LARGE = 1e30
+# quantities are capped at LARGE, the largest finite float32: every metric is computed in
+# float32 or from float32 values, so a larger number (1e308) was not computed by lltax, and
+# would overflow means and log scales downstream.
+LARGE = 3.4028234663852886e38
 VALID_RANGES = {
     "train_loss": (0.0, LARGE),
     "test_loss": (0.0, LARGE),

@@ -63,9 +63,6 @@ log = logging.getLogger(__name__)
 # Variables the decisions read.
 EIGENVALUE, CONNECTIVITY, CKA, DIVERGED = "hessian_top_eigenvalue", "mode_connectivity", "cka", "diverged"
 
-# Defaults of the decisions when called without the classify settings (the schema's values).
-SIGNIFICANCE, MIN_SAMPLES = 0.05, 3
-
 
 @dataclass(frozen=True)
 class CellPhase:
@@ -90,8 +87,8 @@ def decide_cell(
     sharpness_threshold: float,
     connectivity_threshold: float,
     cka_threshold: float,
-    significance: float = SIGNIFICANCE,
-    min_samples: int = MIN_SAMPLES,
+    significance: float,
+    min_samples: int,
 ) -> CellPhase:
     """The phase of one cell from its own estimates and the thresholds that apply to it."""
     if diverged_fraction > 0.5:
@@ -172,7 +169,7 @@ def _momentum(dataset: xr.Dataset) -> float:
 def _check_settings(settings: dict) -> dict:
     """The classify section: schema-checked, defaults from the schema, thresholds as floats."""
     s = section_settings("classify", settings, where="classify setting")
-    for key in ("sharpness_threshold", "connectivity_threshold", "cka_threshold", "sharpness_ratio", "significance"):
+    for key in ("sharpness_threshold", "connectivity_threshold", "cka_threshold"):
         if not isinstance(s[key], str):
             s[key] = float(s[key])
     return s

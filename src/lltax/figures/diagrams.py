@@ -23,6 +23,7 @@ from pathlib import Path
 
 import xarray as xr
 
+from lltax.config import section_settings
 from lltax.figures.grid import check_axes
 from lltax.figures.lines import curves_figure, lines_figure, metric_mean_and_spread, resolve_line_group
 from lltax.figures.maps import panels_figure, phases_figure
@@ -39,18 +40,16 @@ def plot_all(
     dataset: xr.Dataset,
     phases: xr.Dataset,
     out_dir: str | Path,
-    *,
-    x: str = "width",
-    y: str = "batch_size",
-    format: str = "png",
-    dpi: int = 150,
-    line_metric: str = "hessian_trace",
-    line_group: str = "auto",
+    **settings,
 ) -> list[Path]:
     """Draw every figure and write ``<out_dir>/<name>.<format>`` for each name in FIGURES.
 
-    All arguments are checked before anything is written, so a bad setting leaves no files.
+    ``settings`` is the ``plots`` config section (x, y, format, dpi, line_metric, line_group;
+    keys left out take the schema's defaults). All of it is checked before anything is
+    written, so a bad setting leaves no files.
     """
+    s = section_settings("plots", settings, where="plot setting")
+    x, y, format, dpi, line_metric, line_group = (s[key] for key in ("x", "y", "format", "dpi", "line_metric", "line_group"))
     check_axes(dataset, phases, x, y)
     if format not in FORMATS:
         raise ValueError(f"plots.format = {format!r} is not supported; choose one of {list(FORMATS)}")

@@ -8,6 +8,7 @@ import logging
 from lltax.checkpoint import load_curve
 from lltax.config import parse_settings
 from lltax.device import resolve_device
+from lltax.grid import canonical_value
 from lltax.io import one_output_each, write_json
 from lltax.jobs.inputs import build_from_meta, load_cell_data
 from lltax.metrics.curves import evaluate_curve
@@ -65,7 +66,7 @@ def evaluate_curve_file(curve_path: str, points: list[float], device: str, data_
 
 def run(args: argparse.Namespace) -> int:
     settings = parse_settings(args.settings, "curves")
-    points = sorted(float(t) for t in settings["points"])
+    points = sorted({canonical_value(float(t)) for t in settings["points"]})  # as the config spells curves.points
     for curve_path, out in one_output_each(args.curves, args.out, "curve"):  # a cell's curves in one process
         write_json(out, evaluate_curve_file(curve_path, points, args.device, args.data_dir))
     return 0

@@ -15,7 +15,7 @@ from lltax import checkpoint
 from lltax.config import parse_settings
 from lltax.device import resolve_device
 from lltax.figures.landscape import landscape_figure
-from lltax.figures.save import save_figure
+from lltax.figures.save import FORMATS, save_figure
 from lltax.grid import canonical_json
 from lltax.io import atomic_path
 from lltax.jobs.inputs import check_same_cell, is_diverged, load_cell_data, load_model
@@ -81,6 +81,9 @@ def landscape_dataset(
 
 def run(args: argparse.Namespace) -> int:
     settings = parse_settings(args.settings, "landscape")
+    figure_format = Path(args.figure).suffix.lstrip(".") if args.figure else None
+    if args.figure and figure_format not in FORMATS:  # before any work, not after landscape.nc is written
+        raise ValueError(f"--figure {args.figure}: the format {figure_format!r} is not supported; name a .png, .pdf or .svg file")
     device = resolve_device(args.device)
     path_a, path_b = args.checkpoints
     model_a, meta_a = load_model(path_a, device)
@@ -129,5 +132,5 @@ def run(args: argparse.Namespace) -> int:
     with atomic_path(args.out) as tmp:
         dataset.to_netcdf(tmp, engine="netcdf4")
     if args.figure:
-        save_figure(landscape_figure(dataset), args.figure, format=Path(args.figure).suffix.lstrip(".") or "png", dpi=150)
+        save_figure(landscape_figure(dataset), args.figure, format=figure_format, dpi=150)
     return 0
