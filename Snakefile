@@ -34,6 +34,7 @@ include: "rules/aggregate.smk"
 # lock is per working directory). Held until this process ends; dry runs do not take it.
 onstart:
     check_local_device()
+    check_contained(RESULTS)
     RESULTS_LOCK.append(hold_results_lock(RESULTS))
 
 
@@ -42,3 +43,4 @@ rule all:
     input:
         rules.plots.output,
         LANDSCAPE_OUTPUTS,
+        PER_JOB_FILES,

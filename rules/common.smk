@@ -1,7 +1,9 @@
 # Settings and helper functions shared by the rules (no rules here: Snakemake's linter wants
 # functions and rules in separate files).
+import os
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from lltax.config import read_config_file, validate_config
 from lltax.config_checks import check_path_length
@@ -69,6 +71,16 @@ if not SRC.is_dir():  # a workflow copied without the package: the installed llt
 def sources(command):
     """The lltax source files a job of `lltax <command>` imports."""
     return list(command_sources(command, SRC))
+
+
+def check_contained(results):
+    """Refuse a run whose results folder holds a link to outside it (Snakefile onstart)."""
+    escape = outside_results(results)
+    if escape:
+        raise ConfigError(
+            f"{escape} is a link to {escape.resolve()}, outside {results}: jobs would write there; "
+            "replace the link by a folder (nothing is written outside <results_dir>/<experiment>/)"
+        )
 
 
 def check_local_device():
@@ -139,6 +151,29 @@ def metric_outputs(wildcards):
     if metric in PER_CELL_FILE:
         return [f"{RESULTS}/{cell}/{PER_CELL_FILE[metric]}" for cell in CELLS]
     return [f"{RESULTS}/{cell}/pair={a}-{b}/curve_eval.json" for cell in CELLS for a, b in CURVE_PAIRS]
+
+
+# Every per-job file the run keeps, checkpoints included, is a target of `all`: one that was
+# deleted (or refused by the aggregate step and deleted) is made again by a plain rerun, and
+# what depends on it follows. As inputs of the tables alone, a missing one would not be
+# recreated while the tables look up to date.
+PER_JOB_FILES = (
+    [f"{RESULTS}/{cell}/seed={seed}/model.pt" for cell in CELLS for seed in SEEDS]
+    + [f"{RESULTS}/{cell}/pair={a}-{b}/curve.pt" for cell in CELLS for a, b in CURVE_PAIRS]
+    + [path for metric in METRICS for path in metric_outputs(SimpleNamespace(metric=metric))]
+)
+
+
+def outside_results(results):
+    """A folder or file under the results folder that is a link to somewhere outside it:
+    jobs would write through it, outside <results_dir>/<experiment>/."""
+    root = Path(results).resolve()
+    for folder, subfolders, files in os.walk(results):
+        for name in subfolders + files:
+            path = Path(folder) / name
+            if path.is_symlink() and not path.resolve().is_relative_to(root):
+                return path
+    return None
 
 
 def metric_config(wildcards):

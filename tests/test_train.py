@@ -277,7 +277,7 @@ def test_checkpoint_checksum_catches_changed_weights_and_foreign_files(tmp_path,
     assert "weights_only" not in str(error.value)  # never advise turning off the safe loader
 
 
-def test_a_killed_train_job_resumes_from_its_snapshot_byte_identically(tmp_path, data_dir, monkeypatch):
+def test_a_killed_train_job_resumes_from_its_snapshot_byte_identically(tmp_path, data_dir, monkeypatch, caplog):
     """Preemption: killed during epoch 3 of 4, the rerun resumes after epoch 2 and ends with the
     same model.pt bytes as an uninterrupted run; the snapshot is gone once the checkpoint is final."""
     import lltax.train as train_module
@@ -306,6 +306,21 @@ def test_a_killed_train_job_resumes_from_its_snapshot_byte_identically(tmp_path,
     assert (tmp_path / "resumed" / "model.pt").read_bytes() == (tmp_path / "whole" / "model.pt").read_bytes()
     assert [h["epoch"] for h in summary["history"]] == [1, 2, 3, 4]
     assert not snapshot.exists()
+    # A snapshot whose contents no longer match its checksum (a flipped weight) is discarded
+    # with a log line, and the seed trains from the start: the same bytes again.
+    monkeypatch.setattr(train_module, "learning_rate_at", killed_in_epoch_three)
+    with pytest.raises(KeyboardInterrupt):
+        run_job(tmp_path / "flipped", data_dir, train_settings=settings)
+    monkeypatch.setattr(train_module, "learning_rate_at", original)
+    snapshot = tmp_path / "flipped" / SNAPSHOT_FILE
+    payload = torch.load(snapshot, weights_only=True)
+    first = next(iter(payload["model"]))
+    payload["model"][first] = payload["model"][first] + 1.0
+    torch.save(payload, snapshot)
+    with caplog.at_level("WARNING", logger="lltax.train"):
+        summary = run_job(tmp_path / "flipped", data_dir, train_settings=settings)
+    assert "do not match its checksum" in caplog.text
+    assert (tmp_path / "flipped" / "model.pt").read_bytes() == (tmp_path / "whole" / "model.pt").read_bytes()
     # A snapshot of other settings is not resumed from: it would mix two runs.
     run_job(tmp_path / "other", data_dir, train_settings=settings)
     train_module.save_snapshot(tmp_path / "other" / SNAPSHOT_FILE, "another run", {"epoch": 3})
@@ -424,3 +439,24 @@ def test_lltax_sgd_equals_torch_sgd_bit_for_bit(momentum, weight_decay):
             optimizer.step()
         for a, b in zip(reference.parameters(), ours.parameters()):
             assert torch.equal(a, b), step
+
+
+def test_a_checkpoint_is_trusted_as_a_whole(tmp_path):
+    """Weights and metadata both carry a checksum: `diverged: true` written into the metadata by
+    hand (weights untouched) is refused by every reader, naming the file."""
+    from lltax.checkpoint import read_checkpoint_meta, save_checkpoint
+
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, torch.nn.Linear(3, 2), {"cell": CELL, "seed": 0, "diverged": False})
+    state, meta = load_checkpoint_file(path)
+    assert read_checkpoint_meta(path) == meta and len(meta["meta_sha256"]) == 64
+    payload = torch.load(path, weights_only=True)
+    payload["meta"]["diverged"] = True
+    torch.save(payload, path)
+    for read in (load_checkpoint_file, read_checkpoint_meta):
+        with pytest.raises(ValueError, match="model.pt is corrupt: its metadata"):
+            read(path)
+    del payload["meta"]["meta_sha256"]
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match="no metadata checksum"):
+        load_checkpoint_file(path)

@@ -408,6 +408,51 @@ def test_params_are_what_results_depend_on(finished_run, change, expected):
         write_config(finished_run, TINY)
 
 
+FIRST_CELL = "width=2/batch_size=32/label_noise=0.0/train_fraction=0.1/learning_rate=0.05/weight_decay=0.0005"
+
+
+@pytest.mark.parametrize(
+    ("relative", "expected"),
+    [
+        # a record refused by the aggregate step, deleted: its cell's job makes it again
+        ("seed=0/hessian.json", {"hessian": 1, "aggregate": 1, "merge": 1, "classify": 1, "plots": 1, "all": 1}),
+        ("cka.json", {"cka": 1, "aggregate": 2, "merge": 1, "classify": 1, "plots": 1, "all": 1}),
+        ("pair=0-1/curve.pt", {"curve_fit": 1, "curve_eval": 1, "aggregate": 1, "merge": 1, "classify": 1, "plots": 1, "all": 1}),
+        # a deleted checkpoint retrains its cell, and every metric of that cell follows
+        (
+            "seed=0/model.pt",
+            {"train": 1, "hessian": 1, "cka": 1, "curve_fit": 1, "curve_eval": 1, "landscape": 1, "aggregate": 5}
+            | {"merge": 1, "classify": 1, "plots": 1, "all": 1},
+        ),
+    ],
+    ids=["hessian-record", "cka-record", "curve", "checkpoint"],
+)
+def test_a_deleted_per_job_file_is_made_again_by_a_plain_rerun(finished_run, relative, expected):
+    """The README's recovery rows: delete the file, run `snakemake` as before."""
+    path = finished_run / "results" / "tiny" / FIRST_CELL / relative
+    kept = path.with_name(path.name + ".kept")
+    shutil.copy2(path, kept)
+    path.unlink()
+    try:
+        assert planned_jobs(finished_run) == expected
+    finally:
+        shutil.copy2(kept, path)  # same bytes and time: the finished run is whole again
+        kept.unlink()
+    assert planned_jobs(finished_run) == {}
+
+
+def test_a_link_out_of_the_results_folder_is_refused_before_any_job(tmp_path):
+    copy_workflow(tmp_path)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    cell = tmp_path / "results" / "tiny" / FIRST_CELL
+    cell.parent.mkdir(parents=True)
+    cell.symlink_to(outside, target_is_directory=True)
+    out = snakemake(tmp_path, "--until", "train", check=False)
+    assert out.returncode != 0 and "is a link to" in out.stdout + out.stderr and "outside" in out.stdout + out.stderr
+    assert not list(outside.iterdir())  # nothing written through the link
+
+
 def test_bad_config_fails_before_any_job(finished_run, tmp_path):
     write_config(finished_run, {**TINY, "grid": {**TINY["grid"], "width": [0]}})
     try:

@@ -44,6 +44,34 @@ def state_checksum(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+def content_checksum(value: Any) -> str:
+    """SHA-256 of nested dicts, lists, tensors and plain values (a training snapshot): tensors
+    by name, dtype, shape and bytes, everything else by its JSON spelling, in key order."""
+    digest = hashlib.sha256()
+
+    def feed(item: Any) -> None:
+        if isinstance(item, torch.Tensor):
+            tensor = item.detach().cpu().contiguous()
+            digest.update(f"T|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        elif isinstance(item, dict):
+            digest.update(b"{")
+            for key in sorted(item, key=str):
+                digest.update(f"{key!s}:".encode())
+                feed(item[key])
+            digest.update(b"}")
+        elif isinstance(item, (list, tuple)):
+            digest.update(b"[")
+            for element in item:
+                feed(element)
+            digest.update(b"]")
+        else:
+            digest.update(json.dumps(item, default=repr).encode())
+
+    feed(value)
+    return digest.hexdigest()
+
+
 def provenance(meta: dict[str, Any]) -> dict[str, Any]:
     """What a per-job record was computed from: the checkpoint's cell, seed and weights' checksum."""
     return {"cell": meta["cell"], "seed": meta["seed"], "checkpoint_sha256": meta.get("state_sha256")}
@@ -54,14 +82,36 @@ def cell_provenance(metas: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {"cell": metas[0]["cell"] if metas else None, "checkpoints_sha256": {str(m["seed"]): m.get("state_sha256") for m in metas}}
 
 
+def meta_checksum(meta: dict[str, Any]) -> str:
+    """SHA-256 of a checkpoint's metadata (canonical JSON), its own ``meta_sha256`` left out."""
+    body = {key: value for key, value in meta.items() if key != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _check_meta(meta: Any, path: str | Path) -> dict[str, Any]:
+    """The metadata of a checkpoint, its checksum verified (a flag edited by hand is refused)."""
+    if not isinstance(meta, dict) or not isinstance(meta.get("state_sha256"), str):
+        raise ValueError(f"{path} is not an lltax checkpoint with a weights checksum; delete it and rerun its train job")
+    if "meta_sha256" not in meta:
+        raise ValueError(f"{path} carries no metadata checksum (written by an older lltax); delete it and rerun its train job")
+    if meta_checksum(meta) != meta["meta_sha256"]:
+        raise ValueError(
+            f"{path} is corrupt: its metadata (cell, seed, diverged, settings) does not match the checksum recorded when it was "
+            "saved; delete it and rerun its train job"
+        )
+    return meta
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> None:
     """Save ``{"state_dict", "meta"}`` atomically; tensors are moved to CPU first.
 
-    ``meta["state_sha256"]`` is set to the weights' checksum, which loading verifies.
+    ``meta["state_sha256"]`` is set to the weights' checksum and ``meta["meta_sha256"]`` to the
+    metadata's, which loading verifies: a checkpoint is trusted as a whole or not at all.
     """
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     # Sorted keys: equal metadata gives equal bytes, whatever order the caller built it in.
     meta = json.loads(json.dumps({**meta, "state_sha256": state_checksum(state)}, sort_keys=True))
+    meta = json.loads(json.dumps({**meta, "meta_sha256": meta_checksum(meta)}, sort_keys=True))
     # Serialize to memory first: torch.save names the zip records after the file, and the
     # temporary file's random name would make identical checkpoints differ byte for byte.
     buffer = io.BytesIO()
@@ -81,11 +131,8 @@ def load_checkpoint_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dic
         raise ValueError(f"{path} is not a readable lltax checkpoint ({type(e).__name__}); rerun the train job that writes it") from None
     if not isinstance(payload, dict) or "state_dict" not in payload or "meta" not in payload:
         raise ValueError(f"{path} is not an lltax checkpoint (expected keys 'state_dict' and 'meta')")
-    state, meta = payload["state_dict"], payload["meta"]
-    recorded = meta.get("state_sha256") if isinstance(meta, dict) else None
-    if recorded is None:
-        raise ValueError(f"{path} carries no weights checksum (written by an older lltax); rerun the train job that writes it")
-    if state_checksum(state) != recorded:
+    state, meta = payload["state_dict"], _check_meta(payload["meta"], path)
+    if state_checksum(state) != meta["state_sha256"]:
         raise ValueError(
             f"{path} is corrupt: its weights do not match the checksum recorded when it was saved; delete it and rerun its train job"
         )
@@ -101,10 +148,7 @@ def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
         raise
     except Exception as e:  # as in load_checkpoint_file: never retry without weights_only
         raise ValueError(f"{path} is not a readable lltax checkpoint ({type(e).__name__}); delete it and rerun its train job") from None
-    meta = payload.get("meta") if isinstance(payload, dict) else None
-    if not isinstance(meta, dict) or not isinstance(meta.get("state_sha256"), str):
-        raise ValueError(f"{path} is not an lltax checkpoint with a weights checksum; delete it and rerun its train job")
-    return meta
+    return _check_meta(payload.get("meta") if isinstance(payload, dict) else None, path)
 
 
 # Curve files (pair=A-B/curve.pt): the three bends, BatchNorm buffers and metadata of a fitted curve.

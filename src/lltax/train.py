@@ -188,8 +188,11 @@ def save_snapshot(path: str | Path, key: str, state: dict) -> None:
             return [to_cpu(v) for v in value]
         return value
 
+    from lltax.checkpoint import content_checksum
+
+    payload = {"key": key, **to_cpu(state)}
     buffer = io.BytesIO()
-    torch.save({"key": key, **to_cpu(state)}, buffer)
+    torch.save({**payload, "checksum": content_checksum(payload)}, buffer)
     with atomic_path(path) as tmp:
         tmp.write_bytes(buffer.getvalue())
 
@@ -206,6 +209,12 @@ def load_snapshot(path: str | Path, key: str) -> dict | None:
         return None
     if not isinstance(state, dict) or state.get("key") != key:
         log.warning("ignoring training snapshot %s: it belongs to another run (settings changed)", path)
+        return None
+    from lltax.checkpoint import content_checksum
+
+    recorded = state.pop("checksum", None)
+    if recorded != content_checksum(state):  # a flipped weight, a hand edit, an older lltax
+        log.warning("ignoring training snapshot %s: its contents do not match its checksum; training this seed from the start", path)
         return None
     if "momentum_buffers" not in state.get("optimizer", {}):  # torch.optim's state: an older lltax
         log.warning("ignoring training snapshot %s: written by an older lltax", path)
