@@ -19,6 +19,14 @@ def nested(depth: int) -> list:
     return value
 
 
+def aliased(levels: int) -> list:
+    """What YAML aliases of aliases make: one list shared at every level, 9**levels leaves."""
+    value: list = list(range(9))
+    for _ in range(levels):
+        value = [value] * 9
+    return value
+
+
 def minimal(**overrides):
     config = {"experiment": "t", "grid": {"width": [2, 4], "batch_size": [16, 64]}}
     config.update(overrides)
@@ -99,6 +107,8 @@ def test_defaults_filled_and_seeds_expanded():
         (minimal(dataset={"name": "no_such_module_xyz:load"}), ["dataset.name", "cannot import"]),
         (minimal(seeds=[0, 18446744073709551616]), ["seeds", "[18446744073709551616]", "int64"]),
         (minimal(seeds=10**9), ["seeds", "at most 100000 seeds"]),
+        (minimal(grid={"width": list(range(1, 101)), "batch_size": list(range(16, 116))}), ["10,000 cells", "max_cells"]),
+        (minimal(plots={"dpi": aliased(9)}), ["more than 1,000,000 values"]),  # YAML aliases inside aliases
     ],
 )
 def test_bad_config_names_the_key(config, fragments):

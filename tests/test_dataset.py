@@ -502,3 +502,17 @@ def test_records_without_their_checkpoint_are_checked_for_form_and_counted(resul
         after = aggregate_metric("hessian", results, CONFIG)
     xr.testing.assert_identical(before, after)
     assert "could not be checked against their checkpoint" in caplog.text
+
+
+def test_a_parent_folder_is_named_not_read_as_an_empty_grid(results, tmp_path):
+    """`lltax aggregate` pointed at results/ (not results/<experiment>) says where the runs are."""
+    with pytest.raises(FileNotFoundError, match=r"holds no cell folders .* the experiments under it are .*demo"):
+        run_cli(["aggregate", "--results-dir", str(results.parent), "--out", str(tmp_path / "d.nc")])
+
+
+def test_aggregate_does_not_overwrite_a_per_job_file(results):
+    record = results / cell_path(expand_grid(CONFIG["grid"])[0]) / "seed=0" / "train.json"
+    before = record.read_bytes()
+    with pytest.raises(ValueError, match="would overwrite a per-job file"):
+        run_cli(["aggregate", "--results-dir", str(results), "--out", str(record)])
+    assert record.read_bytes() == before

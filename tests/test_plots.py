@@ -402,3 +402,11 @@ def test_a_grid_where_every_run_diverged_still_gets_every_figure(tmp_path):
     paths = plot_all(dataset, phases, tmp_path)
     assert sorted(p.name for p in paths) == sorted(f"{name}.png" for name in FIGURES)
     assert all(is_png(p) for p in paths)
+
+
+def test_a_phases_file_of_another_grid_is_refused(tmp_path):
+    dataset, phases = make_datasets()
+    other = phases.isel(width=slice(0, 1))
+    with pytest.raises(ValueError, match="the phases file holds another grid than the dataset"):
+        plot_all(dataset, other, tmp_path)
+    assert not list(tmp_path.iterdir())

@@ -23,6 +23,7 @@ from lltax.config_checks import (
     check_builders,
     check_depth,
     check_finite,
+    check_grid_size,
     check_paths,
     check_plots_and_ranges,
     check_section,
@@ -101,6 +102,7 @@ def validate_config(config: dict) -> dict:
             "(not '.' or '..': artifacts must stay inside <results_dir>/<experiment>/)"
         )
     check_paths(config)
+    check_grid_size(config)
     for axis in AXES:
         values = [canonical_value(v) for v in config["grid"][axis]]
         if len(set(values)) != len(values):

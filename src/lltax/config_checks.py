@@ -16,6 +16,7 @@ from lltax.contract import AXES, DATASET_SIZES, VARIABLE_ATTRS, ConfigError
 # Deepest nesting a config may have: the schema's deepest value is 3 levels down; far deeper
 # input (YAML aliases, lists of lists) would exhaust Python's recursion in the checks.
 MAX_DEPTH = 20
+MAX_VALUES = 1_000_000
 # Seeds are stored as int64 (netCDF coordinates) and fed to torch's generators.
 MAX_SEED = 2**63 - 1
 # File-system limits (Linux): a path component, and a whole path.
@@ -41,10 +42,17 @@ def parameter_estimate(model: str, width: int, input_shape: tuple[int, ...], num
 
 
 def check_depth(value: Any, key: str = "", depth: int = 0) -> None:
-    """No value nested deeper than MAX_DEPTH (checked without recursing past it)."""
+    """No value nested deeper than MAX_DEPTH and at most MAX_VALUES values in all, counting a
+    YAML alias each time it is used (checked without recursing, stopping at the bound)."""
     stack = [(value, key, depth)]
+    visited = 0
     while stack:
         item, where, level = stack.pop()
+        visited += 1
+        if visited > MAX_VALUES:
+            raise ConfigError(
+                f"the config expands to more than {MAX_VALUES:,} values (YAML aliases used inside aliases?); no config needs that many"
+            )
         if level > MAX_DEPTH:
             raise ConfigError(f"config key {where!r} is nested more than {MAX_DEPTH} levels deep; no config value is")
         children = item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list) else ()
@@ -179,6 +187,18 @@ def check_paths(config: dict) -> None:
         )
     if len(config["experiment"].encode()) > NAME_MAX:
         raise ConfigError(f"config key 'experiment': {len(config['experiment'])} characters; a folder name has at most {NAME_MAX} bytes")
+
+
+def check_grid_size(config: dict) -> None:
+    """A grid of more than ``max_cells`` cells is refused before the DAG is built (its cost
+    grows with the cells: benchmarks/bench_dag.py)."""
+    cells = math.prod(len(config["grid"][axis]) for axis in AXES)
+    if cells > config["max_cells"]:
+        sizes = " x ".join(f"{len(config['grid'][axis])} {axis}" for axis in AXES if len(config["grid"][axis]) > 1)
+        raise ConfigError(
+            f"config key 'grid': {cells:,} cells ({sizes}) is more than max_cells = {config['max_cells']:,}; planning costs "
+            "~28 ms and ~0.5 MB per cell before any job runs: raise config key 'max_cells' to plan it anyway"
+        )
 
 
 def check_path_length(results: str, cells: list[str]) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 import xarray as xr
 
 from lltax.config import section_settings
-from lltax.figures.grid import check_axes
+from lltax.figures.grid import check_axes, check_same_grid
 from lltax.figures.lines import curves_figure, lines_figure, metric_mean_and_spread, resolve_line_group
 from lltax.figures.maps import panels_figure, phases_figure
 from lltax.figures.save import FORMATS, save_figure
@@ -51,6 +51,7 @@ def plot_all(
     s = section_settings("plots", settings, where="plot setting")
     x, y, format, dpi, line_metric, line_group = (s[key] for key in ("x", "y", "format", "dpi", "line_metric", "line_group"))
     check_axes(dataset, phases, x, y)
+    check_same_grid(dataset, phases)
     if format not in FORMATS:
         raise ValueError(f"plots.format = {format!r} is not supported; choose one of {list(FORMATS)}")
     resolve_line_group(phases, x, y, line_group)

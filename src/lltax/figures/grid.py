@@ -90,6 +90,19 @@ def check_axes(dataset: xr.Dataset, phases: xr.Dataset, x: str, y: str) -> None:
         raise ValueError(f"plots.x and plots.y must be two different grid axes, both are {x!r}")
 
 
+def check_same_grid(dataset: xr.Dataset, phases: xr.Dataset) -> None:
+    """Raise ValueError unless the phases were classified from a dataset of this grid and seeds."""
+    for name in (*grid_axes(phases), "seed", "pair"):
+        if name in dataset.coords and name in phases.coords and not np.array_equal(dataset[name].values, phases[name].values):
+            raise ValueError(
+                f"the phases file holds another grid than the dataset ({name}: {phases[name].values.tolist()} vs "
+                f"{dataset[name].values.tolist()}); classify this dataset (lltax classify) and plot that"
+            )
+    missing = [axis for axis in grid_axes(phases) if axis not in dataset.coords]
+    if missing:
+        raise ValueError(f"the dataset lacks the grid axes {missing} of the phases file; pass the dataset it was classified from")
+
+
 def axis_values(phases: xr.Dataset, axis: str) -> np.ndarray:
     return np.sort(phases[axis].values)
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from lltax.config import load_config
+from lltax.contract import CKA_RECORD, CURVE_FILE, CURVE_RECORD, DISTANCE_RECORD, HESSIAN_RECORD, LANDSCAPE_FILE, MODEL_FILE, TRAIN_RECORD
 from lltax.grid import canonical_json
 from lltax.results.infer import aggregate_all, infer_config
 from lltax.results.netcdf import write_dataset
 
 log = logging.getLogger(__name__)
+
+PER_JOB_NAMES = (MODEL_FILE, TRAIN_RECORD, HESSIAN_RECORD, CKA_RECORD, DISTANCE_RECORD, CURVE_FILE, CURVE_RECORD, LANDSCAPE_FILE)
 
 HELP = "all metrics + merge of a results folder, by hand"
 ARGUMENTS = {
@@ -21,6 +25,14 @@ ARGUMENTS = {
 
 
 def run(args: argparse.Namespace) -> int:
+    out = Path(args.out).resolve()
+    inside = (
+        out.parent.relative_to(Path(args.results_dir).resolve()) if out.parent.is_relative_to(Path(args.results_dir).resolve()) else None
+    )
+    if out.name in PER_JOB_NAMES or (inside is not None and any("=" in part for part in inside.parts)):
+        raise ValueError(
+            f"--out {args.out} would overwrite a per-job file of the results folder; write the dataset elsewhere, e.g. <results>/dataset.nc"
+        )
     config = load_config(args.config) if args.config else infer_config(args.results_dir)
     if not args.config:
         log.info("grid inferred from %s: %s", args.results_dir, canonical_json(config))

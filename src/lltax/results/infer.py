@@ -24,12 +24,17 @@ def infer_config(results_dir: str | Path) -> dict:
     seeds: set[int] = set()
     curve_pairs: set[tuple[int, int]] = set()
     points: set[float] = set()
+    deeper: set[Path] = set()
     for name in names:
         for path in results_dir.rglob(name):
+            relative = path.relative_to(results_dir)
             try:
-                coords = parse_cell_path(str(path.relative_to(results_dir)))
+                coords = parse_cell_path(str(relative))
             except ValueError:
                 continue  # not a cell's file
+            if not relative.parts[0].startswith(f"{AXES[0]}="):  # a cell folder one level (or more) further down
+                deeper.add(results_dir / relative.parts[0])
+                continue
             for axis in AXES:
                 values[axis].add(coords[axis])
             if "seed" in coords:
@@ -40,6 +45,11 @@ def infer_config(results_dir: str | Path) -> dict:
                 record = read_record(path) or {}
                 points.update(canonical_value(float(t)) for t in record.get("t", []))
     if not values["width"]:
+        if deeper:
+            raise FileNotFoundError(
+                f"{results_dir} holds no cell folders ({AXES[0]}=...) itself; the experiments under it are "
+                f"{sorted(str(p) for p in deeper)[:5]}: pass one of them (results/<experiment>)"
+            )
         raise FileNotFoundError(f"no per-job result files ({', '.join(names)}) under {results_dir}")
     seed_list = sorted(seeds)
     mode = next((m for m in ("first", "consecutive", "all") if curve_pairs <= set(seed_pairs(seed_list, m))), "all")
