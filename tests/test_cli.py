@@ -269,3 +269,9 @@ def test_device_cuda_without_a_gpu_is_one_line(tmp_path, capsys):
     assert main(["distance", "--checkpoints", str(path), "--device", "cuda", "--out", str(tmp_path / "d.json")]) == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert "device 'cuda' was requested but torch" in error and "sees no CUDA device" in error
+
+
+def test_a_bad_gpu_count_in_the_environment_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LLTAX_GPUS", "abc")
+    assert main(["distance", "--checkpoints", str(tmp_path / "m.pt"), "--device", "cuda", "--out", str(tmp_path / "d.json")]) == 1
+    assert "LLTAX_GPUS='abc' is not a number of GPUs" in capsys.readouterr().err

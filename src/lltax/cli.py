@@ -188,7 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     if "--device" in argv:  # a job that may use CUDA: pick a free GPU before torch loads
         from lltax.gpu import pin_gpu_if_needed
 
-        pin_gpu_if_needed(argv)
+        try:
+            pin_gpu_if_needed(argv)
+        except ValueError as error:  # e.g. LLTAX_GPUS that is not a number
+            print(f"lltax: error: {error}", file=sys.stderr)
+            return 1
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     args = build_parser(command).parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
