@@ -439,6 +439,22 @@ def test_cli_fit_and_eval(cli_setup):
     assert result["train_loss"][0] == pytest.approx(evaluate_model(model_a, dataset.x_train, dataset.y_train)[0], rel=1e-6)
 
 
+def test_a_curve_file_is_trusted_as_a_whole(cli_setup):
+    folder, (path_a, path_b) = cli_setup
+    curve_path = folder / "pair=0-1" / "curve.pt"
+    _run(["curve-fit", "--checkpoints", str(path_a), str(path_b), "--settings", SETTINGS, "--device", "cpu", "--out", str(curve_path)])
+    payload = torch.load(curve_path, weights_only=True)
+    name = next(iter(payload["bends"][1]))
+    payload["bends"][1][name] = payload["bends"][1][name] + 1.0  # a flipped middle bend
+    torch.save(payload, curve_path)
+    with pytest.raises(ValueError, match="curve.pt is corrupt: its contents do not match the checksum"):
+        _run(["curve-eval", "--curves", str(curve_path), "--settings", SETTINGS, "--device", "cpu", "--out", str(folder / "e.json")])
+    del payload["checksum"]
+    torch.save(payload, curve_path)
+    with pytest.raises(ValueError, match="carries no checksum"):
+        _run(["curve-eval", "--curves", str(curve_path), "--settings", SETTINGS, "--device", "cpu", "--out", str(folder / "e.json")])
+
+
 def test_cli_diverged_end_model_gives_nan(cli_setup):
     folder, (path_a, path_b) = cli_setup
     state = torch.load(path_b, weights_only=True)

@@ -69,7 +69,7 @@ def test_mnist1d_second_load_reads_the_cache(mnist1d_root, monkeypatch):
     assert torch.equal(first.x_train, second.x_train) and torch.equal(first.y_test, second.y_test)
 
 
-def test_mnist1d_is_generated_when_the_cache_is_missing(tmp_path, monkeypatch):
+def test_mnist1d_is_generated_when_the_cache_is_missing(tmp_path, monkeypatch, caplog):
     # A stand-in generator keeps this fast; the real one runs in the session fixture.
     import mnist1d.data
 
@@ -87,6 +87,17 @@ def test_mnist1d_is_generated_when_the_cache_is_missing(tmp_path, monkeypatch):
     assert [p.name for p in (tmp_path / "mnist1d").iterdir()] == [mnist1d_cache_path(tmp_path).name]  # no temp file left
     load_dataset("mnist1d", tmp_path)
     assert calls == [42]
+    # A cache that no longer matches its checksum is not trusted: generated again, with a log line.
+    path = mnist1d_cache_path(tmp_path)
+    with np.load(path) as stored:
+        arrays = {key: stored[key] for key in stored.files}
+    arrays["y"] = (arrays["y"] + 1) % 10
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+    with caplog.at_level(logging.WARNING, logger="lltax.loaders"):
+        again = load_dataset("mnist1d", tmp_path)
+    assert calls == [42, 42] and "does not match its checksum" in caplog.text
+    assert torch.equal(again.y_train, dataset.y_train)
 
 
 def test_unknown_dataset_lists_the_registry(tmp_path):

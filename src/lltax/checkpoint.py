@@ -157,6 +157,7 @@ def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
 def save_curve(path: str | Path, bends: list, buffers: dict, meta: dict) -> None:
     cpu = [{k: v.detach().cpu().clone() for k, v in bend.items()} for bend in bends]
     payload = {"bends": cpu, "buffers": {k: v.detach().cpu().clone() for k, v in buffers.items()}, "meta": meta}
+    payload["checksum"] = content_checksum(payload)  # verified by load_curve: trusted as a whole
     # torch.save names the archive's records after the file it writes to; saving to memory
     # first keeps the random temporary name out, so a same-seed rerun is byte-identical.
     memory = io.BytesIO()
@@ -177,4 +178,11 @@ def load_curve(path: str | Path) -> dict:
         ) from None
     if not isinstance(payload, dict) or not {"bends", "buffers", "meta"} <= set(payload):
         raise ValueError(f"{path} is not an lltax curve file (expected keys 'bends', 'buffers', 'meta')")
+    recorded = payload.pop("checksum", None)
+    if recorded is None:
+        raise ValueError(f"{path} carries no checksum (written by an older lltax); delete it and rerun the curve_fit job that writes it")
+    if recorded != content_checksum(payload):
+        raise ValueError(
+            f"{path} is corrupt: its contents do not match the checksum recorded when it was saved; delete it and rerun its curve_fit job"
+        )
     return payload

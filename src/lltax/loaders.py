@@ -18,6 +18,7 @@ A grid cell's data (its subset and label noise) is made from these by ``lltax.da
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import random
 from collections.abc import Callable, Mapping
@@ -138,24 +139,52 @@ def _generate_mnist1d(args: dict) -> dict:
         np.random.set_state(numpy_state)
 
 
+MNIST1D_KEYS = ("x", "y", "x_test", "y_test")
+
+
+def _arrays_checksum(arrays: Mapping[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for key in MNIST1D_KEYS:
+        array = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _read_mnist1d_cache(path: Path) -> dict[str, np.ndarray] | None:
+    """The cached arrays, or None (with a log line) when the file does not match its checksum."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            arrays = {key: stored[key] for key in MNIST1D_KEYS}
+            recorded = str(stored["sha256"]) if "sha256" in stored.files else None
+    except (OSError, ValueError, KeyError, EOFError) as e:
+        logger.warning("MNIST-1D cache %s is unreadable (%s): generating it again", path, type(e).__name__)
+        return None
+    if recorded != _arrays_checksum(arrays):
+        logger.warning("MNIST-1D cache %s does not match its checksum (corrupt, or written by an older lltax): generating it again", path)
+        return None
+    return arrays
+
+
 def load_mnist1d(root: str | Path, download: bool = False) -> Dataset:
     """MNIST-1D with the package's default arguments; generated once, then read from the cache.
 
     ``download`` is ignored: the data is always generated locally, never downloaded.
     """
     path = mnist1d_cache_path(root)
-    if not path.exists():
+    arrays = _read_mnist1d_cache(path) if path.exists() else None
+    if arrays is None:
         args = mnist1d_generator_args()
         logger.info("generating MNIST-1D (%s) into %s", args, path)
         data = _generate_mnist1d(args)
         # Written atomically: concurrent jobs may generate the same (identical) file at once, so
         # none may remove another's temporary file (a race seen with 2 jobs starting together).
         with atomic_path(path, clean_stale=False) as tmp:
+            arrays = {key: np.asarray(data[key]) for key in MNIST1D_KEYS}
             with open(tmp, "wb") as handle:
-                np.savez(handle, x=data["x"], y=data["y"], x_test=data["x_test"], y_test=data["y_test"])
+                np.savez(handle, **arrays, sha256=np.array(_arrays_checksum(arrays)))
             tmp.chmod(0o644)  # a shared data cache: readable by others (mkstemp makes it 0600)
-    with np.load(path, allow_pickle=False) as arrays:
-        x, y, x_test, y_test = (arrays[key] for key in ("x", "y", "x_test", "y_test"))
+    x, y, x_test, y_test = (arrays[key] for key in MNIST1D_KEYS)
     # (N, 40) -> (N, 1, 40): one input channel for Conv1d models.
     return _clean_dataset("mnist1d", x[:, None, :], y, x_test[:, None, :], y_test, num_classes=10)
 
