@@ -6,7 +6,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from lltax.config import read_config_file, validate_config
-from lltax.config_checks import check_path_length
+from lltax.config_checks import check_builders, check_path_length
 from lltax.contract import ConfigError
 from lltax.cost import memory_mb, runtime_minutes
 from lltax.gpu import count_gpus
@@ -19,6 +19,10 @@ from lltax.sources import PACKAGE_DIR, command_sources
 for _configfile in workflow.configfiles:
     read_config_file(_configfile)
 CONFIG = validate_config(config)
+# Own builders import where the jobs run: checked here unless the jobs get another software
+# environment (--sdm conda/apptainer) or this is a job step of a cluster run.
+if not workflow.remote_exec and not workflow.deployment_settings.deployment_method:
+    check_builders(CONFIG)
 RESULTS = f"{CONFIG['results_dir']}/{CONFIG['experiment']}"
 RESULTS_LOCK = []  # the open lock file while this run holds the results folder (Snakefile onstart)
 CELLS = [cell_path(cell) for cell in expand_grid(CONFIG["grid"])]
@@ -56,7 +60,7 @@ TORCH_JOB = {"data_dir": DATA_DIR, "device": DEVICE, "threads": THREADS}
 # section change no number of it, so changing them does not rebuild it).
 DATASET_CONFIG = canonical_json(
     {
-        **{k: v for k, v in CONFIG.items() if k not in ("classify", "plots", "landscape", "cluster", "evaluate")},
+        **{k: v for k, v in CONFIG.items() if k not in ("classify", "plots", "landscape", "cluster", "evaluate", "max_cells")},
         **TORCH_JOB,
     }
 )
@@ -83,10 +87,17 @@ def check_contained(results):
         )
 
 
+def torch_sees_cuda():
+    """torch's own answer (no nvidia-smi on ROCm or in some containers); imported only here."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def check_local_device():
     """device: cuda for jobs that run on this machine, which has no GPU, would fail in every job:
     refused when the run starts (a dry run, or a cluster profile whose nodes have GPUs, plans it)."""
-    if CONFIG["device"] == "cuda" and workflow.local_exec and count_gpus() == 0:
+    if CONFIG["device"] == "cuda" and workflow.local_exec and count_gpus() == 0 and not torch_sees_cuda():
         raise ConfigError(
             "config key 'device': cuda, but this machine has no GPU and the jobs run here; set device: auto or cpu, "
             "or run with a cluster profile whose nodes have GPUs"

@@ -94,7 +94,10 @@ def test_defaults_filled_and_seeds_expanded():
         (minimal(hessian={"top_k": 20, "max_iterations": 10}), ["hessian.top_k", "max_iterations"]),
         (minimal(grid={"width": [100000], "batch_size": [16]}), ["grid.width", "100000", "parameters", "GB"]),
         # values that used to pass validation and `snakemake -n` and fail in the jobs
-        (minimal(results_dir="-rd"), ["results_dir", "starts with '-'", "./-rd"]),  # argparse would read it as an option
+        (minimal(results_dir="-rd"), ["results_dir", "starts with '-'", "absolute path"]),  # argparse would read it as an option
+        (minimal(results_dir="./-rd"), ["results_dir", "starts with '-'"]),  # normalized, it is -rd again
+        (minimal(results_dir=".", experiment="-x"), ["results_dir", "experiment", "starts with '-'"]),
+        (minimal(hessian={"seed": 2**64}), ["hessian.seed"]),
         (minimal(data_dir="--help"), ["data_dir", "starts with '-'"]),
         (minimal(results_dir="runs/{cell}"), ["results_dir", "wildcard"]),
         (minimal(results_dir="runs/{x}/a"), ["results_dir", "braces"]),
@@ -102,9 +105,6 @@ def test_defaults_filled_and_seeds_expanded():
         (minimal(results_dir="r/" + "d" * 300), ["results_dir", "longer than 255 bytes"]),
         (minimal(grid={"width": nested(5000), "batch_size": [16]}), ["grid.width", "nested more than 20 levels"]),
         (minimal(model={"name": "lltax.models:resnet1d\n"}), ["model.name", "line break"]),
-        (minimal(model={"name": "no_such_module_xyz:build"}), ["model.name", "cannot import 'no_such_module_xyz'"]),
-        (minimal(model={"name": "test_models:no_such_builder"}), ["model.name", "no callable 'no_such_builder'"]),
-        (minimal(dataset={"name": "no_such_module_xyz:load"}), ["dataset.name", "cannot import"]),
         (minimal(seeds=[0, 18446744073709551616]), ["seeds", "[18446744073709551616]", "int64"]),
         (minimal(seeds=10**9), ["seeds", "at most 100000 seeds"]),
         (minimal(grid={"width": list(range(1, 101)), "batch_size": list(range(16, 116))}), ["10,000 cells", "max_cells"]),
@@ -117,6 +117,29 @@ def test_bad_config_names_the_key(config, fragments):
     message = str(error.value)
     for fragment in fragments:
         assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+def test_own_builders_must_import_as_the_jobs_import_them(tmp_path, monkeypatch):
+    """Checked by the Snakefile before any job, in a fresh interpreter without the working
+    directory on its path (as the `lltax` script runs)."""
+    from lltax.config_checks import check_builders
+
+    tests = str(Path(__file__).parent)
+    monkeypatch.setenv("PYTHONPATH", tests)
+    check_builders(validate_config(minimal(model={"name": "test_models:tiny_relu_net"})))
+    for config, message in (
+        (minimal(model={"name": "no_such_module_xyz:build"}), "model.name': the jobs cannot import 'no_such_module_xyz'"),
+        (minimal(model={"name": "test_models:no_such_builder"}), "model.name': test_models has no callable 'no_such_builder'"),
+        (minimal(dataset={"name": "no_such_module_xyz:load"}), "dataset.name': the jobs cannot import"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            check_builders(validate_config(config))
+    # A module only in the working directory: importable here, not by the jobs.
+    (tmp_path / "only_here.py").write_text("def build(width, num_classes, input_shape):\n    return None\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PYTHONPATH")
+    with pytest.raises(ConfigError, match="cannot import 'only_here'"):
+        check_builders(validate_config(minimal(model={"name": "only_here:build"})))
 
 
 def test_a_deeply_nested_config_file_is_refused_naming_the_file(tmp_path):
@@ -210,3 +233,11 @@ def test_repeated_yaml_keys_are_refused(tmp_path):
     path.write_text("experiment: t\ngrid:\n  width: [2]\n  width: [4]\n  batch_size: [16]\n")
     with pytest.raises(ConfigError, match="'width' appears twice"):
         load_config(path)
+
+
+def test_a_canonical_path_never_reads_as_an_option(tmp_path, monkeypatch):
+    from lltax.grid import canonical_path
+
+    monkeypatch.chdir(tmp_path)
+    assert canonical_path("./data/") == "data" and canonical_path(str(tmp_path / "data")) == "data"
+    assert canonical_path("./-x") == str(tmp_path / "-x")  # relative, it would be the option -x

@@ -515,4 +515,6 @@ def test_aggregate_does_not_overwrite_a_per_job_file(results):
     before = record.read_bytes()
     with pytest.raises(ValueError, match="would overwrite a per-job file"):
         run_cli(["aggregate", "--results-dir", str(results), "--out", str(record)])
-    assert record.read_bytes() == before
+    with pytest.raises(ValueError, match="would overwrite a per-job file"):  # any file inside a cell folder
+        run_cli(["aggregate", "--results-dir", str(results), "--out", str(record.parent / "dataset.nc")])
+    assert record.read_bytes() == before and not (record.parent / "dataset.nc").exists()

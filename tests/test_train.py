@@ -458,5 +458,6 @@ def test_a_checkpoint_is_trusted_as_a_whole(tmp_path):
             read(path)
     del payload["meta"]["meta_sha256"]
     torch.save(payload, path)
-    with pytest.raises(ValueError, match="no metadata checksum"):
-        load_checkpoint_file(path)
+    for read in (load_checkpoint_file, read_checkpoint_meta):
+        with pytest.raises(ValueError, match="no metadata checksum"):
+            read(path)

@@ -393,8 +393,9 @@ def test_editing_any_source_module_reruns_exactly_the_rules_that_import_it(finis
         ({"data_dir": "./data/"}, {}),  # the same folder spelled differently
         ({"cluster": {"tflops": 5.0, "safety": 4}}, {}),  # resource estimates only
         ({"evaluate": {"batch_size": 100}}, {}),  # the by-hand `lltax evaluate` section
+        ({"max_cells": 6000}, {}),  # how large a grid may be planned
     ],
-    ids=["threads", "device-spelling", "data-dir-spelling", "cluster", "evaluate"],
+    ids=["threads", "device-spelling", "data-dir-spelling", "cluster", "evaluate", "max-cells"],
 )
 def test_params_are_what_results_depend_on(finished_run, change, expected):
     from lltax.gpu import count_gpus

@@ -20,7 +20,6 @@ import jsonschema
 import yaml
 
 from lltax.config_checks import (
-    check_builders,
     check_depth,
     check_finite,
     check_grid_size,
@@ -129,7 +128,6 @@ def validate_config(config: dict) -> dict:
         raise ConfigError("config keys 'plots.x' and 'plots.y' must name two different grid axes")
     check_plots_and_ranges(config)
     check_sizes(config)
-    check_builders(config)
     return config
 
 

@@ -5,6 +5,7 @@ keys of one section, plot keys, batch and model sizes against the data, own buil
 from __future__ import annotations
 
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -170,10 +171,10 @@ def check_paths(config: dict) -> None:
         value = config[key]
         if not value.strip():
             raise ConfigError(f"config key {key!r}: {value!r} is not allowed; give a non-empty folder path")
-        if value.startswith("-"):
+        if os.path.normpath(value).startswith("-"):  # ./-x is -x again once a path is normalized
             raise ConfigError(
                 f"config key {key!r}: {value!r} starts with '-', which every job's command line would read as an option; "
-                f"write it as ./{value} or an absolute path"
+                "give an absolute path, or a folder name that does not start with '-'"
             )
         long = [part for part in Path(value).parts if len(part.encode()) > NAME_MAX]
         if long:
@@ -184,6 +185,11 @@ def check_paths(config: dict) -> None:
         raise ConfigError(
             f"config key 'results_dir': {config['results_dir']!r} holds '{{' or '}}', which Snakemake reads as a wildcard in every output path; "
             "choose a folder name without braces"
+        )
+    if os.path.normpath(f"{config['results_dir']}/{config['experiment']}").startswith("-"):
+        raise ConfigError(
+            f"config keys 'results_dir' and 'experiment': {config['results_dir']}/{config['experiment']} starts with '-' once "
+            "normalized, which every job's command line would read as an option; give results_dir as an absolute path"
         )
     if len(config["experiment"].encode()) > NAME_MAX:
         raise ConfigError(f"config key 'experiment': {len(config['experiment'])} characters; a folder name has at most {NAME_MAX} bytes")
@@ -212,13 +218,24 @@ def check_path_length(results: str, cells: list[str]) -> None:
 
 
 def check_builders(config: dict) -> None:
-    """Own models and datasets given by import path are importable (imported, not called)."""
-    from lltax.importing import import_builder
+    """Own models and datasets given by import path import as a job would import them: in a
+    fresh interpreter of this environment, without the working directory on the path (jobs run
+    the ``lltax`` script, whose path does not hold it). Imported, not called."""
+    import subprocess
+    import sys
 
     for key, section in (("model.name", "model"), ("dataset.name", "dataset")):
         name = config[section]["name"]
-        if ":" in name:
-            try:
-                import_builder(section, name, ())
-            except ValueError as e:
-                raise ConfigError(f"config key {key!r}: {e}") from None
+        if ":" not in name:
+            continue
+        module, _, function = name.partition(":")
+        code = (
+            f"import importlib, sys\nmodule = importlib.import_module({module!r})\n"
+            f"sys.exit(0 if callable(getattr(module, {function!r}, None)) else 3)"
+        )
+        result = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=600)
+        if result.returncode == 3:
+            raise ConfigError(f"config key {key!r}: {module} has no callable {function!r}")
+        if result.returncode:
+            last = (result.stderr.strip().splitlines() or ["no error message"])[-1]
+            raise ConfigError(f"config key {key!r}: the jobs cannot import {module!r} ({last}); install it or put it on PYTHONPATH")

@@ -91,10 +91,12 @@ def seed_pairs(seeds: list[int], mode: str) -> list[tuple[int, int]]:
 
 def canonical_path(path: str) -> str:
     """One spelling per folder: normalized, relative to the working directory when inside it
-    (``data``, ``./data/`` and its absolute path are all ``data``), absolute otherwise."""
+    (``data``, ``./data/`` and its absolute path are all ``data``), absolute otherwise, and
+    absolute too where the relative spelling would start with ``-`` (an option to every job)."""
     absolute = os.path.abspath(path)
     relative = os.path.relpath(absolute)
-    return absolute if relative == ".." or relative.startswith(".." + os.sep) else relative
+    outside = relative == ".." or relative.startswith(".." + os.sep)
+    return absolute if outside or relative.startswith("-") else relative
 
 
 def canonical_json(obj: Any) -> str:

@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import logging
 import random
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -157,11 +158,14 @@ def _read_mnist1d_cache(path: Path) -> dict[str, np.ndarray] | None:
         with np.load(path, allow_pickle=False) as stored:
             arrays = {key: stored[key] for key in MNIST1D_KEYS}
             recorded = str(stored["sha256"]) if "sha256" in stored.files else None
-    except (OSError, ValueError, KeyError, EOFError) as e:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
         logger.warning("MNIST-1D cache %s is unreadable (%s): generating it again", path, type(e).__name__)
         return None
+    if recorded is None:  # written by an older lltax: nothing to verify it against
+        logger.info("MNIST-1D cache %s carries no checksum (an older lltax wrote it); using it unverified", path)
+        return arrays
     if recorded != _arrays_checksum(arrays):
-        logger.warning("MNIST-1D cache %s does not match its checksum (corrupt, or written by an older lltax): generating it again", path)
+        logger.warning("MNIST-1D cache %s does not match its checksum (corrupt): generating it again", path)
         return None
     return arrays
 

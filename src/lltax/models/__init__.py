@@ -101,9 +101,10 @@ def _check_output(model: nn.Module, name: str, num_classes: int, input_shape: tu
 
     from lltax.modes import mode
 
-    try:
-        with torch.no_grad(), mode(model, training=False):
-            logits = model(torch.zeros(2, *input_shape))
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    try:  # fork_rng: a model that draws in its forward pass leaves the global stream as it was
+        with torch.no_grad(), torch.random.fork_rng(devices=[]), mode(model, training=False):
+            logits = model(torch.zeros(2, *input_shape, device=device))
     except Exception as e:
         raise ValueError(
             f"model builder {name!r}: its model fails on inputs of shape (batch, *{input_shape}): {type(e).__name__}: {e}"
