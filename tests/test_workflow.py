@@ -454,6 +454,18 @@ def test_a_link_out_of_the_results_folder_is_refused_before_any_job(tmp_path):
     assert not list(outside.iterdir())  # nothing written through the link
 
 
+def test_a_config_of_aliases_of_aliases_is_refused_at_once(tmp_path):
+    """YAML aliases nested ten deep name ~3.5e9 values; the checks stop at 1e6 instead of walking them."""
+    copy_workflow(tmp_path)
+    text = "experiment: tiny\ngrid:\n  width: [2]\n  batch_size: [32]\nx0: &a0 [0, 1, 2, 3, 4, 5, 6, 7, 8]\n"
+    text += "".join(f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10))
+    (tmp_path / "bomb.yaml").write_text(text)
+    started = time.perf_counter()
+    out = snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "bomb.yaml"), check=False)
+    assert out.returncode != 0 and "expands to more than 1,000,000 values" in out.stdout + out.stderr
+    assert time.perf_counter() - started < 120
+
+
 def test_bad_config_fails_before_any_job(finished_run, tmp_path):
     write_config(finished_run, {**TINY, "grid": {**TINY["grid"], "width": [0]}})
     try:
