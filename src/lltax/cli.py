@@ -38,24 +38,24 @@ COMMAND_MODULES = tuple(COMMANDS.values())
 INPUT, OUTPUT = "input", "output"
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seed must be an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"seed must be an integer >= 0, got {value}")
-    return value
+def _integer(what: str, low: int, high: int | None = None):
+    """An argparse type: an integer in [low, high], or an error saying so."""
+    allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be {allowed}, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{what} must be {allowed}, got {value}")
+        return value
+
+    return parse
 
 
-def _threads(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"threads must be an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"threads must be an integer >= 1, got {value}")
-    return value
+_seed = _integer("seed", 0, 2**63 - 1)  # int64 coordinates, torch's generators
+_threads = _integer("threads", 1)
 
 
 # The vocabulary: name -> (flag, argparse keywords, role). A role of INPUT or OUTPUT marks the

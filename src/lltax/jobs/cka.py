@@ -12,7 +12,7 @@ from lltax.config import parse_settings
 from lltax.device import resolve_device
 from lltax.io import write_json
 from lltax.jobs.distance import write_distance
-from lltax.jobs.inputs import check_same_cell, is_diverged, load_cell_data, load_model
+from lltax.jobs.inputs import cell_models, load_cell_data
 from lltax.metrics.cka import model_outputs, pairwise_cka
 from lltax.metrics.mixup import mixup_batches
 
@@ -39,12 +39,9 @@ def cka_of_checkpoints(
     """
     metas = [] if metas is None else metas  # filled with the checkpoints' metadata, for the caller's provenance
     outputs, inputs = {}, None
-    for path in paths:
-        model, meta = load_model(path, device)
+    for model, meta in cell_models(paths, device):
         metas.append(meta)
-        check_same_cell(metas, paths[: len(metas)])
-        if is_diverged(model, meta):
-            log.warning("%s (seed %s) is diverged: its pairs get NaN", path, meta["seed"])
+        if model is None:
             outputs[meta["seed"]] = None
             continue
         if inputs is None:

@@ -12,7 +12,7 @@ from lltax import checkpoint
 from lltax.config import parse_settings
 from lltax.device import resolve_device
 from lltax.io import write_json
-from lltax.jobs.inputs import check_same_cell, is_diverged, load_model
+from lltax.jobs.inputs import cell_models
 from lltax.metrics.distance import pairwise_distance
 
 log = logging.getLogger(__name__)
@@ -32,13 +32,8 @@ def distance_of_checkpoints(
     """Pairwise l2 distance of the seed checkpoints of one cell (``metas`` is filled with their metadata)."""
     metas = [] if metas is None else metas
     models = {}
-    for path in paths:
-        model, meta = load_model(path, device)
+    for model, meta in cell_models(paths, device):
         metas.append(meta)
-        check_same_cell(metas, paths[: len(metas)])
-        if is_diverged(model, meta):
-            log.warning("%s (seed %s) is diverged: its pairs get NaN", path, meta["seed"])
-            model = None
         models[meta["seed"]] = model
     if len(models) < 2:
         log.warning("l2 distance needs at least two seeds; got %d checkpoint(s), writing no pairs", len(models))

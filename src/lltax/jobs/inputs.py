@@ -3,6 +3,7 @@ job's checkpoints belong together."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from lltax.checkpoint import load_checkpoint_file
 from lltax.data import load_dataset
 from lltax.grid import canonical_value
 from lltax.models import build_model
+
+log = logging.getLogger(__name__)
 
 
 def build_from_meta(meta: dict[str, Any]) -> nn.Module:
@@ -40,6 +43,20 @@ def load_cell_data(meta: dict[str, Any], device: torch.device | str = "cpu", dat
         device=device,
         label_noise_mode=dataset.get("label_noise_mode", "exact"),
     )
+
+
+def cell_models(paths: Sequence[str], device: torch.device | str = "cpu"):
+    """The checkpoints of one cell's seeds in turn, as (model or None when diverged, metadata):
+    one model in memory at a time; refused unless they are one cell's distinct seeds."""
+    metas: list[dict[str, Any]] = []
+    for path in paths:
+        model, meta = load_model(path, device)
+        metas.append(meta)
+        check_same_cell(metas, paths[: len(metas)])
+        if is_diverged(model, meta):
+            log.warning("%s (seed %s) is diverged: its pairs get NaN", path, meta["seed"])
+            model = None
+        yield model, meta
 
 
 def is_diverged(model: nn.Module, meta: dict[str, Any]) -> bool:
