@@ -211,7 +211,7 @@ def test_debug_shows_the_traceback(tmp_path, dataset_path):
         main(["--debug", "classify", "--dataset", str(dataset_path), "--out", str(dataset_path), "--settings", "{}"])
 
 
-@pytest.mark.parametrize("seed", ["-5", "two"])
+@pytest.mark.parametrize("seed", ["-5", "two", "18446744073709551616"])
 def test_bad_seed_is_an_argument_error(tmp_path, seed, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(
@@ -232,7 +232,7 @@ def test_bad_seed_is_an_argument_error(tmp_path, seed, capsys):
             ]
         )
     assert exit_info.value.code == 2
-    assert "seed must be an integer >= 0" in capsys.readouterr().err
+    assert "seed must be an integer in [0, 9223372036854775807]" in capsys.readouterr().err
 
 
 def test_long_json_arguments_are_not_taken_for_paths(tmp_path, dataset_path):
