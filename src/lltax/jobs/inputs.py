@@ -57,6 +57,7 @@ def cell_models(paths: Sequence[str], device: torch.device | str = "cpu"):
             log.warning("%s (seed %s) is diverged: its pairs get NaN", path, meta["seed"])
             model = None
         yield model, meta
+        del model  # before the next checkpoint loads: one model in memory at a time
 
 
 def is_diverged(model: nn.Module, meta: dict[str, Any]) -> bool:
