@@ -17,7 +17,14 @@ wildcard_constraints:
 report: "report/workflow.rst"
 
 
-include: "rules/train.smk"
+if EXTERNAL:
+
+    include: "rules/external.smk"
+
+else:
+
+    include: "rules/train.smk"
+
 include: "rules/metrics.smk"
 
 

@@ -13,7 +13,7 @@ rule aggregate:
     input:
         outputs=metric_outputs,
         # Every record is checked against the checkpoints it names (their metadata only).
-        checkpoints=[f"{RESULTS}/{cell}/seed={seed}/model.pt" for cell in CELLS for seed in SEEDS],
+        checkpoints=[f"{RESULTS}/{cell}/seed={seed}/{CHECKPOINT}" for cell in CELLS for seed in SEEDS],
         code=sources("aggregate-metric"),
     output:
         f"{RESULTS}/aggregate/{{metric}}.nc",

@@ -10,7 +10,7 @@ from lltax.config_checks import check_builders, check_path_length
 from lltax.contract import ConfigError
 from lltax.cost import memory_mb, runtime_minutes
 from lltax.gpu import count_gpus
-from lltax.grid import CELL_REGEX, canonical_json, canonical_path, cell_path, expand_grid, parse_cell_path, seed_pairs
+from lltax.grid import CELL_REGEX, canonical_json, canonical_path, cell_path, checkpoint_file, expand_grid, parse_cell_path, seed_pairs
 from lltax.io import hold_results_lock, results_folder_holder
 from lltax.sources import PACKAGE_DIR, command_sources
 
@@ -35,6 +35,10 @@ if not workflow.remote_exec and not workflow.subprocess_exec:
     if _holder:
         print(f"lltax: {RESULTS} is in use by another workflow run ({_holder}); a run started now is refused", file=sys.stderr)
 SEEDS = CONFIG["seeds"]
+# Checkpoints trained elsewhere (checkpoints.path): each seed's checkpoint.json (lltax import)
+# stands where lltax's own model.pt would, and every metric rule reads it the same way.
+EXTERNAL = CONFIG["checkpoints"]["path"]
+CHECKPOINT = "checkpoint.json" if EXTERNAL else "model.pt"
 # Threads of every torch job: declared as the rule's `threads:` and passed to the job, which
 # pins torch to it (results depend on the thread count, not on the caller's environment).
 THREADS = CONFIG["threads"]
@@ -139,6 +143,20 @@ def per_seed(name):
     return [f"{RESULTS}/{{cell}}/seed={seed}/{name}" for seed in SEEDS]
 
 
+def external_files(wildcards):
+    """The files trained elsewhere of a cell's seeds, in SEEDS order (checkpoints.path)."""
+    cell = parse_cell_path(wildcards.cell)
+    return [checkpoint_file(EXTERNAL, cell, seed) for seed in SEEDS]
+
+
+def missing_external_files():
+    """Every file checkpoints.path names that does not exist (all reported at once)."""
+    if not EXTERNAL:
+        return []
+    cells = [parse_cell_path(cell) for cell in CELLS]
+    return [path for cell in cells for seed in SEEDS if not os.path.isfile(path := checkpoint_file(EXTERNAL, cell, seed))]
+
+
 def per_pair(name):
     """A per-cell job's file `name` for every curve pair, e.g. <cell>/pair=A-B/curve.pt."""
     return [f"{RESULTS}/{{cell}}/pair={a}-{b}/{name}" for a, b in CURVE_PAIRS]
@@ -169,7 +187,7 @@ def metric_outputs(wildcards):
 # what depends on it follows. As inputs of the tables alone, a missing one would not be
 # recreated while the tables look up to date.
 PER_JOB_FILES = (
-    [f"{RESULTS}/{cell}/seed={seed}/model.pt" for cell in CELLS for seed in SEEDS]
+    [f"{RESULTS}/{cell}/seed={seed}/{CHECKPOINT}" for cell in CELLS for seed in SEEDS]
     + [f"{RESULTS}/{cell}/pair={a}-{b}/curve.pt" for cell in CELLS for a, b in CURVE_PAIRS]
     + [path for metric in METRICS for path in metric_outputs(SimpleNamespace(metric=metric))]
 )
@@ -193,3 +211,14 @@ def metric_config(wildcards):
     if wildcards.metric == "curves":
         shape["curves"] = {"points": CONFIG["curves"]["points"], "pairs": CONFIG["curves"]["pairs"]}
     return canonical_json(shape)
+
+
+# Checkpoints trained elsewhere: every file the template names is found before any job runs
+# (all missing ones in one message, rather than Snakemake's first missing input).
+if EXTERNAL:
+    _missing = missing_external_files()
+    if _missing:
+        raise ConfigError(
+            f"config key 'checkpoints.path': {len(_missing)} of the {len(CELLS) * len(SEEDS)} files it names do not exist, "
+            f"e.g. {', '.join(_missing[:3])}"
+        )

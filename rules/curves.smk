@@ -5,7 +5,7 @@
 
 rule curve_fit:
     input:
-        checkpoints=lambda wildcards: [f"{RESULTS}/{wildcards.cell}/seed={seed}/model.pt" for pair in CURVE_PAIRS for seed in pair],
+        checkpoints=lambda wildcards: [f"{RESULTS}/{wildcards.cell}/seed={seed}/{CHECKPOINT}" for pair in CURVE_PAIRS for seed in pair],
         code=sources("curve-fit"),
     output:
         per_pair("curve.pt"),

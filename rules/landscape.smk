@@ -4,7 +4,7 @@
 
 rule landscape:
     input:
-        checkpoints=lambda wildcards: [f"{RESULTS}/{wildcards.cell}/seed={seed}/model.pt" for seed in LANDSCAPE_SEEDS],
+        checkpoints=lambda wildcards: [f"{RESULTS}/{wildcards.cell}/seed={seed}/{CHECKPOINT}" for seed in LANDSCAPE_SEEDS],
         code=sources("landscape"),
     output:
         data=f"{RESULTS}/{{cell}}/landscape.nc",

@@ -6,7 +6,7 @@
 
 rule hessian:
     input:
-        checkpoints=per_seed("model.pt"),
+        checkpoints=per_seed(CHECKPOINT),
         code=sources("hessian"),
     output:
         per_seed("hessian.json"),
@@ -30,7 +30,7 @@ rule hessian:
 # CKA and the l2 distance (no settings of its own, no forward passes) in one job.
 rule cka:
     input:
-        checkpoints=per_seed("model.pt"),
+        checkpoints=per_seed(CHECKPOINT),
         code=sources("cka"),
     output:
         cka=f"{RESULTS}/{{cell}}/cka.json",

@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from lltax.io import atomic_path
+from lltax.external import external_state
+from lltax.io import atomic_path, read_json, write_json
 
 
 def versions() -> dict[str, str]:
@@ -88,18 +89,55 @@ def meta_checksum(meta: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _check_meta(meta: Any, path: str | Path) -> dict[str, Any]:
+def _check_meta(meta: Any, path: str | Path, job: str = "train") -> dict[str, Any]:
     """The metadata of a checkpoint, its checksum verified (a flag edited by hand is refused)."""
     if not isinstance(meta, dict) or not isinstance(meta.get("state_sha256"), str):
-        raise ValueError(f"{path} is not an lltax checkpoint with a weights checksum; delete it and rerun its train job")
+        raise ValueError(f"{path} is not an lltax checkpoint with a weights checksum; delete it and rerun its {job} job")
     if "meta_sha256" not in meta:
-        raise ValueError(f"{path} carries no metadata checksum (written by an older lltax); delete it and rerun its train job")
+        raise ValueError(f"{path} carries no metadata checksum (written by an older lltax); delete it and rerun its {job} job")
     if meta_checksum(meta) != meta["meta_sha256"]:
         raise ValueError(
             f"{path} is corrupt: its metadata (cell, seed, diverged, settings) does not match the checksum recorded when it was "
-            "saved; delete it and rerun its train job"
+            f"saved; delete it and rerun its {job} job"
         )
     return meta
+
+
+def is_external_record(path: str | Path) -> bool:
+    """A ``checkpoint.json`` (the record of a checkpoint trained elsewhere) rather than a ``model.pt``."""
+    return Path(path).suffix == ".json"
+
+
+def sealed_meta(meta: dict[str, Any], state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """``meta`` with the weights' checksum (``state_sha256``) and its own (``meta_sha256``), in key order."""
+    # Sorted keys: equal metadata gives equal bytes, whatever order the caller built it in.
+    meta = json.loads(json.dumps({**meta, "state_sha256": state_checksum(state)}, sort_keys=True))
+    return json.loads(json.dumps({**meta, "meta_sha256": meta_checksum(meta)}, sort_keys=True))
+
+
+def save_external_record(path: str | Path, state: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Write ``checkpoint.json``, the record of a checkpoint trained elsewhere (``lltax.external``):
+    its metadata, sealed like a ``model.pt``'s, with ``meta["external"]`` naming the file."""
+    write_json(path, sealed_meta(meta, state))
+
+
+def _load_external_record(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    try:
+        meta = read_json(path)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"checkpoint record {path} does not exist; run `lltax import` (or the import rule) first") from e
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ValueError(f"{path} is not a readable lltax checkpoint record; delete it and rerun its import job") from None
+    meta = _check_meta(meta, path, job="import")
+    if not isinstance(meta.get("external"), dict):
+        raise ValueError(f"{path} is not the record of an external checkpoint (no 'external' section); delete it and rerun its import job")
+    state = external_state(meta["external"])
+    if state_checksum(state) != meta["state_sha256"]:
+        raise ValueError(
+            f"{meta['external']['path']} changed after {path} was written (its weights' checksum differs); "
+            "delete the record and rerun its import job to measure the new weights"
+        )
+    return state, meta
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> None:
@@ -109,9 +147,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) ->
     metadata's, which loading verifies: a checkpoint is trusted as a whole or not at all.
     """
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    # Sorted keys: equal metadata gives equal bytes, whatever order the caller built it in.
-    meta = json.loads(json.dumps({**meta, "state_sha256": state_checksum(state)}, sort_keys=True))
-    meta = json.loads(json.dumps({**meta, "meta_sha256": meta_checksum(meta)}, sort_keys=True))
+    meta = sealed_meta(meta, state)
     # Serialize to memory first: torch.save names the zip records after the file, and the
     # temporary file's random name would make identical checkpoints differ byte for byte.
     buffer = io.BytesIO()
@@ -121,7 +157,12 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) ->
 
 
 def load_checkpoint_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a checkpoint with ``weights_only=True`` (no code runs from the file) and verify its checksum."""
+    """Read a checkpoint with ``weights_only=True`` (no code runs from the file) and verify its checksum.
+
+    ``path`` is a ``model.pt``, or the ``checkpoint.json`` of a checkpoint trained elsewhere, whose
+    weights are read from the file it names (``lltax.external``)."""
+    if is_external_record(path):
+        return _load_external_record(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as e:
@@ -142,6 +183,11 @@ def load_checkpoint_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dic
 def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
     """A checkpoint's metadata without reading its weights (memory-mapped, weights-only): what
     the results layer checks every record against (checksum, config hash, cell, seed)."""
+    if is_external_record(path):
+        try:
+            return _check_meta(read_json(path), path, job="import")
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            raise ValueError(f"{path} is not a readable lltax checkpoint record; delete it and rerun its import job") from None
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except FileNotFoundError:

@@ -19,6 +19,7 @@ from pathlib import Path
 # Subcommand -> the job module that runs it.
 COMMANDS = {
     "train": "lltax.jobs.train",
+    "import": "lltax.jobs.import_checkpoints",
     "evaluate": "lltax.jobs.evaluate",
     "hessian": "lltax.jobs.hessian",
     "cka": "lltax.jobs.cka",
@@ -32,6 +33,7 @@ COMMANDS = {
     "classify": "lltax.jobs.classify",
     "plot": "lltax.jobs.plot",
     "reference": "lltax.jobs.reference",
+    "diagnose": "lltax.jobs.diagnose",
 }
 COMMAND_MODULES = tuple(COMMANDS.values())
 
@@ -88,6 +90,16 @@ VOCABULARY: dict[str, tuple[str, dict, str | None]] = {
         "--checkpoints",
         {"nargs": "+", "required": True, "metavar": "MODEL_PT", "help": "model checkpoints (<cell>/seed=S/model.pt)"},
         INPUT,
+    ),
+    "files": (
+        "--files",
+        {"nargs": "+", "required": True, "metavar": "FILE", "help": "checkpoint files trained elsewhere, one per seed (lltax.external)"},
+        INPUT,
+    ),
+    "checkpoint_settings": (
+        "--checkpoint-settings",
+        {"default": "{}", "help": "the config section 'checkpoints' as JSON (key, prefix: where the weights sit in each file)"},
+        None,
     ),
     "curves": (
         "--curves",

@@ -31,7 +31,7 @@ from lltax.config_checks import (
     check_strings,
 )
 from lltax.contract import AXES, ConfigError
-from lltax.grid import canonical_value, parse_cell_path
+from lltax.grid import canonical_value, check_checkpoint_template, parse_cell_path
 
 METRIC_SECTIONS = ("train", "hessian", "evaluate", "cka", "distance", "curves", "classify", "plots")
 
@@ -115,6 +115,8 @@ def validate_config(config: dict) -> dict:
         )
     if isinstance(config["seeds"], int):
         config["seeds"] = list(range(config["seeds"]))
+    if config["checkpoints"]["path"] is not None:
+        check_checkpoint_template(config["checkpoints"]["path"], config["grid"], config["seeds"])
     points = [canonical_value(float(t)) for t in config["curves"]["points"]]
     if 0.0 not in points or 1.0 not in points:
         raise ConfigError(f"config key 'curves.points': must contain 0 and 1 (the curve's ends), got {points}")

@@ -21,6 +21,7 @@ PHASES = ("I", "II", "III", "IV-A", "IV-B", "diverged", "unknown")
 
 # Per-job files, under <results>/<cell>/ (seed=S/ for a model, pair=A-B/ for a curve).
 MODEL_FILE = "model.pt"
+EXTERNAL_RECORD = "checkpoint.json"  # stands for a checkpoint trained elsewhere (lltax.external), in place of model.pt
 TRAIN_RECORD = "train.json"
 SNAPSHOT_FILE = "train_snapshot.pt"  # a killed training job's resume point, not an output
 HESSIAN_RECORD = "hessian.json"

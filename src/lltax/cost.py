@@ -63,6 +63,8 @@ def job_work(rule: str, cell: dict[str, Any], config: dict[str, Any]) -> tuple[f
         epochs = config["train"]["epochs"]
         steps = training_steps(n_train, int(cell["batch_size"]), epochs)
         return epochs * n_train * TRAIN_PASSES * forward + evaluate_all, steps
+    if rule == "import":  # checkpoints trained elsewhere: one evaluation pass each
+        return evaluate_all, 0
     if rule == "hessian":
         h = config["hessian"]
         hvps = h["max_iterations"] * h["lanczos_starts"] + h["trace_probes"]
@@ -88,7 +90,7 @@ def items_per_job(rule: str, config: dict[str, Any]) -> int:
     """How many models or curves one job of ``rule`` handles: a cell's seeds (train, hessian)
     or its curve pairs (curve_fit, curve_eval), in turn; 1 for the per-cell pairwise rules."""
     seeds = list(range(config["seeds"])) if isinstance(config["seeds"], int) else list(config["seeds"])
-    if rule in ("train", "hessian"):
+    if rule in ("train", "import", "hessian"):
         return len(seeds)
     if rule in ("curve_fit", "curve_eval"):
         return max(1, len(seed_pairs(seeds, config["curves"]["pairs"])))

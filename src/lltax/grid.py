@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import json
 import os
+import string
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +107,41 @@ def canonical_json(obj: Any) -> str:
 
 def config_hash(obj: Any) -> str:
     return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:16]
+
+
+def checkpoint_file(template: str, cell: dict, seed: int) -> str:
+    """The file a ``checkpoints.path`` template names for one cell and seed, absolute."""
+    return os.path.abspath(os.path.expanduser(template.format(**{axis: cell[axis] for axis in AXES}, seed=seed)))
+
+
+def check_checkpoint_template(template: str, grid: dict, seeds: list[int]) -> None:
+    """A ``checkpoints.path`` template names only grid axes and ``seed``, formats every cell, and
+    gives each cell and seed a file of its own."""
+    key = "config key 'checkpoints.path'"
+    if not template.strip():
+        raise ConfigError(f"{key}: {template!r} names no file; give a template such as 'runs/w{{width}}/seed{{seed}}.pt', or null to train")
+    try:
+        fields = {name.split(".")[0].split("[")[0] for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as e:
+        raise ConfigError(
+            f"{key}: {template!r} is not a format template ({e}); write fields as {{width}}, literal braces as {{{{ }}}}"
+        ) from None
+    unknown = sorted(fields - {*AXES, "seed"})
+    if unknown:
+        raise ConfigError(f"{key}: unknown field(s) {unknown} in {template!r}; fields are the grid axes {list(AXES)} and seed")
+    if "" in fields:
+        raise ConfigError(f"{key}: {template!r} has a positional field {{}}; name it, e.g. {{seed}}")
+    needed = (["seed"] if len(seeds) > 1 else []) + [axis for axis in AXES if len(grid[axis]) > 1]
+    absent = [name for name in needed if name not in fields]
+    if absent:
+        raise ConfigError(f"{key}: {template!r} does not name {absent}, which take several values: cells or seeds would share one file")
+    files: dict[str, tuple] = {}
+    for cell in expand_grid(grid):
+        for seed in seeds:
+            try:
+                path = checkpoint_file(template, cell, seed)
+            except (ValueError, TypeError, IndexError, KeyError) as e:
+                raise ConfigError(f"{key}: {template!r} cannot format cell {cell_path(cell)} seed {seed} ({e})") from None
+            if path in files:
+                raise ConfigError(f"{key}: {template!r} names {path} for two cells or seeds ({files[path]} and {(cell_path(cell), seed)})")
+            files[path] = (cell_path(cell), seed)

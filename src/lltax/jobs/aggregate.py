@@ -7,14 +7,34 @@ import logging
 from pathlib import Path
 
 from lltax.config import load_config
-from lltax.contract import CKA_RECORD, CURVE_FILE, CURVE_RECORD, DISTANCE_RECORD, HESSIAN_RECORD, LANDSCAPE_FILE, MODEL_FILE, TRAIN_RECORD
+from lltax.contract import (
+    CKA_RECORD,
+    CURVE_FILE,
+    CURVE_RECORD,
+    DISTANCE_RECORD,
+    EXTERNAL_RECORD,
+    HESSIAN_RECORD,
+    LANDSCAPE_FILE,
+    MODEL_FILE,
+    TRAIN_RECORD,
+)
 from lltax.grid import canonical_json
 from lltax.results.infer import aggregate_all, infer_config
 from lltax.results.netcdf import write_dataset
 
 log = logging.getLogger(__name__)
 
-PER_JOB_NAMES = (MODEL_FILE, TRAIN_RECORD, HESSIAN_RECORD, CKA_RECORD, DISTANCE_RECORD, CURVE_FILE, CURVE_RECORD, LANDSCAPE_FILE)
+PER_JOB_NAMES = (
+    MODEL_FILE,
+    EXTERNAL_RECORD,
+    TRAIN_RECORD,
+    HESSIAN_RECORD,
+    CKA_RECORD,
+    DISTANCE_RECORD,
+    CURVE_FILE,
+    CURVE_RECORD,
+    LANDSCAPE_FILE,
+)
 
 HELP = "all metrics + merge of a results folder, by hand"
 ARGUMENTS = {

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from lltax.config import ConfigError
-from lltax.contract import AXES, BOOLEAN_VARIABLES, MODEL_FILE, VALID_RANGES
+from lltax.contract import AXES, BOOLEAN_VARIABLES, EXTERNAL_RECORD, MODEL_FILE, VALID_RANGES
 from lltax.grid import canonical_value, parse_cell_path
 from lltax.io import read_json
 
@@ -114,6 +114,8 @@ class Checkpoints:
         key = (cell, seed)
         if key not in self._metas:
             path = self.results_dir / cell / f"seed={seed}" / MODEL_FILE
+            if not path.exists() and path.with_name(EXTERNAL_RECORD).exists():  # a checkpoint trained elsewhere
+                path = path.with_name(EXTERNAL_RECORD)
             from lltax.checkpoint import read_checkpoint_meta  # torch: only where records are checked
 
             try:

@@ -1,0 +1,172 @@
+"""``lltax diagnose``: the phase of one training setting from its checkpoints, with the paper's advice.
+
+For models trained anywhere: ``--files`` are the checkpoints of one setting (one per seed),
+``--config`` an lltax config whose grid is that one setting (model, dataset, the training
+settings the criteria need, metric sections). Every step is the workflow's own job command,
+run in this process (``lltax import``, ``hessian``, ``cka``, ``curve-fit``, ``curve-eval``),
+then the dataset is aggregated and classified as the workflow does; everything is written
+under ``<results_dir>/<experiment>/`` (``diagnosis.json`` says from which files and config) and
+nothing is cached: a second call replaces the folder of an earlier diagnosis, and refuses a
+folder that holds anything else (a workflow's results are never overwritten).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+from pathlib import Path
+
+from lltax import cli
+from lltax.config import read_config_file, validate_config
+from lltax.contract import CKA_RECORD, CURVE_FILE, CURVE_RECORD, DISTANCE_RECORD, EXTERNAL_RECORD, HESSIAN_RECORD, ConfigError
+from lltax.grid import canonical_json, canonical_path, cell_path, expand_grid, seed_pairs
+from lltax.io import write_json
+
+log = logging.getLogger(__name__)
+
+HELP = "diagnose one training setting from its checkpoints: phase, confidence, reason, measurements against thresholds, advice"
+ARGUMENTS = {
+    "config": {"required": True, "help": "config YAML whose grid is the one setting the checkpoints were trained with"},
+    "files": {"help": "the setting's checkpoint files, one per seed (two or more for mode connectivity and CKA)"},
+    "device": {},
+}
+MARKER = "diagnosis.json"  # what a diagnosis folder was computed from; marks it as lltax diagnose's own
+# The config keys that do not shape the dataset's numbers (as the workflow's DATASET_CONFIG).
+NOT_IN_DATASET = ("classify", "plots", "landscape", "cluster", "evaluate", "max_cells")
+
+
+def diagnosis_config(raw: dict, files: list[str]) -> dict:
+    """The resolved config of a diagnosis: seeds 0..n-1 for the n files, curves between every
+    pair of them unless the config says otherwise (three seeds give three curves, enough for a
+    confidence), none for one file."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config must be a mapping of keys to values, got {type(raw).__name__}")
+    raw = dict(raw)
+    if "seeds" in raw:
+        given = raw["seeds"]
+        count = given if isinstance(given, int) and not isinstance(given, bool) else len(given) if isinstance(given, list) else None
+        if count != len(files):
+            raise ConfigError(f"config key 'seeds' is {given!r} but {len(files)} checkpoint files were given; one seed per file")
+    raw.setdefault("seeds", len(files))
+    curves = dict(raw.get("curves") or {})
+    curves.setdefault("pairs", "all")
+    if len(files) < 2:
+        curves["enabled"] = False
+    raw["curves"] = curves
+    config = validate_config(raw)
+    if len(expand_grid(config["grid"])) != 1:
+        raise ConfigError(
+            "config key 'grid': lltax diagnose takes one setting (one value per grid axis); for a grid of checkpoints "
+            "set checkpoints.path and run the workflow"
+        )
+    return config
+
+
+def claim_folder(results: Path) -> None:
+    """Empty ``results`` for a new diagnosis: only a folder an earlier diagnosis wrote is replaced."""
+    if not results.exists():
+        return
+    if not results.is_dir() or results.is_symlink():
+        raise ValueError(f"{results} is not a folder; choose another experiment name or results_dir")
+    if any(results.iterdir()) and not (results / MARKER).is_file():
+        raise ValueError(
+            f"{results} holds results that lltax diagnose did not write (a workflow run?); choose another experiment name "
+            "or results_dir for the diagnosis"
+        )
+    shutil.rmtree(results)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lltax.device import configure_torch, resolve_device
+    from lltax.diagnosis import cell_report
+    from lltax.phases import classify
+    from lltax.results.infer import aggregate_all
+    from lltax.results.netcdf import write_dataset
+
+    configure_torch(args.threads)
+    config = diagnosis_config(read_config_file(args.config), args.files)
+    cell = cell_path(expand_grid(config["grid"])[0])
+    results = Path(config["results_dir"]) / config["experiment"]
+    claim_folder(results)
+    seeds = config["seeds"]
+    device = str(resolve_device(args.device))
+    data_dir = canonical_path(config["data_dir"])
+    common = ["--data-dir", data_dir, "--device", device, "--threads", str(args.threads)]
+    seed_dirs = [results / cell / f"seed={seed}" for seed in seeds]
+    records = {seed: str(folder / EXTERNAL_RECORD) for seed, folder in zip(seeds, seed_dirs)}
+
+    def step(*argv) -> None:
+        log.info("lltax %s", argv[0])
+        cli.run([str(a) for a in argv] + common)
+
+    write_json(results / MARKER, {"config": config, "files": [str(Path(f).resolve()) for f in args.files]})
+    formats = {key: value for key, value in config["checkpoints"].items() if key != "path"}
+    step(
+        "import",
+        "--cell",
+        cell,
+        "--seeds",
+        *seeds,
+        "--files",
+        *args.files,
+        "--dataset-settings",
+        canonical_json(config["dataset"]),
+        "--model",
+        config["model"]["name"],
+        "--settings",
+        canonical_json(config["train"]),
+        "--checkpoint-settings",
+        canonical_json(formats),
+        "--out-dir",
+        *seed_dirs,
+    )
+    step(
+        "hessian",
+        "--checkpoints",
+        *records.values(),
+        "--settings",
+        canonical_json(config["hessian"]),
+        "--out",
+        *[folder / HESSIAN_RECORD for folder in seed_dirs],
+    )
+    if len(seeds) >= 2:
+        step(
+            "cka",
+            "--checkpoints",
+            *records.values(),
+            "--settings",
+            canonical_json(config["cka"]),
+            "--out",
+            results / cell / CKA_RECORD,
+            "--distance-out",
+            results / cell / DISTANCE_RECORD,
+        )
+    if config["curves"]["enabled"]:
+        fitting = canonical_json({k: v for k, v in config["curves"].items() if k not in ("enabled", "pairs", "points")})
+        for a, b in seed_pairs(seeds, config["curves"]["pairs"]):
+            pair = results / cell / f"pair={a}-{b}"
+            step("curve-fit", "--checkpoints", records[a], records[b], "--settings", fitting, "--out", pair / CURVE_FILE)
+            step(
+                "curve-eval",
+                "--curves",
+                pair / CURVE_FILE,
+                "--settings",
+                canonical_json({"points": config["curves"]["points"]}),
+                "--out",
+                pair / CURVE_RECORD,
+            )
+
+    dataset_config = {
+        **{k: v for k, v in config.items() if k not in NOT_IN_DATASET},
+        "data_dir": data_dir,
+        "device": device,
+        "threads": args.threads,
+    }
+    dataset = aggregate_all(results, dataset_config)
+    phases = classify(dataset, **config["classify"])
+    write_dataset(dataset, results / "dataset.nc")
+    write_dataset(phases, results / "phases.nc")
+    print(cell_report(phases, len(seeds)))
+    print(f"wrote {results / 'dataset.nc'} and {results / 'phases.nc'}")
+    return 0
