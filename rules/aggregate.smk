@@ -48,7 +48,8 @@ rule merge:
         "../envs/lltax.yaml"
     threads: 1
     params:
-        config=DATASET_CONFIG,
+        # A function: the config may hold braces (checkpoints.path) that a string param would expand.
+        config=lambda wildcards: DATASET_CONFIG,
     shell:
         "lltax merge --tables {input.tables:q} --config-json {params.config:q} --out {output:q} --threads {threads:q} > {log:q} 2>&1"
 
