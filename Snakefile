@@ -25,6 +25,7 @@ else:
 
     include: "rules/train.smk"
 
+
 include: "rules/metrics.smk"
 
 
