@@ -16,6 +16,7 @@ import xarray as xr
 from torch import nn
 
 from lltax import cli
+from lltax.advice import ADVICE
 from lltax.checkpoint import load_checkpoint_file, save_checkpoint
 from lltax.config import ConfigError, section_settings, validate_config
 from lltax.data import load_dataset
@@ -24,7 +25,6 @@ from lltax.grid import check_checkpoint_template, checkpoint_file
 from lltax.jobs.cka import cka_of_checkpoints
 from lltax.jobs.hessian import hessian_of_checkpoint
 from lltax.jobs.inputs import load_model
-from lltax.phases import ADVICE
 
 CELL = {"width": 8, "batch_size": 32, "label_noise": 0.0, "train_fraction": 0.1, "learning_rate": 0.05, "weight_decay": 0.0}
 CELL_PATH = "width=8/batch_size=32/label_noise=0.0/train_fraction=0.1/learning_rate=0.05/weight_decay=0.0"

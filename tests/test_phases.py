@@ -415,3 +415,28 @@ def test_reference_cli_writes_the_paper_dataset(tmp_path):
     assert dataset.sizes["width"] == 14 and dataset.sizes["batch_size"] == 15 and dataset.sizes["seed"] == 5
     with pytest.raises(FileNotFoundError, match="per_model.csv"):
         main(["--debug", "reference", "--reference-dir", str(tmp_path), "--out", str(tmp_path / "x.nc")])
+
+
+def test_advice_and_margins_are_the_cells_own(synthetic, tmp_path):
+    """Each phase carries the paper's advice for it (none where the paper gives none), and the
+    margins are the cell's measurements against its thresholds; they survive netCDF."""
+    from lltax.advice import ADVICE
+
+    write_dataset(classify(synthetic), tmp_path / "phases.nc")
+    result = read_dataset(tmp_path / "phases.nc")
+    for width, (phase, _) in KNOWN.items():
+        cell = result.sel(width=width).squeeze()
+        expected = ADVICE.get(phase)
+        assert cell["advice"].item() == (expected.text if expected else "")
+        assert cell["advice_knob"].item() == (expected.knob if expected else "")
+        assert cell["advice_source"].item() == (expected.source if expected else "")
+    assert ADVICE["IV-A"].knob == "amount of data" and ADVICE["IV-B"].knob == "none" and "diverged" not in ADVICE
+    one = result.sel(width=1).squeeze()
+    assert one["sharp_margin"].item() == pytest.approx(100 / 38)  # mean eigenvalue / stability limit
+    assert one["connected_margin"].item() == pytest.approx(-10 + 1.0)  # mean mc + floor
+    assert result.sel(width=5).squeeze()["cka_margin"].item() == pytest.approx(0.9 - 0.67)
+    # The closest decision is the one with the lowest replicate agreement; none without a confidence.
+    agreements = {name: one[f"{name}_agreement"].item() for name in ("sharp", "connected", "cka")}
+    finite = {k: v for k, v in agreements.items() if np.isfinite(v)}
+    assert one["closest_decision"].item() == min(finite, key=finite.get)
+    assert result.sel(width=7).squeeze()["closest_decision"].item() == ""

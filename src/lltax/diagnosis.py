@@ -8,9 +8,9 @@ import math
 
 import xarray as xr
 
+from lltax.advice import DECISIONS
 from lltax.contract import AXES
 from lltax.grid import cell_path
-from lltax.phases import DECISIONS
 
 
 def _spread(phases: xr.Dataset, name: str, unit: str = "", digits: str = ".3g") -> str:

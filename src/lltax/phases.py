@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from lltax.advice import advice_variables
 from lltax.config import section_settings
 from lltax.contract import AXES, PHASES
 from lltax.evidence import Estimate, cell_reductions, grid_split, stability_limit
@@ -62,70 +63,6 @@ log = logging.getLogger(__name__)
 
 # Variables the decisions read.
 EIGENVALUE, CONNECTIVITY, CKA, DIVERGED = "hessian_top_eigenvalue", "mode_connectivity", "cka", "diverged"
-
-
-@dataclass(frozen=True)
-class Advice:
-    """What the paper says a cell of a phase should change, and where it says it."""
-
-    knob: str
-    text: str
-    source: str
-
-
-# The paper's advice per phase, only where the paper gives one (none for diverged or unknown).
-# Abstract: "the best test accuracy is obtained when: the loss landscape is globally
-# well-connected; ensembles of trained models are more similar to each other; and models
-# converge to locally smooth regions ... globally poorly-connected landscapes can arise when
-# models are small or when they are trained to lower quality data; and ... if the loss landscape
-# is globally poorly-connected, then training to zero loss can actually lead to worse test
-# accuracy." Its conclusion reads the metrics as diagnoses: negative mode connectivity, low
-# data quality or a small model; a large Hessian or large positive mode connectivity, training
-# that has not reached the bottom of a minimum; small CKA with near-zero mc and a small Hessian,
-# data that lacks signal.
-POORLY_CONNECTED = (
-    "mode connectivity is negative: the paper ties a poorly connected landscape to a model that is too small or to "
-    "low-quality data (noisy labels); use a wider model or cleaner data. Here training to zero loss can lower test accuracy"
-)
-ADVICE = {
-    "I": Advice(
-        "model size or data quality",
-        f"sharp and poorly connected: {POORLY_CONNECTED}; the large Hessian also says training has not reached the bottom of a minimum",
-        "Yang et al. 2021, abstract and conclusion",
-    ),
-    "II": Advice(
-        "training (not converged)",
-        "sharp but well connected: a large Hessian (or a large positive mode connectivity) means training has not reached the "
-        "bottom of a minimum; the endpoints are under-trained (typical at high temperature: small batch or large learning rate)",
-        "Yang et al. 2021, conclusion and Table 1",
-    ),
-    "III": Advice(
-        "model size or data quality", f"flat but poorly connected: {POORLY_CONNECTED}", "Yang et al. 2021, abstract and conclusion"
-    ),
-    "IV-A": Advice(
-        "amount of data",
-        "flat and well connected, but models of different seeds are dissimilar (low CKA): with near-zero mode connectivity and "
-        "a small Hessian the paper reads this as data that lacks signal; get more data",
-        "Yang et al. 2021, conclusion",
-    ),
-    "IV-B": Advice(
-        "none",
-        "flat, well connected and similar across seeds: the phase of the best test accuracy in the paper; nothing to change",
-        "Yang et al. 2021, abstract",
-    ),
-}
-DECISIONS = {"sharp": "sharp vs flat (Hessian)", "connected": "barrier vs connected (mode connectivity)", "cka": "IV-A vs IV-B (CKA)"}
-
-
-def closest_decision(cell: CellPhase) -> tuple[str, float]:
-    """The decision on the cell's path a replicate is least likely to repeat, and that probability
-    ("" and NaN where no agreement was measured)."""
-    measured = {name: getattr(cell, f"{name}_agreement") for name in DECISIONS}
-    measured = {name: value for name, value in measured.items() if math.isfinite(value)}
-    if not measured or not math.isfinite(cell.confidence):
-        return "", math.nan
-    name = min(measured, key=measured.get)
-    return name, measured[name]
 
 
 @dataclass(frozen=True)
@@ -363,33 +300,11 @@ def classify(dataset: xr.Dataset, **settings: Any) -> xr.Dataset:
     )
     phases["phase_reason"] = grid_variable([c.reason for c in cells], "the measurements and thresholds that gave the phase", dtype=str)
     phases["sharpness_threshold"] = grid_variable(sharpness, "top Hessian eigenvalue above which the cell is sharp", "1", float)
-    # How far each measurement sits from its threshold (the decision's margin), and the advice.
-    phases["sharp_margin"] = grid_variable(
-        [e.mean / t if math.isfinite(t) and t > 0 else math.nan for e, t in zip(eigenvalues, sharpness)],
-        "cell-mean top Hessian eigenvalue / sharpness threshold (above 1: sharp)",
-        "1",
-        float,
-    )
-    phases["connected_margin"] = grid_variable(
-        [m.mean + floor for m in connectivity], "cell-mean mode connectivity + barrier floor (below 0: barrier)", "%", float
-    )
-    phases["cka_margin"] = grid_variable(
-        [c.mean - cka_threshold for c in ckas], "cell-mean CKA - CKA threshold (at or above 0: IV-B)", "1", float
-    )
-    closest = [closest_decision(c) for c in cells]
-    phases["closest_decision"] = grid_variable(
-        [name for name, _ in closest],
-        "the decision a replicate is least likely to repeat (sharp, connected, cka; empty: unmeasured)",
-        dtype=str,
-    )
-    advice = [ADVICE.get(c.phase) for c in cells]
-    phases["advice_knob"] = grid_variable(
-        [a.knob if a else "" for a in advice], "what the paper's advice for the phase would change", dtype=str
-    )
-    phases["advice"] = grid_variable(
-        [a.text if a else "" for a in advice], "the paper's advice for the cell's phase (empty: the paper gives none)", dtype=str
-    )
-    phases["advice_source"] = grid_variable([a.source if a else "" for a in advice], "where the paper gives the advice", dtype=str)
+    # How far each measurement sits from its threshold, the closest decision, the paper's advice.
+    for name, (values, long_name, units, dtype) in advice_variables(
+        cells, eigenvalues, sharpness, connectivity, floor, ckas, cka_threshold
+    ).items():
+        phases[name] = grid_variable(values, long_name, units, dtype)
     for name, what in (("sharp", "sharp/flat"), ("connected", "barrier/connected"), ("cka", "IV-A/IV-B")):
         phases[f"{name}_agreement"] = grid_variable(
             [getattr(c, f"{name}_agreement") for c in cells],

@@ -27,6 +27,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name}: {text}")
     counts = {p: int((phases["phase"].values == p).sum()) for p in PHASES}
     print("cells per phase: " + ", ".join(f"{p}: {n}" for p, n in counts.items() if n))
+    for phase in PHASES:
+        cells = phases["phase"].values == phase
+        if cells.any():
+            knob = str(phases["advice_knob"].values[cells].ravel()[0])
+            if knob:
+                print(f"advice for {phase} ({int(cells.sum())} cells), knob: {knob}: {phases['advice'].values[cells].ravel()[0]}")
     thin = sum("thin evidence" in reason for reason in phases["phase_reason"].values.ravel().tolist())
     if thin:
         print(f"{thin} cells have thin evidence (too few samples for a measured spread): no confidence")
