@@ -201,6 +201,7 @@ def test_imported_checkpoints_measure_as_lltax_checkpoints_of_the_same_weights(o
         assert all(torch.equal(state[k], v) for k, v in models[seed].state_dict().items())
         ours, theirs = hessian_of_checkpoint(record, HESSIAN_SETTINGS), hessian_of_checkpoint(reference, HESSIAN_SETTINGS)
         assert ours["checkpoint_sha256"] == theirs["checkpoint_sha256"]
+        assert ours["checkpoint_file"] == {"path": str(files[seed].resolve()), "file_sha256": meta["external"]["file_sha256"]}
         for key in ("top_eigenvalue", "trace", "eigenvalue_error"):
             assert ours[key] == theirs[key]
         summary = json.loads((Path(record).parent / "train.json").read_text())

@@ -74,13 +74,22 @@ def content_checksum(value: Any) -> str:
 
 
 def provenance(meta: dict[str, Any]) -> dict[str, Any]:
-    """What a per-job record was computed from: the checkpoint's cell, seed and weights' checksum."""
-    return {"cell": meta["cell"], "seed": meta["seed"], "checkpoint_sha256": meta.get("state_sha256")}
+    """What a per-job record was computed from: the checkpoint's cell, seed and weights' checksum
+    (and, for a checkpoint trained elsewhere, its file and the file's checksum)."""
+    origin = {"cell": meta["cell"], "seed": meta["seed"], "checkpoint_sha256": meta.get("state_sha256")}
+    if isinstance(meta.get("external"), dict):
+        origin["checkpoint_file"] = {key: meta["external"][key] for key in ("path", "file_sha256")}
+    return origin
 
 
 def cell_provenance(metas: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Provenance of a per-cell record: the cell and each seed's weights checksum."""
-    return {"cell": metas[0]["cell"] if metas else None, "checkpoints_sha256": {str(m["seed"]): m.get("state_sha256") for m in metas}}
+    """Provenance of a per-cell record: the cell and each seed's weights checksum (and file, for
+    checkpoints trained elsewhere)."""
+    origin = {"cell": metas[0]["cell"] if metas else None, "checkpoints_sha256": {str(m["seed"]): m.get("state_sha256") for m in metas}}
+    files = {str(m["seed"]): provenance(m)["checkpoint_file"] for m in metas if isinstance(m.get("external"), dict)}
+    if files:
+        origin["checkpoint_files"] = files
+    return origin
 
 
 def meta_checksum(meta: dict[str, Any]) -> str:

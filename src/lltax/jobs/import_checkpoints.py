@@ -129,7 +129,7 @@ def import_checkpoints(
         root=data_dir,
         label_noise=cell["label_noise"],
         train_fraction=cell["train_fraction"],
-        download=False,
+        download=dataset.get("download", False),
         device=torch_device,
         label_noise_mode=dataset.get("label_noise_mode", "exact"),
     )
