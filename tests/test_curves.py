@@ -28,12 +28,14 @@ from lltax.metrics.bezier import (
     curve_point,
     flatten_bend,
     initial_middle_bend,
+    load_parameters,
     parameters_of,
     recompute_batchnorm_statistics,
     unflatten_bend,
 )
-from lltax.metrics.curves import evaluate_curve, fit_curve, learning_rate_factor, mode_connectivity
+from lltax.metrics.curves import curve_length, evaluate_curve, fit_curve, learning_rate_factor, line_bends, mode_connectivity
 from lltax.metrics.evaluate import evaluate_model
+from lltax.results.layout import CURVE_PROFILES, CURVE_SCALARS
 
 LENGTH, CLASSES = 8, 3
 
@@ -214,6 +216,42 @@ def test_curve_ends_reproduce_end_models_after_batchnorm_update():
     assert profile["t"] == [0.0, 0.5, 1.0]
     # The template model itself is not modified by the evaluation.
     assert torch.equal(start.conv.weight, bends[0]["conv.weight"])
+
+
+def test_line_beside_the_curve_is_the_straight_line_with_batchnorm_recomputed():
+    """The line's profile at every t is the model (1 - t) w0 + t w2 with its own BatchNorm
+    statistics; at its ends, the end models (BatchNorm recomputed), as the curve's ends."""
+    start, end = make_model(TinyConvBN, 0), make_model(TinyConvBN, 1)
+    x, y = make_data(40, seed=1)
+    x_test, y_test = make_data(24, seed=2)
+    bends = [parameters_of(start), parameters_of(make_model(TinyConvBN, 2)), parameters_of(end)]
+    points = [0.0, 0.3, 0.5, 1.0]
+    profile = evaluate_curve(start, bends, x, y, x_test, y_test, points=points, batch_size=16)
+    for index, t in enumerate(points):
+        reference = copy.deepcopy(start)
+        load_parameters(reference, {k: (1 - t) * bends[0][k] + t * bends[2][k] for k in bends[0]})
+        recompute_batchnorm_statistics(reference, x, batch_size=16)
+        train_loss, train_accuracy = evaluate_model(reference, x, y)
+        test_loss, _ = evaluate_model(reference, x_test, y_test)
+        assert profile["line_train_loss"][index] == pytest.approx(train_loss, rel=1e-9)
+        assert profile["line_test_loss"][index] == pytest.approx(test_loss, rel=1e-9)
+        assert profile["line_train_error"][index] == pytest.approx(100 - train_accuracy)
+    assert profile["line_train_loss"][0] == profile["train_loss"][0] and profile["line_train_loss"][-1] == profile["train_loss"][-1]
+    assert profile["line_mode_connectivity"] == mode_connectivity(profile["line_train_error"])
+    assert profile["mode_connectivity_test"] == mode_connectivity(profile["test_error"])
+    assert profile["line_train_loss_integral"] == pytest.approx(np.trapezoid(profile["line_train_loss"], points))
+
+
+def test_curve_length_against_a_fine_polyline():
+    start, middle, end = (flatten_bend(parameters_of(make_model(TinyConvBN, seed))) for seed in range(3))
+    as_dicts = [{"w": start}, {"w": middle}, {"w": end}]
+    t = torch.linspace(0, 1, 20001, dtype=torch.float64)
+    fine = torch.stack([curve_point([start, middle, end], float(v)) for v in t[::10]])
+    polyline = float((fine[1:] - fine[:-1]).norm(dim=1).sum())
+    assert curve_length(as_dicts) == pytest.approx(polyline, rel=1e-6)
+    # The straight line's length is the ends' distance; a bend off the line only lengthens it.
+    assert curve_length(line_bends(as_dicts)) == pytest.approx(float((end - start).norm()), rel=1e-9)
+    assert curve_length(as_dicts) > float((end - start).norm())
 
 
 def test_curve_between_copies_of_one_model_has_zero_mode_connectivity():
@@ -422,10 +460,10 @@ def test_cli_fit_and_eval(cli_setup):
         "train_loss",
         "test_error",
         "test_loss",
-        "mode_connectivity",
-        "mode_connectivity_loss",
         "cell",
         "checkpoints_sha256",
+        *CURVE_SCALARS.values(),
+        *CURVE_PROFILES.values(),
     }
     # Provenance: the cell and both end models' weights checksums.
     assert result["checkpoints_sha256"] == {
@@ -433,6 +471,7 @@ def test_cli_fit_and_eval(cli_setup):
     }
     assert result["t"] == [0.0, 0.5, 1.0] and len(result["train_error"]) == 3
     assert result["mode_connectivity"] == pytest.approx(mode_connectivity(result["train_error"]))
+    assert result["line_mode_connectivity"] == pytest.approx(mode_connectivity(result["line_train_error"]))
     # t = 0 is end model A itself (no BatchNorm in an MLP): its own training loss.
     model_a, _ = load_model(path_a)
     dataset = curve_eval_job.load_cell_data(None, "cpu")

@@ -139,6 +139,18 @@ def write_tree(root, config=CONFIG):
                 "test_loss": profile(cell, 0.4),
                 "mode_connectivity": pair_value(cell, a, b, 0.003),
                 "mode_connectivity_loss": pair_value(cell, a, b, 0.004),
+                "mode_connectivity_test": pair_value(cell, a, b, 0.005),
+                "line_train_error": profile(cell, 0.5),
+                "line_train_loss": profile(cell, 0.6),
+                "line_test_error": profile(cell, 0.7),
+                "line_test_loss": profile(cell, 0.8),
+                "line_mode_connectivity": pair_value(cell, a, b, 0.006),
+                "line_mode_connectivity_loss": pair_value(cell, a, b, 0.007),
+                "line_mode_connectivity_test": pair_value(cell, a, b, 0.008),
+                "curve_length": pair_value(cell, a, b, 3.0),
+                "line_length": pair_value(cell, a, b, 2.0),
+                "train_loss_integral": pair_value(cell, a, b, 0.9),
+                "line_train_loss_integral": pair_value(cell, a, b, 1.0),
             },
         )
 

@@ -316,6 +316,12 @@ def test_curves_grouped_by_phase_and_note_when_missing():
     titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
     assert titles == ["phase I (3 cells)", "phase II (3 cells)", "phase III (2 cells)", "phase IV-A (2 cells)", "phase IV-B (2 cells)"]
     assert sum(len(ax.get_lines()) for ax in figure.axes) == 2 * 12
+    # The straight line between the same ends, dashed beside each curve that has one.
+    for name in ("loss", "error"):
+        dataset[f"line_train_{name}"] = dataset[f"curve_train_{name}"] + 1.0
+    figure = curves_figure(dataset, phases)
+    dashed = [line for ax in figure.axes for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert len(dashed) == 2 * 12 and sum(len(ax.get_lines()) for ax in figure.axes) == 4 * 12
     dataset, phases = make_datasets(all_nan_curves=True)
     figure = curves_figure(dataset, phases)
     assert "no mode-connectivity curves" in texts(figure.axes[0])[0]

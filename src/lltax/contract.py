@@ -54,6 +54,21 @@ VARIABLE_ATTRS = {
     "curve_train_loss": ("nats", "training loss along the Bezier curve"),
     "curve_test_error": ("percent", "test error along the Bezier curve"),
     "curve_test_loss": ("nats", "test loss along the Bezier curve"),
+    "mode_connectivity_test": ("percent", "mode connectivity of the test error along the curve"),
+    "line_mode_connectivity": ("percent", "mode connectivity of the training error along the straight line between the curve's ends"),
+    "line_mode_connectivity_loss": ("nats", "mode connectivity of the training loss along the straight line"),
+    "line_mode_connectivity_test": ("percent", "mode connectivity of the test error along the straight line"),
+    "curve_length": ("1", "Euclidean length of the Bezier curve in parameter space"),
+    "line_length": ("1", "Euclidean length of the straight line between the curve's ends (their l2 distance)"),
+    "curve_train_loss_integral": ("nats", "training loss integrated over t in [0, 1] along the curve (trapezoid over curves.points)"),
+    "line_train_loss_integral": (
+        "nats",
+        "training loss integrated over t in [0, 1] along the straight line (trapezoid over curves.points)",
+    ),
+    "line_train_error": ("percent", "training error along the straight line between the curve's ends"),
+    "line_train_loss": ("nats", "training loss along the straight line"),
+    "line_test_error": ("percent", "test error along the straight line"),
+    "line_test_loss": ("nats", "test loss along the straight line"),
 }
 COORDINATE_ATTRS = {
     "width": ("1", "model width k"),
@@ -93,6 +108,18 @@ VALID_RANGES = {
     "curve_test_error": (0.0, 100.0),
     "curve_train_loss": (0.0, LARGE),
     "curve_test_loss": (0.0, LARGE),
+    "mode_connectivity_test": (-100.0, 100.0),
+    "line_mode_connectivity": (-100.0, 100.0),
+    "line_mode_connectivity_loss": (-LARGE, LARGE),
+    "line_mode_connectivity_test": (-100.0, 100.0),
+    "curve_length": (0.0, LARGE),
+    "line_length": (0.0, LARGE),
+    "curve_train_loss_integral": (0.0, LARGE),
+    "line_train_loss_integral": (0.0, LARGE),
+    "line_train_error": (0.0, 100.0),
+    "line_test_error": (0.0, 100.0),
+    "line_train_loss": (0.0, LARGE),
+    "line_test_loss": (0.0, LARGE),
 }
 BOOLEAN_VARIABLES = ("diverged",)
 

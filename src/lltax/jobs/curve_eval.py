@@ -12,10 +12,15 @@ from lltax.grid import canonical_value
 from lltax.io import one_output_each, write_json
 from lltax.jobs.inputs import build_from_meta, load_cell_data
 from lltax.metrics.curves import evaluate_curve
+from lltax.results.layout import CURVE_PROFILES, CURVE_SCALARS
 
 logger = logging.getLogger(__name__)
 
-HELP = "loss/error along fitted curves and mode connectivity; writes curve_eval.json per curve"
+HELP = (
+    "loss/error along fitted curves and the straight lines between their ends, mode connectivity of both; writes curve_eval.json per curve"
+)
+# The record's keys, as the dataset reads them (results.layout).
+PROFILE_KEYS, SCALAR_KEYS = tuple(CURVE_PROFILES.values()), tuple(CURVE_SCALARS.values())
 ARGUMENTS = {
     "curves": {},
     "settings": {"help": "the config section 'curves' as JSON (uses points)"},
@@ -37,9 +42,9 @@ def evaluate_curve_file(curve_path: str, points: list[float], device: str, data_
     }
     if meta["diverged"]:
         logger.warning("curve %s is marked diverged; writing NaN results", curve_path)
-        nan = [float("nan")] * len(points)
-        result.update(t=points, train_error=nan, train_loss=nan, test_error=nan, test_loss=nan)
-        result.update(mode_connectivity=float("nan"), mode_connectivity_loss=float("nan"))
+        result["t"] = points
+        result.update({key: [float("nan")] * len(points) for key in PROFILE_KEYS})
+        result.update({key: float("nan") for key in SCALAR_KEYS})
     else:
         device = resolve_device(device)
         model = build_from_meta(meta["endpoint"])

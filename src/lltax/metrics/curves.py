@@ -41,7 +41,7 @@ from lltax.metrics.evaluate import evaluate_model
 from lltax.modes import mode
 from lltax.sgd import SGD
 
-__all__ = ["learning_rate_factor", "fit_curve", "evaluate_curve", "mode_connectivity", "curve_epochs"]
+__all__ = ["learning_rate_factor", "fit_curve", "evaluate_curve", "line_bends", "curve_length", "mode_connectivity", "curve_epochs"]
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +173,65 @@ def mode_connectivity(errors: Sequence[float] | np.ndarray) -> float:
     return float(mean_of_ends - values[worst])
 
 
+def _profile(point_model, parameters, points, train_inputs, train_targets, test_inputs, test_targets, batch_size, what) -> dict:
+    """Eval-mode loss and error (percent) of the models ``parameters(t)`` at ``points``, each
+    after recomputing BatchNorm statistics on ``train_inputs``."""
+    profile = {"train_error": [], "train_loss": [], "test_error": [], "test_loss": []}
+    for t in points:
+        began = time.perf_counter()
+        load_parameters(point_model, parameters(t))
+        recompute_batchnorm_statistics(point_model, train_inputs, batch_size=batch_size)
+        train_loss, train_accuracy = evaluate_model(point_model, train_inputs, train_targets, EVAL_BATCH_SIZE)
+        test_loss, test_accuracy = evaluate_model(point_model, test_inputs, test_targets, EVAL_BATCH_SIZE)
+        profile["train_loss"].append(train_loss)
+        profile["train_error"].append(100.0 - train_accuracy)
+        profile["test_loss"].append(test_loss)
+        profile["test_error"].append(100.0 - test_accuracy)
+        logger.info(
+            "%s t=%.3f train loss %.4f error %.2f%%, test loss %.4f error %.2f%% (%.2fs)",
+            what,
+            t,
+            train_loss,
+            100.0 - train_accuracy,
+            test_loss,
+            100.0 - test_accuracy,
+            time.perf_counter() - began,
+        )
+    return profile
+
+
+def line_bends(bends: Sequence[Mapping[str, torch.Tensor]]) -> list[dict[str, torch.Tensor]]:
+    """The straight line between a curve's ends as a quadratic Bezier curve: its middle bend is
+    the midpoint, so theta(t) = (1 - t) w0 + t w2 (exactly w0 and w2 at the ends)."""
+    start, _, end = bends
+    return [dict(start), {name: (start[name] + end[name]) / 2 for name in start}, dict(end)]
+
+
+def curve_length(bends: Sequence[Mapping[str, torch.Tensor]], intervals: int = 1000) -> float:
+    """Euclidean length of the quadratic Bezier curve in parameter space, integral of |theta'(t)|.
+
+    theta'(t) = 2(a + t(b - a)) with a = w1 - w0, b = w2 - w1, so |theta'(t)|^2 is a quadratic
+    in t whose three coefficients are dot products; the integral of its root is taken by
+    Simpson's rule on ``intervals`` (even) intervals, on scalars only. A straight line (w1 the
+    midpoint) gives |w2 - w0|.
+    """
+    start, middle, end = (flatten_bend(bend).double() for bend in bends)
+    a, b = middle - start, end - middle
+    d = b - a
+    aa, ad, dd = float(a @ a), float(a @ d), float(d @ d)
+    t = np.linspace(0.0, 1.0, intervals + 1)
+    speed = 2.0 * np.sqrt(np.maximum(aa + 2.0 * ad * t + dd * t**2, 0.0))
+    weights = np.ones(intervals + 1)
+    weights[1:-1:2], weights[2:-1:2] = 4.0, 2.0
+    return float((speed * weights).sum() / (3.0 * intervals))
+
+
+def integrated(values: Sequence[float], points: Sequence[float]) -> float:
+    """Trapezoid integral over t in [0, 1] of a profile at the evaluated points (the reference's
+    integrated loss); as coarse as the points."""
+    return float(np.trapezoid(np.asarray(values, dtype=float), np.asarray(points, dtype=float)))
+
+
 def evaluate_curve(
     model: nn.Module,
     bends: Sequence[Mapping[str, torch.Tensor]],
@@ -183,47 +242,47 @@ def evaluate_curve(
     *,
     points: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
     batch_size: int = 128,
+    line: bool = True,
 ) -> dict:
-    """Loss and 0-1 error (percent) along the curve, and mode connectivity.
+    """Loss and 0-1 error (percent) along the curve and, beside it, along the straight line
+    between its ends; mode connectivity of both.
 
-    At each t the curve point is loaded into a copy of ``model`` (buffers other than
-    BatchNorm statistics come from ``model``), BatchNorm statistics are recomputed on
-    ``train_inputs`` in batches of ``batch_size``, and the eval-mode cross-entropy and error
-    are measured on the training set (``train_targets``: the cell's labels, noisy ones
-    included) and the test set.
+    At each t the point is loaded into a copy of ``model`` (buffers other than BatchNorm
+    statistics come from ``model``), BatchNorm statistics are recomputed on ``train_inputs``
+    in batches of ``batch_size``, and the eval-mode cross-entropy and error are measured on the
+    training set (``train_targets``: the cell's labels, noisy ones included) and the test set.
+    The line shares the curve's ends (t = 0 and 1 are evaluated once).
 
     Returns
     -------
-    dict with lists "t", "train_error", "train_loss", "test_error", "test_loss" and floats
-    "mode_connectivity" (on train_error) and "mode_connectivity_loss" (on train_loss).
+    dict with lists "t", "train_error", "train_loss", "test_error", "test_loss" (the curve),
+    "line_train_error", ... (the line, with ``line``), floats "mode_connectivity" (on
+    train_error), "mode_connectivity_loss" (train_loss), "mode_connectivity_test" (test_error),
+    their "line_" counterparts, "curve_length", "line_length" (parameter space) and
+    "train_loss_integral", "line_train_loss_integral" (trapezoid over the points).
     """
     points = [float(t) for t in points]
     if points != sorted(points) or points[0] != 0.0 or points[-1] != 1.0:
         raise ValueError(f"curve points must increase from 0 to 1 (both ends included), got {points}")
     point_model = copy.deepcopy(model)
-    profile = {"t": points, "train_error": [], "train_loss": [], "test_error": [], "test_loss": []}
-    for t in points:
-        began = time.perf_counter()
-        load_parameters(point_model, curve_point(bends, t))
-        recompute_batchnorm_statistics(point_model, train_inputs, batch_size=batch_size)
-        train_loss, train_accuracy = evaluate_model(point_model, train_inputs, train_targets, EVAL_BATCH_SIZE)
-        test_loss, test_accuracy = evaluate_model(point_model, test_inputs, test_targets, EVAL_BATCH_SIZE)
-        profile["train_loss"].append(train_loss)
-        profile["train_error"].append(100.0 - train_accuracy)
-        profile["test_loss"].append(test_loss)
-        profile["test_error"].append(100.0 - test_accuracy)
-        logger.info(
-            "curve t=%.3f train loss %.4f error %.2f%%, test loss %.4f error %.2f%% (%.2fs)",
-            t,
-            train_loss,
-            100.0 - train_accuracy,
-            test_loss,
-            100.0 - test_accuracy,
-            time.perf_counter() - began,
-        )
-    profile["mode_connectivity"] = mode_connectivity(profile["train_error"])
-    profile["mode_connectivity_loss"] = mode_connectivity(profile["train_loss"])
-    return profile
+    data = (train_inputs, train_targets, test_inputs, test_targets, batch_size)
+    result = {"t": points, **_profile(point_model, lambda t: curve_point(bends, t), points, *data, "curve")}
+    result["mode_connectivity"] = mode_connectivity(result["train_error"])
+    result["mode_connectivity_loss"] = mode_connectivity(result["train_loss"])
+    result["mode_connectivity_test"] = mode_connectivity(result["test_error"])
+    result["curve_length"] = curve_length(bends)
+    result["train_loss_integral"] = integrated(result["train_loss"], points)
+    if line:
+        straight = line_bends(bends)
+        inner = _profile(point_model, lambda t: curve_point(straight, t), points[1:-1], *data, "line")
+        for key, values in inner.items():
+            result[f"line_{key}"] = [result[key][0], *values, result[key][-1]]
+        result["line_mode_connectivity"] = mode_connectivity(result["line_train_error"])
+        result["line_mode_connectivity_loss"] = mode_connectivity(result["line_train_loss"])
+        result["line_mode_connectivity_test"] = mode_connectivity(result["line_test_error"])
+        result["line_length"] = curve_length(straight)
+        result["line_train_loss_integral"] = integrated(result["line_train_loss"], points)
+    return result
 
 
 def curve_epochs(epochs: int, scale_epochs: bool, train_fraction: float) -> int:

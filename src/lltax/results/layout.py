@@ -63,12 +63,28 @@ PER_PAIR_FILES = {
     "distance": (DISTANCE_RECORD, {"l2_distance": "l2_distance"}),
 }
 # Curves: <cell>/pair=A-B/curve_eval.json, scalars per pair and profiles over t.
-CURVE_SCALARS = {"mode_connectivity": "mode_connectivity", "mode_connectivity_loss": "mode_connectivity_loss"}
+# The straight line between the same ends is evaluated beside the curve (line_ variables).
+CURVE_SCALARS = {
+    "mode_connectivity": "mode_connectivity",
+    "mode_connectivity_loss": "mode_connectivity_loss",
+    "mode_connectivity_test": "mode_connectivity_test",
+    "line_mode_connectivity": "line_mode_connectivity",
+    "line_mode_connectivity_loss": "line_mode_connectivity_loss",
+    "line_mode_connectivity_test": "line_mode_connectivity_test",
+    "curve_length": "curve_length",
+    "line_length": "line_length",
+    "curve_train_loss_integral": "train_loss_integral",
+    "line_train_loss_integral": "line_train_loss_integral",
+}
 CURVE_PROFILES = {
     "curve_train_error": "train_error",
     "curve_train_loss": "train_loss",
     "curve_test_error": "test_error",
     "curve_test_loss": "test_loss",
+    "line_train_error": "line_train_error",
+    "line_train_loss": "line_train_loss",
+    "line_test_error": "line_test_error",
+    "line_test_loss": "line_test_loss",
 }
 
 
