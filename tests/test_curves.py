@@ -335,6 +335,31 @@ def test_fit_lowers_the_curve_loss_and_keeps_the_ends(memorized_pair):
         assert torch.equal(again[1][name], bends[1][name])
 
 
+@pytest.mark.parametrize("form", ["bend", "curve"])
+def test_one_fitting_step_is_sgd_on_the_stated_objective(memorized_pair, form):
+    """One step (one batch, momentum 0) moves the middle bend by -lr x the gradient of the
+    cross-entropy at theta(t) plus, by form, wd x w1 (bend) or 0.5 wd ||theta(t)||^2 (curve)."""
+    model, permuted, x, y = memorized_pair
+    start, end = parameters_of(model), parameters_of(permuted)
+    middle = {k: v + 0.01 for k, v in initial_middle_bend(start, end, init="midpoint").items()}
+    wd, lr, seed = 0.3, 0.05, 4
+    settings = dict(epochs=1, batch_size=len(x), learning_rate=lr, momentum=0.0, weight_decay=wd, weight_decay_form=form, seed=seed)
+    bends, _, _ = fit_curve(model, start, end, middle, x, y, **settings)
+    generator = torch.Generator().manual_seed(seed)  # the draws fit_curve makes: batch order, then t
+    order = torch.randperm(len(x), generator=generator)
+    (t,) = torch.rand(1, generator=generator, dtype=torch.float64).tolist()
+    bend = {k: v.clone().requires_grad_(True) for k, v in middle.items()}
+    theta = curve_point([start, bend, end], t)
+    objective = F.cross_entropy(torch.func.functional_call(model, theta, (x[order],)), y[order])
+    if form == "curve":
+        objective = objective + 0.5 * wd * sum(v.pow(2).sum() for v in theta.values())
+    objective.backward()
+    step = lr * learning_rate_factor(1, 1)
+    for name, value in middle.items():
+        gradient = bend[name].grad + (wd * value if form == "bend" else 0.0)
+        torch.testing.assert_close(bends[1][name], value - step * gradient, rtol=1e-10, atol=1e-12)
+
+
 def test_fit_leaves_the_module_buffers_alone():
     model = make_model(TinyConvBN, 0).eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -27,6 +27,7 @@ __all__ = [
     "bezier_coefficients",
     "curve_point",
     "curve_forward",
+    "point_forward",
     "flatten_bend",
     "unflatten_bend",
     "initial_middle_bend",
@@ -90,8 +91,20 @@ def curve_forward(
     module's own; in train mode BatchNorm updates them in place, so pass copies when the
     module's buffers must stay as they are.
     """
-    parameters = unflatten_bend(curve_point(flat_bends, t), like)
-    return functional_call(model, (parameters, dict(buffers or {})), (inputs,))
+    return point_forward(model, curve_point(flat_bends, t), inputs, like=like, buffers=buffers)
+
+
+def point_forward(
+    model: nn.Module,
+    flat_parameters: torch.Tensor,
+    inputs: torch.Tensor,
+    *,
+    like: Mapping[str, torch.Tensor],
+    buffers: Mapping[str, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Output of ``model`` with the parameters ``flat_parameters`` (one vector laid out as
+    ``like``), e.g. a curve point the caller also regularizes; ``buffers`` as in ``curve_forward``."""
+    return functional_call(model, (unflatten_bend(flat_parameters, like), dict(buffers or {})), (inputs,))
 
 
 def parameters_of(model: nn.Module) -> Bend:

@@ -30,10 +30,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from lltax.metrics.bezier import (
-    curve_forward,
     curve_point,
     flatten_bend,
     load_parameters,
+    point_forward,
     recompute_batchnorm_statistics,
     unflatten_bend,
 )
@@ -78,6 +78,7 @@ def fit_curve(
     learning_rate: float = 0.01,
     momentum: float = 0.9,
     weight_decay: float = 5e-4,
+    weight_decay_form: str = "bend",
     seed: int = 0,
 ) -> tuple[list[dict[str, torch.Tensor]], list[dict], bool]:
     """Train the middle bend of the curve start -> middle -> end on (inputs, targets).
@@ -87,8 +88,11 @@ def fit_curve(
     are left untouched). Batches are a fresh permutation per epoch; the last partial batch is
     dropped. All randomness comes from one generator seeded with ``seed``.
 
-    Weight decay applies to the middle bend (SGD ``weight_decay``); the reference instead adds
-    0.5 * wd * ||theta(t)||^2 of the curve point to the loss.
+    ``weight_decay_form`` "bend": SGD weight decay on the middle bend (wd x w1 in its gradient);
+    "curve": the reference's form, 0.5 x wd x ||theta(t)||^2 of the sampled curve point added to
+    the loss (all three bends' weights enter it; only the middle one moves), optimizer decay 0.
+    At the midpoint initialisation the reference's pull on the bend is about wd/3 x w1 on
+    average over t, so "bend" decays the bend about 3x as strongly.
 
     Returns
     -------
@@ -109,7 +113,10 @@ def fit_curve(
         raise ValueError("the three bends must hold the same parameter names (bends of one architecture)")
     trainable = flatten_bend({k: middle[k] for k in start}).detach().clone().requires_grad_(True)
     flat_bends = [flatten_bend(start), trainable, flatten_bend({k: end[k] for k in start})]
-    optimizer = SGD([trainable], lr=learning_rate, momentum=momentum, weight_decay=weight_decay)
+    if weight_decay_form not in ("bend", "curve"):
+        raise ValueError(f"weight_decay_form must be 'bend' or 'curve', got {weight_decay_form!r}")
+    on_point = weight_decay if weight_decay_form == "curve" else 0.0
+    optimizer = SGD([trainable], lr=learning_rate, momentum=momentum, weight_decay=0.0 if on_point else weight_decay)
     scratch_buffers = {k: v.detach().clone() for k, v in model.named_buffers()}
     history, diverged = [], False
     with mode(model, training=True):
@@ -125,10 +132,12 @@ def fit_curve(
             for batch, t in enumerate(points):
                 index = order[batch * batch_size : (batch + 1) * batch_size]
                 x, y = inputs[index], targets[index]
-                logits = curve_forward(model, flat_bends, t, x, like=start, buffers=scratch_buffers)
+                theta = curve_point(flat_bends, t)
+                logits = point_forward(model, theta, x, like=start, buffers=scratch_buffers)
                 loss = F.cross_entropy(logits, y)
+                objective = loss + 0.5 * on_point * theta.pow(2).sum() if on_point else loss
                 optimizer.zero_grad()
-                loss.backward()
+                objective.backward()
                 optimizer.step()
                 loss_sum += loss.detach()
                 wrong += (logits.detach().argmax(dim=1) != y).sum()
