@@ -22,6 +22,7 @@ from lltax.io import read_json
 from lltax.jobs import curve_eval as curve_eval_job
 from lltax.jobs import curve_fit as curve_fit_job
 from lltax.jobs.inputs import build_from_meta, load_model
+from lltax.metrics.alignment import permutation_spec, permute, weight_matching
 from lltax.metrics.bezier import (
     bezier_coefficients,
     curve_forward,
@@ -274,6 +275,23 @@ def test_permuted_copy_without_fitting_has_a_barrier(memorized_pair):
     assert profile["train_error"][0] == profile["train_error"][-1] < 10
     assert profile["mode_connectivity"] < -10  # percent
     assert profile["mode_connectivity_loss"] < 0
+    assert profile["line_mode_connectivity"] == profile["mode_connectivity"]  # the midpoint bend: the line itself
+
+
+def test_alignment_removes_the_barrier_of_a_permuted_copy(memorized_pair):
+    """A model and its own permuted copy: a barrier along the straight line, none along the line
+    to the copy permuted back by weight matching (zero barrier after alignment)."""
+    model, permuted, x, y = memorized_pair
+    spec = permutation_spec(model)
+    start, end = parameters_of(model), parameters_of(permuted)
+    aligned = permute(spec, weight_matching(spec, start, end), end)
+    assert all(torch.equal(aligned[k], start[k]) for k in start)
+    bends = [start, initial_middle_bend(start, end, init="midpoint"), end]
+    profile = evaluate_curve(model, bends, x, y, x, y, points=[0.0, 0.25, 0.5, 0.75, 1.0], aligned_end=aligned)
+    assert profile["line_mode_connectivity"] < -10
+    assert profile["aligned_line_mode_connectivity"] == 0.0 and profile["aligned_line_length"] == 0.0
+    # Flat along it: every point is the model itself (the end: its permuted copy, rounding apart).
+    assert max(profile["aligned_line_train_loss"]) - min(profile["aligned_line_train_loss"]) < 1e-12
 
 
 @pytest.mark.parametrize(

@@ -151,6 +151,14 @@ def write_tree(root, config=CONFIG):
                 "line_length": pair_value(cell, a, b, 2.0),
                 "train_loss_integral": pair_value(cell, a, b, 0.9),
                 "line_train_loss_integral": pair_value(cell, a, b, 1.0),
+                "aligned_line_train_error": profile(cell, 0.15),
+                "aligned_line_train_loss": profile(cell, 0.25),
+                "aligned_line_test_error": profile(cell, 0.35),
+                "aligned_line_test_loss": profile(cell, 0.45),
+                "aligned_line_mode_connectivity": pair_value(cell, a, b, 0.0065),
+                "aligned_line_mode_connectivity_loss": pair_value(cell, a, b, 0.0075),
+                "aligned_line_mode_connectivity_test": pair_value(cell, a, b, 0.0085),
+                "aligned_line_length": pair_value(cell, a, b, 1.5),
             },
         )
 

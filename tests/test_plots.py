@@ -186,7 +186,7 @@ def test_single_combination_wraps_into_two_rows():
     dataset, phases = make_datasets()
     figure = panels_figure(dataset, phases)
     panels = [ax for ax in figure.axes if ax.get_label() != "<colorbar>"]
-    assert len(panels) == 8
+    assert len(panels) == 10
     assert len({round(ax.get_position().y0, 3) for ax in panels}) == 2
 
 

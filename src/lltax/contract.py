@@ -69,6 +69,17 @@ VARIABLE_ATTRS = {
     "line_train_loss": ("nats", "training loss along the straight line"),
     "line_test_error": ("percent", "test error along the straight line"),
     "line_test_loss": ("nats", "test loss along the straight line"),
+    "aligned_line_mode_connectivity": (
+        "percent",
+        "mode connectivity of the training error along the straight line to the second model permuted onto the first (weight matching)",
+    ),
+    "aligned_line_mode_connectivity_loss": ("nats", "mode connectivity of the training loss along the aligned line"),
+    "aligned_line_mode_connectivity_test": ("percent", "mode connectivity of the test error along the aligned line"),
+    "aligned_line_length": ("1", "l2 distance between the first model and the second permuted onto it"),
+    "aligned_line_train_error": ("percent", "training error along the aligned line"),
+    "aligned_line_train_loss": ("nats", "training loss along the aligned line"),
+    "aligned_line_test_error": ("percent", "test error along the aligned line"),
+    "aligned_line_test_loss": ("nats", "test loss along the aligned line"),
 }
 COORDINATE_ATTRS = {
     "width": ("1", "model width k"),
@@ -120,6 +131,14 @@ VALID_RANGES = {
     "line_test_error": (0.0, 100.0),
     "line_train_loss": (0.0, LARGE),
     "line_test_loss": (0.0, LARGE),
+    "aligned_line_mode_connectivity": (-100.0, 100.0),
+    "aligned_line_mode_connectivity_loss": (-LARGE, LARGE),
+    "aligned_line_mode_connectivity_test": (-100.0, 100.0),
+    "aligned_line_length": (0.0, LARGE),
+    "aligned_line_train_error": (0.0, 100.0),
+    "aligned_line_test_error": (0.0, 100.0),
+    "aligned_line_train_loss": (0.0, LARGE),
+    "aligned_line_test_loss": (0.0, LARGE),
 }
 BOOLEAN_VARIABLES = ("diverged",)
 

@@ -77,7 +77,10 @@ def job_work(rule: str, cell: dict[str, Any], config: dict[str, Any]) -> tuple[f
         # per evaluation point.
         return epochs * n_train * TRAIN_PASSES * forward + n_train * forward, steps
     if rule == "curve_eval":
-        return len(config["curves"]["points"]) * (2 * n_train + n_test) * forward, 0
+        # The curve's points, then the interior points of the line and (align) the aligned line.
+        points = len(config["curves"]["points"])
+        evaluated = points + (points - 2) * (2 if config["curves"].get("align", True) else 1)
+        return evaluated * (2 * n_train + n_test) * forward, 0
     if rule == "cka":
         return seeds * config["cka"]["num_samples"] * forward, 0
     if rule == "landscape":

@@ -60,6 +60,10 @@ PANEL_METRICS = (
     PanelMetric("hessian_top_eigenvalue", r"Hessian top eigenvalue $\lambda_{\max}$", "log", "magma"),
     PanelMetric("hessian_trace", "Hessian trace", "log", "magma"),
     PanelMetric("mode_connectivity", "mode connectivity mc", "centered", "RdBu_r"),
+    # The same measurement along the straight line, and along the line after weight matching:
+    # a barrier the curve removes (Garipov et al.), or that alignment removes (a permutation).
+    PanelMetric("line_mode_connectivity", "mc along the straight line", "centered", "RdBu_r"),
+    PanelMetric("aligned_line_mode_connectivity", "mc along the aligned line", "centered", "RdBu_r"),
     PanelMetric("cka", "CKA", "linear", "viridis"),
     PanelMetric("l2_distance", r"$\ell_2$ distance", "log", "viridis"),
 )
@@ -158,7 +162,7 @@ def panels_figure(dataset: xr.Dataset, phases: xr.Dataset, *, x: str = "width", 
         ]
 
     columns = len(PANEL_METRICS) + 1
-    # One combination: wrap the eight panels into 2 x 4; otherwise one row per combination.
+    # One combination: wrap the ten panels into 2 x 5; otherwise one row per combination.
     grid_shape = (2, columns // 2) if len(rows) == 1 else (len(rows), columns)
     panel_width, panel_height = _panel_size(len(x_values), len(y_values))
     figure = new_figure(panel_width * grid_shape[1], panel_height * grid_shape[0] + 1.0)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import logging
 
+import torch
+
 from lltax.checkpoint import load_curve
 from lltax.config import parse_settings
 from lltax.device import resolve_device
 from lltax.grid import canonical_value
 from lltax.io import one_output_each, write_json
 from lltax.jobs.inputs import build_from_meta, load_cell_data
+from lltax.metrics.alignment import permutation_spec, permute, weight_matching
 from lltax.metrics.curves import evaluate_curve
 from lltax.results.layout import CURVE_PROFILES, CURVE_SCALARS
 
@@ -21,6 +24,7 @@ HELP = (
 )
 # The record's keys, as the dataset reads them (results.layout).
 PROFILE_KEYS, SCALAR_KEYS = tuple(CURVE_PROFILES.values()), tuple(CURVE_SCALARS.values())
+ALIGNED_KEYS = tuple(key for key in (*PROFILE_KEYS, *SCALAR_KEYS) if key.startswith("aligned_"))
 ARGUMENTS = {
     "curves": {},
     "settings": {"help": "the config section 'curves' as JSON (uses points)"},
@@ -30,7 +34,7 @@ ARGUMENTS = {
 }
 
 
-def evaluate_curve_file(curve_path: str, points: list[float], device: str, data_dir: str | None) -> dict:
+def evaluate_curve_file(curve_path: str, points: list[float], device: str, data_dir: str | None, align: bool = True, seed: int = 0) -> dict:
     """The ``curve_eval.json`` record of one curve file at ``points``."""
     curve = load_curve(curve_path)
     meta = curve["meta"]
@@ -52,6 +56,7 @@ def evaluate_curve_file(curve_path: str, points: list[float], device: str, data_
         model.to(device)
         bends = [{k: v.to(device) for k, v in bend.items()} for bend in curve["bends"]]
         data = load_cell_data(meta["endpoint"], device, data_dir)
+        aligned_end = aligned_parameters(model, bends, seed) if align else None
         # BatchNorm statistics are recomputed in batches of the fit's own batch size (the
         # reference's update_bn runs over the training loader), recorded in the curve file.
         result.update(
@@ -64,14 +69,32 @@ def evaluate_curve_file(curve_path: str, points: list[float], device: str, data_
                 data.y_test,
                 points=points,
                 batch_size=meta["settings"]["batch_size"],
+                aligned_end=aligned_end,
             )
         )
+    for key in ALIGNED_KEYS:  # not aligned (switched off, or an architecture without a rule): NaN
+        result.setdefault(key, [float("nan")] * len(points) if key in PROFILE_KEYS else float("nan"))
     return result
+
+
+def aligned_parameters(model, bends, seed: int) -> dict | None:
+    """The end model's parameters permuted onto the start's by weight matching, or None (logged)
+    when the architecture has no permutation rule (lltax.metrics.alignment)."""
+    try:
+        spec = permutation_spec(model)
+    except ValueError as error:
+        logger.warning("no aligned line: %s", error)
+        return None
+    start, end = ({k: v.cpu() for k, v in bend.items()} for bend in (bends[0], bends[2]))
+    permutations = weight_matching(spec, start, end, seed=seed)
+    moved = sum(int((p != torch.arange(len(p))).sum()) for p in permutations.values())
+    logger.info("weight matching: %d of %d units moved", moved, sum(len(p) for p in permutations.values()))
+    return {k: v.to(bends[2][k].device) for k, v in permute(spec, permutations, end).items()}
 
 
 def run(args: argparse.Namespace) -> int:
     settings = parse_settings(args.settings, "curves")
     points = sorted({canonical_value(float(t)) for t in settings["points"]})  # as the config spells curves.points
     for curve_path, out in one_output_each(args.curves, args.out, "curve"):  # a cell's curves in one process
-        write_json(out, evaluate_curve_file(curve_path, points, args.device, args.data_dir))
+        write_json(out, evaluate_curve_file(curve_path, points, args.device, args.data_dir, settings["align"], settings["seed"]))
     return 0

@@ -143,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
             results / cell / DISTANCE_RECORD,
         )
     if config["curves"]["enabled"]:
-        fitting = canonical_json({k: v for k, v in config["curves"].items() if k not in ("enabled", "pairs", "points")})
+        fitting = canonical_json({k: v for k, v in config["curves"].items() if k not in ("enabled", "pairs", "points", "align")})
+        evaluation = canonical_json({k: config["curves"][k] for k in ("points", "align", "seed")})
         for a, b in seed_pairs(seeds, config["curves"]["pairs"]):
             pair = results / cell / f"pair={a}-{b}"
             step("curve-fit", "--checkpoints", records[a], records[b], "--settings", fitting, "--out", pair / CURVE_FILE)
@@ -152,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
                 "--curves",
                 pair / CURVE_FILE,
                 "--settings",
-                canonical_json({"points": config["curves"]["points"]}),
+                evaluation,
                 "--out",
                 pair / CURVE_RECORD,
             )

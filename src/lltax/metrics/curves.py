@@ -252,6 +252,7 @@ def evaluate_curve(
     points: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
     batch_size: int = 128,
     line: bool = True,
+    aligned_end: Mapping[str, torch.Tensor] | None = None,
 ) -> dict:
     """Loss and 0-1 error (percent) along the curve and, beside it, along the straight line
     between its ends; mode connectivity of both.
@@ -268,7 +269,11 @@ def evaluate_curve(
     "line_train_error", ... (the line, with ``line``), floats "mode_connectivity" (on
     train_error), "mode_connectivity_loss" (train_loss), "mode_connectivity_test" (test_error),
     their "line_" counterparts, "curve_length", "line_length" (parameter space) and
-    "train_loss_integral", "line_train_loss_integral" (trapezoid over the points).
+    "train_loss_integral", "line_train_loss_integral" (trapezoid over the points). With
+    ``aligned_end`` (the end model's parameters permuted onto the start's,
+    ``lltax.metrics.alignment``) also the line from the start to it, as "aligned_line_...": its
+    ends are the curve's (a permuted model computes the same function), its interior the
+    permuted interpolation, BatchNorm recomputed at each point.
     """
     points = [float(t) for t in points]
     if points != sorted(points) or points[0] != 0.0 or points[-1] != 1.0:
@@ -291,6 +296,15 @@ def evaluate_curve(
         result["line_mode_connectivity_test"] = mode_connectivity(result["line_test_error"])
         result["line_length"] = curve_length(straight)
         result["line_train_loss_integral"] = integrated(result["line_train_loss"], points)
+    if aligned_end is not None:
+        aligned = line_bends([bends[0], None, aligned_end])
+        inner = _profile(point_model, lambda t: curve_point(aligned, t), points[1:-1], *data, "aligned line")
+        for key, values in inner.items():
+            result[f"aligned_line_{key}"] = [result[key][0], *values, result[key][-1]]
+        result["aligned_line_mode_connectivity"] = mode_connectivity(result["aligned_line_train_error"])
+        result["aligned_line_mode_connectivity_loss"] = mode_connectivity(result["aligned_line_train_loss"])
+        result["aligned_line_mode_connectivity_test"] = mode_connectivity(result["aligned_line_test_error"])
+        result["aligned_line_length"] = curve_length(aligned)
     return result
 
 

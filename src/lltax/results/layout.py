@@ -75,6 +75,10 @@ CURVE_SCALARS = {
     "line_length": "line_length",
     "curve_train_loss_integral": "train_loss_integral",
     "line_train_loss_integral": "line_train_loss_integral",
+    "aligned_line_mode_connectivity": "aligned_line_mode_connectivity",
+    "aligned_line_mode_connectivity_loss": "aligned_line_mode_connectivity_loss",
+    "aligned_line_mode_connectivity_test": "aligned_line_mode_connectivity_test",
+    "aligned_line_length": "aligned_line_length",
 }
 CURVE_PROFILES = {
     "curve_train_error": "train_error",
@@ -85,6 +89,10 @@ CURVE_PROFILES = {
     "line_train_loss": "line_train_loss",
     "line_test_error": "line_test_error",
     "line_test_loss": "line_test_loss",
+    "aligned_line_train_error": "aligned_line_train_error",
+    "aligned_line_train_loss": "aligned_line_train_loss",
+    "aligned_line_test_error": "aligned_line_test_error",
+    "aligned_line_test_loss": "aligned_line_test_loss",
 }
 
 
