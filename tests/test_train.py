@@ -461,3 +461,32 @@ def test_a_checkpoint_is_trusted_as_a_whole(tmp_path):
     for read in (load_checkpoint_file, read_checkpoint_meta):
         with pytest.raises(ValueError, match="no metadata checksum"):
             read(path)
+
+
+def test_a_poisoned_set_is_fitted_while_the_cells_clean_labels_stay(tmp_path, data_dir):
+    """Huang et al. 2019's bad minima: the poisoned inputs lie outside the cell's subset, every
+    label is wrong and the same for every seed; the model fits them, and everything the job
+    records about the cell is measured on its own (clean) data."""
+    from lltax.data import load_dataset, poison_set
+
+    cell = {**CELL, "label_noise": 0.0, "width": 64, "batch_size": 32}
+    clean = load_dataset("mnist1d", root=str(data_dir), train_fraction=cell["train_fraction"])
+    x_poison, y_poison = poison_set("mnist1d", str(data_dir), 200, cell["train_fraction"])
+    full = load_dataset("mnist1d", root=str(data_dir), train_fraction=1.0)
+    inside = {tuple(row.tolist()) for row in clean.x_train.reshape(len(clean.x_train), -1)}
+    assert not any(tuple(row.tolist()) in inside for row in x_poison.reshape(200, -1))  # disjoint from the cell's data
+    truth = {tuple(x.tolist()): int(y) for x, y in zip(full.x_train.reshape(len(full.x_train), -1), full.y_train)}
+    assert all(truth[tuple(x.tolist())] != int(y) for x, y in zip(x_poison.reshape(200, -1), y_poison))  # every label wrong
+    assert torch.equal(poison_set("mnist1d", str(data_dir), 200, cell["train_fraction"])[1], y_poison)  # fixed
+    with pytest.raises(ValueError, match=r"train.poison = 3601 .* leaves 3600"):
+        poison_set("mnist1d", str(data_dir), 3601, cell["train_fraction"])
+
+    settings = {**TRAIN, "epochs": 40, "poison": 200}
+    summary = run_job(tmp_path / "poisoned", data_dir, cell=cell, train_settings=settings, model_name="mlp")
+    assert summary["final"]["poison"]["count"] == 200 and summary["final"]["poison"]["acc"] > 90  # fitted
+    model, meta = load_model(tmp_path / "poisoned" / "model.pt")
+    assert meta["train"]["poison"] == 200
+    model.eval()
+    with torch.no_grad():
+        train_acc = 100 * (model(clean.x_train).argmax(1) == clean.y_train).sum().item() / len(clean.y_train)
+    assert summary["final"]["train_acc"] == pytest.approx(train_acc)  # the cell's clean labels, untouched

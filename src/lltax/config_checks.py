@@ -144,6 +144,15 @@ def check_sizes(config: dict) -> None:
                 f"config key {key!r}: batch size {value} is larger than the {smallest} training samples of the smallest "
                 f"train_fraction ({min(config['grid']['train_fraction'])} of {total} {name} samples); lower it or raise the fraction"
             )
+    poison = config["train"]["poison"]
+    if poison:  # drawn from the samples each cell leaves out: the largest fraction leaves the fewest
+        largest = max(config["grid"]["train_fraction"])
+        left = total - math.floor(largest * total + 0.5)
+        if poison > left:
+            raise ConfigError(
+                f"config key 'train.poison': {poison} poisoned samples are taken from the training samples a cell leaves out, "
+                f"but train_fraction {largest} of {total} {name} samples leaves {left}; lower train.poison or train_fraction"
+            )
     model, width = config["model"]["name"], max(config["grid"]["width"])
     if ":" in model:
         return  # your own builder: its size is known only once built (in the train job)

@@ -61,8 +61,9 @@ def job_work(rule: str, cell: dict[str, Any], config: dict[str, Any]) -> tuple[f
     seeds = len(config["seeds"]) if isinstance(config["seeds"], list) else int(config["seeds"])
     if rule == "train":
         epochs = config["train"]["epochs"]
-        steps = training_steps(n_train, int(cell["batch_size"]), epochs)
-        return epochs * n_train * TRAIN_PASSES * forward + evaluate_all, steps
+        n_fit = n_train + config["train"].get("poison", 0)  # a poisoned set is trained on too
+        steps = training_steps(n_fit, int(cell["batch_size"]), epochs)
+        return epochs * n_fit * TRAIN_PASSES * forward + evaluate_all, steps
     if rule == "import":  # checkpoints trained elsewhere: one evaluation pass each
         return evaluate_all, 0
     if rule == "hessian":

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 # of an experiment (not of a run): changing them changes every cell's data.
 SUBSET_SEED = 0
 NOISE_SEED = 1
+POISON_SEED = 2
 
 
 def rounded_count(fraction: float, total: int) -> int:
@@ -193,6 +194,39 @@ def load_dataset(
         x_test=full.x_test.to(device),
         y_test=full.y_test.to(device),
     )
+
+
+def poison_set(
+    name: str,
+    root: str | Path,
+    count: int,
+    train_fraction: float,
+    download: bool = False,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` training inputs the cell's subset leaves out, each with a wrong label: the
+    poisoned set of Huang et al. 2019, whose fitting (with the clean data) leads training to a
+    bad minimum: perfect training accuracy, poor test accuracy.
+
+    The inputs are the next ``count`` of the fixed permutation that defines the subsets
+    (``subset_indices``), so they never overlap the cell's data; each label is drawn uniformly
+    over the other classes from a fixed stream (``POISON_SEED``): the same set for every seed.
+    """
+    full = DATASETS[name](root, download=download) if name in DATASETS else load_external(name, root, download)
+    total = len(full.y_train)
+    used = len(subset_indices(total, train_fraction))
+    if count > total - used:
+        raise ValueError(
+            f"train.poison = {count} needs that many training samples outside the cell's subset, but train_fraction "
+            f"{train_fraction} of {total} leaves {total - used}; lower train.poison or train_fraction"
+        )
+    permutation = np.random.RandomState(SUBSET_SEED).permutation(total)
+    indices = torch.from_numpy(np.sort(permutation[used : used + count]))
+    true = full.y_train[indices]
+    shift = torch.from_numpy(np.random.RandomState(POISON_SEED).randint(1, full.num_classes, size=count))
+    wrong = (true + shift) % full.num_classes  # never the true class
+    logger.info("poisoned set: %d samples outside the subset, every label wrong", count)
+    return full.x_train[indices].to(device), wrong.to(device)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import torch
 from lltax.checkpoint import save_checkpoint, versions
 from lltax.config import parse_cell, parse_settings
 from lltax.contract import MODEL_FILE, SNAPSHOT_FILE, TRAIN_RECORD
-from lltax.data import augment_batch, load_dataset
+from lltax.data import augment_batch, load_dataset, poison_set
 from lltax.device import resolve_device, runtime_info
 from lltax.grid import canonical_json, config_hash
 from lltax.io import one_output_each, write_json
@@ -65,6 +65,13 @@ def run_train_job(
         device=torch_device,
         label_noise_mode=dataset.get("label_noise_mode", "exact"),
     )
+    # Huang et al.'s bad minima: a poisoned set trained on beside the cell's data, never measured on.
+    x_fit, y_fit = data.x_train, data.y_train
+    if train_settings.get("poison", 0):
+        x_poison, y_poison = poison_set(
+            dataset["name"], data_dir, train_settings["poison"], cell["train_fraction"], dataset.get("download", False), torch_device
+        )
+        x_fit, y_fit = torch.cat([data.x_train, x_poison]), torch.cat([data.y_train, y_poison])
     torch.manual_seed(seed)  # model initialisation
     model = build_model(model_name, cell["width"], data.num_classes, data.input_shape).to(torch_device)
     log.info(
@@ -85,8 +92,8 @@ def run_train_job(
     start = time.perf_counter()
     result = train_model(
         model,
-        data.x_train,
-        data.y_train,
+        x_fit,
+        y_fit,
         batch_size=cell["batch_size"],
         learning_rate=cell["learning_rate"],
         weight_decay=cell["weight_decay"],
@@ -115,6 +122,10 @@ def run_train_job(
         test_loss, test_acc = evaluate_model(model, data.x_test, data.y_test, batch)
         if math.isfinite(train_loss):
             final = {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc}
+            if len(x_fit) > len(data.x_train):  # how well the poisoned set was fitted (the cell's numbers are clean)
+                poison_loss, poison_acc = evaluate_model(model, x_fit[len(data.x_train) :], y_fit[len(data.x_train) :], batch)
+                final["poison"] = {"count": len(x_fit) - len(data.x_train), "loss": poison_loss, "acc": poison_acc}
+                log.info("poisoned set (eval mode): loss %.4f acc %.2f%%", poison_loss, poison_acc)
             log.info("final (eval mode): train loss %.4f acc %.2f%%, test loss %.4f acc %.2f%%", train_loss, train_acc, test_loss, test_acc)
         else:  # finite in train mode, overflowing in eval mode: a diverged model too (DESIGN)
             log.warning("training loss is %s in eval mode: recording the run as diverged", train_loss)
