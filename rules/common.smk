@@ -207,7 +207,7 @@ def outside_results(results):
 
 def metric_config(wildcards):
     """The part of the config a metric's table is shaped by: grid, seeds (and curve points)."""
-    shape = {"grid": CONFIG["grid"], "seeds": SEEDS}
+    shape = {"grid": CONFIG["grid"], "seeds": SEEDS, "checkpoint": CHECKPOINT}  # records are checked against CHECKPOINT
     if wildcards.metric == "curves":
         shape["curves"] = {"points": CONFIG["curves"]["points"], "pairs": CONFIG["curves"]["pairs"]}
     return canonical_json(shape)

@@ -17,10 +17,10 @@ from torch import nn
 
 from lltax import cli
 from lltax.advice import ADVICE
-from lltax.checkpoint import load_checkpoint_file, save_checkpoint
+from lltax.checkpoint import save_checkpoint
 from lltax.config import ConfigError, section_settings, validate_config
 from lltax.data import load_dataset
-from lltax.external import CheckpointError, fit_state, read_payload, state_of_payload
+from lltax.external import CheckpointError, filled_names, fit_state, load_external_record, read_payload, state_of_payload
 from lltax.grid import check_checkpoint_template, checkpoint_file
 from lltax.jobs.cka import cka_of_checkpoints
 from lltax.jobs.hessian import hessian_of_checkpoint
@@ -99,6 +99,16 @@ def test_layouts_of_common_trainers_are_found():
     for prefix in ("model.", "module.", "module.model."):
         fitted, found = fit_state({prefix + k: v for k, v in state.items()}, net, "f")
         assert found == prefix and all(torch.equal(fitted[k], state[k]) for k in state)
+    # A wrapper that also holds other modules (a loss, an EMA copy): only the prefix's names count.
+    wrapped = {**{"model." + k: v for k, v in state.items()}, "criterion.weight": torch.ones(3), "ema.0.weight": torch.ones(1)}
+    assert fit_state(wrapped, net, "f")[1] == "model." and fit_state(wrapped, net, "f", prefix="model")[1] == "model."
+    with pytest.raises(CheckpointError, match=r"unexpected keys \(e.g. \['criterion.weight'"):
+        fit_state(wrapped, net, "f", prefix="")
+    # BatchNorm counters that another trainer did not save are filled; the record reproduces them.
+    bn = nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4))
+    without = {k: v for k, v in bn.state_dict().items() if not k.endswith("num_batches_tracked")}
+    fitted, _ = fit_state(without, bn, "f")
+    assert fitted.keys() == bn.state_dict().keys() and filled_names(without, fitted, "") == ["1.num_batches_tracked"]
     with pytest.raises(CheckpointError, match=r"f has no key 'ema.model'"):
         state_of_payload({"state_dict": state}, "f", key="ema.model")
     with pytest.raises(CheckpointError, match=r"f holds no state dict .* checkpoints.key"):
@@ -196,7 +206,7 @@ def test_imported_checkpoints_measure_as_lltax_checkpoints_of_the_same_weights(o
         assert meta["external"]["prefix"] == ("model." if seed == 1 else "") and meta["external"]["key"] == (
             "state_dict" if seed == 1 else ""
         )
-        state, _ = load_checkpoint_file(record)
+        state, _ = load_external_record(record)
         assert state.keys() == models[seed].state_dict().keys()
         assert all(torch.equal(state[k], v) for k, v in models[seed].state_dict().items())
         ours, theirs = hessian_of_checkpoint(record, HESSIAN_SETTINGS), hessian_of_checkpoint(reference, HESSIAN_SETTINGS)

@@ -118,6 +118,7 @@ TRAIN = {
     "patience": 5,
     "min_delta": 0.0001,
     "eval_batch_size": 1000,
+    "poison": 0,
 }
 DATASET = {"name": "mnist1d", "download": False, "augment": False, "label_noise_mode": "exact"}
 

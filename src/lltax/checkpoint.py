@@ -18,7 +18,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from lltax.external import external_state
 from lltax.io import atomic_path, read_json, write_json
 
 
@@ -98,7 +97,7 @@ def meta_checksum(meta: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _check_meta(meta: Any, path: str | Path, job: str = "train") -> dict[str, Any]:
+def check_meta(meta: Any, path: str | Path, job: str = "train") -> dict[str, Any]:
     """The metadata of a checkpoint, its checksum verified (a flag edited by hand is refused)."""
     if not isinstance(meta, dict) or not isinstance(meta.get("state_sha256"), str):
         raise ValueError(f"{path} is not an lltax checkpoint with a weights checksum; delete it and rerun its {job} job")
@@ -130,25 +129,6 @@ def save_external_record(path: str | Path, state: dict[str, torch.Tensor], meta:
     write_json(path, sealed_meta(meta, state))
 
 
-def _load_external_record(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    try:
-        meta = read_json(path)
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f"checkpoint record {path} does not exist; run `lltax import` (or the import rule) first") from e
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise ValueError(f"{path} is not a readable lltax checkpoint record; delete it and rerun its import job") from None
-    meta = _check_meta(meta, path, job="import")
-    if not isinstance(meta.get("external"), dict):
-        raise ValueError(f"{path} is not the record of an external checkpoint (no 'external' section); delete it and rerun its import job")
-    state = external_state(meta["external"])
-    if state_checksum(state) != meta["state_sha256"]:
-        raise ValueError(
-            f"{meta['external']['path']} changed after {path} was written (its weights' checksum differs); "
-            "delete the record and rerun its import job to measure the new weights"
-        )
-    return state, meta
-
-
 def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> None:
     """Save ``{"state_dict", "meta"}`` atomically; tensors are moved to CPU first.
 
@@ -168,10 +148,10 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) ->
 def load_checkpoint_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a checkpoint with ``weights_only=True`` (no code runs from the file) and verify its checksum.
 
-    ``path`` is a ``model.pt``, or the ``checkpoint.json`` of a checkpoint trained elsewhere, whose
-    weights are read from the file it names (``lltax.external``)."""
+    A ``checkpoint.json`` (a checkpoint trained elsewhere) is read by ``lltax.external.load_external_record``;
+    ``lltax.jobs.inputs.load_model`` takes either."""
     if is_external_record(path):
-        return _load_external_record(path)
+        raise ValueError(f"{path} is the record of a checkpoint trained elsewhere; load it with lltax.external.load_external_record")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as e:
@@ -181,7 +161,7 @@ def load_checkpoint_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dic
         raise ValueError(f"{path} is not a readable lltax checkpoint ({type(e).__name__}); rerun the train job that writes it") from None
     if not isinstance(payload, dict) or "state_dict" not in payload or "meta" not in payload:
         raise ValueError(f"{path} is not an lltax checkpoint (expected keys 'state_dict' and 'meta')")
-    state, meta = payload["state_dict"], _check_meta(payload["meta"], path)
+    state, meta = payload["state_dict"], check_meta(payload["meta"], path)
     if state_checksum(state) != meta["state_sha256"]:
         raise ValueError(
             f"{path} is corrupt: its weights do not match the checksum recorded when it was saved; delete it and rerun its train job"
@@ -194,7 +174,7 @@ def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
     the results layer checks every record against (checksum, config hash, cell, seed)."""
     if is_external_record(path):
         try:
-            return _check_meta(read_json(path), path, job="import")
+            return check_meta(read_json(path), path, job="import")
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             raise ValueError(f"{path} is not a readable lltax checkpoint record; delete it and rerun its import job") from None
     try:
@@ -203,7 +183,7 @@ def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
         raise
     except Exception as e:  # as in load_checkpoint_file: never retry without weights_only
         raise ValueError(f"{path} is not a readable lltax checkpoint ({type(e).__name__}); delete it and rerun its train job") from None
-    return _check_meta(payload.get("meta") if isinstance(payload, dict) else None, path)
+    return check_meta(payload.get("meta") if isinstance(payload, dict) else None, path)
 
 
 # Curve files (pair=A-B/curve.pt): the three bends, BatchNorm buffers and metadata of a fitted curve.

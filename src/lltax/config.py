@@ -30,7 +30,7 @@ from lltax.config_checks import (
     check_sizes,
     check_strings,
 )
-from lltax.contract import AXES, ConfigError
+from lltax.contract import AXES, INTEGER_AXES, ConfigError
 from lltax.grid import canonical_value, check_checkpoint_template, parse_cell_path
 
 METRIC_SECTIONS = ("train", "hessian", "evaluate", "cka", "distance", "curves", "classify", "plots")
@@ -103,7 +103,8 @@ def validate_config(config: dict) -> dict:
     check_paths(config)
     check_grid_size(config)
     for axis in AXES:
-        values = [canonical_value(v) for v in config["grid"][axis]]
+        # Float axes as floats: `weight_decay: [0]` is the cell weight_decay=0.0, as its path parses back.
+        values = [canonical_value(v if axis in INTEGER_AXES else float(v)) for v in config["grid"][axis]]
         if len(set(values)) != len(values):
             raise ConfigError(f"config key 'grid.{axis}': repeated values in {config['grid'][axis]}")
         config["grid"][axis] = values

@@ -31,6 +31,39 @@ CURVE_FILE = "curve.pt"
 CURVE_RECORD = "curve_eval.json"
 LANDSCAPE_FILE = "landscape.nc"
 
+# Curves: <cell>/pair=A-B/curve_eval.json, scalars per pair and profiles over t.
+# The straight line between the same ends is evaluated beside the curve (line_ variables).
+CURVE_SCALARS = {
+    "mode_connectivity": "mode_connectivity",
+    "mode_connectivity_loss": "mode_connectivity_loss",
+    "mode_connectivity_test": "mode_connectivity_test",
+    "line_mode_connectivity": "line_mode_connectivity",
+    "line_mode_connectivity_loss": "line_mode_connectivity_loss",
+    "line_mode_connectivity_test": "line_mode_connectivity_test",
+    "curve_length": "curve_length",
+    "line_length": "line_length",
+    "curve_train_loss_integral": "train_loss_integral",
+    "line_train_loss_integral": "line_train_loss_integral",
+    "aligned_line_mode_connectivity": "aligned_line_mode_connectivity",
+    "aligned_line_mode_connectivity_loss": "aligned_line_mode_connectivity_loss",
+    "aligned_line_mode_connectivity_test": "aligned_line_mode_connectivity_test",
+    "aligned_line_length": "aligned_line_length",
+}
+CURVE_PROFILES = {
+    "curve_train_error": "train_error",
+    "curve_train_loss": "train_loss",
+    "curve_test_error": "test_error",
+    "curve_test_loss": "test_loss",
+    "line_train_error": "line_train_error",
+    "line_train_loss": "line_train_loss",
+    "line_test_error": "line_test_error",
+    "line_test_loss": "line_test_loss",
+    "aligned_line_train_error": "aligned_line_train_error",
+    "aligned_line_train_loss": "aligned_line_train_loss",
+    "aligned_line_test_error": "aligned_line_test_error",
+    "aligned_line_test_loss": "aligned_line_test_loss",
+}
+
 # Metric tables of the dataset, in merge order.
 METRICS = ("train", "hessian", "cka", "distance", "curves")
 

@@ -208,9 +208,10 @@ def poison_set(
     poisoned set of Huang et al. 2019, whose fitting (with the clean data) leads training to a
     bad minimum: perfect training accuracy, poor test accuracy.
 
-    The inputs are the next ``count`` of the fixed permutation that defines the subsets
-    (``subset_indices``), so they never overlap the cell's data; each label is drawn uniformly
-    over the other classes from a fixed stream (``POISON_SEED``): the same set for every seed.
+    The inputs are the last ``count`` of the fixed permutation whose first entries are the
+    subsets (``subset_indices``), so they never overlap the cell's data and are the same for
+    every cell and seed; each label is drawn uniformly over the other classes from a fixed
+    stream (``POISON_SEED``).
     """
     full = DATASETS[name](root, download=download) if name in DATASETS else load_external(name, root, download)
     total = len(full.y_train)
@@ -221,7 +222,7 @@ def poison_set(
             f"{train_fraction} of {total} leaves {total - used}; lower train.poison or train_fraction"
         )
     permutation = np.random.RandomState(SUBSET_SEED).permutation(total)
-    indices = torch.from_numpy(np.sort(permutation[used : used + count]))
+    indices = torch.from_numpy(np.sort(permutation[total - count :]))
     true = full.y_train[indices]
     shift = torch.from_numpy(np.random.RandomState(POISON_SEED).randint(1, full.num_classes, size=count))
     wrong = (true + shift) % full.num_classes  # never the true class

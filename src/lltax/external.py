@@ -17,11 +17,17 @@ checkpoint), and key prefixes of wrappers (Lightning's attribute name ``model.``
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from lltax.checkpoint import check_meta, state_checksum
+from lltax.io import read_json
+
+log = logging.getLogger(__name__)
 
 # Where common trainers keep the model's state dict inside a checkpoint dict, tried in order.
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "state", "net", "network", "module", "weights")
@@ -94,37 +100,50 @@ def _strip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tenso
 
 
 def _prefix_candidates(names: list[str]) -> list[str]:
-    """ "" and every dotted prefix of the first name (``model.``, ``module.model.``), shortest first."""
-    parts = names[0].split(".")
-    return [""] + [".".join(parts[:i]) + "." for i in range(1, len(parts))]
+    """ "" and every leading dotted part of any name (``model.``, ``module.model.``), shortest first."""
+    found = {".".join(name.split(".")[:i]) + "." for name in names for i in range(1, name.count(".") + 1)}
+    return [""] + sorted(found, key=lambda p: (p.count("."), p))
+
+
+def _complete(stripped: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """BatchNorm's ``num_batches_tracked`` counters, which other trainers may not save, filled
+    from the model (they only matter for BatchNorm with momentum=None)."""
+    return {**{k: v for k, v in expected.items() if k.endswith("num_batches_tracked") and k not in stripped}, **stripped}
 
 
 def fit_state(
     state: dict[str, torch.Tensor], model: nn.Module, path: str | Path, prefix: str = AUTO
 ) -> tuple[dict[str, torch.Tensor], str]:
-    """The state with ``prefix`` removed from its names, checked to fit ``model`` exactly.
+    """The state's weights under ``prefix`` with it removed, checked to fit ``model`` exactly.
 
-    ``prefix`` "auto" picks the prefix (none, or a leading dotted part shared by the model's
-    keys, e.g. Lightning's ``model.``) under which the names are exactly the model's. Refused,
+    ``prefix`` "auto" picks the prefix (none, or a leading dotted part of the names, e.g.
+    Lightning's ``model.``) under which the names are exactly the model's; with a prefix, names
+    outside it (a wrapper's other modules: a loss, an EMA copy) are left out and logged. Refused,
     naming the file: missing or unexpected keys, a wrong shape, non-finite weights.
     """
     expected = model.state_dict()
     if prefix == AUTO:
-        chosen = next((p for p in _prefix_candidates(sorted(state)) if set(_strip(state, p)) == set(expected)), None)
+        candidates = _prefix_candidates(sorted(state))
+        chosen = next((p for p in candidates if set(_complete(_strip(state, p), expected)) == set(expected)), None)
         if chosen is None:  # the closest candidate gives the clearest error
-            chosen = max(_prefix_candidates(sorted(state)), key=lambda p: len(set(_strip(state, p)) & set(expected)))
+            chosen = max(candidates, key=lambda p: len(set(_strip(state, p)) & set(expected)))
         prefix = chosen
-    stripped = _strip(state, prefix)
+    elif prefix and not prefix.endswith("."):
+        prefix += "."  # `model` means the attribute model: names model.<...>
+    stripped = _complete(_strip(state, prefix), expected)
     missing = sorted(set(expected) - set(stripped))
-    unexpected = sorted(set(state) - {prefix + name for name in expected})
+    unexpected = sorted(set(stripped) - set(expected))
     if missing or unexpected:
         what = [f"{len(missing)} missing keys (e.g. {missing[:3]})"] if missing else []
-        what += [f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})"] if unexpected else []
+        what += [f"{len(unexpected)} unexpected keys (e.g. {[prefix + k for k in unexpected[:3]]})"] if unexpected else []
         raise CheckpointError(
             f"{path} does not fit the model: {', '.join(what)}"
             + (f" after removing prefix {prefix!r}" if prefix else "")
             + "; check model.name and the width, or set checkpoints.key / checkpoints.prefix"
         )
+    ignored = [name for name in state if not name.startswith(prefix)]
+    if ignored:
+        log.info("%s: %d tensors outside prefix %r left out (e.g. %s)", path, len(ignored), prefix, ignored[:3])
     for name, tensor in expected.items():
         if stripped[name].shape != tensor.shape:
             raise CheckpointError(
@@ -138,7 +157,36 @@ def fit_state(
 
 
 def external_state(external: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The weights an import record names (key and prefix as resolved at import time)."""
+    """The weights an import record names (key and prefix as resolved at import time, the
+    BatchNorm counters the file lacked filled as the import filled them: zero)."""
     path = external["path"]
     state, _ = state_of_payload(read_payload(path), path, external["key"])
-    return _strip(state, external["prefix"])
+    filled = {name: torch.zeros((), dtype=torch.long) for name in external.get("filled", [])}
+    return {**filled, **_strip(state, external["prefix"])}
+
+
+def filled_names(state: dict[str, torch.Tensor], fitted: dict[str, torch.Tensor], prefix: str) -> list[str]:
+    """The names ``fit_state`` filled from the model because the file lacked them."""
+    return sorted(set(fitted) - set(_strip(state, prefix)))
+
+
+def load_external_record(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The weights and metadata a ``checkpoint.json`` stands for: its metadata checksum verified,
+    the weights read weights-only from the file it names and checked against the recorded
+    checksum (a file changed since the import is refused, naming it)."""
+    try:
+        meta = read_json(path)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"checkpoint record {path} does not exist; run `lltax import` (or the import rule) first") from e
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ValueError(f"{path} is not a readable lltax checkpoint record; delete it and rerun its import job") from None
+    meta = check_meta(meta, path, job="import")
+    if not isinstance(meta.get("external"), dict):
+        raise ValueError(f"{path} is not the record of an external checkpoint (no 'external' section); delete it and rerun its import job")
+    state = external_state(meta["external"])
+    if state_checksum(state) != meta["state_sha256"]:
+        raise ValueError(
+            f"{meta['external']['path']} changed after {path} was written (its weights' checksum differs); "
+            "delete the record and rerun its import job to measure the new weights"
+        )
+    return state, meta

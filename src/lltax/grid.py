@@ -111,7 +111,8 @@ def config_hash(obj: Any) -> str:
 
 def checkpoint_file(template: str, cell: dict, seed: int) -> str:
     """The file a ``checkpoints.path`` template names for one cell and seed, absolute."""
-    return os.path.abspath(os.path.expanduser(template.format(**{axis: cell[axis] for axis in AXES}, seed=seed)))
+    values = {axis: int(cell[axis]) if axis in INTEGER_AXES else float(cell[axis]) for axis in AXES}  # as a path parses back
+    return os.path.abspath(os.path.expanduser(template.format(**values, seed=seed)))
 
 
 def check_checkpoint_template(template: str, grid: dict, seeds: list[int]) -> None:

@@ -9,13 +9,13 @@ import torch
 
 from lltax.checkpoint import load_curve
 from lltax.config import parse_settings
+from lltax.contract import CURVE_PROFILES, CURVE_SCALARS
 from lltax.device import resolve_device
 from lltax.grid import canonical_value
 from lltax.io import one_output_each, write_json
 from lltax.jobs.inputs import build_from_meta, load_cell_data
 from lltax.metrics.alignment import permutation_spec, permute, weight_matching
 from lltax.metrics.curves import evaluate_curve
-from lltax.results.layout import CURVE_PROFILES, CURVE_SCALARS
 
 logger = logging.getLogger(__name__)
 
@@ -80,13 +80,13 @@ def evaluate_curve_file(curve_path: str, points: list[float], device: str, data_
 def aligned_parameters(model, bends, seed: int) -> dict | None:
     """The end model's parameters permuted onto the start's by weight matching, or None (logged)
     when the architecture has no permutation rule (lltax.metrics.alignment)."""
+    start, end = ({k: v.cpu() for k, v in bend.items()} for bend in (bends[0], bends[2]))
     try:
         spec = permutation_spec(model)
+        permutations = weight_matching(spec, start, end, seed=seed)
     except ValueError as error:
         logger.warning("no aligned line: %s", error)
         return None
-    start, end = ({k: v.cpu() for k, v in bend.items()} for bend in (bends[0], bends[2]))
-    permutations = weight_matching(spec, start, end, seed=seed)
     moved = sum(int((p != torch.arange(len(p))).sum()) for p in permutations.values())
     logger.info("weight matching: %d of %d units moved", moved, sum(len(p) for p in permutations.values()))
     return {k: v.to(bends[2][k].device) for k, v in permute(spec, permutations, end).items()}

@@ -20,7 +20,7 @@ from lltax.config import parse_cell, parse_settings
 from lltax.contract import EXTERNAL_RECORD, TRAIN_RECORD
 from lltax.data import load_dataset
 from lltax.device import resolve_device, runtime_info
-from lltax.external import file_checksum, fit_state, read_payload, state_of_payload
+from lltax.external import file_checksum, filled_names, fit_state, read_payload, state_of_payload
 from lltax.grid import canonical_json, config_hash
 from lltax.io import one_output_each, write_json
 from lltax.metrics.evaluate import evaluate_model
@@ -61,11 +61,11 @@ def import_checkpoint(
     path = str(Path(file).resolve())
     torch.manual_seed(seed)  # whatever the builder draws is overwritten; lazy modules still see one stream
     model = build_model(model_name, cell["width"], data.num_classes, data.input_shape)
-    state, key = state_of_payload(read_payload(path), path, formats["key"])
-    state, prefix = fit_state(state, model, path, formats["prefix"])
+    raw, key = state_of_payload(read_payload(path), path, formats["key"])
+    state, prefix = fit_state(raw, model, path, formats["prefix"])
     model.load_state_dict(state)
     model.to(device).eval()
-    external = {"path": path, "file_sha256": file_checksum(path), "key": key, "prefix": prefix}
+    external = {"path": path, "file_sha256": file_checksum(path), "key": key, "prefix": prefix, "filled": filled_names(raw, state, prefix)}
     log.info("%s: %d tensors under key %r, prefix %r, for cell %s seed %d", path, len(state), key, prefix, canonical_json(cell), seed)
 
     batch = train_settings["eval_batch_size"]

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lltax.checkpoint import load_checkpoint_file
+from lltax.checkpoint import is_external_record, load_checkpoint_file
 from lltax.data import load_dataset
 from lltax.grid import canonical_value
 from lltax.models import build_model
@@ -24,8 +24,14 @@ def build_from_meta(meta: dict[str, Any]) -> nn.Module:
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model of a checkpoint, load its weights, put it in eval mode on ``device``."""
-    state, meta = load_checkpoint_file(path)
+    """Rebuild the model of a checkpoint (a ``model.pt``, or the ``checkpoint.json`` of one trained
+    elsewhere), load its weights, put it in eval mode on ``device``."""
+    if is_external_record(path):
+        from lltax.external import load_external_record
+
+        state, meta = load_external_record(path)
+    else:
+        state, meta = load_checkpoint_file(path)
     model = build_from_meta(meta)
     model.load_state_dict(state)
     return model.to(device).eval(), meta

@@ -40,6 +40,8 @@ def _batchnorm(prefix: str, module: nn.Module, group: str | None, spec: Spec) ->
 
 def _layer(prefix: str, module: nn.Module, out: str | None, inp: str | None, spec: Spec) -> None:
     """A Linear or ConvNd: weight (out, in, kernel...), bias (out,)."""
+    if getattr(module, "groups", 1) != 1:  # grouped/depthwise: channels permute within groups only
+        raise ValueError(f"alignment: no permutation rule for the grouped convolution {prefix.rstrip('.')}")
     spec[f"{prefix}weight"] = (out, inp) + (None,) * (module.weight.dim() - 2)
     if module.bias is not None:
         spec[f"{prefix}bias"] = (out,)

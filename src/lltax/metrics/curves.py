@@ -238,7 +238,8 @@ def curve_length(bends: Sequence[Mapping[str, torch.Tensor]], intervals: int = 1
 def integrated(values: Sequence[float], points: Sequence[float]) -> float:
     """Trapezoid integral over t in [0, 1] of a profile at the evaluated points (the reference's
     integrated loss); as coarse as the points."""
-    return float(np.trapezoid(np.asarray(values, dtype=float), np.asarray(points, dtype=float)))
+    values, points = np.asarray(values, dtype=float), np.asarray(points, dtype=float)
+    return float(((values[1:] + values[:-1]) / 2 * np.diff(points)).sum())  # np.trapezoid is NumPy 2 only
 
 
 def evaluate_curve(

@@ -22,6 +22,8 @@ from lltax.contract import (
     AXES,
     CKA_RECORD,
     COORDINATE_ATTRS,
+    CURVE_PROFILES,
+    CURVE_SCALARS,
     DISTANCE_RECORD,
     HESSIAN_RECORD,
     INTEGER_AXES,
@@ -62,38 +64,6 @@ PER_PAIR_FILES = {
     "cka": (CKA_RECORD, {"cka": "cka"}),
     "distance": (DISTANCE_RECORD, {"l2_distance": "l2_distance"}),
 }
-# Curves: <cell>/pair=A-B/curve_eval.json, scalars per pair and profiles over t.
-# The straight line between the same ends is evaluated beside the curve (line_ variables).
-CURVE_SCALARS = {
-    "mode_connectivity": "mode_connectivity",
-    "mode_connectivity_loss": "mode_connectivity_loss",
-    "mode_connectivity_test": "mode_connectivity_test",
-    "line_mode_connectivity": "line_mode_connectivity",
-    "line_mode_connectivity_loss": "line_mode_connectivity_loss",
-    "line_mode_connectivity_test": "line_mode_connectivity_test",
-    "curve_length": "curve_length",
-    "line_length": "line_length",
-    "curve_train_loss_integral": "train_loss_integral",
-    "line_train_loss_integral": "line_train_loss_integral",
-    "aligned_line_mode_connectivity": "aligned_line_mode_connectivity",
-    "aligned_line_mode_connectivity_loss": "aligned_line_mode_connectivity_loss",
-    "aligned_line_mode_connectivity_test": "aligned_line_mode_connectivity_test",
-    "aligned_line_length": "aligned_line_length",
-}
-CURVE_PROFILES = {
-    "curve_train_error": "train_error",
-    "curve_train_loss": "train_loss",
-    "curve_test_error": "test_error",
-    "curve_test_loss": "test_loss",
-    "line_train_error": "line_train_error",
-    "line_train_loss": "line_train_loss",
-    "line_test_error": "line_test_error",
-    "line_test_loss": "line_test_loss",
-    "aligned_line_train_error": "aligned_line_train_error",
-    "aligned_line_train_loss": "aligned_line_train_loss",
-    "aligned_line_test_error": "aligned_line_test_error",
-    "aligned_line_test_loss": "aligned_line_test_loss",
-}
 
 
 class Layout(NamedTuple):
@@ -104,6 +74,7 @@ class Layout(NamedTuple):
     pairs: list[tuple[int, int]]
     points: list[float]
     curve_pairs: list[tuple[int, int]]
+    checkpoint: str | None = None  # the seeds' checkpoint file name (model.pt / checkpoint.json); None = either
 
 
 @functools.cache
@@ -146,6 +117,7 @@ def table_layout(config: dict) -> Layout:
         pairs=list(itertools.combinations(seeds, 2)),
         points=points,
         curve_pairs=curve_pairs,
+        checkpoint=config.get("checkpoint"),
     )
 
 

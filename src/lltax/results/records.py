@@ -105,17 +105,24 @@ class Checkpoints:
     checksums are checked for form only, and how many such records there were is logged.
     """
 
-    def __init__(self, results_dir: Path):
+    def __init__(self, results_dir: Path, file: str | None = None):
+        """``file``: the checkpoint file name of this run (``model.pt``, or ``checkpoint.json``
+        for checkpoints trained elsewhere); None = whichever a seed folder holds, model.pt first."""
         self.results_dir = results_dir
+        self.file = file
         self._metas: dict[tuple[str, int], dict | None] = {}
         self.unverified = 0
+
+    def name(self, cell: str, seed: int) -> str:
+        if self.file:
+            return self.file
+        folder = self.results_dir / cell / f"seed={seed}"
+        return EXTERNAL_RECORD if not (folder / MODEL_FILE).exists() and (folder / EXTERNAL_RECORD).exists() else MODEL_FILE
 
     def meta(self, cell: str, seed: int) -> dict | None:
         key = (cell, seed)
         if key not in self._metas:
-            path = self.results_dir / cell / f"seed={seed}" / MODEL_FILE
-            if not path.exists() and path.with_name(EXTERNAL_RECORD).exists():  # a checkpoint trained elsewhere
-                path = path.with_name(EXTERNAL_RECORD)
+            path = self.results_dir / cell / f"seed={seed}" / self.name(cell, seed)
             from lltax.checkpoint import read_checkpoint_meta  # torch: only where records are checked
 
             try:
@@ -134,7 +141,7 @@ class Checkpoints:
         elif recorded != meta["state_sha256"]:
             raise ValueError(
                 f"{path} was computed from another checkpoint of seed {seed} ({key} {recorded[:12]}..., "
-                f"but {MODEL_FILE} is {meta['state_sha256'][:12]}...): it is stale or copied from another run; delete it and rerun its job"
+                f"but {self.name(cell, seed)} is {meta['state_sha256'][:12]}...): it is stale or copied from another run; delete it and rerun its job"
             )
 
     def check_config_hash(self, recorded, path: Path, cell: str, seed: int) -> None:
@@ -146,7 +153,7 @@ class Checkpoints:
             self.unverified += 1
         elif recorded != meta.get("config_hash"):
             raise ValueError(
-                f"{path} was written by another training run (config hash {recorded}, but {MODEL_FILE} has "
+                f"{path} was written by another training run (config hash {recorded}, but {self.name(cell, seed)} has "
                 f"{meta.get('config_hash')}): it is stale or copied from another run; delete it and rerun its train job"
             )
 
@@ -160,4 +167,9 @@ class Checkpoints:
 
     def report(self, metric: str) -> None:
         if self.unverified:
-            log.warning("%s: %d record(s) could not be checked against their checkpoint (%s missing)", metric, self.unverified, MODEL_FILE)
+            log.warning(
+                "%s: %d record(s) could not be checked against their checkpoint (%s missing)",
+                metric,
+                self.unverified,
+                self.file or MODEL_FILE,
+            )

@@ -49,7 +49,7 @@ def _aggregate_per_seed(metric: str, results_dir: Path, layout: Layout) -> dict[
     file_name, keys = PER_SEED_FILES[metric]
     arrays = {name: np.full(grid_shape(layout) + (len(layout.seeds),), np.nan) for name in keys}
     missing: list[Path] = []
-    checkpoints = Checkpoints(results_dir)
+    checkpoints = Checkpoints(results_dir, layout.checkpoint)
     for index, cell in cells(layout):
         for s, seed in enumerate(layout.seeds):
             path = results_dir / cell / f"seed={seed}" / file_name
@@ -110,7 +110,7 @@ def _aggregate_per_pair(metric: str, results_dir: Path, layout: Layout) -> dict[
     pair_index = {pair: i for i, pair in enumerate(layout.pairs)}
     arrays = {name: np.full(grid_shape(layout) + (len(layout.pairs),), np.nan) for name in keys}
     missing: list[Path] = []
-    checkpoints = Checkpoints(results_dir)
+    checkpoints = Checkpoints(results_dir, layout.checkpoint)
     expected = 0
     for index, cell in cells(layout):
         expected += 1
@@ -154,7 +154,7 @@ def _aggregate_curves(results_dir: Path, layout: Layout) -> dict[str, xr.Variabl
     scalars = {name: np.full(shape, np.nan) for name in CURVE_SCALARS}
     profiles = {name: np.full(shape + (len(layout.points),), np.nan) for name in CURVE_PROFILES}
     missing: list[Path] = []
-    checkpoints = Checkpoints(results_dir)
+    checkpoints = Checkpoints(results_dir, layout.checkpoint)
     for index, cell in cells(layout):
         for a, b in layout.curve_pairs:
             path = results_dir / cell / f"pair={a}-{b}" / CURVE_RECORD
