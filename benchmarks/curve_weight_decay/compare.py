@@ -35,10 +35,14 @@ def main(bend_path: str, curve_path: str) -> None:
         b, c = (d["mode_connectivity"].isel(where).values for d in (bend, curve))
         diff = differences.isel(where).values
         pb, pc = (str(phases[form].isel(where).item()) for form in ("bend", "curve"))
-        print(f"{label} | {np.nanmean(b):+.2f} | {np.nanmean(c):+.2f} | {np.nanmean(diff):+.2f} ± {np.nanstd(diff, ddof=1):.2f} | {pb} -> {pc}")
+        print(
+            f"{label} | {np.nanmean(b):+.2f} | {np.nanmean(c):+.2f} | {np.nanmean(diff):+.2f} ± {np.nanstd(diff, ddof=1):.2f} | {pb} -> {pc}"
+        )
     all_diffs = differences.values[np.isfinite(differences.values)]
     moved = int((phases["bend"].values != phases["curve"].values).sum())
-    print(f"over {all_diffs.size} curves: mean difference {all_diffs.mean():+.3f} pp, std {all_diffs.std(ddof=1):.3f}; {moved} labels moved")
+    print(
+        f"over {all_diffs.size} curves: mean difference {all_diffs.mean():+.3f} pp, std {all_diffs.std(ddof=1):.3f}; {moved} labels moved"
+    )
 
 
 if __name__ == "__main__":
