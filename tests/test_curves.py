@@ -35,7 +35,15 @@ from lltax.metrics.bezier import (
     recompute_batchnorm_statistics,
     unflatten_bend,
 )
-from lltax.metrics.curves import curve_length, evaluate_curve, fit_curve, learning_rate_factor, line_bends, mode_connectivity
+from lltax.metrics.curves import (
+    curve_length,
+    evaluate_curve,
+    fit_curve,
+    learning_rate_factor,
+    line_bends,
+    mode_connectivity,
+    polychain_length,
+)
 from lltax.metrics.evaluate import evaluate_model
 
 LENGTH, CLASSES = 8, 3
@@ -243,6 +251,34 @@ def test_line_beside_the_curve_is_the_straight_line_with_batchnorm_recomputed():
     assert profile["line_train_loss_integral"] == pytest.approx(
         sum((a + b) / 2 * (t1 - t0) for a, b, t0, t1 in zip(profile["line_train_loss"], profile["line_train_loss"][1:], points, points[1:]))
     )
+
+
+def test_a_polychain_through_the_midpoint_is_the_line():
+    start, middle, end = (flatten_bend(parameters_of(make_model(TinyConvBN, seed))) for seed in range(3))
+    midpoint = (start + end) / 2
+    for t in (0.0, 0.1, 0.5, 0.8, 1.0):
+        torch.testing.assert_close(curve_point([start, midpoint, end], t, "polychain"), (1 - t) * start + t * end, rtol=1e-12, atol=1e-12)
+    assert torch.equal(curve_point([start, middle, end], 0.5, "polychain"), middle)  # the bend, at t = 1/2
+    torch.testing.assert_close(curve_point([start, middle, end], 0.25, "polychain"), (start + middle) / 2, rtol=1e-12, atol=1e-12)
+    as_dicts = [{"w": start}, {"w": middle}, {"w": end}]
+    assert polychain_length(as_dicts) == pytest.approx(float((middle - start).norm() + (end - middle).norm()), rel=1e-12)
+    with pytest.raises(ValueError, match="unknown curve 'spline'"):
+        curve_point([start, middle, end], 0.5, "spline")
+
+
+def test_polychain_fitting_lowers_the_loss_and_evaluates_its_own_kind(memorized_pair):
+    model, permuted, x, y = memorized_pair
+    start, end = parameters_of(model), parameters_of(permuted)
+    middle = initial_middle_bend(start, end, init="midpoint")
+    before = evaluate_curve(model, [start, middle, end], x, y, x, y, curve="polychain")
+    bends, _, _ = fit_curve(model, start, end, middle, x, y, **{**FIT, "curve": "polychain"})
+    after = evaluate_curve(model, bends, x, y, x, y, curve="polychain")
+    assert np.mean(after["train_loss"]) < 0.5 * np.mean(before["train_loss"])
+    assert after["curve_length"] == pytest.approx(polychain_length(bends))
+    # The middle point of a polychain is the bend itself: its loss at t = 1/2.
+    point = copy.deepcopy(model)
+    load_parameters(point, bends[1])
+    assert after["train_loss"][2] == pytest.approx(evaluate_model(point, x, y)[0], rel=1e-12)
 
 
 def test_curve_length_against_a_fine_polyline():

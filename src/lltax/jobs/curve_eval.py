@@ -70,6 +70,7 @@ def evaluate_curve_file(curve_path: str, points: list[float], device: str, data_
                 points=points,
                 batch_size=meta["settings"]["batch_size"],
                 aligned_end=aligned_end,
+                curve=meta["settings"].get("curve", "bezier"),  # the fitted curve's own kind
             )
         )
     for key in ALIGNED_KEYS:  # not aligned (switched off, or an architecture without a rule): NaN

@@ -32,7 +32,7 @@ def fit_curve_file(path_a: str, path_b: str, settings: dict, device: torch.devic
     model, meta_a = load_model(path_a, device)
     model_b, meta_b = load_model(path_b, device)
     check_same_cell([meta_a, meta_b], [path_a, path_b])
-    fit_keys = ("init", "epochs", "batch_size", "learning_rate", "momentum", "weight_decay", "weight_decay_form", "seed")
+    fit_keys = ("curve", "init", "epochs", "batch_size", "learning_rate", "momentum", "weight_decay", "weight_decay_form", "seed")
     settings = {**settings, "epochs": curve_epochs(settings["epochs"], settings["scale_epochs"], meta_a["cell"]["train_fraction"])}
     meta = {
         "endpoint": meta_a,

@@ -25,6 +25,7 @@ from lltax.modes import mode
 
 __all__ = [
     "bezier_coefficients",
+    "polychain_coefficients",
     "curve_point",
     "curve_forward",
     "point_forward",
@@ -39,6 +40,9 @@ __all__ = [
 Bend = dict[str, torch.Tensor]
 
 
+CURVES = ("bezier", "polychain")
+
+
 def bezier_coefficients(t: float) -> tuple[float, float, float]:
     """Weights of the three bends at ``t``: ((1-t)^2, 2t(1-t), t^2); they sum to one."""
     if not 0.0 <= t <= 1.0:
@@ -46,17 +50,28 @@ def bezier_coefficients(t: float) -> tuple[float, float, float]:
     return (1.0 - t) ** 2, 2.0 * t * (1.0 - t), t**2
 
 
-def curve_point(bends: Sequence, t: float):
-    """Parameters theta(t) of the quadratic Bezier curve through ``bends`` = [w0, w1, w2].
+def polychain_coefficients(t: float) -> tuple[float, float, float]:
+    """Weights of the three bends of Garipov et al.'s PolyChain at ``t``: two straight segments,
+    w0 -> w1 for t <= 1/2 and w1 -> w2 after (w1 at t = 1/2)."""
+    if not 0.0 <= t <= 1.0:
+        raise ValueError(f"curve parameter t must lie in [0, 1], got {t}")
+    return (1.0 - 2.0 * t, 2.0 * t, 0.0) if t <= 0.5 else (0.0, 2.0 - 2.0 * t, 2.0 * t - 1.0)
+
+
+def curve_point(bends: Sequence, t: float, curve: str = "bezier"):
+    """Parameters theta(t) of the curve through ``bends`` = [w0, w1, w2]: the quadratic Bezier
+    curve, or with ``curve="polychain"`` the two-segment polygonal chain through w1.
 
     Bends are dicts of tensors (the result is a dict) or flat vectors (``flatten_bend``; the
     result is a vector). Differentiable with respect to a bend that requires grad (the middle
     one while fitting).
     """
     if len(bends) != 3:
-        raise ValueError(f"a quadratic Bezier curve has 3 bends (start, middle, end), got {len(bends)}")
+        raise ValueError(f"a curve has 3 bends (start, middle, end), got {len(bends)}")
+    if curve not in CURVES:
+        raise ValueError(f"unknown curve {curve!r}; choose one of {list(CURVES)}")
     start, middle, end = bends
-    c0, c1, c2 = bezier_coefficients(t)
+    c0, c1, c2 = bezier_coefficients(t) if curve == "bezier" else polychain_coefficients(t)
     if isinstance(start, torch.Tensor):
         return c0 * start + c1 * middle + c2 * end
     return {name: c0 * start[name] + c1 * middle[name] + c2 * end[name] for name in start}

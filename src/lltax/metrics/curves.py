@@ -79,6 +79,7 @@ def fit_curve(
     momentum: float = 0.9,
     weight_decay: float = 5e-4,
     weight_decay_form: str = "bend",
+    curve: str = "bezier",
     seed: int = 0,
 ) -> tuple[list[dict[str, torch.Tensor]], list[dict], bool]:
     """Train the middle bend of the curve start -> middle -> end on (inputs, targets).
@@ -86,7 +87,8 @@ def fit_curve(
     Each minibatch draws t ~ U(0, 1) and takes an SGD step on the cross-entropy of the curve
     point theta(t) with BatchNorm in train mode (batch statistics; the module's own buffers
     are left untouched). Batches are a fresh permutation per epoch; the last partial batch is
-    dropped. All randomness comes from one generator seeded with ``seed``.
+    dropped. All randomness comes from one generator seeded with ``seed``. ``curve`` is
+    "bezier" (the quadratic Bezier curve) or "polychain" (two segments through the bend).
 
     ``weight_decay_form`` "bend": SGD weight decay on the middle bend (wd x w1 in its gradient);
     "curve": the reference's form, 0.5 x wd x ||theta(t)||^2 of the sampled curve point added to
@@ -132,7 +134,7 @@ def fit_curve(
             for batch, t in enumerate(points):
                 index = order[batch * batch_size : (batch + 1) * batch_size]
                 x, y = inputs[index], targets[index]
-                theta = curve_point(flat_bends, t)
+                theta = curve_point(flat_bends, t, curve)
                 logits = point_forward(model, theta, x, like=start, buffers=scratch_buffers)
                 loss = F.cross_entropy(logits, y)
                 objective = loss + 0.5 * on_point * theta.pow(2).sum() if on_point else loss
@@ -235,6 +237,12 @@ def curve_length(bends: Sequence[Mapping[str, torch.Tensor]], intervals: int = 1
     return float((speed * weights).sum() / (3.0 * intervals))
 
 
+def polychain_length(bends: Sequence[Mapping[str, torch.Tensor]]) -> float:
+    """Length of the two-segment chain w0 -> w1 -> w2: |w1 - w0| + |w2 - w1|."""
+    start, middle, end = (flatten_bend(bend).double() for bend in bends)
+    return float((middle - start).norm() + (end - middle).norm())
+
+
 def integrated(values: Sequence[float], points: Sequence[float]) -> float:
     """Trapezoid integral over t in [0, 1] of a profile at the evaluated points (the reference's
     integrated loss); as coarse as the points."""
@@ -254,6 +262,7 @@ def evaluate_curve(
     batch_size: int = 128,
     line: bool = True,
     aligned_end: Mapping[str, torch.Tensor] | None = None,
+    curve: str = "bezier",
 ) -> dict:
     """Loss and 0-1 error (percent) along the curve and, beside it, along the straight line
     between its ends; mode connectivity of both.
@@ -281,11 +290,11 @@ def evaluate_curve(
         raise ValueError(f"curve points must increase from 0 to 1 (both ends included), got {points}")
     point_model = copy.deepcopy(model)
     data = (train_inputs, train_targets, test_inputs, test_targets, batch_size)
-    result = {"t": points, **_profile(point_model, lambda t: curve_point(bends, t), points, *data, "curve")}
+    result = {"t": points, **_profile(point_model, lambda t: curve_point(bends, t, curve), points, *data, "curve")}
     result["mode_connectivity"] = mode_connectivity(result["train_error"])
     result["mode_connectivity_loss"] = mode_connectivity(result["train_loss"])
     result["mode_connectivity_test"] = mode_connectivity(result["test_error"])
-    result["curve_length"] = curve_length(bends)
+    result["curve_length"] = curve_length(bends) if curve == "bezier" else polychain_length(bends)
     result["train_loss_integral"] = integrated(result["train_loss"], points)
     if line:
         straight = line_bends(bends)
