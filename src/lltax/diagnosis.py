@@ -47,6 +47,11 @@ def cell_report(phases: xr.Dataset, seeds: int) -> str:
     )
     floor = phases.attrs["connectivity_threshold"]
     lines.append(f"  mode connectivity {_spread(cell, 'mode_connectivity', ' pp')}: a barrier below -{floor:.3g} pp (and significant)")
+    if "line_mode_connectivity_mean" in cell:
+        lines.append(
+            f"  beside the curve: the straight line's mc {_spread(cell, 'line_mode_connectivity', ' pp')}, after weight matching "
+            f"{_spread(cell, 'aligned_line_mode_connectivity', ' pp')} (a barrier alignment removes is a permutation of hidden units)"
+        )
     lines.append(f"  CKA {_spread(cell, 'cka')}: IV-B at or above {phases.attrs['cka_threshold']:.3g} (flat, connected cells)")
     lines.append(f"  accuracy: train {_spread(cell, 'train_acc', '%', '.4g')}, test {_spread(cell, 'test_acc', '%', '.4g')}")
     if seeds < 2:
