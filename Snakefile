@@ -34,6 +34,11 @@ if CURVE_PAIRS:
     include: "rules/curves.smk"
 
 
+if CONFIG["fge"]["enabled"]:
+
+    include: "rules/ensembles.smk"
+
+
 include: "rules/landscape.smk"
 include: "rules/aggregate.smk"
 

@@ -79,10 +79,7 @@ rule plots:
         phases=f"{RESULTS}/phases.nc",
         code=sources("plot"),
     output:
-        **{
-            name: report(FIGURE.format(name=name), caption=f"../report/{name}.rst", category="Phase diagrams")
-            for name in ("panels", "phases", "lines", "curves")
-        },
+        **{name: report(FIGURE.format(name=name), caption=f"../report/{name}.rst", category="Phase diagrams") for name in FIGURE_NAMES},
     log:
         f"{RESULTS}/logs/plots.log",
     benchmark:

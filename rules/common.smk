@@ -167,9 +167,10 @@ LANDSCAPE_SEEDS = SEEDS[:2]
 LANDSCAPE_OUTPUTS = [f"{RESULTS}/{cell}/landscape.nc" for cell in CELLS] if CONFIG["landscape"]["enabled"] and len(SEEDS) >= 2 else []
 
 FIGURE = f"{RESULTS}/figures/{{name}}.{CONFIG['plots']['format']}"
+FIGURE_NAMES = ["panels", "phases", "lines", "curves"] + (["ensembles"] if CONFIG["fge"]["enabled"] else [])
 
 PER_SEED_FILE = {"train": "train.json", "hessian": "hessian.json"}
-PER_CELL_FILE = {"cka": "cka.json", "distance": "distance.json"}
+PER_CELL_FILE = {"cka": "cka.json", "distance": "distance.json"} | ({"ensembles": "fge.json"} if CONFIG["fge"]["enabled"] else {})
 METRICS = [*PER_SEED_FILE, *PER_CELL_FILE] + (["curves"] if CURVE_PAIRS else [])
 
 
@@ -210,6 +211,8 @@ def metric_config(wildcards):
     shape = {"grid": CONFIG["grid"], "seeds": SEEDS, "checkpoint": CHECKPOINT}  # records are checked against CHECKPOINT
     if wildcards.metric == "curves":
         shape["curves"] = {"points": CONFIG["curves"]["points"], "pairs": CONFIG["curves"]["pairs"]}
+    if wildcards.metric == "ensembles":
+        shape["fge"] = {"enabled": True}
     return canonical_json(shape)
 
 

@@ -10,6 +10,7 @@ import math
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import xarray as xr
@@ -331,17 +332,20 @@ def test_a_grid_of_own_checkpoints_runs_through_the_workflow(tmp_path):
         "model": {"name": "mlp"},
         "grid": {"width": [4], "batch_size": [32, 64], "train_fraction": [0.1], "learning_rate": [0.05]},
         "checkpoints": {"path": "runs/bs{batch_size}/seed{seed}.pt"},
+        "fge": {"enabled": True, "cycles": 2, "cycle_epochs": 2},  # every rule, FGE's too
     }
     write_config(tmp_path, config)
     before = {key: path.read_bytes() for key, path in files.items()}
     snakemake(tmp_path)
     results = tmp_path / "results" / "own"
     dataset = xr.load_dataset(results / "dataset.nc")
-    for name in ("train_acc", "hessian_top_eigenvalue", "hessian_trace", "cka", "l2_distance", "mode_connectivity"):
+    for name in ("train_acc", "hessian_top_eigenvalue", "hessian_trace", "cka", "l2_distance", "mode_connectivity", "fge_test_acc"):
         assert bool(dataset[name].notnull().all()), name
     phases = xr.load_dataset(results / "phases.nc")
     assert {"advice", "advice_knob", "advice_source", "closest_decision", "sharp_margin"} <= set(phases.data_vars)
-    assert (results / "figures" / "phases.png").exists() and list(results.rglob("landscape.nc"))
+    assert (results / "figures" / "phases.png").exists() and (results / "figures" / "ensembles.png").exists()
+    assert list(results.rglob("landscape.nc"))
+    assert np.isnan(dataset["fge_epochs"]).all()  # trained elsewhere: the models' epochs are unknown
     assert {key: path.read_bytes() for key, path in files.items()} == before
     assert sorted(p.name for p in results.rglob("*.pt")) == ["curve.pt", "curve.pt"]  # no checkpoint copied in
     record = json.loads(next(results.rglob("seed=1/checkpoint.json")).read_text())
@@ -351,7 +355,7 @@ def test_a_grid_of_own_checkpoints_runs_through_the_workflow(tmp_path):
     # New weights in one file: its cell's import and what depends on it run again, nothing else.
     torch.save(own_model(7, 64).state_dict(), files[64, 0])
     plan = planned_jobs(tmp_path)
-    assert plan["import_checkpoints"] == 1 and plan["hessian"] == 1 and plan["cka"] == 1 and plan["curve_fit"] == 1
+    assert plan["import_checkpoints"] == 1 and plan["hessian"] == 1 and plan["cka"] == 1 and plan["curve_fit"] == 1 and plan["fge"] == 1
 
     # A file of another model: the run stops with one line naming it; the other cell's results stay.
     torch.save(build_model("mlp", 6, data.num_classes, data.input_shape).state_dict(), files[64, 0])

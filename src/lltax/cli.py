@@ -27,6 +27,7 @@ COMMANDS = {
     "curve-fit": "lltax.jobs.curve_fit",
     "curve-eval": "lltax.jobs.curve_eval",
     "landscape": "lltax.jobs.landscape",
+    "fge": "lltax.jobs.fge",
     "aggregate-metric": "lltax.jobs.aggregate_metric",
     "merge": "lltax.jobs.merge",
     "aggregate": "lltax.jobs.aggregate",

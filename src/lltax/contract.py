@@ -30,6 +30,7 @@ DISTANCE_RECORD = "distance.json"
 CURVE_FILE = "curve.pt"
 CURVE_RECORD = "curve_eval.json"
 LANDSCAPE_FILE = "landscape.nc"
+FGE_RECORD = "fge.json"
 
 # Curves: <cell>/pair=A-B/curve_eval.json, scalars per pair and profiles over t.
 # The straight line between the same ends is evaluated beside the curve (line_ variables).
@@ -65,7 +66,7 @@ CURVE_PROFILES = {
 }
 
 # Metric tables of the dataset, in merge order.
-METRICS = ("train", "hessian", "cka", "distance", "curves")
+METRICS = ("train", "hessian", "cka", "distance", "curves", "ensembles")
 
 # (units, long_name) of every dataset variable; accuracies and errors in percent, losses in nats.
 VARIABLE_ATTRS = {
@@ -113,6 +114,11 @@ VARIABLE_ATTRS = {
     "aligned_line_train_loss": ("nats", "training loss along the aligned line"),
     "aligned_line_test_error": ("percent", "test error along the aligned line"),
     "aligned_line_test_loss": ("nats", "test loss along the aligned line"),
+    "single_test_acc": ("percent", "test accuracy of the cell's first seed (the model FGE starts from)"),
+    "fge_test_acc": ("percent", "test accuracy of the fast geometric ensemble (averaged softmax of fge.cycles snapshots)"),
+    "seed_ensemble_test_acc": ("percent", "test accuracy of the cell's independent seeds ensembled (averaged softmax)"),
+    "fge_epochs": ("1", "training epochs of the FGE ensemble: train.epochs + fge.cycles x fge.cycle_epochs"),
+    "seed_ensemble_epochs": ("1", "training epochs of the independent ensemble: seeds x train.epochs"),
 }
 COORDINATE_ATTRS = {
     "width": ("1", "model width k"),
@@ -172,6 +178,11 @@ VALID_RANGES = {
     "aligned_line_test_error": (0.0, 100.0),
     "aligned_line_train_loss": (0.0, LARGE),
     "aligned_line_test_loss": (0.0, LARGE),
+    "single_test_acc": (0.0, 100.0),
+    "fge_test_acc": (0.0, 100.0),
+    "seed_ensemble_test_acc": (0.0, 100.0),
+    "fge_epochs": (0.0, LARGE),
+    "seed_ensemble_epochs": (0.0, LARGE),
 }
 BOOLEAN_VARIABLES = ("diverged",)
 

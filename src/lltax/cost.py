@@ -82,6 +82,12 @@ def job_work(rule: str, cell: dict[str, Any], config: dict[str, Any]) -> tuple[f
         points = len(config["curves"]["points"])
         evaluated = points + (points - 2) * (2 if config["curves"].get("align", True) else 1)
         return evaluated * (2 * n_train + n_test) * forward, 0
+    if rule == "fge":  # fge.cycles x fge.cycle_epochs training epochs, then the test set per snapshot and seed
+        f = config["fge"]
+        epochs = f["cycles"] * f["cycle_epochs"]
+        return epochs * n_train * TRAIN_PASSES * forward + (f["cycles"] + seeds) * n_test * forward, training_steps(
+            n_train, int(cell["batch_size"]), epochs
+        )
     if rule == "cka":
         return seeds * config["cka"]["num_samples"] * forward, 0
     if rule == "landscape":

@@ -24,6 +24,7 @@ from pathlib import Path
 import xarray as xr
 
 from lltax.config import section_settings
+from lltax.figures.ensembles import ensembles_figure
 from lltax.figures.grid import check_axes, check_same_grid
 from lltax.figures.lines import curves_figure, lines_figure, metric_mean_and_spread, resolve_line_group
 from lltax.figures.maps import panels_figure, phases_figure
@@ -33,7 +34,7 @@ __all__ = ["FIGURES", "curves_figure", "lines_figure", "panels_figure", "phases_
 
 logger = logging.getLogger(__name__)
 
-FIGURES = ("panels", "phases", "lines", "curves")
+FIGURES = ("panels", "phases", "lines", "curves")  # and ensembles.<format> where the dataset has FGE results
 
 
 def plot_all(
@@ -62,8 +63,10 @@ def plot_all(
         "lines": lines_figure(dataset, phases, x=x, y=y, line_metric=line_metric, line_group=line_group),
         "curves": curves_figure(dataset, phases, x=x, y=y),
     }
+    if "fge_test_acc" in dataset:  # fge.enabled: the ensembles figure too
+        figures["ensembles"] = ensembles_figure(dataset, phases, x=x, y=y)
     paths = []
-    for name in FIGURES:
+    for name in figures:
         paths.append(save_figure(figures[name], Path(out_dir) / f"{name}.{format}", format=format, dpi=dpi))
         logger.info("wrote %s", paths[-1])
     return paths

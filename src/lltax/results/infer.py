@@ -65,4 +65,6 @@ def infer_config(results_dir: str | Path) -> dict:
 
 def aggregate_all(results_dir: str | Path, config: dict) -> xr.Dataset:
     """Every metric's table, merged: the whole aggregation by hand."""
-    return merge_metrics([aggregate_metric(metric, results_dir, config) for metric in METRICS], config)
+    # Ensembles only where FGE ran (fge.enabled), as the workflow's tables.
+    metrics = [m for m in METRICS if m != "ensembles" or (config.get("fge") or {}).get("enabled")]
+    return merge_metrics([aggregate_metric(metric, results_dir, config) for metric in metrics], config)

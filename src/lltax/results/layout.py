@@ -25,6 +25,7 @@ from lltax.contract import (
     CURVE_PROFILES,
     CURVE_SCALARS,
     DISTANCE_RECORD,
+    FGE_RECORD,
     HESSIAN_RECORD,
     INTEGER_AXES,
     METRICS,
@@ -63,6 +64,21 @@ PER_SEED_FILES = {
 PER_PAIR_FILES = {
     "cka": (CKA_RECORD, {"cka": "cka"}),
     "distance": (DISTANCE_RECORD, {"l2_distance": "l2_distance"}),
+}
+
+
+# Per-cell metrics: the file under <cell>/ and {variable: key}, one value per cell.
+PER_CELL_FILES = {
+    "ensembles": (
+        FGE_RECORD,
+        {
+            "single_test_acc": "single_test_acc",
+            "fge_test_acc": "fge_test_acc",
+            "seed_ensemble_test_acc": "seed_ensemble_test_acc",
+            "fge_epochs": "fge_epochs",
+            "seed_ensemble_epochs": "seed_ensemble_epochs",
+        },
+    ),
 }
 
 
@@ -170,6 +186,8 @@ def empty_variables(metric: str, layout: Layout) -> dict[str, xr.Variable]:
     if metric in PER_PAIR_FILES:
         names = PER_PAIR_FILES[metric][1]
         return {n: variable(n, (*AXES, "pair"), np.full(shape + (len(layout.pairs),), np.nan)) for n in names}
+    if metric in PER_CELL_FILES:
+        return {n: variable(n, AXES, np.full(shape, np.nan)) for n in PER_CELL_FILES[metric][1]}
     variables = {n: variable(n, (*AXES, "pair"), np.full(shape + (len(layout.pairs),), np.nan)) for n in CURVE_SCALARS}
     profile_shape = shape + (len(layout.pairs), len(layout.points))
     variables.update({n: variable(n, (*AXES, "pair", "t"), np.full(profile_shape, np.nan)) for n in CURVE_PROFILES})

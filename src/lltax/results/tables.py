@@ -22,6 +22,7 @@ from lltax.grid import canonical_json, canonical_value
 from lltax.results.layout import (
     CURVE_PROFILES,
     CURVE_SCALARS,
+    PER_CELL_FILES,
     PER_PAIR_FILES,
     PER_SEED_FILES,
     Layout,
@@ -181,6 +182,27 @@ def _aggregate_curves(results_dir: Path, layout: Layout) -> dict[str, xr.Variabl
     return variables
 
 
+def _aggregate_per_cell(metric: str, results_dir: Path, layout: Layout) -> dict[str, xr.Variable]:
+    """One value per cell from <cell>/<file>, checked against the cell's checkpoints."""
+    file_name, keys = PER_CELL_FILES[metric]
+    values = {name: np.full(grid_shape(layout), np.nan) for name in keys}
+    missing: list[Path] = []
+    checkpoints = Checkpoints(results_dir, layout.checkpoint)
+    for index, cell in cells(layout):
+        path = results_dir / cell / file_name
+        record = read_record(path)
+        if record is None:
+            missing.append(path)
+            continue
+        check_origin(record, path, cell)
+        checkpoints.check_pair_shas(record, path, cell, set(layout.seeds))
+        for name, key in keys.items():
+            values[name][index] = number(record, key, path, name)
+    _report_missing(metric, missing, math.prod(grid_shape(layout)))
+    checkpoints.report(metric)
+    return {name: variable(name, AXES, array) for name, array in values.items()}
+
+
 def aggregate_metric(metric: str, results_dir: str | Path | None, config: dict) -> xr.Dataset:
     """One metric's table over the full grid of ``config``, read from the per-job files.
 
@@ -212,6 +234,8 @@ def aggregate_metric(metric: str, results_dir: str | Path | None, config: dict) 
         variables = _aggregate_per_seed(metric, results_dir, layout)
     elif metric in PER_PAIR_FILES:
         variables = _aggregate_per_pair(metric, results_dir, layout)
+    elif metric in PER_CELL_FILES:
+        variables = _aggregate_per_cell(metric, results_dir, layout)
     else:
         variables = _aggregate_curves(results_dir, layout)
     return table(variables, layout, attrs)
