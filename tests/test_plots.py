@@ -406,7 +406,8 @@ def test_a_grid_where_every_run_diverged_still_gets_every_figure(tmp_path):
     phases = classify(dataset)
     assert set(phases["phase"].values.ravel().tolist()) == {"diverged"}
     paths = plot_all(dataset, phases, tmp_path)
-    assert sorted(p.name for p in paths) == sorted(f"{name}.png" for name in FIGURES)
+    # Every table was merged, the ensembles' too (as with fge.enabled): its figure is drawn as well.
+    assert sorted(p.name for p in paths) == sorted(f"{name}.png" for name in (*FIGURES, "ensembles"))
     assert all(is_png(p) for p in paths)
 
 
