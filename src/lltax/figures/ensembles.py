@@ -30,7 +30,7 @@ def ensembles_figure(dataset: xr.Dataset, phases: xr.Dataset, *, x: str = "width
     """One panel per combination of the axes other than ``x``; budgets (training epochs) in the legend."""
     panels = selections(phases, varying_axes(phases, (x,)))
     x_values = axis_values(phases, x)
-    figure = new_figure(3.6 * len(panels) + 0.5, 3.4)
+    figure = new_figure(max(6.5, 3.6 * len(panels) + 0.5), 3.6)
     axes = figure.subplots(1, len(panels), squeeze=False, sharey=True)[0]
     budgets = {
         name: float(np.nanmean(dataset[name].values)) if name in dataset else np.nan for name in ("fge_epochs", "seed_ensemble_epochs")
