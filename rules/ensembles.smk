@@ -5,6 +5,8 @@
 rule fge:
     input:
         checkpoints=per_seed(CHECKPOINT),
+        # The first curve, for the ensemble along it (none when curves are off).
+        curves=per_pair("curve.pt")[:1],
         code=sources("fge"),
     output:
         f"{RESULTS}/{{cell}}/fge.json",
@@ -22,4 +24,6 @@ rule fge:
         settings=section("fge", drop=("enabled",)),
     shell:
         "lltax fge --checkpoints {input.checkpoints:q} --settings {params.settings:q}"
-        " --data-dir {params.data_dir:q} --device {params.device:q} --out {output:q} --threads {threads:q} > {log:q} 2>&1"
+        " --data-dir {params.data_dir:q} --device {params.device:q} --out {output:q} --threads {threads:q}"
+        + (" --curves {input.curves:q}" if CURVE_PAIRS else "")
+        + " > {log:q} 2>&1"

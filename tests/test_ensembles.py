@@ -3,6 +3,7 @@ ensembles, the job and its table."""
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -102,11 +103,23 @@ def test_fge_job_writes_the_ensembles_and_the_table_reads_them(data, tmp_path):
     assert record["seed_ensemble_test_acc_by_seeds"][0] == record["single_test_acc"]
     assert record["fge_epochs"] == 15 + 3 * 2 and record["seed_ensemble_epochs"] == 45
     assert record["checkpoints_sha256"]["0"] == single["meta"]["state_sha256"]
+    # Along a fitted curve: with 2 points the ensemble is the curve's two ends, i.e. seeds 0 and 1
+    # (no BatchNorm in an MLP): exactly the ensemble of the first two seeds.
+    curve = tmp_path / CELL_PATH / "pair=0-1" / "curve.pt"
+    fit = json.dumps({"epochs": 1, "batch_size": 50})
+    assert cli.run(["curve-fit", "--checkpoints", paths[0], paths[1], "--settings", fit, "--device", "cpu", "--out", str(curve)]) == 0
+    two = tmp_path / "two.json"
+    settings = json.dumps({**FGE, "curve_points": 2})
+    cli.run(["fge", "--checkpoints", *paths, "--curves", str(curve), "--settings", settings, "--device", "cpu", "--out", str(two)])
+    along = json.loads(two.read_text())
+    assert along["curve_ensemble_test_acc"] == record["seed_ensemble_test_acc_by_seeds"][1]
+    assert along["curve_ensemble_epochs"] == 2 * 15 + 1 and record["curve_ensemble_epochs"] is None  # without --curves: none
     config = {"grid": {k: [v] for k, v in CELL.items()}, "seeds": [0, 1, 2], "fge": {"enabled": True}}
     table = aggregate_metric("ensembles", tmp_path, config)
     for name in ("single_test_acc", "fge_test_acc", "seed_ensemble_test_acc", "fge_epochs", "seed_ensemble_epochs"):
         assert table[name].dims == ("width", "batch_size", "label_noise", "train_fraction", "learning_rate", "weight_decay")
         assert table[name].item() == record[name]
+    assert np.isnan(table["curve_ensemble_test_acc"].item())
 
 
 def test_ensembles_figure_one_panel_per_other_axis_value():

@@ -339,7 +339,16 @@ def test_a_grid_of_own_checkpoints_runs_through_the_workflow(tmp_path):
     snakemake(tmp_path)
     results = tmp_path / "results" / "own"
     dataset = xr.load_dataset(results / "dataset.nc")
-    for name in ("train_acc", "hessian_top_eigenvalue", "hessian_trace", "cka", "l2_distance", "mode_connectivity", "fge_test_acc"):
+    for name in (
+        "train_acc",
+        "hessian_top_eigenvalue",
+        "hessian_trace",
+        "cka",
+        "l2_distance",
+        "mode_connectivity",
+        "fge_test_acc",
+        "curve_ensemble_test_acc",
+    ):
         assert bool(dataset[name].notnull().all()), name
     phases = xr.load_dataset(results / "phases.nc")
     assert {"advice", "advice_knob", "advice_source", "closest_decision", "sharp_margin"} <= set(phases.data_vars)

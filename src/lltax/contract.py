@@ -119,6 +119,11 @@ VARIABLE_ATTRS = {
     "seed_ensemble_test_acc": ("percent", "test accuracy of the cell's independent seeds ensembled (averaged softmax)"),
     "fge_epochs": ("1", "training epochs of the FGE ensemble: train.epochs + fge.cycles x fge.cycle_epochs"),
     "seed_ensemble_epochs": ("1", "training epochs of the independent ensemble: seeds x train.epochs"),
+    "curve_ensemble_test_acc": (
+        "percent",
+        "test accuracy of fge.curve_points models evenly spaced along the first fitted curve, ensembled",
+    ),
+    "curve_ensemble_epochs": ("1", "training epochs of the curve ensemble: 2 x train.epochs + the curve's fitting epochs"),
 }
 COORDINATE_ATTRS = {
     "width": ("1", "model width k"),
@@ -183,6 +188,8 @@ VALID_RANGES = {
     "seed_ensemble_test_acc": (0.0, 100.0),
     "fge_epochs": (0.0, LARGE),
     "seed_ensemble_epochs": (0.0, LARGE),
+    "curve_ensemble_test_acc": (0.0, 100.0),
+    "curve_ensemble_epochs": (0.0, LARGE),
 }
 BOOLEAN_VARIABLES = ("diverged",)
 

@@ -23,6 +23,7 @@ SERIES = (
     ("single_test_acc", "one model", "tab:gray", "o"),
     ("fge_test_acc", "FGE ensemble", "tab:blue", "s"),
     ("seed_ensemble_test_acc", "independent seeds", "tab:orange", "^"),
+    ("curve_ensemble_test_acc", "along the fitted curve", "tab:green", "D"),
 )
 
 
@@ -33,15 +34,20 @@ def ensembles_figure(dataset: xr.Dataset, phases: xr.Dataset, *, x: str = "width
     figure = new_figure(max(6.5, 3.6 * len(panels) + 0.5), 3.6)
     axes = figure.subplots(1, len(panels), squeeze=False, sharey=True)[0]
     budgets = {
-        name: float(np.nanmean(dataset[name].values)) if name in dataset else np.nan for name in ("fge_epochs", "seed_ensemble_epochs")
+        name: float(np.nanmean(dataset[name].values)) if name in dataset and np.isfinite(dataset[name].values).any() else np.nan
+        for name in ("fge_epochs", "seed_ensemble_epochs", "curve_ensemble_epochs")
     }
     for ax, selection in zip(axes, panels):
         for name, label, color, marker in SERIES:
-            if name not in dataset:
+            if name not in dataset or not np.isfinite(dataset[name].values).any():  # no curves: no curve ensemble
                 continue
             selected = dataset[name].sel(selection)
             values = selected.squeeze([a for a in selected.dims if a != x], drop=True).sel({x: x_values}).values
-            epochs = {"fge_test_acc": budgets["fge_epochs"], "seed_ensemble_test_acc": budgets["seed_ensemble_epochs"]}.get(name)
+            epochs = {
+                "fge_test_acc": budgets["fge_epochs"],
+                "seed_ensemble_test_acc": budgets["seed_ensemble_epochs"],
+                "curve_ensemble_test_acc": budgets["curve_ensemble_epochs"],
+            }.get(name)
             text = f"{label} ({epochs:g} epochs)" if epochs is not None and np.isfinite(epochs) else label
             ax.plot(np.arange(len(x_values)), values, marker=marker, color=color, label=text, linewidth=1)
         ax.set_xticks(np.arange(len(x_values)), tick_labels(x_values))

@@ -12,11 +12,15 @@ from __future__ import annotations
 import argparse
 import logging
 
+import torch
+
 from lltax import checkpoint
+from lltax.checkpoint import load_curve
 from lltax.config import parse_settings
 from lltax.device import resolve_device
 from lltax.io import write_json
 from lltax.jobs.inputs import build_from_meta, cell_models, load_cell_data
+from lltax.metrics.bezier import curve_point, load_parameters, recompute_batchnorm_statistics
 from lltax.metrics.ensembles import ensemble_accuracy, fast_geometric_ensembling, probabilities
 
 log = logging.getLogger(__name__)
@@ -24,6 +28,12 @@ log = logging.getLogger(__name__)
 HELP = "fast geometric ensembling from a cell's first seed, against one model and the independent seeds; writes fge.json"
 ARGUMENTS = {
     "checkpoints": {"help": "the seed checkpoints of one cell (FGE starts from the first)"},
+    "curves": {
+        "nargs": "*",
+        "required": False,
+        "default": [],
+        "help": "the cell's curve files; the first one's points make the curve ensemble",
+    },
     "settings": {"help": "the config section 'fge' as JSON (cycles, cycle_epochs, lr_max, lr_min, seed)"},
     "device": {},
     "data_dir": {},
@@ -31,8 +41,10 @@ ARGUMENTS = {
 }
 
 
-def fge_record(paths: list[str], settings: dict, device, data_dir: str | None) -> dict:
-    """The ``fge.json`` record of one cell's seed checkpoints (NaN accuracies where a seed diverged)."""
+def fge_record(paths: list[str], settings: dict, device, data_dir: str | None, curve_path: str | None = None) -> dict:
+    """The ``fge.json`` record of one cell's seed checkpoints (NaN accuracies where a seed diverged);
+    with ``curve_path`` also the ensemble of ``fge.curve_points`` models evenly spaced along that
+    fitted curve, ends included (Garipov et al.'s curve ensembles), BatchNorm recomputed at each."""
     metas, members, start, data = [], [], None, None
     for model, meta in cell_models(paths, device):
         metas.append(meta)
@@ -54,6 +66,8 @@ def fge_record(paths: list[str], settings: dict, device, data_dir: str | None) -
         "model_epochs": epochs,
         "fge_epochs": None if epochs is None else epochs + settings["cycles"] * settings["cycle_epochs"],
         "seed_ensemble_epochs": None if epochs is None else len(metas) * epochs,
+        "curve_ensemble_test_acc": nan,
+        "curve_ensemble_epochs": None,
         **checkpoint.cell_provenance(metas),
     }
     if start is None or any(m is None for m in members):
@@ -87,6 +101,8 @@ def fge_record(paths: list[str], settings: dict, device, data_dir: str | None) -
         fge_test_acc_by_snapshots=[ensemble_accuracy(fge_members[:k], y) for k in range(1, len(fge_members) + 1)],
         seed_ensemble_test_acc_by_seeds=[ensemble_accuracy(members[:k], y) for k in range(1, len(members) + 1)],
     )
+    if curve_path:
+        record.update(curve_ensemble(curve_path, settings["curve_points"], data, device, epochs))
     log.info(
         "test accuracy: one model %.2f%%, FGE of %d snapshots %.2f%%, %d seeds %.2f%%",
         record["single_test_acc"],
@@ -98,8 +114,31 @@ def fge_record(paths: list[str], settings: dict, device, data_dir: str | None) -
     return record
 
 
+def curve_ensemble(curve_path: str, count: int, data, device, epochs: int | None) -> dict:
+    """Test accuracy of the ensemble of ``count`` models evenly spaced in t along a fitted curve,
+    and its budget: two models plus the curve's fitting epochs."""
+    curve = load_curve(curve_path)
+    meta = curve["meta"]
+    if meta["diverged"]:
+        return {}
+    model = build_from_meta(meta["endpoint"]).to(device)
+    model.load_state_dict({**curve["bends"][0], **curve["buffers"]})
+    bends = [{k: v.to(device) for k, v in bend.items()} for bend in curve["bends"]]
+    kind = meta["settings"].get("curve", "bezier")
+    members = []
+    for t in torch.linspace(0, 1, count, dtype=torch.float64).tolist():
+        load_parameters(model, curve_point(bends, t, kind))
+        recompute_batchnorm_statistics(model, data.x_train, batch_size=meta["settings"]["batch_size"])
+        members.append(probabilities(model, data.x_test))
+    return {
+        "curve_ensemble_test_acc": ensemble_accuracy(members, data.y_test),
+        "curve_ensemble_epochs": None if epochs is None else 2 * epochs + meta["settings"]["epochs"],
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     settings = parse_settings(args.settings, "fge")
-    record = fge_record(args.checkpoints, {k: v for k, v in settings.items() if k != "enabled"}, resolve_device(args.device), args.data_dir)
+    settings = {k: v for k, v in settings.items() if k != "enabled"}
+    record = fge_record(args.checkpoints, settings, resolve_device(args.device), args.data_dir, args.curves[0] if args.curves else None)
     write_json(args.out, record)
     return 0

@@ -77,6 +77,8 @@ PER_CELL_FILES = {
             "seed_ensemble_test_acc": "seed_ensemble_test_acc",
             "fge_epochs": "fge_epochs",
             "seed_ensemble_epochs": "seed_ensemble_epochs",
+            "curve_ensemble_test_acc": "curve_ensemble_test_acc",
+            "curve_ensemble_epochs": "curve_ensemble_epochs",
         },
     ),
 }
