@@ -490,8 +490,10 @@ def test_every_preset_plans_its_whole_grid(preset, tmp_path):
     pairs = len(seed_pairs(seeds, config["curves"]["pairs"])) if config["curves"]["enabled"] else 0
     landscapes = cells if config["landscape"]["enabled"] and len(seeds) >= 2 else 0
     # Per cell: train, hessian, cka (+ distance), curve_fit, curve_eval (each one job for all
-    # seeds or pairs), landscape; then a table per metric, merge, classify, plots, all.
-    expected = cells * 3 + (cells * 2 if pairs else 0) + landscapes + (5 if pairs else 4) + 4
+    # seeds or pairs), landscape, fge (when enabled); then a table per metric, merge, classify,
+    # plots, all.
+    fge = config["fge"]["enabled"]
+    expected = cells * (3 + fge) + (cells * 2 if pairs else 0) + landscapes + (5 if pairs else 4) + fge + 4
     copy_workflow(tmp_path)
     out = snakemake(tmp_path, "-n", "--quiet", "rules", "--configfile", str(preset))
     assert re.search(rf"total\s+{expected}\b", out.stdout + out.stderr), (expected, out.stdout[-1500:])
