@@ -55,7 +55,8 @@ def ensembles_figure(dataset: xr.Dataset, phases: xr.Dataset, *, x: str = "width
         ax.set_title(selection_text(selection), fontsize=9)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("test accuracy (%)")
-    axes[0].legend(fontsize=7)
+    if axes[0].get_lines():  # an all-NaN grid (every run diverged) draws no line
+        axes[0].legend(fontsize=7)
     set_title_lines(
         figure, ["Test accuracy: one model, its fast geometric ensemble, the independent seeds ensembled", fixed_axes_text(phases)]
     )

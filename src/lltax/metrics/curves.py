@@ -296,25 +296,21 @@ def evaluate_curve(
     result["mode_connectivity_test"] = mode_connectivity(result["test_error"])
     result["curve_length"] = curve_length(bends) if curve == "bezier" else polychain_length(bends)
     result["train_loss_integral"] = integrated(result["train_loss"], points)
-    if line:
-        straight = line_bends(bends)
-        inner = _profile(point_model, lambda t: curve_point(straight, t), points[1:-1], *data, "line")
+
+    def add_line(prefix: str, straight: list) -> None:
+        """A straight line's profile (ends shared with the curve: evaluated once) and its scalars."""
+        inner = _profile(point_model, lambda t: curve_point(straight, t), points[1:-1], *data, prefix.rstrip("_").replace("_", " "))
         for key, values in inner.items():
-            result[f"line_{key}"] = [result[key][0], *values, result[key][-1]]
-        result["line_mode_connectivity"] = mode_connectivity(result["line_train_error"])
-        result["line_mode_connectivity_loss"] = mode_connectivity(result["line_train_loss"])
-        result["line_mode_connectivity_test"] = mode_connectivity(result["line_test_error"])
-        result["line_length"] = curve_length(straight)
+            result[f"{prefix}{key}"] = [result[key][0], *values, result[key][-1]]
+        for suffix, key in (("", "train_error"), ("_loss", "train_loss"), ("_test", "test_error")):
+            result[f"{prefix}mode_connectivity{suffix}"] = mode_connectivity(result[f"{prefix}{key}"])
+        result[f"{prefix}length"] = curve_length(straight)
+
+    if line:
+        add_line("line_", line_bends(bends))
         result["line_train_loss_integral"] = integrated(result["line_train_loss"], points)
     if aligned_end is not None:
-        aligned = line_bends([bends[0], None, aligned_end])
-        inner = _profile(point_model, lambda t: curve_point(aligned, t), points[1:-1], *data, "aligned line")
-        for key, values in inner.items():
-            result[f"aligned_line_{key}"] = [result[key][0], *values, result[key][-1]]
-        result["aligned_line_mode_connectivity"] = mode_connectivity(result["aligned_line_train_error"])
-        result["aligned_line_mode_connectivity_loss"] = mode_connectivity(result["aligned_line_train_loss"])
-        result["aligned_line_mode_connectivity_test"] = mode_connectivity(result["aligned_line_test_error"])
-        result["aligned_line_length"] = curve_length(aligned)
+        add_line("aligned_line_", line_bends([bends[0], None, aligned_end]))
     return result
 
 
