@@ -29,9 +29,11 @@ from lltax.metrics.bezier import (
     curve_forward,
     curve_point,
     flatten_bend,
+    initial_inner_bends,
     initial_middle_bend,
     load_parameters,
     parameters_of,
+    polychain_coefficients,
     recompute_batchnorm_statistics,
     unflatten_bend,
 )
@@ -291,6 +293,61 @@ def test_curve_length_against_a_fine_polyline():
     # The straight line's length is the ends' distance; a bend off the line only lengthens it.
     assert curve_length(line_bends(as_dicts)) == pytest.approx(float((end - start).norm()), rel=1e-9)
     assert curve_length(as_dicts) > float((end - start).norm())
+
+
+def test_more_bends_by_hand():
+    """Cubic Bezier weights are (1-t)^3, 3t(1-t)^2, 3t^2(1-t), t^3; a 4-bend chain passes through
+    bend k at t = k/3 and is straight in between."""
+    assert bezier_coefficients(0.5, 4) == (0.125, 0.375, 0.375, 0.125)
+    assert bezier_coefficients(0.25, 4) == pytest.approx((27 / 64, 27 / 64, 9 / 64, 1 / 64))
+    assert polychain_coefficients(1 / 3, 4) == pytest.approx((0.0, 1.0, 0.0, 0.0))
+    assert polychain_coefficients(0.5, 4) == pytest.approx((0.0, 0.5, 0.5, 0.0))
+    assert polychain_coefficients(1.0, 4) == (0.0, 0.0, 0.0, 1.0)
+    bends = [flatten_bend(parameters_of(make_model(TinyConvBN, seed))) for seed in range(4)]
+    torch.testing.assert_close(curve_point(bends, 0.5, "polychain"), (bends[1] + bends[2]) / 2, rtol=1e-12, atol=1e-12)
+    assert torch.equal(curve_point(bends, 0.0), bends[0]) and torch.equal(curve_point(bends, 1.0, "polychain"), bends[3])
+    lengths = sum(float((b - a).norm()) for a, b in zip(bends[:-1], bends[1:]))
+    assert polychain_length([{"w": b} for b in bends]) == pytest.approx(lengths, rel=1e-12)
+    with pytest.raises(ValueError, match="at least 3 bends"):
+        curve_point(bends[:2], 0.5)
+
+
+@pytest.mark.parametrize("count", [1, 2, 4])
+@pytest.mark.parametrize("curve", ["bezier", "polychain"])
+def test_inner_bends_start_as_the_line(count, curve):
+    """Bends evenly spaced on the line make both curve kinds the line itself, traversed uniformly."""
+    start, end = (parameters_of(make_model(TinyConvBN, seed)) for seed in (0, 1))
+    bends = [start, *initial_inner_bends(start, end, count), end]
+    flat_start, flat_end = flatten_bend(start), flatten_bend(end)
+    for t in (0.0, 0.2, 0.5, 0.9, 1.0):
+        torch.testing.assert_close(flatten_bend(curve_point(bends, t, curve)), (1 - t) * flat_start + t * flat_end, rtol=1e-12, atol=1e-12)
+    assert curve_length(bends) == pytest.approx(float((flat_end - flat_start).norm()), rel=1e-9)
+    random = initial_inner_bends(start, end, count, init="random", model_factory=lambda: TinyConvBN().double(), seed=3)
+    assert len(random) == count and all(set(b) == set(start) for b in random)
+    if count > 1:  # one seed per bend: distinct inits
+        assert not torch.equal(flatten_bend(random[0]), flatten_bend(random[1]))
+
+
+def test_cubic_curve_length_against_a_fine_polyline():
+    bends = [flatten_bend(parameters_of(make_model(TinyConvBN, seed))) for seed in range(4)]
+    t = torch.linspace(0, 1, 2001, dtype=torch.float64)
+    fine = torch.stack([curve_point(bends, float(v)) for v in t])
+    polyline = float((fine[1:] - fine[:-1]).norm(dim=1).sum())
+    assert curve_length([{"w": b} for b in bends]) == pytest.approx(polyline, rel=1e-6)
+
+
+def test_fitting_two_inner_bends_lowers_the_loss_and_keeps_the_ends(memorized_pair):
+    model, permuted, x, y = memorized_pair
+    start, end = parameters_of(model), parameters_of(permuted)
+    inner = initial_inner_bends(start, end, 2)
+    for curve in ("bezier", "polychain"):
+        before = evaluate_curve(model, [start, *inner, end], x, y, x, y, curve=curve, line=False)
+        bends, history, diverged = fit_curve(model, start, end, inner, x, y, **{**FIT, "curve": curve})
+        after = evaluate_curve(model, bends, x, y, x, y, curve=curve, line=False)
+        assert len(bends) == 4 and not diverged and len(history) == FIT["epochs"]
+        assert all(torch.equal(bends[0][k], start[k]) and torch.equal(bends[-1][k], end[k]) for k in start)
+        assert all(not torch.equal(bends[i][k], inner[i - 1][k]) for i in (1, 2) for k in ("1.weight",))  # both trained
+        assert max(after["train_loss"][1:-1]) < max(before["train_loss"][1:-1])
 
 
 def test_curve_between_copies_of_one_model_has_zero_mode_connectivity():
@@ -635,3 +692,43 @@ def test_curve_epochs_scale_with_the_data_fraction_to_keep_the_steps():
     # steps per epoch scale with the fraction, so epochs x fraction stays ~ constant
     for fraction in (0.3, 0.7, 0.05):
         assert abs(curve_epochs(50, True, fraction) * fraction - 50) <= 0.5 * fraction
+
+
+def test_cli_fit_aligned_and_more_bends(cli_setup):
+    """curves.fit_aligned: a second curve, same settings, from A to B permuted onto A by weight
+    matching; its end computes B's function, and the aligned line shares that end."""
+    folder, (path_a, path_b) = cli_setup
+    curve_path, eval_path = folder / "curve.pt", folder / "curve_eval.json"
+    settings = SETTINGS[:-1] + ', "bends": 4, "fit_aligned": true}'
+    _run(["curve-fit", "--checkpoints", str(path_a), str(path_b), "--settings", settings, "--device", "cpu", "--out", str(curve_path)])
+    payload = torch.load(curve_path, weights_only=True)
+    assert len(payload["bends"]) == len(payload["aligned_bends"]) == 4
+    assert payload["meta"]["settings"]["bends"] == 4 and payload["meta"]["settings"]["fit_aligned"] is True
+    assert [r["epoch"] for r in payload["meta"]["aligned_history"]] == [1, 2] and payload["meta"]["aligned_diverged"] is False
+    model_a, _ = load_model(path_a)
+    model_b, _ = load_model(path_b)
+    start, end = parameters_of(model_a), parameters_of(model_b)
+    spec = permutation_spec(model_b)
+    expected = permute(spec, weight_matching(spec, start, end, seed=0), end)
+    assert all(torch.equal(payload["aligned_bends"][-1][k], expected[k]) for k in expected)
+    assert all(torch.equal(payload["aligned_bends"][0][k], start[k]) for k in start)
+    x = curve_eval_job.load_cell_data(None, "cpu").x_test
+    aligned_model = copy.deepcopy(model_b)
+    load_parameters(aligned_model, payload["aligned_bends"][-1])
+    torch.testing.assert_close(aligned_model(x), model_b(x), rtol=1e-5, atol=1e-5)  # a permutation: the same function
+    _run(
+        ["curve-eval", "--curves", str(curve_path), "--settings", '{"points": [0.0, 0.5, 1.0]}', "--device", "cpu", "--out", str(eval_path)]
+    )
+    result = read_json(eval_path)
+    assert result["aligned_mode_connectivity"] == pytest.approx(mode_connectivity(result["aligned_curve_train_error"]))
+    assert result["aligned_curve_train_loss"][0] == result["train_loss"][0]
+    assert result["aligned_curve_length"] > 0 and result["aligned_line_length"] == pytest.approx(
+        float((flatten_bend(expected) - flatten_bend(start)).norm()), rel=1e-6
+    )
+    # Without fit_aligned the aligned curve's variables are NaN (null in JSON).
+    _run(["curve-fit", "--checkpoints", str(path_a), str(path_b), "--settings", SETTINGS, "--device", "cpu", "--out", str(curve_path)])
+    _run(
+        ["curve-eval", "--curves", str(curve_path), "--settings", '{"points": [0.0, 0.5, 1.0]}', "--device", "cpu", "--out", str(eval_path)]
+    )
+    result = read_json(eval_path)
+    assert result["aligned_mode_connectivity"] is None and result["aligned_line_mode_connectivity"] is not None

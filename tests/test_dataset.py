@@ -159,6 +159,14 @@ def write_tree(root, config=CONFIG):
                 "aligned_line_mode_connectivity_loss": pair_value(cell, a, b, 0.0075),
                 "aligned_line_mode_connectivity_test": pair_value(cell, a, b, 0.0085),
                 "aligned_line_length": pair_value(cell, a, b, 1.5),
+                "aligned_curve_train_error": profile(cell, 0.16),
+                "aligned_curve_train_loss": profile(cell, 0.26),
+                "aligned_curve_test_error": profile(cell, 0.36),
+                "aligned_curve_test_loss": profile(cell, 0.46),
+                "aligned_mode_connectivity": pair_value(cell, a, b, 0.0066),
+                "aligned_mode_connectivity_loss": pair_value(cell, a, b, 0.0076),
+                "aligned_mode_connectivity_test": pair_value(cell, a, b, 0.0086),
+                "aligned_curve_length": pair_value(cell, a, b, 1.6),
             },
         )
 

@@ -189,9 +189,16 @@ def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
 # Curve files (pair=A-B/curve.pt): the three bends, BatchNorm buffers and metadata of a fitted curve.
 
 
-def save_curve(path: str | Path, bends: list, buffers: dict, meta: dict) -> None:
-    cpu = [{k: v.detach().cpu().clone() for k, v in bend.items()} for bend in bends]
-    payload = {"bends": cpu, "buffers": {k: v.detach().cpu().clone() for k, v in buffers.items()}, "meta": meta}
+def save_curve(path: str | Path, bends: list, buffers: dict, meta: dict, aligned_bends: list | None = None) -> None:
+    """A curve file: its bends, the end model's buffers, ``meta``; with ``aligned_bends`` also the
+    curve fitted from the same start to the end permuted onto it (``curves.fit_aligned``)."""
+
+    def cpu(bends: list) -> list:
+        return [{k: v.detach().cpu().clone() for k, v in bend.items()} for bend in bends]
+
+    payload = {"bends": cpu(bends), "buffers": {k: v.detach().cpu().clone() for k, v in buffers.items()}, "meta": meta}
+    if aligned_bends is not None:
+        payload["aligned_bends"] = cpu(aligned_bends)
     payload["checksum"] = content_checksum(payload)  # verified by load_curve: trusted as a whole
     # torch.save names the archive's records after the file it writes to; saving to memory
     # first keeps the random temporary name out, so a same-seed rerun is byte-identical.

@@ -49,6 +49,10 @@ CURVE_SCALARS = {
     "aligned_line_mode_connectivity_loss": "aligned_line_mode_connectivity_loss",
     "aligned_line_mode_connectivity_test": "aligned_line_mode_connectivity_test",
     "aligned_line_length": "aligned_line_length",
+    "aligned_mode_connectivity": "aligned_mode_connectivity",
+    "aligned_mode_connectivity_loss": "aligned_mode_connectivity_loss",
+    "aligned_mode_connectivity_test": "aligned_mode_connectivity_test",
+    "aligned_curve_length": "aligned_curve_length",
 }
 CURVE_PROFILES = {
     "curve_train_error": "train_error",
@@ -63,6 +67,10 @@ CURVE_PROFILES = {
     "aligned_line_train_loss": "aligned_line_train_loss",
     "aligned_line_test_error": "aligned_line_test_error",
     "aligned_line_test_loss": "aligned_line_test_loss",
+    "aligned_curve_train_error": "aligned_curve_train_error",
+    "aligned_curve_train_loss": "aligned_curve_train_loss",
+    "aligned_curve_test_error": "aligned_curve_test_error",
+    "aligned_curve_test_loss": "aligned_curve_test_loss",
 }
 
 # Metric tables of the dataset, in merge order.
@@ -92,7 +100,7 @@ VARIABLE_ATTRS = {
     "line_mode_connectivity": ("percent", "mode connectivity of the training error along the straight line between the curve's ends"),
     "line_mode_connectivity_loss": ("nats", "mode connectivity of the training loss along the straight line"),
     "line_mode_connectivity_test": ("percent", "mode connectivity of the test error along the straight line"),
-    "curve_length": ("1", "Euclidean length of the Bezier curve in parameter space"),
+    "curve_length": ("1", "Euclidean length of the fitted curve (Bezier or PolyChain) in parameter space"),
     "line_length": ("1", "Euclidean length of the straight line between the curve's ends (their l2 distance)"),
     "curve_train_loss_integral": ("nats", "training loss integrated over t in [0, 1] along the curve (trapezoid over curves.points)"),
     "line_train_loss_integral": (
@@ -114,6 +122,17 @@ VARIABLE_ATTRS = {
     "aligned_line_train_loss": ("nats", "training loss along the aligned line"),
     "aligned_line_test_error": ("percent", "test error along the aligned line"),
     "aligned_line_test_loss": ("nats", "test loss along the aligned line"),
+    "aligned_mode_connectivity": (
+        "percent",
+        "mode connectivity (training error) of the curve fitted to the second model permuted onto the first",
+    ),
+    "aligned_mode_connectivity_loss": ("nats", "mode connectivity of the training loss along the aligned curve"),
+    "aligned_mode_connectivity_test": ("percent", "mode connectivity of the test error along the aligned curve"),
+    "aligned_curve_length": ("1", "Euclidean length of the aligned curve in parameter space"),
+    "aligned_curve_train_error": ("percent", "training error along the aligned curve"),
+    "aligned_curve_train_loss": ("nats", "training loss along the aligned curve"),
+    "aligned_curve_test_error": ("percent", "test error along the aligned curve"),
+    "aligned_curve_test_loss": ("nats", "test loss along the aligned curve"),
     "single_test_acc": ("percent", "test accuracy of the cell's first seed (the model FGE starts from)"),
     "fge_test_acc": ("percent", "test accuracy of the fast geometric ensemble (averaged softmax of fge.cycles snapshots)"),
     "seed_ensemble_test_acc": ("percent", "test accuracy of the cell's independent seeds ensembled (averaged softmax)"),
@@ -183,6 +202,14 @@ VALID_RANGES = {
     "aligned_line_test_error": (0.0, 100.0),
     "aligned_line_train_loss": (0.0, LARGE),
     "aligned_line_test_loss": (0.0, LARGE),
+    "aligned_mode_connectivity": (-100.0, 100.0),
+    "aligned_mode_connectivity_loss": (-LARGE, LARGE),
+    "aligned_mode_connectivity_test": (-100.0, 100.0),
+    "aligned_curve_length": (0.0, LARGE),
+    "aligned_curve_train_error": (0.0, 100.0),
+    "aligned_curve_test_error": (0.0, 100.0),
+    "aligned_curve_train_loss": (0.0, LARGE),
+    "aligned_curve_test_loss": (0.0, LARGE),
     "single_test_acc": (0.0, 100.0),
     "fge_test_acc": (0.0, 100.0),
     "seed_ensemble_test_acc": (0.0, 100.0),

@@ -181,10 +181,24 @@ def lines_figure(
     return figure
 
 
+# Profiles drawn beside each curve (loss, error pairs) and their line styles: the straight line,
+# the aligned line, the aligned curve. Older datasets lack some; all-NaN ones are not drawn.
+COMPANION_PROFILES = (
+    "line_train_loss",
+    "line_train_error",
+    "aligned_line_train_loss",
+    "aligned_line_train_error",
+    "aligned_curve_train_loss",
+    "aligned_curve_train_error",
+)
+COMPANION_STYLES = ("--", ":", "-.")
+
+
 def curves_figure(dataset: xr.Dataset, phases: xr.Dataset, *, x: str = "width", y: str = "batch_size") -> Figure:
     """Training loss and error along the mode-connecting curves vs t (solid) and along the
-    straight lines between the same ends (dashed, Garipov et al.'s Figure 1) and to the second
-    model permuted onto the first (dotted, weight matching), one line per cell.
+    straight lines between the same ends (dashed, Garipov et al.'s Figure 1), to the second
+    model permuted onto the first (dotted, weight matching) and, with ``curves.fit_aligned``,
+    along the curve fitted to that permuted model (dash-dot), one line per cell.
 
     One column per phase; lines coloured by the cell's plots.x value. A figure with a note is
     returned when there are no curve results (curves disabled or every fit missing).
@@ -192,20 +206,14 @@ def curves_figure(dataset: xr.Dataset, phases: xr.Dataset, *, x: str = "width", 
     check_axes(dataset, phases, x, y)
     loss, error = cell_mean(dataset, phases, "curve_train_loss"), cell_mean(dataset, phases, "curve_train_error")
     # The straight line between the same ends (dashed) and after alignment (dotted); older datasets lack them.
-    line_loss, line_error, aligned_loss, aligned_error = (
-        cell_mean(dataset, phases, name) if name in dataset else None
-        for name in ("line_train_loss", "line_train_error", "aligned_line_train_loss", "aligned_line_train_error")
-    )
+    companions = [cell_mean(dataset, phases, name) if name in dataset else None for name in COMPANION_PROFILES]
     x_values = axis_values(phases, x)
     cells = []  # (phase, x index, loss and error profiles, then those of the line and the aligned line)
     if loss is not None and error is not None:
         t = np.sort(loss["t"].values).astype(float)
         for cell in selections(phases, grid_axes(phases)):
             loss_profile, error_profile = _profile(loss, cell, "t"), _profile(error, cell, "t")
-            lines = [
-                _profile(v, cell, "t") if v is not None else np.full(len(t), np.nan)
-                for v in (line_loss, line_error, aligned_loss, aligned_error)
-            ]
+            lines = [_profile(v, cell, "t") if v is not None else np.full(len(t), np.nan) for v in companions]
             if np.isfinite(loss_profile).any() or np.isfinite(error_profile).any():
                 phase = phase_strings(np.array([phases["phase"].sel(cell).item()]))[0]
                 cells.append((phase, int(np.searchsorted(x_values, cell[x])), loss_profile, error_profile, *lines))
@@ -228,16 +236,16 @@ def curves_figure(dataset: xr.Dataset, phases: xr.Dataset, *, x: str = "width", 
     axes = figure.subplots(2, len(columns), squeeze=False, sharex=True, sharey="row")
     palette = ListedColormap(colormaps["viridis"](np.linspace(0.0, 0.9, len(x_values))))
     norm = BoundaryNorm(np.arange(len(x_values) + 1) - 0.5, palette.N)
-    positive_loss = all(np.all(profile[np.isfinite(profile)] > 0) for c in cells for profile in (c[2], c[4], c[6]))
+    positive_loss = all(np.all(profile[np.isfinite(profile)] > 0) for c in cells for profile in (c[2], *c[4::2]))
     for column, phase in enumerate(columns):
         members = [c for c in cells if c[0] == phase]
         for _, x_index, loss_profile, error_profile, *line_profiles in members:
             color = palette(norm(x_index))
             axes[0, column].plot(t, loss_profile, color=color, alpha=0.8, linewidth=1)
             axes[1, column].plot(t, error_profile, color=color, alpha=0.8, linewidth=1)
-            for index, line_profile in enumerate(line_profiles):  # line loss, line error, aligned loss, aligned error
+            for index, line_profile in enumerate(line_profiles):  # loss, error of each companion in turn
                 if np.isfinite(line_profile).any():
-                    style = "--" if index < 2 else ":"
+                    style = COMPANION_STYLES[index // 2]
                     axes[index % 2, column].plot(t, line_profile, color=color, alpha=0.6, linewidth=0.8, linestyle=style)
         axes[0, column].set_title(f"phase {phase} ({len(members)} cells)", fontsize=9)
         axes[1, column].set_xlabel("t (0, 1 = the two trained models)")
@@ -257,8 +265,9 @@ def curves_figure(dataset: xr.Dataset, phases: xr.Dataset, *, x: str = "width", 
     set_title_lines(
         figure,
         [
-            "Training loss and error along the fitted Bezier curves between two seeds (solid), the straight lines between "
-            "the same models (dashed) and after weight matching (dotted), mean over pairs, one line per cell",
+            "Training loss and error along the fitted curves between two seeds (solid), the straight lines between "
+            "the same models (dashed), after weight matching (dotted) and the curve fitted after it (dash-dot, "
+            "curves.fit_aligned), mean over pairs, one line per cell",
             fixed_axes_text(phases),
         ],
     )

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 
-import torch
-
 from lltax.checkpoint import load_curve
 from lltax.config import parse_settings
 from lltax.contract import CURVE_PROFILES, CURVE_SCALARS
@@ -14,7 +12,7 @@ from lltax.device import resolve_device
 from lltax.grid import canonical_value
 from lltax.io import one_output_each, write_json
 from lltax.jobs.inputs import build_from_meta, load_cell_data
-from lltax.metrics.alignment import permutation_spec, permute, weight_matching
+from lltax.metrics.alignment import aligned_end
 from lltax.metrics.curves import evaluate_curve
 
 logger = logging.getLogger(__name__)
@@ -56,7 +54,12 @@ def evaluate_curve_file(curve_path: str, points: list[float], device: str, data_
         model.to(device)
         bends = [{k: v.to(device) for k, v in bend.items()} for bend in curve["bends"]]
         data = load_cell_data(meta["endpoint"], device, data_dir)
-        aligned_end = aligned_parameters(model, bends, seed) if align else None
+        aligned_bends, permuted = None, None
+        if "aligned_bends" in curve and not meta.get("aligned_diverged"):  # curves.fit_aligned
+            aligned_bends = [{k: v.to(device) for k, v in bend.items()} for bend in curve["aligned_bends"]]
+            permuted = aligned_bends[-1]  # the permuted model the aligned curve was fitted to
+        elif align:
+            permuted = aligned_end(model, bends[0], bends[-1], seed)
         # BatchNorm statistics are recomputed in batches of the fit's own batch size (the
         # reference's update_bn runs over the training loader), recorded in the curve file.
         result.update(
@@ -69,28 +72,14 @@ def evaluate_curve_file(curve_path: str, points: list[float], device: str, data_
                 data.y_test,
                 points=points,
                 batch_size=meta["settings"]["batch_size"],
-                aligned_end=aligned_end,
+                aligned_end=permuted if align else None,
+                aligned_bends=aligned_bends,
                 curve=meta["settings"].get("curve", "bezier"),  # the fitted curve's own kind
             )
         )
     for key in ALIGNED_KEYS:  # not aligned (switched off, or an architecture without a rule): NaN
         result.setdefault(key, [float("nan")] * len(points) if key in PROFILE_KEYS else float("nan"))
     return result
-
-
-def aligned_parameters(model, bends, seed: int) -> dict | None:
-    """The end model's parameters permuted onto the start's by weight matching, or None (logged)
-    when the architecture has no permutation rule (lltax.metrics.alignment)."""
-    start, end = ({k: v.cpu() for k, v in bend.items()} for bend in (bends[0], bends[2]))
-    try:
-        spec = permutation_spec(model)
-        permutations = weight_matching(spec, start, end, seed=seed)
-    except ValueError as error:
-        logger.warning("no aligned line: %s", error)
-        return None
-    moved = sum(int((p != torch.arange(len(p))).sum()) for p in permutations.values())
-    logger.info("weight matching: %d of %d units moved", moved, sum(len(p) for p in permutations.values()))
-    return {k: v.to(bends[2][k].device) for k, v in permute(spec, permutations, end).items()}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ and plain ``nn.Sequential`` stacks such as ``mlp``); another architecture raises
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 import numpy as np
@@ -25,6 +26,8 @@ from torch import nn
 
 from lltax.models.resnet import ResNet
 from lltax.models.vgg import VGG
+
+logger = logging.getLogger(__name__)
 
 Spec = dict[str, tuple[str | None, ...]]  # state-dict name -> permutation group per axis (None: fixed)
 
@@ -171,3 +174,18 @@ def weight_matching(
         if not changed:
             break
     return permutations
+
+
+def aligned_end(model: nn.Module, start: Mapping[str, torch.Tensor], end: Mapping[str, torch.Tensor], seed: int = 0) -> dict | None:
+    """``end``'s parameters permuted onto ``start``'s by weight matching (on ``end``'s device),
+    or None (logged) when ``model``'s architecture has no permutation rule."""
+    try:
+        spec = permutation_spec(model)
+        permutations = weight_matching(spec, start, end, seed=seed)
+    except ValueError as error:
+        logger.warning("no alignment: %s", error)
+        return None
+    moved = sum(int((p != torch.arange(len(p))).sum()) for p in permutations.values())
+    logger.info("weight matching: %d of %d units moved", moved, sum(len(p) for p in permutations.values()))
+    cpu = {k: v.detach().cpu() for k, v in end.items()}
+    return {k: v.to(end[k].device) for k, v in permute(spec, permutations, cpu).items()}

@@ -1,9 +1,12 @@
-"""Quadratic Bezier curves in parameter space, on any registered architecture.
+"""Bezier curves and polygonal chains in parameter space, on any registered architecture.
 
 A curve between two trained models w0 and w2 with a middle bend w1 is the quadratic Bezier
 curve of Garipov et al. 2018 ("Loss Surfaces, Mode Connectivity, and Fast Ensembling of DNNs")
 
-    theta(t) = (1 - t)^2 w0 + 2 t (1 - t) w1 + t^2 w2,    t in [0, 1].
+    theta(t) = (1 - t)^2 w0 + 2 t (1 - t) w1 + t^2 w2,    t in [0, 1];
+
+with more bends w0, ..., wn it is the Bezier curve of degree n (Bernstein weights), or with
+``curve="polychain"`` the chain of straight segments through them.
 
 The reference code (timgaripov/dnn-mode-connectivity, reused by Yang et al. 2021) rewrites every
 layer class into a "curve" layer. Here the original module is kept and evaluated with
@@ -15,6 +18,7 @@ the curve: they are recomputed for each point (``recompute_batchnorm_statistics`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
@@ -32,6 +36,7 @@ __all__ = [
     "flatten_bend",
     "unflatten_bend",
     "initial_middle_bend",
+    "initial_inner_bends",
     "parameters_of",
     "load_parameters",
     "recompute_batchnorm_statistics",
@@ -43,38 +48,56 @@ Bend = dict[str, torch.Tensor]
 CURVES = ("bezier", "polychain")
 
 
-def bezier_coefficients(t: float) -> tuple[float, float, float]:
-    """Weights of the three bends at ``t``: ((1-t)^2, 2t(1-t), t^2); they sum to one."""
+def _check_t(t: float) -> None:
     if not 0.0 <= t <= 1.0:
         raise ValueError(f"curve parameter t must lie in [0, 1], got {t}")
-    return (1.0 - t) ** 2, 2.0 * t * (1.0 - t), t**2
 
 
-def polychain_coefficients(t: float) -> tuple[float, float, float]:
-    """Weights of the three bends of Garipov et al.'s PolyChain at ``t``: two straight segments,
-    w0 -> w1 for t <= 1/2 and w1 -> w2 after (w1 at t = 1/2)."""
-    if not 0.0 <= t <= 1.0:
-        raise ValueError(f"curve parameter t must lie in [0, 1], got {t}")
-    return (1.0 - 2.0 * t, 2.0 * t, 0.0) if t <= 0.5 else (0.0, 2.0 - 2.0 * t, 2.0 * t - 1.0)
+def bezier_coefficients(t: float, bends: int = 3) -> tuple[float, ...]:
+    """Weights of the ``bends`` control points at ``t``: the Bernstein polynomials
+    C(n, i) t^i (1 - t)^(n - i), n = bends - 1 (for 3: (1-t)^2, 2t(1-t), t^2); they sum to one."""
+    _check_t(t)
+    if bends < 2:
+        raise ValueError(f"a curve has at least 2 bends (its two ends), got {bends}")
+    degree = bends - 1
+    return tuple(math.comb(degree, i) * t**i * (1.0 - t) ** (degree - i) for i in range(bends))
+
+
+def polychain_coefficients(t: float, bends: int = 3) -> tuple[float, ...]:
+    """Weights of the ``bends`` points of Garipov et al.'s PolyChain at ``t``: straight segments
+    between consecutive bends, bend i at t = i / (bends - 1) (for 3: w0 -> w1 for t <= 1/2, then
+    w1 -> w2)."""
+    _check_t(t)
+    if bends < 2:
+        raise ValueError(f"a curve has at least 2 bends (its two ends), got {bends}")
+    segments = bends - 1
+    segment = min(int(t * segments), segments - 1)  # t = 1 belongs to the last segment
+    local = t * segments - segment
+    weights = [0.0] * bends
+    weights[segment], weights[segment + 1] = 1.0 - local, local
+    return tuple(weights)
 
 
 def curve_point(bends: Sequence, t: float, curve: str = "bezier"):
-    """Parameters theta(t) of the curve through ``bends`` = [w0, w1, w2]: the quadratic Bezier
-    curve, or with ``curve="polychain"`` the two-segment polygonal chain through w1.
+    """Parameters theta(t) of the curve through ``bends`` = [w0, w1, ..., wn]: the Bezier curve
+    with these control points (quadratic for three), or with ``curve="polychain"`` the polygonal
+    chain through them.
 
     Bends are dicts of tensors (the result is a dict) or flat vectors (``flatten_bend``; the
-    result is a vector). Differentiable with respect to a bend that requires grad (the middle
-    one while fitting).
+    result is a vector). Differentiable with respect to bends that require grad (the inner
+    ones while fitting).
     """
-    if len(bends) != 3:
-        raise ValueError(f"a curve has 3 bends (start, middle, end), got {len(bends)}")
+    if len(bends) < 3:
+        raise ValueError(f"a curve has at least 3 bends (start, inner ones, end), got {len(bends)}")
     if curve not in CURVES:
         raise ValueError(f"unknown curve {curve!r}; choose one of {list(CURVES)}")
-    start, middle, end = bends
-    c0, c1, c2 = bezier_coefficients(t) if curve == "bezier" else polychain_coefficients(t)
-    if isinstance(start, torch.Tensor):
-        return c0 * start + c1 * middle + c2 * end
-    return {name: c0 * start[name] + c1 * middle[name] + c2 * end[name] for name in start}
+    weights = (bezier_coefficients if curve == "bezier" else polychain_coefficients)(t, len(bends))
+    # Bends of weight 0 stay in the sum, so every trainable bend gets a (zero) gradient at every
+    # step and its momentum and weight decay act as in the reference's optimizer.
+    first, *rest = zip(weights, bends)
+    if isinstance(bends[0], torch.Tensor):
+        return sum((c * bend for c, bend in rest), first[0] * first[1])
+    return {name: sum((c * bend[name] for c, bend in rest), first[0] * first[1][name]) for name in bends[0]}
 
 
 def flatten_bend(bend: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -175,6 +198,32 @@ def initial_middle_bend(
             raise ValueError("model_factory builds a model whose parameter names differ from the end models'")
         return {name: fresh[name].to(device=start[name].device, dtype=start[name].dtype) for name in start}
     raise ValueError(f"unknown middle bend init {init!r}; choose 'midpoint' or 'random'")
+
+
+def initial_inner_bends(
+    start: Mapping[str, torch.Tensor],
+    end: Mapping[str, torch.Tensor],
+    count: int = 1,
+    *,
+    init: str = "midpoint",
+    model_factory: Callable[[], nn.Module] | None = None,
+    seed: int = 0,
+) -> list[Bend]:
+    """Initial values of the ``count`` trainable inner bends of a curve from ``start`` to ``end``.
+
+    ``midpoint``: evenly spaced on the straight line, bend k at k / (count + 1), so the Bezier
+    curve and the PolyChain both start as the line (a Bezier curve with control points evenly
+    spaced on a line is that line, traversed uniformly); one inner bend is the midpoint.
+    ``random``: a fresh initialization per bend, seeds ``seed``, ``seed + 1``, ...
+    """
+    if count < 1:
+        raise ValueError(f"a curve needs at least one inner bend, got {count}")
+    if init == "midpoint":
+        if set(start) != set(end):
+            raise ValueError("the two end models have different parameter names; connect models of one architecture")
+        fractions = [k / (count + 1) for k in range(1, count + 1)]
+        return [{name: (1 - a) * start[name] + a * end[name] for name in start} for a in fractions]
+    return [initial_middle_bend(start, end, init=init, model_factory=model_factory, seed=seed + k) for k in range(count)]
 
 
 def _batchnorm_modules(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:

@@ -69,7 +69,7 @@ def fit_curve(
     model: nn.Module,
     start: Mapping[str, torch.Tensor],
     end: Mapping[str, torch.Tensor],
-    middle: Mapping[str, torch.Tensor],
+    middle: Mapping[str, torch.Tensor] | Sequence[Mapping[str, torch.Tensor]],
     inputs: torch.Tensor,
     targets: torch.Tensor,
     *,
@@ -82,7 +82,10 @@ def fit_curve(
     curve: str = "bezier",
     seed: int = 0,
 ) -> tuple[list[dict[str, torch.Tensor]], list[dict], bool]:
-    """Train the middle bend of the curve start -> middle -> end on (inputs, targets).
+    """Train the inner bend(s) of the curve start -> middle -> end on (inputs, targets).
+
+    ``middle`` is one bend (the quadratic Bezier curve / two-segment chain) or a list of inner
+    bends in order (a Bezier curve of higher degree / a longer chain); all of them are trained.
 
     Each minibatch draws t ~ U(0, 1) and takes an SGD step on the cross-entropy of the curve
     point theta(t) with BatchNorm in train mode (batch statistics; the module's own buffers
@@ -90,15 +93,15 @@ def fit_curve(
     dropped. All randomness comes from one generator seeded with ``seed``. ``curve`` is
     "bezier" (the quadratic Bezier curve) or "polychain" (two segments through the bend).
 
-    ``weight_decay_form`` "bend": SGD weight decay on the middle bend (wd x w1 in its gradient);
+    ``weight_decay_form`` "bend": SGD weight decay on the inner bends (wd x w1 in its gradient);
     "curve": the reference's form, 0.5 x wd x ||theta(t)||^2 of the sampled curve point added to
-    the loss (all three bends' weights enter it; only the middle one moves), optimizer decay 0.
+    the loss (all bends' weights enter it; only the inner ones move), optimizer decay 0.
     At the midpoint initialisation the reference's pull on the bend is about wd/3 x w1 on
     average over t, so "bend" decays the bend about 3x as strongly.
 
     Returns
     -------
-    bends : [start, fitted middle, end], detached
+    bends : [start, fitted inner bend(s), end], detached
     history : list of {"epoch", "train_loss", "train_error", "lr", "seconds"} per epoch
         (running loss/error of the minibatches at their sampled t, error in percent).
     diverged : bool
@@ -111,14 +114,15 @@ def fit_curve(
     generator = torch.Generator().manual_seed(seed)
     start = {k: v.detach() for k, v in start.items()}
     end = {k: v.detach() for k, v in end.items()}
-    if set(middle) != set(start) or set(end) != set(start):
-        raise ValueError("the three bends must hold the same parameter names (bends of one architecture)")
-    trainable = flatten_bend({k: middle[k] for k in start}).detach().clone().requires_grad_(True)
-    flat_bends = [flatten_bend(start), trainable, flatten_bend({k: end[k] for k in start})]
+    inner = [middle] if isinstance(middle, Mapping) else list(middle)
+    if not inner or any(set(bend) != set(start) for bend in (*inner, end)):
+        raise ValueError("the bends must hold the same parameter names (bends of one architecture), with at least one inner bend")
+    trainable = [flatten_bend({k: bend[k] for k in start}).detach().clone().requires_grad_(True) for bend in inner]
+    flat_bends = [flatten_bend(start), *trainable, flatten_bend({k: end[k] for k in start})]
     if weight_decay_form not in ("bend", "curve"):
         raise ValueError(f"weight_decay_form must be 'bend' or 'curve', got {weight_decay_form!r}")
     on_point = weight_decay if weight_decay_form == "curve" else 0.0
-    optimizer = SGD([trainable], lr=learning_rate, momentum=momentum, weight_decay=0.0 if on_point else weight_decay)
+    optimizer = SGD(trainable, lr=learning_rate, momentum=momentum, weight_decay=0.0 if on_point else weight_decay)
     scratch_buffers = {k: v.detach().clone() for k, v in model.named_buffers()}
     history, diverged = [], False
     with mode(model, training=True):
@@ -164,8 +168,8 @@ def fit_curve(
                 logger.warning("curve fitting diverged at epoch %d (loss %s); stopping", epoch, record["train_loss"])
                 diverged = True
                 break
-    fitted = {k: v.clone() for k, v in unflatten_bend(trainable.detach(), start).items()}
-    return [start, fitted, end], history, diverged
+    fitted = [{k: v.clone() for k, v in unflatten_bend(vector.detach(), start).items()} for vector in trainable]
+    return [start, *fitted, end], history, diverged
 
 
 def mode_connectivity(errors: Sequence[float] | np.ndarray) -> float:
@@ -212,35 +216,37 @@ def _profile(point_model, parameters, points, train_inputs, train_targets, test_
 
 
 def line_bends(bends: Sequence[Mapping[str, torch.Tensor]]) -> list[dict[str, torch.Tensor]]:
-    """The straight line between a curve's ends as a quadratic Bezier curve: its middle bend is
+    """The straight line between a curve's ends (of any number of bends) as a quadratic Bezier curve: its middle bend is
     the midpoint, so theta(t) = (1 - t) w0 + t w2 (exactly w0 and w2 at the ends)."""
-    start, _, end = bends
+    start, end = bends[0], bends[-1]
     return [dict(start), {name: (start[name] + end[name]) / 2 for name in start}, dict(end)]
 
 
 def curve_length(bends: Sequence[Mapping[str, torch.Tensor]], intervals: int = 1000) -> float:
-    """Euclidean length of the quadratic Bezier curve in parameter space, integral of |theta'(t)|.
+    """Euclidean length of the Bezier curve through ``bends`` in parameter space, integral of
+    |theta'(t)| over [0, 1].
 
-    theta'(t) = 2(a + t(b - a)) with a = w1 - w0, b = w2 - w1, so |theta'(t)|^2 is a quadratic
-    in t whose three coefficients are dot products; the integral of its root is taken by
-    Simpson's rule on ``intervals`` (even) intervals, on scalars only. A straight line (w1 the
-    midpoint) gives |w2 - w0|.
+    With n + 1 bends, theta'(t) = n sum_i b_i(t) d_i, d_i = w_(i+1) - w_i and b_i the Bernstein
+    weights of degree n - 1, so |theta'(t)|^2 = n^2 b(t)^T G b(t) with G the Gram matrix of the
+    d_i: the integral of its root is taken by Simpson's rule on ``intervals`` (even) intervals,
+    on scalars only. A straight line (bends evenly spaced on it) gives |wn - w0|.
     """
-    start, middle, end = (flatten_bend(bend).double() for bend in bends)
-    a, b = middle - start, end - middle
-    d = b - a
-    aa, ad, dd = float(a @ a), float(a @ d), float(d @ d)
+    flat = torch.stack([flatten_bend(bend).double() for bend in bends])
+    steps = flat[1:] - flat[:-1]
+    gram = (steps @ steps.T).numpy()
+    degree = len(bends) - 1
     t = np.linspace(0.0, 1.0, intervals + 1)
-    speed = 2.0 * np.sqrt(np.maximum(aa + 2.0 * ad * t + dd * t**2, 0.0))
-    weights = np.ones(intervals + 1)
-    weights[1:-1:2], weights[2:-1:2] = 4.0, 2.0
-    return float((speed * weights).sum() / (3.0 * intervals))
+    weights_t = np.stack([math.comb(degree - 1, i) * t**i * (1.0 - t) ** (degree - 1 - i) for i in range(degree)], axis=1)
+    speed = degree * np.sqrt(np.maximum(np.einsum("ti,ij,tj->t", weights_t, gram, weights_t), 0.0))
+    simpson = np.ones(intervals + 1)
+    simpson[1:-1:2], simpson[2:-1:2] = 4.0, 2.0
+    return float((speed * simpson).sum() / (3.0 * intervals))
 
 
 def polychain_length(bends: Sequence[Mapping[str, torch.Tensor]]) -> float:
-    """Length of the two-segment chain w0 -> w1 -> w2: |w1 - w0| + |w2 - w1|."""
-    start, middle, end = (flatten_bend(bend).double() for bend in bends)
-    return float((middle - start).norm() + (end - middle).norm())
+    """Length of the chain w0 -> w1 -> ... -> wn: the sum of its segments' lengths."""
+    flat = [flatten_bend(bend).double() for bend in bends]
+    return float(sum((b - a).norm() for a, b in zip(flat[:-1], flat[1:])))
 
 
 def integrated(values: Sequence[float], points: Sequence[float]) -> float:
@@ -262,6 +268,7 @@ def evaluate_curve(
     batch_size: int = 128,
     line: bool = True,
     aligned_end: Mapping[str, torch.Tensor] | None = None,
+    aligned_bends: Sequence[Mapping[str, torch.Tensor]] | None = None,
     curve: str = "bezier",
 ) -> dict:
     """Loss and 0-1 error (percent) along the curve and, beside it, along the straight line
@@ -283,7 +290,9 @@ def evaluate_curve(
     ``aligned_end`` (the end model's parameters permuted onto the start's,
     ``lltax.metrics.alignment``) also the line from the start to it, as "aligned_line_...": its
     ends are the curve's (a permuted model computes the same function), its interior the
-    permuted interpolation, BatchNorm recomputed at each point.
+    permuted interpolation, BatchNorm recomputed at each point. With ``aligned_bends`` (a curve
+    fitted from the start to that permuted end) also its profile as "aligned_curve_...", its
+    "aligned_mode_connectivity" (+ "_loss", "_test") and "aligned_curve_length".
     """
     points = [float(t) for t in points]
     if points != sorted(points) or points[0] != 0.0 or points[-1] != 1.0:
@@ -294,7 +303,8 @@ def evaluate_curve(
     result["mode_connectivity"] = mode_connectivity(result["train_error"])
     result["mode_connectivity_loss"] = mode_connectivity(result["train_loss"])
     result["mode_connectivity_test"] = mode_connectivity(result["test_error"])
-    result["curve_length"] = curve_length(bends) if curve == "bezier" else polychain_length(bends)
+    length = curve_length if curve == "bezier" else polychain_length
+    result["curve_length"] = length(bends)
     result["train_loss_integral"] = integrated(result["train_loss"], points)
 
     def add_line(prefix: str, straight: list) -> None:
@@ -309,6 +319,14 @@ def evaluate_curve(
     if line:
         add_line("line_", line_bends(bends))
         result["line_train_loss_integral"] = integrated(result["line_train_loss"], points)
+    if aligned_bends is not None:
+        aligned_end = aligned_bends[-1]
+        inner = _profile(point_model, lambda t: curve_point(aligned_bends, t, curve), points[1:-1], *data, "aligned curve")
+        for key, values in inner.items():
+            result[f"aligned_curve_{key}"] = [result[key][0], *values, result[key][-1]]
+        for suffix, key in (("", "train_error"), ("_loss", "train_loss"), ("_test", "test_error")):
+            result[f"aligned_mode_connectivity{suffix}"] = mode_connectivity(result[f"aligned_curve_{key}"])
+        result["aligned_curve_length"] = length(aligned_bends)
     if aligned_end is not None:
         add_line("aligned_line_", line_bends([bends[0], None, aligned_end]))
     return result
