@@ -333,6 +333,7 @@ def test_a_grid_of_own_checkpoints_runs_through_the_workflow(tmp_path):
         "grid": {"width": [4], "batch_size": [32, 64], "train_fraction": [0.1], "learning_rate": [0.05]},
         "checkpoints": {"path": "runs/bs{batch_size}/seed{seed}.pt"},
         "fge": {"enabled": True, "cycles": 2, "cycle_epochs": 2},  # every rule, FGE's too
+        "curves": {**TINY["curves"], "bends": 4, "fit_aligned": True},  # and every curve option's path
     }
     write_config(tmp_path, config)
     before = {key: path.read_bytes() for key, path in files.items()}
@@ -348,6 +349,8 @@ def test_a_grid_of_own_checkpoints_runs_through_the_workflow(tmp_path):
         "mode_connectivity",
         "fge_test_acc",
         "curve_ensemble_test_acc",
+        "aligned_mode_connectivity",
+        "aligned_curve_length",
     ):
         assert bool(dataset[name].notnull().all()), name
     phases = xr.load_dataset(results / "phases.nc")
