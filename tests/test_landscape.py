@@ -11,7 +11,6 @@ import types
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 import xarray as xr
 from torch import nn
 
@@ -20,7 +19,9 @@ from lltax.figures.landscape import _contour_levels
 from lltax.jobs import landscape as landscape_job
 from lltax.jobs.inputs import load_model
 from lltax.metrics import landscape
+from lltax.metrics.directions import direction_space, random_direction
 from lltax.metrics.evaluate import evaluate_model
+from lltax.metrics.surface import evaluate_points, hessian_extremes
 
 NUM_CLASSES = 3
 
@@ -124,94 +125,43 @@ def test_interpolation_without_recompute_interpolates_buffers_and_leaves_models_
 
 
 # ---------------------------------------------------------------------------------------------
-# Directions
-
-
-def test_filter_normalized_direction_matches_filter_norms_and_ignores_biases():
-    model = nn.Sequential(nn.Conv2d(2, 5, 3), nn.BatchNorm2d(5), nn.Flatten(), nn.Linear(5 * 4, 3)).double()
-    params = dict(model.named_parameters())
-    direction = landscape.filter_normalized_direction(params, torch.Generator().manual_seed(0))
-    assert direction.keys() == params.keys()
-    for name, theta in params.items():
-        assert direction[name].shape == theta.shape and direction[name].dtype == theta.dtype
-        if theta.dim() == 1:
-            assert torch.count_nonzero(direction[name]) == 0, name
-        else:
-            filter_norms = [direction[name][i].norm().item() for i in range(theta.shape[0])]
-            np.testing.assert_allclose(filter_norms, [theta[i].norm().item() for i in range(theta.shape[0])], rtol=1e-8)
-            # Random, not a rescaled copy of theta.
-            assert abs(F.cosine_similarity(direction[name].flatten(), theta.detach().flatten(), dim=0)) < 0.9
-
-
-def test_random_directions_are_deterministic_under_seed_and_differ_between_seeds():
-    model = tiny_mlp(0)
-    first = landscape.random_directions(model, seed=3)
-    again = landscape.random_directions(model, seed=3)
-    other = landscape.random_directions(model, seed=4)
-    weight = "0.weight"
-    assert torch.equal(first[0][weight], again[0][weight]) and torch.equal(first[1][weight], again[1][weight])
-    assert not torch.equal(first[0][weight], first[1][weight])
-    assert not torch.equal(first[0][weight], other[0][weight])
-
-
-# ---------------------------------------------------------------------------------------------
-# 2D surface
+# Surfaces (lltax.metrics.surface; more in tests/test_atlas.py)
 
 
 def test_surface_at_origin_equals_model_loss_with_batchnorm_running_statistics():
     model = tiny_batchnorm_net(0)
     inputs, targets = classification_data(30, (1, 8))
-    coords = ([-0.5, 0.0, 0.5], [0.0, 0.25])
-    surface = landscape.surface_2d(model, inputs, targets, coords, landscape.random_directions(model, 0), batch_size=8)
+    space = direction_space(model)
+    generator = torch.Generator().manual_seed(0)
+    directions = [random_direction(space, generator), random_direction(space, generator)]
+    surface = evaluate_points(model, space, directions, ([-0.5, 0.0, 0.5], [0.0, 0.25]), {"train": (inputs, targets)}, batch_size=8)
+    surface = surface["train_loss"]
     assert surface.shape == (3, 2)
     assert surface[1, 0] == pytest.approx(evaluate_model(model, inputs, targets)[0], rel=1e-12)
     assert np.isfinite(surface).all() and len(np.unique(surface)) == surface.size
     assert not model.training
 
 
-def test_surface_of_quadratic_loss_equals_analytic_form():
-    # Linear regression: loss(a, b) = mean((r + a u + b v)^2), a quadratic in (a, b) whose
-    # coefficients are moments of r = x W^T + c - y, u = x D1^T, v = x D2^T.
-    torch.manual_seed(0)
-    model = nn.Linear(4, 3).double()
-    inputs = torch.randn(25, 4, dtype=torch.float64)
-    targets = torch.randn(25, 3, dtype=torch.float64)
-    first, second = landscape.random_directions(model, seed=1)
-    assert torch.count_nonzero(first["bias"]) == 0
-    with torch.no_grad():
-        r = (inputs @ model.weight.T + model.bias - targets).numpy()
-        u = (inputs @ first["weight"].T).numpy()
-        v = (inputs @ second["weight"].T).numpy()
-    a_values, b_values = [-1.0, 0.0, 0.4, 1.0], [-0.7, 0.2, 1.0]
-    surface = landscape.surface_2d(model, inputs, targets, (a_values, b_values), (first, second), loss_function=F.mse_loss, batch_size=10)
-    for i, a in enumerate(a_values):
-        for j, b in enumerate(b_values):
-            analytic = (
-                (r * r).mean()
-                + 2 * a * (r * u).mean()
-                + 2 * b * (r * v).mean()
-                + a * a * (u * u).mean()
-                + 2 * a * b * (u * v).mean()
-                + b * b * (v * v).mean()
-            )
-            assert surface[i, j] == pytest.approx(analytic, rel=1e-12), (a, b)
-
-
 def test_surface_is_deterministic_under_seed():
     model = tiny_mlp(2)
     inputs, targets = classification_data(20, (5,))
-    coords = ([-1.0, 1.0], [-1.0, 1.0])
-    surfaces = [landscape.surface_2d(model, inputs, targets, coords, landscape.random_directions(model, seed)) for seed in (5, 5, 6)]
-    np.testing.assert_array_equal(surfaces[0], surfaces[1])
-    assert not np.array_equal(surfaces[0], surfaces[2])
+    space = direction_space(model)
+
+    def surface(seed):
+        generator = torch.Generator().manual_seed(seed)
+        directions = [random_direction(space, generator), random_direction(space, generator)]
+        return evaluate_points(model, space, directions, ([-1.0, 1.0], [-1.0, 1.0]), {"train": (inputs, targets)})["train_loss"]
+
+    np.testing.assert_array_equal(surface(5), surface(5))
+    assert not np.array_equal(surface(5), surface(6))
 
 
 def test_surface_rejects_directions_of_another_model():
     model = tiny_mlp(0)
     inputs, targets = classification_data(5, (5,))
-    directions = landscape.random_directions(nn.Linear(5, 3).double(), 0)
-    with pytest.raises(ValueError, match="random_directions"):
-        landscape.surface_2d(model, inputs, targets, ([0.0], [0.0]), directions)
+    other = direction_space(nn.Linear(5, 3).double())
+    with pytest.raises(ValueError, match="lacks"):
+        evaluate_points(model, other, [other], [[0.0]], {"train": (inputs, targets)})
 
 
 def test_training_sample_is_a_fixed_subset():
@@ -235,7 +185,17 @@ def test_contour_levels_are_log_spaced_and_bracket_the_surface():
 # ---------------------------------------------------------------------------------------------
 # Command line
 
-SETTINGS = {"enabled": True, "num_samples": 30, "points_1d": 5, "range_1d": [-0.5, 1.5], "points_2d": 3, "range_2d": 1.0, "seed": 0}
+SETTINGS = {
+    "enabled": True,
+    "num_samples": 30,
+    "test_samples": 20,
+    "points_1d": 5,
+    "range_1d": [-0.5, 1.5],
+    "points_2d": 3,
+    "range_2d": 1.0,
+    "spectrum_steps": 8,
+    "seed": 0,
+}
 
 
 def save_mlp_checkpoint(path, seed: int, diverged: bool = False) -> None:
@@ -264,7 +224,8 @@ def save_mlp_checkpoint(path, seed: int, diverged: bool = False) -> None:
 @pytest.fixture
 def toy_cell_data(monkeypatch):
     inputs, targets = classification_data(60, (1, 5))
-    data = types.SimpleNamespace(x_train=inputs.float(), y_train=targets)
+    test_inputs, test_targets = classification_data(40, (1, 5), seed=1)
+    data = types.SimpleNamespace(x_train=inputs.float(), y_train=targets, x_test=test_inputs.float(), y_test=test_targets)
     monkeypatch.setattr(landscape_job, "load_cell_data", lambda meta, device, data_dir=None: data)
     return data
 
@@ -296,20 +257,27 @@ def test_cli_writes_netcdf_and_figure(tmp_path, toy_cell_data):
     assert run_cli(cli_arguments(tmp_path)) == 0
     with xr.open_dataset(tmp_path / "out" / "landscape.nc", engine="netcdf4") as dataset:
         dataset = dataset.load()
-    assert dict(dataset.sizes) == {"alpha": 5, "seed": 2, "a": 3, "b": 3}
+    assert {"alpha": 5, "seed": 2, "a": 3, "b": 3, "r": 5, "run": 2}.items() <= dict(dataset.sizes).items()
     np.testing.assert_array_equal(dataset["alpha"], [-0.5, 0.0, 0.5, 1.0, 1.5])
     assert list(dataset.attrs["seeds"]) == [0, 1]
-    assert json.loads(dataset.attrs["settings"]) == SETTINGS
+    assert SETTINGS.items() <= json.loads(dataset.attrs["settings"]).items()  # with the schema's defaults
     model_a, _ = load_model(tmp_path / "a.pt")
-    inputs, targets = landscape.training_sample(toy_cell_data.x_train, toy_cell_data.y_train, 30, 0)
-    loss_a, accuracy_a = evaluate_model(model_a, inputs, targets)
-    assert dataset["interp_loss"].sel(alpha=0.0).item() == pytest.approx(loss_a, rel=1e-6)
-    assert dataset["interp_acc"].sel(alpha=0.0).item() == pytest.approx(accuracy_a)
-    assert dataset["surface_loss"].sel(a=0.0, b=0.0).item() == pytest.approx(loss_a, rel=1e-6)
-    # No BatchNorm in an mlp: the models as trained are the interpolation's ends.
-    np.testing.assert_allclose(dataset["endpoint_loss"], dataset["interp_loss"].sel(alpha=[0.0, 1.0]), rtol=1e-12)
+    splits = {
+        "train": landscape.training_sample(toy_cell_data.x_train, toy_cell_data.y_train, 30, 0),
+        "test": landscape.training_sample(toy_cell_data.x_test, toy_cell_data.y_test, 20, 0),
+    }
+    for split, (inputs, targets) in splits.items():
+        loss_a, accuracy_a = evaluate_model(model_a, inputs, targets)
+        assert dataset[f"interp_{split}_loss"].sel(alpha=0.0).item() == pytest.approx(loss_a, rel=1e-6)
+        assert dataset[f"interp_{split}_acc"].sel(alpha=0.0).item() == pytest.approx(accuracy_a)
+        assert dataset[f"surface_{split}_loss"].sel(a=0.0, b=0.0).item() == pytest.approx(loss_a, rel=1e-6)
+        assert dataset[f"ray_{split}_acc"].sel(r=0.0).item() == pytest.approx(accuracy_a)
+        # No BatchNorm in an mlp: the models as trained are the interpolation's ends.
+        np.testing.assert_allclose(dataset[f"endpoint_{split}_loss"], dataset[f"interp_{split}_loss"].sel(alpha=[0.0, 1.0]), rtol=1e-6)
     np.testing.assert_array_equal(dataset["seed"], [0, 1])
-    assert np.isfinite(dataset["surface_loss"]).all() and np.isfinite(dataset["interp_loss"]).all()
+    assert np.isfinite(dataset["surface_train_loss"]).all() and np.isfinite(dataset["interp_test_loss"]).all()
+    assert dataset["spectral_density"].attrs["long_name"].startswith("Hessian eigenvalue density")
+    np.testing.assert_allclose(np.nansum(dataset["spectrum_weights"].values, axis=1), 1.0)
     assert (tmp_path / "out" / "landscape.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["landscape.nc", "landscape.png"]  # no temp files left
     # A rerun gives the same numbers.
@@ -318,17 +286,41 @@ def test_cli_writes_netcdf_and_figure(tmp_path, toy_cell_data):
         xr.testing.assert_identical(again.load(), dataset)
 
 
+@pytest.mark.parametrize("directions", ["eigenvectors", "seeds"])
+def test_cli_other_directions_and_the_eigenvalue_ratio_map(tmp_path, toy_cell_data, directions):
+    for index, name in enumerate(("a.pt", "b.pt", "c.pt")):
+        save_mlp_checkpoint(tmp_path / name, index)
+    settings = {**SETTINGS, "directions": directions, "ratio_points": 2, "spectrum_steps": 0}
+    argv = cli_arguments(tmp_path, settings)
+    argv[argv.index("--settings") : argv.index("--settings")] = [str(tmp_path / "c.pt")]
+    assert run_cli(argv) == 0
+    with xr.open_dataset(tmp_path / "out" / "landscape.nc", engine="netcdf4") as dataset:
+        dataset = dataset.load()
+    assert dataset.attrs["directions"] == directions and "spectral_density" not in dataset
+    np.testing.assert_allclose(dataset["eigenvalue_ratio"], dataset["min_eigenvalue"] / dataset["max_eigenvalue"])
+    assert (dataset["max_eigenvalue"] > 0).all()
+    x, y = landscape.training_sample(toy_cell_data.x_train, toy_cell_data.y_train, 30, 0)
+    if directions == "seeds":  # the plane through three seeds: s0 at (0, 0), s1 at (1, 0), s2 off the a axis
+        coordinates = dataset["model_coordinates"].values
+        np.testing.assert_allclose(coordinates[:2], [[0, 0], [1, 0]], atol=1e-9)
+        assert abs(coordinates[2, 1]) > 0.1
+    else:  # the top eigenvalue of s0's Hessian on the same sample
+        model_a, _ = load_model(tmp_path / "a.pt")
+        values = dataset["direction_eigenvalue"].values
+        assert values[0] >= values[1] and values[0] == pytest.approx(hessian_extremes(model_a, x, y, tolerance=1e-8)[1], rel=1e-4)
+
+
 @pytest.mark.parametrize("diverged_seed", [0, 1])
 def test_cli_diverged_model_gives_nan_and_exit_zero(tmp_path, toy_cell_data, diverged_seed):
     save_mlp_checkpoint(tmp_path / "a.pt", 0, diverged=diverged_seed == 0)
     save_mlp_checkpoint(tmp_path / "b.pt", 1, diverged=diverged_seed == 1)
     assert run_cli(cli_arguments(tmp_path)) == 0
     with xr.open_dataset(tmp_path / "out" / "landscape.nc", engine="netcdf4") as dataset:
-        assert np.isnan(dataset["interp_loss"]).all() and np.isnan(dataset["interp_acc"]).all()
+        assert np.isnan(dataset["interp_train_loss"]).all() and np.isnan(dataset["interp_test_acc"]).all()
         # The surface lies around seed a: NaN only when a itself diverged.
-        assert np.isnan(dataset["surface_loss"]).all() == (diverged_seed == 0)
-        assert np.isfinite(dataset["surface_loss"]).all() == (diverged_seed == 1)
-        assert list(np.isnan(dataset["endpoint_loss"].values)) == [diverged_seed == 0, diverged_seed == 1]
+        assert np.isnan(dataset["surface_train_loss"]).all() == (diverged_seed == 0)
+        assert np.isfinite(dataset["surface_test_loss"]).all() == (diverged_seed == 1)
+        assert list(np.isnan(dataset["endpoint_train_loss"].values)) == [diverged_seed == 0, diverged_seed == 1]
     assert (tmp_path / "out" / "landscape.png").exists()
 
 

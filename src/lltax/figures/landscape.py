@@ -1,11 +1,22 @@
-"""The per-cell landscape picture: 1D interpolation and the 2D surface's contours (Li et al. 2018)."""
+"""Landscape figures: one cell's pictures (landscape.png) and cells side by side (atlas.png).
+
+Li et al. 2018's conventions: 1D plots with loss on the left axis and accuracy on the right,
+training solid and test dashed (their Figure 2); filled contours of the training loss with
+labelled levels; the 3D surface. Log-spaced levels by default: a basin and its walls span
+orders of magnitude (``landscape.levels`` and ``landscape.color_limits`` set them).
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+
 import numpy as np
 import xarray as xr
-from matplotlib.colors import LogNorm
+from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+
+__all__ = ["landscape_figure", "atlas_figure", "_contour_levels"]
 
 
 def _contour_levels(values: np.ndarray) -> np.ndarray | None:
@@ -21,55 +32,169 @@ def _contour_levels(values: np.ndarray) -> np.ndarray | None:
     return levels if len(levels) >= 6 else np.geomspace(low, high, 12)
 
 
+def _settings(dataset: xr.Dataset) -> dict:
+    return json.loads(dataset.attrs.get("settings", "{}"))
+
+
+def _levels(values: np.ndarray, settings: dict, limits: Sequence[float] | None = None) -> np.ndarray | None:
+    if settings.get("levels"):
+        return np.asarray(sorted(settings["levels"]), dtype=float)
+    limits = limits or settings.get("color_limits")
+    if limits:
+        return np.geomspace(limits[0], limits[1], 12)
+    return _contour_levels(values)
+
+
+def _no_data(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def draw_line(ax, dataset: xr.Dataset, prefix: str, coordinate: str, label: str = "") -> bool:
+    """Loss (left, log when positive) and accuracy (right) along a 1D coordinate: training
+    solid, test dashed. False when there is nothing finite to draw."""
+    x = dataset[coordinate].values
+    loss = dataset[f"{prefix}_train_loss"].values
+    if not np.isfinite(loss).any():
+        return False
+    accuracy_axes = ax.twinx()
+    for split, style in (("train", "-"), ("test", "--")):
+        if f"{prefix}_{split}_loss" in dataset:
+            ax.plot(x, dataset[f"{prefix}_{split}_loss"].values, style, color="C0", linewidth=1.2, label=f"{label}{split} loss")
+            accuracy_axes.plot(
+                x, dataset[f"{prefix}_{split}_acc"].values, style, color="C1", linewidth=1.2, label=f"{label}{split} accuracy"
+            )
+    if (loss[np.isfinite(loss)] > 0).all():
+        ax.set_yscale("log")
+    ax.set_ylabel("loss (nats)", color="C0")
+    accuracy_axes.set_ylabel("accuracy (%)", color="C1")
+    accuracy_axes.set_ylim(0, 100)
+    handles = ax.get_legend_handles_labels()[0] + accuracy_axes.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=6, frameon=False)
+    return True
+
+
+def draw_contour(ax, dataset: xr.Dataset, figure: Figure, levels: np.ndarray | None, *, colorbar: bool = True):
+    """Filled contours of the training-loss surface with labelled levels; the models of a plane
+    through seeds marked. Returns the contour set (None when nothing is finite)."""
+    surface = np.ma.masked_invalid(dataset["surface_train_loss"].values)
+    if levels is None:
+        _no_data(ax, "no finite values (diverged model)")
+        return None
+    a, b = dataset["a"].values, dataset["b"].values
+    filled = ax.contourf(a, b, surface.T, levels=levels, norm=LogNorm(levels[0], levels[-1]), cmap="viridis", extend="both")
+    lines = ax.contour(a, b, surface.T, levels=levels, colors="white", linewidths=0.5)
+    ax.clabel(lines, lines.levels[::2], fmt="%.3g", fontsize=6)
+    if colorbar:
+        figure.colorbar(filled, ax=ax, label="training loss (nats)", format="%.3g")
+    if "model_coordinates" in dataset:
+        for index, (x, y) in enumerate(dataset["model_coordinates"].values):
+            ax.plot([x], [y], "r*", markersize=9)
+            ax.annotate(f"s{index}", (x, y), textcoords="offset points", xytext=(5, 5), color="red", fontsize=7)
+    else:
+        ax.plot([0.0], [0.0], "r*", markersize=9)
+    ax.set_aspect("equal")
+    ax.set_xlabel(r"$a$ (direction $d_1$)")
+    ax.set_ylabel(r"$b$ (direction $d_2$)")
+    return filled
+
+
 def landscape_figure(dataset: xr.Dataset) -> Figure:
-    """1D interpolation (loss and accuracy) and the 2D surface's contour plot side by side."""
-    seed_a, seed_b = (int(s) for s in np.atleast_1d(dataset.attrs.get("seeds", [0, 1]))[:2])
-    figure = Figure(figsize=(11, 5), layout="constrained")
-    line_axes, surface_axes = figure.subplots(1, 2)
+    """One cell: interpolation, 1D along d1, contours, heat map, 3D surface, spectrum, ratio map."""
+    settings = _settings(dataset)
+    seeds = [int(s) for s in np.atleast_1d(dataset.attrs.get("seeds", [0, 1]))]
+    figure = Figure(figsize=(17, 8), layout="constrained")
+    grid = figure.add_gridspec(2, 4)
+    interpolation, ray, contour, spectrum = (figure.add_subplot(grid[0, i]) for i in range(4))
+    heat, ratio = figure.add_subplot(grid[1, 0]), figure.add_subplot(grid[1, 3])
+    surface_3d = figure.add_subplot(grid[1, 1:3], projection="3d")
 
-    alpha, loss, accuracy = dataset["alpha"].values, dataset["interp_loss"].values, dataset["interp_acc"].values
-    if np.isfinite(loss).any():
-        line_axes.plot(alpha, loss, "o-", color="C0", markersize=3, label="loss")
-        line_axes.plot(
-            [0.0, 1.0],
-            dataset["endpoint_loss"].values,
-            "o",
-            color="C0",
-            markerfacecolor="none",
-            markersize=8,
-            label="end models as trained (own BatchNorm statistics)",
+    if not draw_line(interpolation, dataset, "interp", "alpha"):
+        _no_data(interpolation, "no finite values (diverged model)")
+    interpolation.set_xlabel(r"$\alpha$:  $(1-\alpha)\,\theta_{%d} + \alpha\,\theta_{%d}$" % (seeds[0], seeds[1]))
+    interpolation.set_title(f"linear interpolation (BatchNorm: {dataset.attrs.get('batchnorm_1d', 'recompute')})", fontsize=9)
+    if not draw_line(ray, dataset, "ray", "r"):
+        _no_data(ray, "no finite values (diverged model)")
+    ray.set_xlabel(r"$r$ along $d_1$ around seed %d" % seeds[0])
+    ray.set_title(f"1D along d1 ({dataset.attrs.get('directions', 'random')} directions)", fontsize=9)
+
+    values = dataset["surface_train_loss"].values
+    levels = _levels(values, settings)
+    draw_contour(contour, dataset, figure, levels)
+    contour.set_title(f"training loss around seed {seeds[0]}", fontsize=9)
+
+    shown = "surface_test_loss" if "surface_test_loss" in dataset else "surface_train_acc"
+    heat_values = np.ma.masked_invalid(dataset[shown].values)
+    if heat_values.count():
+        positive = shown.endswith("loss") and (heat_values.compressed() > 0).all()
+        norm = LogNorm() if positive else Normalize()
+        mesh = heat.pcolormesh(dataset["a"].values, dataset["b"].values, heat_values.T, cmap="magma", norm=norm, shading="nearest")
+        figure.colorbar(mesh, ax=heat, label=dataset[shown].attrs.get("long_name", shown).split(" on ")[0], format="%.3g")
+        heat.set_aspect("equal")
+    else:
+        _no_data(heat, "no finite values")
+    heat.set_title(f"heat map: {shown.replace('surface_', '').replace('_', ' ')}", fontsize=9)
+
+    finite = np.isfinite(values)
+    if finite.any():
+        a, b = np.meshgrid(dataset["a"].values, dataset["b"].values, indexing="ij")
+        height = np.log10(np.where(finite & (values > 0), values, np.nan)) if (values[finite] > 0).all() else values
+        surface_3d.plot_surface(a, b, np.ma.masked_invalid(height), cmap="viridis", linewidth=0, antialiased=True)
+        surface_3d.set_zlabel("log10 training loss" if height is not values else "training loss", fontsize=8)
+    surface_3d.set_xlabel("a")
+    surface_3d.set_ylabel("b")
+    surface_3d.set_title("3D surface", fontsize=9)
+
+    if "spectral_density" in dataset:
+        spectrum.semilogy(dataset["eigenvalue"].values, np.maximum(dataset["spectral_density"].values, 1e-12), color="C2")
+        spectrum.set_ylim(bottom=max(1e-8, float(np.nanmax(dataset["spectral_density"].values)) * 1e-6))
+        spectrum.set_xlabel("Hessian eigenvalue")
+        spectrum.set_ylabel("density")
+    else:
+        _no_data(spectrum, "spectrum not computed\n(landscape.spectrum_steps: 0)")
+    spectrum.set_title(f"Hessian eigenvalue density at seed {seeds[0]} (SLQ)", fontsize=9)
+
+    if "eigenvalue_ratio" in dataset:
+        ratios = dataset["eigenvalue_ratio"].values
+        limit = max(float(np.nanmax(np.abs(ratios))), 1e-6) if np.isfinite(ratios).any() else 1.0
+        mesh = ratio.pcolormesh(
+            dataset["ra"].values, dataset["rb"].values, ratios.T, cmap="RdBu", vmin=-limit, vmax=limit, shading="nearest"
         )
-        if (loss[np.isfinite(loss)] > 0).all():
-            line_axes.set_yscale("log")
-        accuracy_axes = line_axes.twinx()
-        accuracy_axes.plot(alpha, accuracy, "s--", color="C1", markersize=3, label="accuracy")
-        accuracy_axes.set_ylabel("training accuracy (%)", color="C1")
-        handles = line_axes.get_legend_handles_labels()[0] + accuracy_axes.get_legend_handles_labels()[0]
-        line_axes.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, fontsize=7, frameon=False)
-        for position, seed in ((0.0, seed_a), (1.0, seed_b)):
-            line_axes.axvline(position, color="gray", linewidth=0.8, linestyle=":")
-            line_axes.annotate(f"seed {seed}", (position, 1.0), xycoords=("data", "axes fraction"), ha="center", va="bottom", fontsize=8)
+        figure.colorbar(mesh, ax=ratio, label=r"$\lambda_{\min} / \lambda_{\max}$")
+        ratio.set_aspect("equal")
     else:
-        line_axes.text(0.5, 0.5, "no finite values (diverged model)", ha="center", transform=line_axes.transAxes)
-    line_axes.set_xlabel(r"$\alpha$:  $(1-\alpha)\,\theta_{%d} + \alpha\,\theta_{%d}$" % (seed_a, seed_b))
-    line_axes.set_ylabel("training loss", color="C0")
-    line_axes.set_title("linear interpolation", pad=14)
+        _no_data(ratio, "eigenvalue ratio not computed\n(landscape.ratio_points: 0)")
+    ratio.set_title("local convexity: blue < 0 (non-convex)", fontsize=9)
+    figure.suptitle(f"{dataset.attrs.get('model', '')} cell {dataset.attrs.get('cell', '')}", fontsize=9)
+    return figure
 
-    surface = np.ma.masked_invalid(dataset["surface_loss"].values)
-    levels = _contour_levels(surface.filled(np.nan))
-    if levels is not None:
-        # Log-spaced levels (Li et al. use fixed linear ones, 0.1..10): the basin and its walls
-        # span orders of magnitude. Transposed so that a runs along x and b along y.
-        grid_a, grid_b = dataset["a"].values, dataset["b"].values
-        filled = surface_axes.contourf(grid_a, grid_b, surface.T, levels=levels, norm=LogNorm(), cmap="viridis")
-        surface_axes.contour(grid_a, grid_b, surface.T, levels=levels, colors="white", linewidths=0.4)
-        figure.colorbar(filled, ax=surface_axes, label="training loss", format="%.3g")
-        surface_axes.plot([0.0], [0.0], "r*", markersize=10)
-        surface_axes.annotate(f"seed {seed_a}", (0.0, 0.0), textcoords="offset points", xytext=(6, 6), color="red", fontsize=8)
-    else:
-        surface_axes.text(0.5, 0.5, "no finite values (diverged model)", ha="center", transform=surface_axes.transAxes)
-    surface_axes.set_xlabel(r"$a$ (filter-normalized direction $d_1$)")
-    surface_axes.set_ylabel(r"$b$ (filter-normalized direction $d_2$)")
-    surface_axes.set_title("loss surface around seed %d" % seed_a, pad=14)
-    surface_axes.set_aspect("equal")
+
+def atlas_figure(datasets: Sequence[xr.Dataset], titles: Sequence[str], color_limits: Sequence[float] | None = None) -> Figure:
+    """Cells side by side on one scale: contours of their training-loss surfaces with shared
+    levels (the same filter-normalized range when their settings agree), and below them the
+    1D plots along d1 on shared axes."""
+    if not datasets:
+        figure = Figure(figsize=(6, 2.5), layout="constrained")
+        _no_data(figure.subplots(), "no landscape pictures in this run (landscape.enabled or landscape.cells)")
+        return figure
+    every = np.concatenate([d["surface_train_loss"].values.ravel() for d in datasets])
+    levels = _levels(every, _settings(datasets[0]), color_limits)
+    figure = Figure(figsize=(3.4 * len(datasets) + 1.0, 6.6), layout="constrained")
+    axes = figure.subplots(2, len(datasets), squeeze=False)
+    filled = None
+    for column, (dataset, title) in enumerate(zip(datasets, titles)):
+        filled = draw_contour(axes[0, column], dataset, figure, levels, colorbar=False) or filled
+        axes[0, column].set_title(title, fontsize=9)
+        if not draw_line(axes[1, column], dataset, "ray", "r"):
+            _no_data(axes[1, column], "no finite values")
+        axes[1, column].set_xlabel(r"$r$ along $d_1$")
+    if filled is not None:
+        figure.colorbar(filled, ax=axes[0, :], label="training loss (nats)", format="%.3g", shrink=0.9)
+    lows = [ax.get_ylim()[0] for ax in axes[1] if ax.lines]
+    highs = [ax.get_ylim()[1] for ax in axes[1] if ax.lines]
+    for ax in axes[1]:
+        if ax.lines and lows:
+            ax.set_ylim(min(lows), max(highs))
+    figure.suptitle("Landscapes side by side on one scale (shared contour levels and loss axis)", fontsize=10)
     return figure

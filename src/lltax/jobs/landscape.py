@@ -1,14 +1,21 @@
-"""``lltax landscape``: 1D interpolation between two seeds and the 2D filter-normalized surface
-around the first (Li et al. 2018), as landscape.nc and its figure."""
+"""``lltax landscape``: the landscape pictures of one cell (Li et al. 2018; Garipov et al. 2018)
+as landscape.nc and its figure.
+
+Around the first checkpoint (s0): the 1D linear interpolation to the second (s1), the 1D plot
+along direction d1, the 2D surface on the plane (d1, d2), training and test loss and accuracy
+at every point; optionally the smallest/largest Hessian eigenvalue and their ratio on a coarser
+grid, and the Hessian's eigenvalue density at s0 (stochastic Lanczos quadrature).
+"""
 
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 import xarray as xr
 
 from lltax import checkpoint
@@ -19,14 +26,19 @@ from lltax.figures.save import FORMATS, save_figure
 from lltax.grid import canonical_json
 from lltax.io import atomic_path
 from lltax.jobs.inputs import check_same_cell, is_diverged, load_cell_data, load_model
+from lltax.metrics.directions import direction_space, eigenvector_directions, orthogonalize, plane_through, random_direction
 from lltax.metrics.evaluate import evaluate_model
-from lltax.metrics.landscape import grid_points, interpolate_1d, random_directions, surface_2d, training_sample
+from lltax.metrics.hvp import HessianOperator
+from lltax.metrics.landscape import grid_points, interpolate_1d, training_sample
+from lltax.metrics.spectrum import slq_quadrature, spectral_density
+from lltax.metrics.surface import evaluate_points, hessian_extremes, point_state
+from lltax.modes import mode
 
 logger = logging.getLogger(__name__)
 
-HELP = "1D linear interpolation between two seeds and 2D filter-normalized loss surface (Li et al. 2018)"
+HELP = "landscape pictures of a cell: interpolation, 1D and 2D plots on chosen directions, eigenvalue ratios, spectrum (Li et al. 2018)"
 ARGUMENTS = {
-    "checkpoints": {"nargs": 2, "metavar": ("A", "B"), "help": "two seeds' checkpoints of one cell; the surface is around A"},
+    "checkpoints": {"help": "two or three seeds' checkpoints of one cell; the pictures are around the first"},
     "settings": {"help": "the config section 'landscape' as JSON"},
     "device": {},
     "data_dir": {},
@@ -34,49 +46,207 @@ ARGUMENTS = {
     "figure": {"help": "also draw the figure, e.g. <cell>/landscape.png"},
 }
 
+SPLIT_NAMES = {"train": "training", "test": "test"}
+QUANTITIES = {"loss": ("nats", "loss"), "acc": ("percent", "accuracy")}
 
-def landscape_dataset(
-    interpolation: Mapping[str, np.ndarray],
-    endpoints: Mapping[str, Sequence],
-    coords: tuple[Sequence[float], Sequence[float]],
-    surface: np.ndarray,
-    attrs: Mapping,
-) -> xr.Dataset:
-    """interp_loss/acc(alpha), endpoint_loss/acc(seed), surface_loss(a, b), with units and long names.
 
-    ``endpoints`` holds ``seed``, ``loss`` and ``accuracy`` of the two end models as trained
-    (eval mode, their own BatchNorm statistics), which the interpolation's ends match only
-    when the model has no BatchNorm.
-    """
-    a_values, b_values = coords
-    return xr.Dataset(
-        {
-            "interp_loss": ("alpha", interpolation["loss"], {"units": "nats", "long_name": "training loss along the linear interpolation"}),
-            "interp_acc": (
-                "alpha",
-                interpolation["accuracy"],
-                {"units": "percent", "long_name": "training accuracy along the linear interpolation"},
-            ),
-            "endpoint_loss": (
-                "seed",
-                np.asarray(endpoints["loss"], dtype=np.float64),
-                {"units": "nats", "long_name": "training loss of the end models as trained"},
-            ),
-            "endpoint_acc": (
-                "seed",
-                np.asarray(endpoints["accuracy"], dtype=np.float64),
-                {"units": "percent", "long_name": "training accuracy of the end models as trained"},
-            ),
-            "surface_loss": (("a", "b"), surface, {"units": "nats", "long_name": "training loss on the filter-normalized plane"}),
-        },
-        coords={
-            "alpha": ("alpha", interpolation["alpha"], {"long_name": "interpolation coefficient (0 = seeds[0], 1 = seeds[1])"}),
-            "seed": ("seed", np.asarray(endpoints["seed"], dtype=np.int64), {"long_name": "seed of the end model"}),
-            "a": ("a", np.asarray(a_values, dtype=np.float64), {"long_name": "coefficient of direction d1 around seeds[0]"}),
-            "b": ("b", np.asarray(b_values, dtype=np.float64), {"long_name": "coefficient of direction d2 around seeds[0]"}),
-        },
-        attrs=dict(attrs),
-    )
+def samples(data, settings: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The splits every point is evaluated on: fixed samples of the cell's data (or all of it)."""
+    if settings["full_data"]:
+        splits = {"train": (data.x_train, data.y_train), "test": (data.x_test, data.y_test)}
+    else:
+        splits = {"train": training_sample(data.x_train, data.y_train, settings["num_samples"], settings["seed"])}
+        if settings["test_samples"]:
+            splits["test"] = training_sample(data.x_test, data.y_test, settings["test_samples"], settings["seed"])
+    return splits
+
+
+def plane(models: list, settings: dict, train: tuple) -> tuple[dict, list, dict]:
+    """Origin entries, the two directions and extra variables (eigenvalues, model coordinates)
+    for ``settings["directions"]``."""
+    kind, seed = settings["directions"], settings["seed"]
+    generator = torch.Generator().manual_seed(seed)
+    extra = {}
+    if kind == "random":
+        space = direction_space(models[0], settings["over"])
+        options = {"normalization": settings["normalization"], "ignore_biasbn": settings["ignore_biasbn"]}
+        return space, [random_direction(space, generator, **options), random_direction(space, generator, **options)], extra
+    space = direction_space(models[0])
+    if kind == "eigenvectors":
+        directions, values = eigenvector_directions(models[0], *train, count=2, seed=seed)
+        extra["direction_eigenvalue"] = (
+            ("direction",),
+            np.asarray(values),
+            {"units": "1", "long_name": "Hessian eigenvalue of each direction"},
+        )
+        return space, directions, extra
+    if kind == "seeds":
+        spaces = [direction_space(m) for m in models[:3]]
+        if len(spaces) == 2:  # the line through the two and a random direction, scaled alike
+            first = {k: spaces[1][k] - spaces[0][k] for k in space}
+            flat_first = torch.cat([v.reshape(-1) for v in first.values()]).double()
+            noise = random_direction(space, generator)
+            flat = orthogonalize(flat_first, torch.cat([v.reshape(-1) for v in noise.values()]).double())
+            flat = flat * (flat_first.norm() / flat.norm())
+            pieces = flat.split([v.numel() for v in space.values()])
+            directions = [first, {k: p.view_as(v).to(v.dtype) for (k, v), p in zip(space.items(), pieces)}]
+            coordinates = np.array([[0.0, 0.0], [1.0, 0.0]])
+        else:
+            _, directions, coordinates = plane_through(spaces)
+        extra["model_coordinates"] = (
+            ("model", "direction"),
+            coordinates,
+            {"units": "1", "long_name": "coordinates of each seed's model in the plane"},
+        )
+        return space, directions, extra
+    raise ValueError(f"unknown directions {kind!r}")
+
+
+def eigenvalue_maps(model, origin: dict, directions: list, settings: dict, train: tuple) -> dict:
+    """Smallest and largest Hessian eigenvalue and their ratio on a ratio_points^2 grid."""
+    grid = grid_points(-settings["range_2d"], settings["range_2d"], settings["ratio_points"])
+    shape = (len(grid), len(grid))
+    low, high = np.empty(shape), np.empty(shape)
+    point_model = copy.deepcopy(model)
+    for i, a in enumerate(grid):
+        for j, b in enumerate(grid):
+            point_model.load_state_dict({**model.state_dict(), **point_state(origin, directions, [a, b])})
+            low[i, j], high[i, j] = hessian_extremes(point_model, *train, seed=settings["seed"])
+        logger.info("eigenvalue map row %d/%d", i + 1, len(grid))
+    dims = ("ra", "rb")
+    return {
+        "coords": {"ra": ("ra", grid), "rb": ("rb", grid)},
+        "min_eigenvalue": (dims, low, {"units": "1", "long_name": "smallest Hessian eigenvalue (training loss)"}),
+        "max_eigenvalue": (dims, high, {"units": "1", "long_name": "largest Hessian eigenvalue (training loss)"}),
+        "eigenvalue_ratio": (
+            dims,
+            low / high,
+            {"units": "1", "long_name": "lambda_min / lambda_max (>= 0: locally convex; Li et al. Figure 7)"},
+        ),
+    }
+
+
+def spectrum(model, settings: dict, train: tuple) -> dict:
+    """The eigenvalue density at ``model`` by SLQ, on a grid over its nodes with margin."""
+    with mode(model, training=False):
+        operator = HessianOperator(model, *train)
+        nodes, weights = slq_quadrature(
+            operator.matvec,
+            operator.dimension,
+            steps=settings["spectrum_steps"],
+            runs=settings["spectrum_runs"],
+            seed=settings["seed"],
+            dtype=operator.dtype,
+            device=operator.device,
+        )
+    steps = max(len(n) for n in nodes)
+    padded = [np.pad(a, (0, steps - len(a)), constant_values=np.nan) for a in nodes]
+    padded_weights = [np.pad(w, (0, steps - len(w)), constant_values=np.nan) for w in weights]
+    low, high = float(np.min(np.concatenate(nodes))), float(np.max(np.concatenate(nodes)))
+    margin = 0.05 * (high - low) or 1.0
+    grid = np.linspace(low - margin, high + margin, 400)
+    sigma = 0.01 * (high - low + 2 * margin)
+    density = spectral_density(nodes, weights, grid, sigma)
+    return {
+        "coords": {"eigenvalue": ("eigenvalue", grid), "run": ("run", np.arange(len(nodes))), "node": ("node", np.arange(steps))},
+        "spectral_density": (
+            ("eigenvalue",),
+            density,
+            {"units": "1", "long_name": f"Hessian eigenvalue density at s0 (SLQ, Gaussian width {sigma:.3g})"},
+        ),
+        "spectrum_nodes": (("run", "node"), np.asarray(padded), {"units": "1", "long_name": "Ritz values of each Lanczos run"}),
+        "spectrum_weights": (
+            ("run", "node"),
+            np.asarray(padded_weights),
+            {"units": "1", "long_name": "squared first eigenvector components (quadrature weights)"},
+        ),
+    }
+
+
+def per_split(prefix: str, dims: tuple, values: dict, what: str) -> dict:
+    """ "<prefix>_<split>_<loss|acc>" variables from ``evaluate_points``-style results."""
+    variables = {}
+    for key, array in values.items():
+        split, quantity = key.rsplit("_", 1)
+        units, name = QUANTITIES[quantity]
+        variables[f"{prefix}_{split}_{quantity}"] = (dims, array, {"units": units, "long_name": f"{SPLIT_NAMES[split]} {name} {what}"})
+    return variables
+
+
+def landscape_of_cell(paths: list[str], settings: dict, device, data_dir: str | None) -> xr.Dataset:
+    """The landscape.nc dataset of the checkpoints ``paths`` (2 or 3, one cell)."""
+    loaded = [load_model(path, device) for path in paths]
+    models, metas = [m for m, _ in loaded], [meta for _, meta in loaded]
+    check_same_cell(metas, paths)
+    diverged = [is_diverged(m, meta) for m, meta in loaded]
+    data = load_cell_data(metas[0], device, data_dir)
+    splits = samples(data, settings)
+    train = splits["train"]
+    nan = float("nan")
+    alphas = grid_points(*settings["range_1d"], settings["points_1d"])
+    grid = grid_points(-settings["range_2d"], settings["range_2d"], settings["points_2d"])
+    ray = grid_points(-settings["range_2d"], settings["range_2d"], settings["points_1d"])
+    endpoints = {f"{s}_{q}": np.full(len(models), nan) for s in splits for q in QUANTITIES}
+    for index, (model, bad) in enumerate(zip(models, diverged)):
+        for name, (x, y) in splits.items():
+            if not bad:
+                endpoints[f"{name}_loss"][index], endpoints[f"{name}_acc"][index] = evaluate_model(model, x, y)
+    variables = per_split("endpoint", ("seed",), endpoints, "of each model as trained")
+    if diverged[0] or diverged[1]:
+        logger.warning("a model diverged (%s); the interpolation is NaN", dict(zip(paths, diverged)))
+        line = {f"{s}_{q}": np.full(len(alphas), nan) for s in splits for q in QUANTITIES}
+    else:
+        result = interpolate_1d(
+            models[0],
+            models[1],
+            *train,
+            alphas,
+            recompute_batchnorm=settings["batchnorm_1d"] == "recompute",
+            extra_splits={k: v for k, v in splits.items() if k != "train"},
+        )
+        line = {
+            f"{s}_{q}": result[f"{'' if s == 'train' else s + '_'}{'accuracy' if q == 'acc' else q}"] for s in splits for q in QUANTITIES
+        }
+    variables |= per_split("interp", ("alpha",), line, "along the linear interpolation s0 -> s1")
+    coords = {
+        "alpha": ("alpha", alphas),
+        "seed": ("seed", np.asarray([m["seed"] for m in metas])),
+        "a": ("a", grid),
+        "b": ("b", grid),
+        "r": ("r", ray),
+    }
+    options = {"batchnorm": settings["batchnorm_2d"], "batchnorm_inputs": train[0], "stack": settings["stack"]}
+    if diverged[0]:
+        logger.warning("%s diverged: the surface is NaN", paths[0])
+        variables |= per_split("ray", ("r",), {f"{s}_{q}": np.full(len(ray), nan) for s in splits for q in QUANTITIES}, "")
+        variables |= per_split("surface", ("a", "b"), {f"{s}_{q}": np.full((len(grid),) * 2, nan) for s in splits for q in QUANTITIES}, "")
+    else:
+        origin, directions, extra = plane(models, settings, train)
+        variables |= extra
+        variables |= per_split(
+            "ray", ("r",), evaluate_points(models[0], origin, directions[:1], [ray], splits, **options), "along d1 around s0"
+        )
+        surface = evaluate_points(models[0], origin, directions, [grid, grid], splits, **options)
+        variables |= per_split("surface", ("a", "b"), surface, "on the plane (d1, d2) around s0")
+        logger.info("surface: training loss %.4g .. %.4g", np.nanmin(surface["train_loss"]), np.nanmax(surface["train_loss"]))
+        for extra_part in ([eigenvalue_maps(models[0], origin, directions, settings, train)] if settings["ratio_points"] else []) + (
+            [spectrum(models[0], settings, train)] if settings["spectrum_steps"] else []
+        ):
+            coords |= extra_part.pop("coords")
+            variables |= extra_part
+    attrs = {
+        "seeds": np.asarray([m["seed"] for m in metas], dtype=np.int64),
+        "settings": canonical_json(settings),
+        "cell": canonical_json(metas[0]["cell"]),
+        "model": metas[0]["model"],
+        "num_samples": len(train[1]),
+        "checkpoints_sha256": canonical_json({str(m["seed"]): m.get("state_sha256") for m in metas}),
+        "batchnorm_1d": settings["batchnorm_1d"],
+        "batchnorm_2d": settings["batchnorm_2d"],
+        "directions": settings["directions"],
+        "versions": canonical_json(checkpoint.versions()),
+    }
+    return xr.Dataset(variables, coords=coords, attrs=attrs)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,51 +254,9 @@ def run(args: argparse.Namespace) -> int:
     figure_format = Path(args.figure).suffix.lstrip(".") if args.figure else None
     if args.figure and figure_format not in FORMATS:  # before any work, not after landscape.nc is written
         raise ValueError(f"--figure {args.figure}: the format {figure_format!r} is not supported; name a .png, .pdf or .svg file")
-    device = resolve_device(args.device)
-    path_a, path_b = args.checkpoints
-    model_a, meta_a = load_model(path_a, device)
-    model_b, meta_b = load_model(path_b, device)
-    check_same_cell([meta_a, meta_b], args.checkpoints)
-    alphas = grid_points(settings["range_1d"][0], settings["range_1d"][1], settings["points_1d"])
-    grid = grid_points(-settings["range_2d"], settings["range_2d"], settings["points_2d"])
-    coords = (grid, grid)
-    diverged_a, diverged_b = is_diverged(model_a, meta_a), is_diverged(model_b, meta_b)
-
-    data = load_cell_data(meta_a, device, args.data_dir)
-    inputs, targets = training_sample(data.x_train, data.y_train, settings["num_samples"], settings["seed"])
-    logger.info("landscape of seeds %s and %s on %d training samples, device %s", meta_a["seed"], meta_b["seed"], len(inputs), device)
-
-    nan = float("nan")
-    endpoints = {"seed": [meta_a["seed"], meta_b["seed"]], "loss": [], "accuracy": []}
-    for model, diverged in ((model_a, diverged_a), (model_b, diverged_b)):
-        loss, accuracy = (nan, nan) if diverged else evaluate_model(model, inputs, targets)
-        endpoints["loss"].append(loss)
-        endpoints["accuracy"].append(accuracy)
-    if diverged_a or diverged_b:
-        logger.warning(
-            "a model diverged (seed %s: %s, seed %s: %s); interpolation is NaN", meta_a["seed"], diverged_a, meta_b["seed"], diverged_b
-        )
-        interpolation = {"alpha": alphas, "loss": np.full(len(alphas), nan), "accuracy": np.full(len(alphas), nan)}
-    else:
-        interpolation = interpolate_1d(model_a, model_b, inputs, targets, alphas)
-        logger.info("interpolation loss: min %.4g, max %.4g", interpolation["loss"].min(), interpolation["loss"].max())
-    if diverged_a:
-        surface = np.full((len(grid), len(grid)), np.nan)
-    else:
-        surface = surface_2d(model_a, inputs, targets, coords, random_directions(model_a, settings["seed"]))
-
-    attrs = {
-        "seeds": np.asarray([meta_a["seed"], meta_b["seed"]], dtype=np.int64),
-        "settings": canonical_json(settings),
-        "cell": canonical_json(meta_a["cell"]),
-        "model": meta_a["model"],
-        "num_samples": len(inputs),
-        "batchnorm_1d": "running statistics recomputed on the sample at every alpha",
-        "batchnorm_2d": "eval mode with seeds[0]'s running statistics (Li et al. 2018)",
-        "directions": "Gaussian, filter-normalized, biases and BatchNorm parameters ignored (Li et al. 2018)",
-        "versions": canonical_json(checkpoint.versions()),
-    }
-    dataset = landscape_dataset(interpolation, endpoints, coords, surface, attrs)
+    if not 2 <= len(args.checkpoints) <= 3:
+        raise ValueError(f"--checkpoints takes 2 or 3 seeds' checkpoints of one cell, got {len(args.checkpoints)}")
+    dataset = landscape_of_cell(args.checkpoints, settings, resolve_device(args.device), args.data_dir)
     with atomic_path(args.out) as tmp:
         dataset.to_netcdf(tmp, engine="netcdf4")
     if args.figure:
