@@ -56,4 +56,5 @@ rule all:
     input:
         rules.plots.output,
         LANDSCAPE_OUTPUTS,
+        ATLAS,
         PER_JOB_FILES,

@@ -10,7 +10,17 @@ from lltax.config_checks import check_builders, check_path_length
 from lltax.contract import ConfigError
 from lltax.cost import memory_mb, runtime_minutes
 from lltax.gpu import count_gpus
-from lltax.grid import CELL_REGEX, canonical_json, canonical_path, cell_path, checkpoint_file, expand_grid, parse_cell_path, seed_pairs
+from lltax.grid import (
+    CELL_REGEX,
+    canonical_json,
+    canonical_path,
+    cell_path,
+    checkpoint_file,
+    expand_grid,
+    parse_cell_path,
+    seed_pairs,
+    select_cells,
+)
 from lltax.io import hold_results_lock, results_folder_holder
 from lltax.sources import PACKAGE_DIR, command_sources
 
@@ -162,9 +172,14 @@ def per_pair(name):
     return [f"{RESULTS}/{{cell}}/pair={a}-{b}/{name}" for a, b in CURVE_PAIRS]
 
 
-# 1D interpolation between the first two seeds, 2D surface around the first.
-LANDSCAPE_SEEDS = SEEDS[:2]
-LANDSCAPE_OUTPUTS = [f"{RESULTS}/{cell}/landscape.nc" for cell in CELLS] if CONFIG["landscape"]["enabled"] and len(SEEDS) >= 2 else []
+# Landscape pictures of the cells landscape.cells names: around the first seed, towards the
+# second, through the third (directions: seeds); atlas.png shows one cell per phase of them.
+LANDSCAPE_SEEDS = SEEDS[:3]
+LANDSCAPE_CELLS = [cell_path(cell) for cell in select_cells(expand_grid(CONFIG["grid"]), CONFIG["landscape"]["cells"])]
+LANDSCAPE_OUTPUTS = (
+    [f"{RESULTS}/{cell}/landscape.nc" for cell in LANDSCAPE_CELLS] if CONFIG["landscape"]["enabled"] and len(SEEDS) >= 2 else []
+)
+ATLAS = [f"{RESULTS}/figures/atlas.{CONFIG['plots']['format']}"] if LANDSCAPE_OUTPUTS else []
 
 FIGURE = f"{RESULTS}/figures/{{name}}.{CONFIG['plots']['format']}"
 FIGURE_NAMES = ["panels", "phases", "lines", "curves"] + (["ensembles"] if CONFIG["fge"]["enabled"] else [])

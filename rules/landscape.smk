@@ -1,5 +1,5 @@
-# Classic landscape pictures per cell: 1D interpolation between the first two seeds and a 2D
-# filter-normalized surface around the first seed (Li et al. 2018).
+# Landscape pictures per cell (Li et al. 2018): around the first seed, towards the second,
+# through the third; then atlas.png, one representative cell per phase on one scale.
 
 
 rule landscape:
@@ -30,3 +30,24 @@ rule landscape:
         "lltax landscape --checkpoints {input.checkpoints:q}"
         " --settings {params.settings:q} --data-dir {params.data_dir:q} --device {params.device:q}"
         " --out {output.data:q} --figure {output.figure:q} --threads {threads:q} > {log:q} 2>&1"
+
+
+rule atlas:
+    input:
+        landscapes=LANDSCAPE_OUTPUTS,
+        phases=f"{RESULTS}/phases.nc",
+        code=sources("atlas"),
+    output:
+        report(ATLAS[0] if ATLAS else f"{RESULTS}/figures/atlas.png", caption="../report/atlas.rst", category="Landscapes"),
+    log:
+        f"{RESULTS}/logs/atlas.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/atlas.tsv"
+    conda:
+        "../envs/lltax.yaml"
+    threads: 1
+    params:
+        settings=section("landscape", drop=("enabled",)),
+    shell:
+        "lltax atlas --landscapes {input.landscapes:q} --phases {input.phases:q} --settings {params.settings:q}"
+        " --out {output:q} --threads {threads:q} > {log:q} 2>&1"

@@ -27,6 +27,7 @@ COMMANDS = {
     "curve-fit": "lltax.jobs.curve_fit",
     "curve-eval": "lltax.jobs.curve_eval",
     "landscape": "lltax.jobs.landscape",
+    "atlas": "lltax.jobs.atlas",
     "fge": "lltax.jobs.fge",
     "aggregate-metric": "lltax.jobs.aggregate_metric",
     "merge": "lltax.jobs.merge",
@@ -105,6 +106,16 @@ VOCABULARY: dict[str, tuple[str, dict, str | None]] = {
     "curves": (
         "--curves",
         {"nargs": "+", "required": True, "metavar": "CURVE_PT", "help": "curve files written by curve-fit (<cell>/pair=A-B/curve.pt)"},
+        INPUT,
+    ),
+    "landscapes": (
+        "--landscapes",
+        {
+            "nargs": "+",
+            "required": True,
+            "metavar": "LANDSCAPE_NC",
+            "help": "landscape files written by lltax landscape (<cell>/landscape.nc)",
+        },
         INPUT,
     ),
     "dataset": ("--dataset", {"required": True, "help": "dataset.nc (lltax merge / lltax aggregate)"}, INPUT),

@@ -146,3 +146,22 @@ def check_checkpoint_template(template: str, grid: dict, seeds: list[int]) -> No
             if path in files:
                 raise ConfigError(f"{key}: {template!r} names {path} for two cells or seeds ({files[path]} and {(cell_path(cell), seed)})")
             files[path] = (cell_path(cell), seed)
+
+
+def select_cells(cells: list[dict], selection: str | list[dict], what: str = "landscape.cells") -> list[dict]:
+    """The cells a selection names: ``"all"``, or partial cells ({axis: value}; a cell matches
+    when every named axis has that value). A selector that names an unknown axis, or that no
+    cell of the grid matches, is an error that names it."""
+    if selection == "all":
+        return list(cells)
+    chosen = []
+    for selector in selection:
+        unknown = sorted(set(selector) - set(AXES))
+        if unknown:
+            raise ConfigError(f"{what}: {selector} names unknown axes {unknown}; the grid axes are {list(AXES)}")
+        wanted = {axis: canonical_value(value) for axis, value in selector.items()}
+        matches = [cell for cell in cells if all(cell[axis] == value for axis, value in wanted.items())]
+        if not matches:
+            raise ConfigError(f"{what}: {selector} matches no cell of the grid")
+        chosen += [cell for cell in matches if cell not in chosen]
+    return [cell for cell in cells if cell in chosen]  # grid order

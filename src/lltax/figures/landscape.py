@@ -165,7 +165,7 @@ def landscape_figure(dataset: xr.Dataset) -> Figure:
         ratio.set_aspect("equal")
     else:
         _no_data(ratio, "eigenvalue ratio not computed\n(landscape.ratio_points: 0)")
-    ratio.set_title("local convexity: blue < 0 (non-convex)", fontsize=9)
+    ratio.set_title("local convexity: red < 0 (non-convex), blue > 0", fontsize=9)
     figure.suptitle(f"{dataset.attrs.get('model', '')} cell {dataset.attrs.get('cell', '')}", fontsize=9)
     return figure
 
