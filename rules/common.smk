@@ -184,7 +184,7 @@ ATLAS = [f"{RESULTS}/figures/atlas.{CONFIG['plots']['format']}"] if LANDSCAPE_OU
 FIGURE = f"{RESULTS}/figures/{{name}}.{CONFIG['plots']['format']}"
 FIGURE_NAMES = ["panels", "phases", "lines", "curves"] + (["ensembles"] if CONFIG["fge"]["enabled"] else [])
 
-PER_SEED_FILE = {"train": "train.json", "hessian": "hessian.json"}
+PER_SEED_FILE = {"train": "train.json", "hessian": "hessian.json"} | ({"basin": "basin.json"} if CONFIG["basin"]["enabled"] else {})
 PER_CELL_FILE = {"cka": "cka.json", "distance": "distance.json"} | ({"ensembles": "fge.json"} if CONFIG["fge"]["enabled"] else {})
 METRICS = [*PER_SEED_FILE, *PER_CELL_FILE] + (["curves"] if CURVE_PAIRS else [])
 

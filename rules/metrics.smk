@@ -27,6 +27,30 @@ rule hessian:
         " --data-dir {params.data_dir:q} --device {params.device:q} --out {output:q} --threads {threads:q} > {log:q} 2>&1"
 
 
+# Basin width (and convexity share) of every seed's checkpoint: the landscape as a number.
+rule basin:
+    input:
+        checkpoints=per_seed(CHECKPOINT),
+        code=sources("basin"),
+    output:
+        per_seed("basin.json"),
+    log:
+        cell_log("basin"),
+    benchmark:
+        cell_benchmark("basin")
+    conda:
+        "../envs/lltax.yaml"
+    threads: THREADS
+    resources:
+        **torch_resources("basin"),
+    params:
+        **TORCH_JOB,
+        settings=section("basin", drop=("enabled",)),
+    shell:
+        "lltax basin --checkpoints {input.checkpoints:q} --settings {params.settings:q}"
+        " --data-dir {params.data_dir:q} --device {params.device:q} --out {output:q} --threads {threads:q} > {log:q} 2>&1"
+
+
 # CKA and the l2 distance (no settings of its own, no forward passes) in one job.
 rule cka:
     input:

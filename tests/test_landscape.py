@@ -346,3 +346,112 @@ def test_cli_rejects_checkpoints_of_different_cells(tmp_path, toy_cell_data):
     checkpoint.save_checkpoint(tmp_path / "b.pt", model, {**meta, "seed": 1, "cell": {**meta["cell"], "batch_size": 16}})
     with pytest.raises(ValueError, match="not of the same grid cell"):
         run_cli(cli_arguments(tmp_path))
+
+
+# ---------------------------------------------------------------------------------------------
+# Basin measurements, cell selection, the atlas
+
+
+def test_basin_job_measures_every_ray_and_nan_when_diverged(tmp_path, monkeypatch, toy_cell_data):
+    from lltax.jobs import basin as basin_job
+
+    monkeypatch.setattr(basin_job, "load_cell_data", lambda meta, device, data_dir=None: toy_cell_data)
+    save_mlp_checkpoint(tmp_path / "a.pt", 0)
+    save_mlp_checkpoint(tmp_path / "b.pt", 1, diverged=True)
+    settings = {"directions": 2, "num_samples": 30, "rise": 0.05, "max_radius": 4.0, "convexity_points": 2, "convexity_radius": 0.2}
+    outs = [tmp_path / "a" / "basin.json", tmp_path / "b" / "basin.json"]
+    argv = ["basin", "--checkpoints", str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "--settings", json.dumps(settings)]
+    assert run_cli([*argv, "--device", "cpu", "--out", *map(str, outs)]) == 0
+    record, diverged = (json.loads(p.read_text()) for p in outs)
+    assert len(record["radii"]) == 4 and record["basin_width"] == pytest.approx(np.mean(record["radii"]))
+    assert record["basin_width_spread"] == pytest.approx(np.std(record["radii"], ddof=1))
+    assert 0 <= record["convex_share"] <= 1 and len(record["eigenvalue_ratios"]) == 4
+    tolerance = 0.05  # the schema default
+    assert record["convex_share"] == np.mean([r >= -tolerance for r in record["eigenvalue_ratios"]])
+    assert record["settings"]["rise"] == 0.05 and record["seed"] == 0 and len(record["checkpoint_sha256"]) == 64
+    # Each radius is where the loss crosses the model's own + rise (within the bisection's bracket).
+    model, _ = load_model(tmp_path / "a.pt")
+    x, y = landscape.training_sample(toy_cell_data.x_train, toy_cell_data.y_train, 30, 0)
+    base = evaluate_model(model, x, y)[0]
+    space = direction_space(model)
+    first = random_direction(space, torch.Generator().manual_seed(0))
+    just_past = evaluate_points(model, space, [first], [[record["radii"][0] + 4.0 / 2**5 / 2**6]], {"t": (x, y)})["t_loss"][0]
+    assert record["censored"][0] or just_past >= base + 0.05
+    assert diverged["basin_width"] is None and diverged["convex_share"] is None  # NaN in JSON
+
+
+def test_select_cells_by_partial_cells():
+    from lltax.contract import ConfigError
+    from lltax.grid import expand_grid, select_cells
+
+    grid = {
+        "width": [4, 8],
+        "batch_size": [32],
+        "label_noise": [0.0],
+        "train_fraction": [1.0],
+        "learning_rate": [0.1, 0.3],
+        "weight_decay": [0.0],
+    }
+    cells = expand_grid(grid)
+    assert select_cells(cells, "all") == cells
+    picked = select_cells(cells, [{"learning_rate": 0.3}, {"width": 4, "learning_rate": 0.3}, {"width": 8, "learning_rate": 0.1}])
+    assert [(c["width"], c["learning_rate"]) for c in picked] == [(4, 0.3), (8, 0.1), (8, 0.3)]  # grid order, once each
+    with pytest.raises(ConfigError, match="unknown axes"):
+        select_cells(cells, [{"depth": 3}])
+    with pytest.raises(ConfigError, match=r"\{'width': 16\} matches no cell"):
+        select_cells(cells, [{"width": 16}])
+
+
+def fake_landscape(scale: float) -> xr.Dataset:
+    grid = np.linspace(-1, 1, 5)
+    surface = scale * (0.1 + grid[:, None] ** 2 + grid[None, :] ** 2)
+    return xr.Dataset(
+        {
+            "surface_train_loss": (("a", "b"), surface),
+            "ray_train_loss": ("r", surface[:, 2]),
+            "ray_train_acc": ("r", 100 - 10 * surface[:, 2]),
+        },
+        coords={"a": grid, "b": grid, "r": grid},
+        attrs={"settings": json.dumps({"levels": None})},
+    )
+
+
+def test_atlas_picks_the_most_confident_cell_of_each_phase(tmp_path):
+    from lltax.contract import AXES
+    from lltax.grid import cell_path
+    from lltax.jobs.atlas import representatives
+
+    fixed = {"batch_size": 32, "label_noise": 0.0, "train_fraction": 1.0, "learning_rate": 0.1, "weight_decay": 0.0}
+    coords = {axis: [fixed.get(axis, 4)] for axis in AXES} | {"width": [4, 8, 16]}
+    shape = tuple(len(v) for v in coords.values())
+    phases = xr.Dataset(
+        {
+            "phase": (tuple(coords), np.array(["I", "I", "IV-B"], dtype=object).reshape(shape)),
+            "phase_confidence": (tuple(coords), np.array([0.6, 0.9, np.nan]).reshape(shape)),
+        },
+        coords=coords,
+    )
+    paths = []
+    for width, scale in zip((4, 8, 16), (1.0, 2.0, 0.5)):
+        path = tmp_path / cell_path({**fixed, "width": width}) / "landscape.nc"
+        path.parent.mkdir(parents=True)
+        fake_landscape(scale).to_netcdf(path)
+        paths.append(str(path))
+    picked = representatives(paths, phases)
+    assert [(phase, path) for phase, path, _ in picked] == [("I", paths[1]), ("IV-B", paths[2])]  # 0.9 beats 0.6
+    phases.to_netcdf(tmp_path / "phases.nc")
+    out = tmp_path / "figures" / "atlas.png"
+    assert run_cli(["atlas", "--landscapes", *paths, "--phases", str(tmp_path / "phases.nc"), "--out", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_atlas_figure_shares_levels_and_axes():
+    from lltax.figures.landscape import atlas_figure
+
+    figure = atlas_figure([fake_landscape(1.0), fake_landscape(10.0)], ["phase I", "phase II"])
+    contours = [ax for ax in figure.axes if ax.get_title().startswith("phase")]
+    filled = [child for ax in contours for child in ax.get_children() if getattr(child, "filled", False)]
+    assert len(filled) == 2 and np.array_equal(filled[0].levels, filled[1].levels)  # one scale for both cells
+    assert filled[0].levels[0] <= 0.1 and filled[0].levels[-1] >= 21.0  # spanning both surfaces
+    lines = [ax for ax in figure.axes if ax.get_xlabel().startswith("$r$")]
+    assert len(lines) == 2 and lines[0].get_ylim() == lines[1].get_ylim()

@@ -22,6 +22,7 @@ COMMANDS = {
     "import": "lltax.jobs.import_checkpoints",
     "evaluate": "lltax.jobs.evaluate",
     "hessian": "lltax.jobs.hessian",
+    "basin": "lltax.jobs.basin",
     "cka": "lltax.jobs.cka",
     "distance": "lltax.jobs.distance",
     "curve-fit": "lltax.jobs.curve_fit",

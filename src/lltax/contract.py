@@ -25,6 +25,7 @@ EXTERNAL_RECORD = "checkpoint.json"  # stands for a checkpoint trained elsewhere
 TRAIN_RECORD = "train.json"
 SNAPSHOT_FILE = "train_snapshot.pt"  # a killed training job's resume point, not an output
 HESSIAN_RECORD = "hessian.json"
+BASIN_RECORD = "basin.json"
 CKA_RECORD = "cka.json"
 DISTANCE_RECORD = "distance.json"
 CURVE_FILE = "curve.pt"
@@ -74,7 +75,7 @@ CURVE_PROFILES = {
 }
 
 # Metric tables of the dataset, in merge order.
-METRICS = ("train", "hessian", "cka", "distance", "curves", "ensembles")
+METRICS = ("train", "hessian", "basin", "cka", "distance", "curves", "ensembles")
 
 # (units, long_name) of every dataset variable; accuracies and errors in percent, losses in nats.
 VARIABLE_ATTRS = {
@@ -88,6 +89,10 @@ VARIABLE_ATTRS = {
     "hessian_trace": ("1", "trace of the training-loss Hessian"),
     "hessian_eigenvalue_error": ("1", "error estimate of the top Hessian eigenvalue"),
     "hessian_trace_error": ("1", "error estimate of the Hessian trace"),
+    "basin_width": ("1", "mean distance along random filter-normalized rays at which the training loss rises by basin.rise"),
+    "basin_width_spread": ("1", "standard deviation of the basin radius over the rays (d and -d of basin.directions)"),
+    "basin_censored": ("1", "share of rays whose loss stayed below the rise up to basin.max_radius (their radius is the cap)"),
+    "convex_share": ("1", "share of the convexity grid where lambda_min >= -basin.convexity_tolerance x lambda_max"),
     "cka": ("1", "linear CKA between the two seeds' outputs on mixup inputs"),
     "l2_distance": ("1", "l2 distance between the two seeds' trainable parameters"),
     "mode_connectivity": ("percent", "mode connectivity mc = (e(0)+e(1))/2 - e(t*) of the training error"),
@@ -173,6 +178,10 @@ VALID_RANGES = {
     "hessian_trace": (-LARGE, LARGE),
     "hessian_eigenvalue_error": (0.0, LARGE),
     "hessian_trace_error": (0.0, LARGE),
+    "basin_width": (0.0, LARGE),
+    "basin_width_spread": (0.0, LARGE),
+    "basin_censored": (0.0, 1.0),
+    "convex_share": (0.0, 1.0),
     "cka": (0.0, 1.0 + 1e-6),
     "l2_distance": (0.0, LARGE),
     "train_wall_time": (0.0, LARGE),

@@ -92,7 +92,16 @@ def job_work(rule: str, cell: dict[str, Any], config: dict[str, Any]) -> tuple[f
         return seeds * config["cka"]["num_samples"] * forward, 0
     if rule == "landscape":
         lc = config["landscape"]
-        return (lc["points_1d"] + lc["points_2d"] ** 2) * lc["num_samples"] * forward, 0
+        samples = n_train + n_test if lc["full_data"] else lc["num_samples"] + lc["test_samples"]
+        points = 2 * lc["points_1d"] + lc["points_2d"] ** 2
+        # Each eigenvalue-map point: two Lanczos runs of ~100 products; the spectrum: its steps.
+        hvps = 200 * lc["ratio_points"] ** 2 + lc["spectrum_steps"] * lc["spectrum_runs"]
+        return points * samples * forward + hvps * lc["num_samples"] * HVP_PASSES * forward, 0
+    if rule == "basin":
+        b = config["basin"]
+        rays = 2 * b["directions"] * (b["coarse"] + b["refine"])
+        hvps = 200 * b["convexity_points"] ** 2
+        return (rays + 1) * b["num_samples"] * forward + hvps * b["num_samples"] * HVP_PASSES * forward, 0
     return 0.0, 0  # distance and the aggregate rules: no model passes
 
 
@@ -100,7 +109,7 @@ def items_per_job(rule: str, config: dict[str, Any]) -> int:
     """How many models or curves one job of ``rule`` handles: a cell's seeds (train, hessian)
     or its curve pairs (curve_fit, curve_eval), in turn; 1 for the per-cell pairwise rules."""
     seeds = list(range(config["seeds"])) if isinstance(config["seeds"], int) else list(config["seeds"])
-    if rule in ("train", "import", "hessian"):
+    if rule in ("train", "import", "hessian", "basin"):
         return len(seeds)
     if rule in ("curve_fit", "curve_eval"):
         return max(1, len(seed_pairs(seeds, config["curves"]["pairs"])))

@@ -59,6 +59,7 @@ PANEL_METRICS = (
     PanelMetric("train_loss", "training loss", "log", "viridis"),
     PanelMetric("hessian_top_eigenvalue", r"Hessian top eigenvalue $\lambda_{\max}$", "log", "magma"),
     PanelMetric("hessian_trace", "Hessian trace", "log", "magma"),
+    PanelMetric("basin_width", "basin width (filter-normalized)", "log", "cividis"),
     PanelMetric("mode_connectivity", "mode connectivity mc", "centered", "RdBu_r"),
     # The same measurement along the straight line, and along the line after weight matching:
     # a barrier the curve removes (Garipov et al.), or that alignment removes (a permutation).
@@ -162,11 +163,15 @@ def panels_figure(dataset: xr.Dataset, phases: xr.Dataset, *, x: str = "width", 
         ]
 
     columns = len(PANEL_METRICS) + 1
-    # One combination: wrap the ten panels into 2 x 5; otherwise one row per combination.
-    grid_shape = (2, columns // 2) if len(rows) == 1 else (len(rows), columns)
+    # One combination: wrap the panels into two rows (a spare slot stays empty); otherwise one
+    # row per combination.
+    grid_shape = (2, -(-columns // 2)) if len(rows) == 1 else (len(rows), columns)
     panel_width, panel_height = _panel_size(len(x_values), len(y_values))
     figure = new_figure(panel_width * grid_shape[1], panel_height * grid_shape[0] + 1.0)
-    axes = figure.subplots(*grid_shape, squeeze=False).reshape(len(rows), columns)
+    slots = figure.subplots(*grid_shape, squeeze=False).reshape(-1)
+    for spare in slots[columns * len(rows) :]:
+        spare.set_axis_off()
+    axes = slots[: columns * len(rows)].reshape(len(rows), columns)
     many = max(len(x_values), len(y_values)) > 10
     fontsize = 6 if many else 7
     present: set[str] = set()

@@ -20,6 +20,7 @@ import lltax
 from lltax.config import ConfigError, load_schema
 from lltax.contract import (
     AXES,
+    BASIN_RECORD,
     CKA_RECORD,
     COORDINATE_ATTRS,
     CURVE_PROFILES,
@@ -48,6 +49,15 @@ PER_SEED_FILES = {
             "train_acc": "final.train_acc",
             "test_loss": "final.test_loss",
             "test_acc": "final.test_acc",
+        },
+    ),
+    "basin": (
+        BASIN_RECORD,
+        {
+            "basin_width": "basin_width",
+            "basin_width_spread": "basin_width_spread",
+            "basin_censored": "basin_censored",
+            "convex_share": "convex_share",
         },
     ),
     "hessian": (
