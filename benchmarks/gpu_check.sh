@@ -48,3 +48,9 @@ print(phase_table(xr.load_dataset(sys.argv[1])))
 EOF
 cp "$WORK/results/tiny/dataset.nc" "$WORK/results/tiny/phases.nc" "$OUT/"
 date -u
+
+# 5. Landscape points per second on the GPU: the reference's loop, lltax's loop, stacked points
+#    (goal: stacked >= 5x the loop), the bare forward pass (benchmarks/landscape).
+"$PY" benchmarks/landscape/bench_landscape.py --device cuda --widths 8 16 --stacks 16 64 --side 15 \
+    --data-dir "$WORK/data" --out "$OUT/landscape_gpu.json" || echo "landscape benchmark failed"
+date -u

@@ -7,6 +7,7 @@ localrules:
     merge,
     classify,
     plots,
+    atlas,
 
 
 rule aggregate:

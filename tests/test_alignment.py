@@ -8,7 +8,7 @@ from torch import nn
 from lltax.metrics.alignment import group_sizes, permutation_spec, permute, weight_matching
 from lltax.models import build_model
 
-MODELS = [("mlp", (1, 40)), ("resnet1d", (1, 40)), ("vgg11", (3, 16, 16)), ("resnet18", (3, 16, 16))]
+MODELS = [("mlp", (1, 40)), ("resnet1d", (1, 40)), ("resnet1d_20_noshort", (1, 40)), ("vgg11", (3, 16, 16)), ("resnet18", (3, 16, 16))]
 
 
 def randomized(name, shape, seed=0):

@@ -17,6 +17,11 @@ from lltax.models import MODELS, PIECEWISE_LINEAR_MODELS, build_model, count_par
 SMALL_SHAPES = {"resnet18": (3, 8, 8), "resnet1d": (1, 12), "vgg11": (3, 8, 8), "mlp": (1, 12)}
 
 
+def small_shape(name: str) -> tuple[int, ...]:
+    """A small input of the model's family (resnet1d_20_noshort is a resnet1d)."""
+    return SMALL_SHAPES["resnet1d" if name.startswith("resnet1d") else name]
+
+
 def parameter_formula(name: str, k: int, in_channels: int, num_classes: int, num_features: int = 0) -> int:
     """Parameter counts derived by hand from the layer lists (c = input channels).
 
@@ -35,6 +40,14 @@ def parameter_formula(name: str, k: int, in_channels: int, num_classes: int, num
         return 2724 * k**2 + (150 + 9 * in_channels + 8 * num_classes) * k + num_classes
     if name == "resnet1d":
         return 106 * k**2 + (42 + 3 * in_channels + 4 * num_classes) * k + num_classes
+    if name.startswith("resnet1d_"):
+        # n blocks per stage: stage convs 6n, 20 + 24(n - 1), 80 + 96(n - 1) k^2, of which 2 + 8
+        # are the projection shortcuts; BatchNorm channels k + 14 n k, + 6 k in the shortcuts.
+        depth, shortcuts = int(name.split("_")[1]), not name.endswith("_noshort")
+        n = (depth - 2) // 6
+        conv = 126 * n - 20 - (0 if shortcuts else 10)
+        batchnorm = 2 * (1 + 14 * n + (6 if shortcuts else 0))
+        return conv * k**2 + (batchnorm + 3 * in_channels + 4 * num_classes) * k + num_classes
     if name == "vgg11":
         return 2250 * k**2 + (86 + 9 * in_channels + 8 * num_classes) * k + num_classes
     if name == "mlp":
@@ -75,7 +88,7 @@ def test_resnet18_has_the_reference_parameter_count():
 @pytest.mark.parametrize("name", sorted(MODELS))
 @pytest.mark.parametrize("width, in_channels, num_classes", [(1, 3, 10), (2, 1, 10), (3, 3, 100), (5, 2, 7)])
 def test_parameter_count_matches_formula(name, width, in_channels, num_classes):
-    input_shape = (in_channels, 40) if name == "resnet1d" else (in_channels, 32, 32)
+    input_shape = (in_channels, 40) if name.startswith("resnet1d") else (in_channels, 32, 32)
     model = build_model(name, width, num_classes, input_shape)
     expected = parameter_formula(name, width, in_channels, num_classes, math.prod(input_shape))
     assert count_parameters(model) == expected
@@ -91,7 +104,7 @@ def test_vgg11_at_width_64_has_standard_widths():
 @pytest.mark.parametrize("name", ["resnet18", "resnet1d", "vgg11"])
 def test_conv_weights_beyond_the_stem_scale_with_width_squared(name):
     def inner_conv_weights(width: int) -> int:
-        model = build_model(name, width, 10, SMALL_SHAPES[name])
+        model = build_model(name, width, 10, small_shape(name))
         convs = [m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d))]
         return sum(m.weight.numel() for m in convs[1:])  # convs[0] reads the input channels
 
@@ -148,7 +161,7 @@ def test_invalid_num_classes_and_input_shapes_are_rejected():
 def test_initialization_is_determined_by_the_seed(name):
     def state(seed: int) -> dict[str, torch.Tensor]:
         torch.manual_seed(seed)
-        return build_model(name, 3, 10, SMALL_SHAPES[name]).state_dict()
+        return build_model(name, 3, 10, small_shape(name)).state_dict()
 
     first, again, other = state(0), state(0), state(1)
     assert all(torch.equal(first[key], again[key]) for key in first)
@@ -196,10 +209,10 @@ def test_piecewise_linear_models_have_zero_second_derivative_per_parameter(name)
     assert is_piecewise_linear(name)
     generator = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
-    model = build_model(name, 2, 5, SMALL_SHAPES[name]).double()
+    model = build_model(name, 2, 5, small_shape(name)).double()
     _randomize_batchnorm(model, generator)
     model.eval()
-    inputs = torch.randn(4, *SMALL_SHAPES[name], generator=generator, dtype=torch.float64)
+    inputs = torch.randn(4, *small_shape(name), generator=generator, dtype=torch.float64)
     diagonal, largest = _second_derivatives_along_tensors(model, inputs, generator)
     assert diagonal < 1e-12
     assert largest > 1e-3  # tensors do interact (off-diagonal), so the Hessian was really computed
@@ -227,8 +240,8 @@ def test_per_sample_gradients_with_vmap_match_autograd(name):
     # in-place ops must not get in the way.
     generator = torch.Generator().manual_seed(1)
     torch.manual_seed(1)
-    model = build_model(name, 2, 5, SMALL_SHAPES[name]).double().eval()
-    inputs = torch.randn(3, *SMALL_SHAPES[name], generator=generator, dtype=torch.float64)
+    model = build_model(name, 2, 5, small_shape(name)).double().eval()
+    inputs = torch.randn(3, *small_shape(name), generator=generator, dtype=torch.float64)
     targets = torch.tensor([0, 3, 4])
     params = {key: p.detach() for key, p in model.named_parameters()}
     buffers = dict(model.named_buffers())
@@ -322,3 +335,24 @@ def test_own_model_by_import_path_without_editing_lltax():
         build_model("test_models:missing", 4, 3, (1, 8))
     with pytest.raises(ValueError, match="returned str, not a torch.nn.Module"):
         build_model("test_models:not_a_model", 4, 3, (1, 8))
+
+
+def test_resnet1d_depth_and_shortcut_variants():
+    """resnet1d_8 is resnet1d; resnet1d_20 has 3 blocks per stage; _noshort drops every
+    shortcut (no projection parameters, and the block output is the residual branch alone)."""
+    torch.manual_seed(0)
+    base = build_model("resnet1d", 3, 5, (1, 40)).state_dict()
+    torch.manual_seed(0)
+    same = build_model("resnet1d_8", 3, 5, (1, 40)).state_dict()
+    assert base.keys() == same.keys() and all(torch.equal(base[k], same[k]) for k in base)
+    deep = build_model("resnet1d_20", 3, 5, (1, 40))
+    assert [len(getattr(deep, stage)) for stage in deep.stage_names] == [3, 3, 3]
+    plain = build_model("resnet1d_20_noshort", 3, 5, (1, 40))
+    assert not any("shortcut" in name for name in plain.state_dict())
+    block = plain.layer1[0].eval()
+    x = torch.randn(2, 3, 40)
+    torch.testing.assert_close(block(x), torch.relu(block.bn2(block.conv2(torch.relu(block.bn1(block.conv1(x)))))))
+    with pytest.raises(ValueError, match="6n \\+ 2"):
+        from lltax.models.resnet1d import resnet1d
+
+        resnet1d(3, 5, (1, 40), depth=10)

@@ -130,8 +130,8 @@ def test_tiny_grid_through_the_profile_equals_a_local_run(cluster, tmp_path):
         copy_workflow(folder)
         write_config(folder, CONFIG)
     # 2 cells x 2 seeds, one job per cell and rule (seeds and pairs in turn): train, hessian,
-    # cka (+ distance), curve_fit, curve_eval.
-    remote = {"train": 2, "hessian": 2, "cka": 2, "curve_fit": 2, "curve_eval": 2}
+    # basin, cka (+ distance), curve_fit, curve_eval.
+    remote = {"train": 2, "hessian": 2, "basin": 2, "cka": 2, "curve_fit": 2, "curve_eval": 2}
 
     result = run_profile(workdir, cluster)
     assert result.returncode == 0, result.stderr[-6000:]
@@ -232,10 +232,11 @@ def test_a_cancelled_training_job_reruns_alone_with_its_dependants(cluster_witho
     assert planned_jobs(tmp_path) == {
         "train": 1,
         "hessian": 1,
+        "basin": 1,
         "cka": 1,
         "curve_fit": 1,
         "curve_eval": 1,
-        "aggregate": 5,
+        "aggregate": 6,
         "merge": 1,
         "classify": 1,
         "plots": 1,

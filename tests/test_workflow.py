@@ -240,7 +240,7 @@ def test_unchanged_run_has_nothing_to_do(finished_run):
 def test_hessian_settings_change_reruns_only_hessian_and_dependants(finished_run):
     write_config(finished_run, {**TINY, "hessian": {**TINY["hessian"], "num_samples": 16}})
     try:
-        assert planned_jobs(finished_run) == {"hessian": 4, "aggregate": 1, "merge": 1, "classify": 1, "plots": 1, "all": 1}
+        assert planned_jobs(finished_run) == {"hessian": 4, "aggregate": 1, "merge": 1, "classify": 1, "plots": 1, "atlas": 1, "all": 1}
     finally:
         write_config(finished_run, TINY)
 
@@ -249,7 +249,7 @@ def test_cka_settings_change_reruns_only_cka_and_dependants(finished_run):
     write_config(finished_run, {**TINY, "cka": {**TINY["cka"], "num_samples": 32}})
     try:
         # The CKA job writes the distances too: both tables are rebuilt (distances unchanged).
-        assert planned_jobs(finished_run) == {"cka": 4, "aggregate": 2, "merge": 1, "classify": 1, "plots": 1, "all": 1}
+        assert planned_jobs(finished_run) == {"cka": 4, "aggregate": 2, "merge": 1, "classify": 1, "plots": 1, "atlas": 1, "all": 1}
     finally:
         write_config(finished_run, TINY)
 
@@ -257,7 +257,7 @@ def test_cka_settings_change_reruns_only_cka_and_dependants(finished_run):
 def test_curve_points_change_reevaluates_without_refitting(finished_run):
     write_config(finished_run, {**TINY, "curves": {**TINY["curves"], "points": [0, 0.5, 1]}})
     try:
-        assert planned_jobs(finished_run) == {"curve_eval": 4, "aggregate": 1, "merge": 1, "classify": 1, "plots": 1, "all": 1}
+        assert planned_jobs(finished_run) == {"curve_eval": 4, "aggregate": 1, "merge": 1, "classify": 1, "plots": 1, "atlas": 1, "all": 1}
     finally:
         write_config(finished_run, TINY)
 
@@ -277,7 +277,7 @@ def test_editing_metric_source_reruns_that_metric(finished_run):
     time.sleep(0.01)
     source.write_text(original + "\n# an edit\n")
     try:
-        assert planned_jobs(finished_run) == {"hessian": 4, "aggregate": 1, "merge": 1, "classify": 1, "plots": 1, "all": 1}
+        assert planned_jobs(finished_run) == {"hessian": 4, "aggregate": 1, "merge": 1, "classify": 1, "plots": 1, "atlas": 1, "all": 1}
     finally:
         source.write_text(original)
     assert planned_jobs(finished_run) == {}  # the edit undone: nothing to do again
@@ -285,20 +285,23 @@ def test_editing_metric_source_reruns_that_metric(finished_run):
 
 # Which rules a rule's outputs feed (the DAG of rules/), for the expected reruns of an edit.
 DEPENDANTS = {
-    "train": {"hessian", "cka", "curve_fit", "curve_eval", "landscape", "aggregate", "merge", "classify", "plots"},
-    "hessian": {"aggregate", "merge", "classify", "plots"},
-    "cka": {"aggregate", "merge", "classify", "plots"},
-    "curve_fit": {"curve_eval", "aggregate", "merge", "classify", "plots"},
-    "curve_eval": {"aggregate", "merge", "classify", "plots"},
-    "landscape": set(),
-    "aggregate": {"merge", "classify", "plots"},
-    "merge": {"classify", "plots"},
-    "classify": {"plots"},
+    "train": {"hessian", "basin", "cka", "curve_fit", "curve_eval", "landscape", "aggregate", "merge", "classify", "plots", "atlas"},
+    "hessian": {"aggregate", "merge", "classify", "plots", "atlas"},
+    "basin": {"aggregate", "merge", "classify", "plots", "atlas"},
+    "cka": {"aggregate", "merge", "classify", "plots", "atlas"},
+    "curve_fit": {"curve_eval", "aggregate", "merge", "classify", "plots", "atlas"},
+    "curve_eval": {"aggregate", "merge", "classify", "plots", "atlas"},
+    "landscape": {"atlas"},
+    "aggregate": {"merge", "classify", "plots", "atlas"},
+    "merge": {"classify", "plots", "atlas"},
+    "classify": {"plots", "atlas"},
     "plots": set(),
+    "atlas": set(),
 }
 RULE_COMMANDS = {
     "train": "train",
     "hessian": "hessian",
+    "basin": "basin",
     "cka": "cka",
     "curve_fit": "curve-fit",
     "curve_eval": "curve-eval",
@@ -307,6 +310,7 @@ RULE_COMMANDS = {
     "merge": "merge",
     "classify": "classify",
     "plots": "plot",
+    "atlas": "atlas",
 }
 
 
@@ -378,14 +382,16 @@ def test_editing_any_source_module_reruns_exactly_the_rules_that_import_it(finis
             {
                 "train": 4,
                 "hessian": 4,
+                "basin": 4,
                 "cka": 4,
                 "curve_fit": 4,
                 "curve_eval": 4,
                 "landscape": 4,
-                "aggregate": 5,
+                "aggregate": 6,
                 "merge": 1,
                 "classify": 1,
                 "plots": 1,
+                "atlas": 1,
                 "all": 1,
             },
         ),
@@ -416,14 +422,17 @@ FIRST_CELL = "width=2/batch_size=32/label_noise=0.0/train_fraction=0.1/learning_
     ("relative", "expected"),
     [
         # a record refused by the aggregate step, deleted: its cell's job makes it again
-        ("seed=0/hessian.json", {"hessian": 1, "aggregate": 1, "merge": 1, "classify": 1, "plots": 1, "all": 1}),
-        ("cka.json", {"cka": 1, "aggregate": 2, "merge": 1, "classify": 1, "plots": 1, "all": 1}),
-        ("pair=0-1/curve.pt", {"curve_fit": 1, "curve_eval": 1, "aggregate": 1, "merge": 1, "classify": 1, "plots": 1, "all": 1}),
+        ("seed=0/hessian.json", {"hessian": 1, "aggregate": 1, "merge": 1, "classify": 1, "plots": 1, "atlas": 1, "all": 1}),
+        ("cka.json", {"cka": 1, "aggregate": 2, "merge": 1, "classify": 1, "plots": 1, "atlas": 1, "all": 1}),
+        (
+            "pair=0-1/curve.pt",
+            {"curve_fit": 1, "curve_eval": 1, "aggregate": 1, "merge": 1, "classify": 1, "plots": 1, "atlas": 1, "all": 1},
+        ),
         # a deleted checkpoint retrains its cell, and every metric of that cell follows
         (
             "seed=0/model.pt",
-            {"train": 1, "hessian": 1, "cka": 1, "curve_fit": 1, "curve_eval": 1, "landscape": 1, "aggregate": 5}
-            | {"merge": 1, "classify": 1, "plots": 1, "all": 1},
+            {"train": 1, "hessian": 1, "basin": 1, "cka": 1, "curve_fit": 1, "curve_eval": 1, "landscape": 1, "aggregate": 6}
+            | {"merge": 1, "classify": 1, "plots": 1, "atlas": 1, "all": 1},
         ),
     ],
     ids=["hessian-record", "cka-record", "curve", "checkpoint"],
@@ -483,17 +492,19 @@ PRESETS = sorted((REPO / "configs").glob("*.yaml"))
 def test_every_preset_plans_its_whole_grid(preset, tmp_path):
     """Each preset in configs/ validates and dry-runs; its job count follows from its grid."""
     from lltax.config import validate_config
-    from lltax.grid import expand_grid, seed_pairs
+    from lltax.grid import expand_grid, seed_pairs, select_cells
 
     config = validate_config(yaml.safe_load(preset.read_text()))
     cells, seeds = len(expand_grid(config["grid"])), config["seeds"]
     pairs = len(seed_pairs(seeds, config["curves"]["pairs"])) if config["curves"]["enabled"] else 0
-    landscapes = cells if config["landscape"]["enabled"] and len(seeds) >= 2 else 0
-    # Per cell: train, hessian, cka (+ distance), curve_fit, curve_eval (each one job for all
-    # seeds or pairs), landscape, fge (when enabled); then a table per metric, merge, classify,
-    # plots, all.
-    fge = config["fge"]["enabled"]
-    expected = cells * (3 + fge) + (cells * 2 if pairs else 0) + landscapes + (5 if pairs else 4) + fge + 4
+    pictured = len(select_cells(expand_grid(config["grid"]), config["landscape"]["cells"]))
+    landscapes = pictured if config["landscape"]["enabled"] and len(seeds) >= 2 else 0
+    # Per cell: train, hessian, basin (when enabled), cka (+ distance), curve_fit, curve_eval
+    # (each one job for all seeds or pairs), landscape (its cells), fge (when enabled); then a
+    # table per metric, merge, classify, plots, atlas (with landscapes), all.
+    fge, basin = config["fge"]["enabled"], config["basin"]["enabled"]
+    tables = (5 if pairs else 4) + fge + basin  # train, hessian, cka, distance (+ curves, ensembles, basin)
+    expected = cells * (3 + fge + basin) + (cells * 2 if pairs else 0) + landscapes + tables + 4 + bool(landscapes)
     copy_workflow(tmp_path)
     out = snakemake(tmp_path, "-n", "--quiet", "rules", "--configfile", str(preset))
     assert re.search(rf"total\s+{expected}\b", out.stdout + out.stderr), (expected, out.stdout[-1500:])

@@ -3,7 +3,7 @@
 For models trained anywhere: ``--files`` are the checkpoints of one setting (one per seed),
 ``--config`` an lltax config whose grid is that one setting (model, dataset, the training
 settings the criteria need, metric sections). Every step is the workflow's own job command,
-run in this process (``lltax import``, ``hessian``, ``cka``, ``curve-fit``, ``curve-eval``),
+run in this process (``lltax import``, ``hessian``, ``basin``, ``cka``, ``curve-fit``, ``curve-eval``),
 then the dataset is aggregated and classified as the workflow does; everything is written
 under ``<results_dir>/<experiment>/`` (``diagnosis.json`` says from which files and config) and
 nothing is cached: a second call replaces the folder of an earlier diagnosis, and refuses a
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from lltax import cli
 from lltax.config import read_config_file, validate_config
-from lltax.contract import CKA_RECORD, CURVE_FILE, CURVE_RECORD, DISTANCE_RECORD, EXTERNAL_RECORD, HESSIAN_RECORD, ConfigError
+from lltax.contract import BASIN_RECORD, CKA_RECORD, CURVE_FILE, CURVE_RECORD, DISTANCE_RECORD, EXTERNAL_RECORD, HESSIAN_RECORD, ConfigError
 from lltax.grid import canonical_json, canonical_path, cell_path, expand_grid, seed_pairs
 from lltax.io import write_json
 
@@ -130,6 +130,16 @@ def run(args: argparse.Namespace) -> int:
         "--out",
         *[folder / HESSIAN_RECORD for folder in seed_dirs],
     )
+    if config["basin"]["enabled"]:
+        step(
+            "basin",
+            "--checkpoints",
+            *records.values(),
+            "--settings",
+            canonical_json({k: v for k, v in config["basin"].items() if k != "enabled"}),
+            "--out",
+            *[folder / BASIN_RECORD for folder in seed_dirs],
+        )
     if len(seeds) >= 2:
         step(
             "cka",

@@ -82,7 +82,8 @@ def permutation_spec(model: nn.Module) -> Spec:
         for stage in model.stage_names:
             for index, block in enumerate(getattr(model, stage)):
                 prefix, inner = f"{stage}.{index}.", f"{stage}.{index}.inner"
-                out = f"{stage}.{index}.out" if len(block.shortcut) else stream
+                # A projection shortcut, or none at all, starts a new group; identity ones share the stream's.
+                out = f"{stage}.{index}.out" if len(block.shortcut) or not block.residual else stream
                 _layer(f"{prefix}conv1.", block.conv1, inner, stream, spec)
                 _batchnorm(f"{prefix}bn1.", block.bn1, inner, spec)
                 _layer(f"{prefix}conv2.", block.conv2, out, inner, spec)

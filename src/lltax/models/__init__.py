@@ -8,6 +8,8 @@ name       layout                                               input shape
 =========  ===================================================  ==============================
 resnet18   CIFAR ResNet18, channels k, 2k, 4k, 8k, BatchNorm    (C, H, W)
 resnet1d   1D ResNet, one block per stage, k, 2k, 4k, BN       (C, L), e.g. MNIST-1D (1, 40)
+resnet1d_D depth D = 6n + 2 (n blocks per stage), D in 8, 20,   (C, L)
+           56; resnet1d_D_noshort: no shortcuts
 vgg11      VGG11-BN, channels k, 2k, 4k, 4k, 8k x 4             (C, H, W)
 mlp        2 hidden ReLU layers of width k                      any (flattened)
 =========  ===================================================  ==============================
@@ -22,6 +24,7 @@ the attribute ``piecewise_linear = True``; otherwise ``trace_method: auto`` take
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 
@@ -41,6 +44,12 @@ MODELS: dict[str, Callable[[int, int, Sequence[int]], nn.Module]] = {
     "vgg11": vgg11,
     "mlp": mlp,
 }
+# Li et al. 2018's skip-connection study on MNIST-1D: 1D ResNets of depth 6n + 2 with and
+# without shortcuts (resnet1d_8 is resnet1d).
+RESNET1D_DEPTHS = (8, 20, 56)
+for _depth in RESNET1D_DEPTHS:
+    MODELS[f"resnet1d_{_depth}"] = functools.partial(resnet1d, depth=_depth)
+    MODELS[f"resnet1d_{_depth}_noshort"] = functools.partial(resnet1d, depth=_depth, residual=False)
 
 # Models built only from linear/conv layers, ReLU, max/average pooling, residual sums and
 # BatchNorm, which is affine in eval mode. Within a ReLU/max-pool region such a network is
@@ -48,7 +57,7 @@ MODELS: dict[str, Callable[[int, int, Sequence[int]], nn.Module]] = {
 # second derivative along any single parameter is zero and the Hessian diagonal equals the
 # Gauss-Newton diagonal: tr(H) = tr(GGN), exact without random probes. Not true for BatchNorm
 # in train mode (batch statistics depend on the weights) or for smooth activations.
-PIECEWISE_LINEAR_MODELS = frozenset({"resnet18", "resnet1d", "vgg11", "mlp"})
+PIECEWISE_LINEAR_MODELS = frozenset({"resnet18", "resnet1d", "vgg11", "mlp", *(name for name in MODELS if name.startswith("resnet1d_"))})
 
 
 def _builder(name: str) -> Callable[[int, int, Sequence[int]], nn.Module]:

@@ -27,9 +27,10 @@ _LAYERS = {
 
 
 class BasicBlock(nn.Module):
-    """Two 3-wide convolutions with BatchNorm and an identity (or 1-wide conv) shortcut."""
+    """Two 3-wide convolutions with BatchNorm and an identity (or 1-wide conv) shortcut; with
+    ``residual=False`` no shortcut at all (Li et al. 2018's "no-short" networks)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, dimensions: int = 2):
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, dimensions: int = 2, residual: bool = True):
         super().__init__()
         conv, batch_norm, _ = _LAYERS[dimensions]
         # No conv biases: the BatchNorm shift that follows makes them redundant.
@@ -38,8 +39,9 @@ class BasicBlock(nn.Module):
         self.conv2 = conv(out_channels, out_channels, kernel_size=3, stride=1, padding=1, bias=False)
         self.bn2 = batch_norm(out_channels)
         self.relu = nn.ReLU()
+        self.residual = residual
         self.shortcut = nn.Sequential()
-        if stride != 1 or in_channels != out_channels:
+        if residual and (stride != 1 or in_channels != out_channels):
             self.shortcut = nn.Sequential(
                 conv(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
                 batch_norm(out_channels),
@@ -48,6 +50,8 @@ class BasicBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
+        if not self.residual:
+            return self.relu(out)
         # The reference's `out += self.shortcut(x)`, written out-of-place.
         return self.relu(out + self.shortcut(x))
 
@@ -68,6 +72,8 @@ class ResNet(nn.Module):
         (2, 2, 2, 2) is ResNet18.
     dimensions : int
         1 for sequences (N, C, L), 2 for images (N, C, H, W).
+    residual : bool
+        False removes every shortcut connection (the same network as a plain deep convnet).
     """
 
     def __init__(
@@ -77,6 +83,7 @@ class ResNet(nn.Module):
         in_channels: int,
         blocks_per_stage: Sequence[int] = (2, 2, 2, 2),
         dimensions: int = 2,
+        residual: bool = True,
     ):
         super().__init__()
         conv, batch_norm, global_pool = _LAYERS[dimensions]
@@ -90,7 +97,7 @@ class ResNet(nn.Module):
             blocks = []
             for block_index in range(num_blocks):
                 stride = 2 if index > 0 and block_index == 0 else 1
-                blocks.append(BasicBlock(channels, stage_channels, stride, dimensions))
+                blocks.append(BasicBlock(channels, stage_channels, stride, dimensions, residual))
                 channels = stage_channels
             stages.append(nn.Sequential(*blocks))
         # Named layer1, layer2, ... as in the reference code, so its state dicts load.

@@ -19,11 +19,19 @@ from lltax.models.resnet import ResNet
 BLOCKS_PER_STAGE = (1, 1, 1)
 
 
-def resnet1d(width: int, num_classes: int, input_shape: Sequence[int]) -> ResNet:
-    """1D ResNet for per-sample shape (C, L); 106 k^2 + (42 + 3 C + 4 num_classes) k + num_classes parameters."""
+def resnet1d(width: int, num_classes: int, input_shape: Sequence[int], depth: int = 8, residual: bool = True) -> ResNet:
+    """1D ResNet for per-sample shape (C, L); 106 k^2 + (42 + 3 C + 4 num_classes) k + num_classes parameters
+    at the default depth 8.
+
+    ``depth`` counts the weight layers as Li et al. 2018's CIFAR ResNet-20/56/110 do: 6n + 2 with
+    n blocks per stage (8 = one block per stage); ``residual=False`` drops every shortcut.
+    """
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"resnet1d depth must be 6n + 2 with n >= 1 blocks per stage (8, 14, 20, 26, ..., 56, 110), got {depth}")
     if len(input_shape) != 2:
         raise ValueError(
             f"resnet1d takes sequences of per-sample shape (channels, length), e.g. (1, 40) for MNIST-1D; "
             f"got input_shape {tuple(input_shape)}"
         )
-    return ResNet(width, num_classes, in_channels=input_shape[0], blocks_per_stage=BLOCKS_PER_STAGE, dimensions=1)
+    blocks = ((depth - 2) // 6,) * len(BLOCKS_PER_STAGE)
+    return ResNet(width, num_classes, in_channels=input_shape[0], blocks_per_stage=blocks, dimensions=1, residual=residual)

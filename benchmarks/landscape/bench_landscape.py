@@ -1,0 +1,116 @@
+"""Points per second of landscape surfaces: lltax's evaluator against the reference's way and
+against the bare forward pass of the same sample.
+
+- ``reference loop``: per point, build the weights into a model with ``load_state_dict`` and
+  run it (tomgoldstein/loss-landscape's ``crunch`` does this, over its data loader).
+- ``functional loop``: ``lltax.metrics.surface.evaluate_points`` with stack 1
+  (``functional_call`` on the point's tensors, no state-dict copy).
+- ``stacked N``: the same with N points per ``vmap``'ed forward pass.
+- ``bare forward``: the model's forward pass on the sample alone, repeated once per point: the
+  floor any evaluator has to pay.
+
+Usage: python benchmarks/landscape/bench_landscape.py [--device cuda] [--widths 8 16] [--out FILE]
+Writes one JSON record (machine, torch, CPU kernel path, figures) to --out and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import time
+from datetime import datetime, timezone
+
+import torch
+
+from lltax.data import load_dataset
+from lltax.metrics.directions import direction_space, random_direction
+from lltax.metrics.landscape import training_sample
+from lltax.metrics.surface import evaluate_points, point_state
+from lltax.models import build_model
+
+
+def timed(function, repeats: int = 2) -> float:
+    """Best wall time of ``repeats`` calls (the first warms caches and kernels)."""
+    best = float("inf")
+    for _ in range(repeats):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        began = time.perf_counter()
+        function()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - began)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--widths", type=int, nargs="+", default=[8, 16])
+    parser.add_argument("--model", default="resnet1d")
+    parser.add_argument("--samples", type=int, default=500)
+    parser.add_argument("--side", type=int, default=11, help="points per side of the surface")
+    parser.add_argument("--stacks", type=int, nargs="+", default=[4, 16])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    data = load_dataset("mnist1d", root=args.data_dir)
+    x, y = training_sample(data.x_train.to(device), data.y_train.to(device), args.samples, 0)
+    grid = torch.linspace(-1, 1, args.side).tolist()
+    points = args.side**2
+    rows = []
+    for width in args.widths:
+        torch.manual_seed(0)
+        model = build_model(args.model, width, data.num_classes, data.input_shape).to(device).eval()
+        space = direction_space(model)
+        generator = torch.Generator().manual_seed(0)
+        directions = [random_direction(space, generator), random_direction(space, generator)]
+        splits = {"train": (x, y)}
+        working = copy.deepcopy(model)
+        full_state = model.state_dict()
+
+        @torch.no_grad()
+        def reference_loop():
+            for a in grid:
+                for b in grid:
+                    working.load_state_dict({**full_state, **point_state(space, directions, [a, b])})
+                    torch.nn.functional.cross_entropy(working(x), y).item()
+
+        @torch.no_grad()
+        def bare_forward():
+            for _ in range(points):
+                torch.nn.functional.cross_entropy(model(x), y).item()
+
+        figures = {
+            "reference loop": timed(reference_loop),
+            "functional loop": timed(lambda: evaluate_points(model, space, directions, [grid, grid], splits)),
+            **{f"stacked {n}": timed(lambda n=n: evaluate_points(model, space, directions, [grid, grid], splits, stack=n)) for n in args.stacks},
+            "bare forward": timed(bare_forward),
+        }
+        row = {"width": width, **{name: points / seconds for name, seconds in figures.items()}}
+        rows.append(row)
+        print(f"width {width}: " + ", ".join(f"{name} {value:.1f} points/s" for name, value in row.items() if name != "width"))
+    record = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": platform.processor() or platform.machine(),
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch": torch.__version__,
+        "threads": args.threads,
+        "model": args.model,
+        "samples": args.samples,
+        "points": points,
+        "points_per_second": rows,
+    }
+    if args.out:
+        with open(args.out, "w") as handle:
+            json.dump(record, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
