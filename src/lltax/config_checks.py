@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from lltax.contract import AXES, DATASET_SIZES, VARIABLE_ATTRS, ConfigError
+from lltax.contract import AXES, DATASET_SIZES, VARIABLE_ATTRS, ConfigError, resnet1d_variant
 
 # Deepest nesting a config may have: the schema's deepest value is 3 levels down; far deeper
 # input (YAML aliases, lists of lists) would exhaust Python's recursion in the checks.
@@ -33,8 +33,11 @@ MAX_PARAMETERS = 1_000_000_000
 def parameter_estimate(model: str, width: int, input_shape: tuple[int, ...], num_classes: int = 10) -> int:
     """Parameters of a registered model at ``width`` (exact for resnet1d and mlp, within 3% for resnet18 and vgg11 at widths >= 4)."""
     k = width
-    if model == "resnet1d":
-        return 106 * k * k + 85 * k + 10
+    variant = resnet1d_variant(model)
+    if variant:  # n blocks per stage: conv weights (126 n - 20) k^2, 10 k^2 of them shortcuts (tests/test_models.py)
+        n, shortcuts = variant
+        conv, batchnorm = 126 * n - 20 - (0 if shortcuts else 10), 2 * (1 + 14 * n + (6 if shortcuts else 0))
+        return conv * k * k + (batchnorm + 3 + 4 * num_classes) * k + num_classes
     if model == "mlp":
         inputs = int(np.prod(input_shape))
         return inputs * k + k + k * k + k + k * num_classes + num_classes

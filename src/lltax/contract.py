@@ -74,6 +74,21 @@ CURVE_PROFILES = {
     "aligned_curve_test_loss": "aligned_curve_test_loss",
 }
 
+# The registry's 1D ResNets of depth 6n + 2, with and without shortcuts (lltax.models): named
+# here so that size and cost estimates need no torch import.
+RESNET1D_DEPTHS = (8, 20, 56)
+
+
+def resnet1d_variant(name: str) -> tuple[int, bool] | None:
+    """(blocks per stage, shortcuts) of a registered 1D ResNet name, None for other models."""
+    if name == "resnet1d":
+        return 1, True
+    for depth in RESNET1D_DEPTHS:
+        if name in (f"resnet1d_{depth}", f"resnet1d_{depth}_noshort"):
+            return (depth - 2) // 6, not name.endswith("_noshort")
+    return None
+
+
 # Metric tables of the dataset, in merge order.
 METRICS = ("train", "hessian", "basin", "cka", "distance", "curves", "ensembles")
 

@@ -17,7 +17,7 @@ import math
 from typing import Any
 
 from lltax.config_checks import parameter_estimate
-from lltax.contract import DATASET_SIZES, TEST_SIZES
+from lltax.contract import DATASET_SIZES, TEST_SIZES, resnet1d_variant
 from lltax.grid import seed_pairs
 
 # Forward FLOPs per example = (a k^2 + b k) x input size / reference input size; exact for the
@@ -38,7 +38,12 @@ def forward_flops(model: str, width: int, input_shape: tuple[int, ...], num_clas
     if model == "mlp":  # two hidden layers of width k
         inputs = math.prod(input_shape)
         return 2.0 * (inputs * width + width * width + width * num_classes)
-    a, b, reference = FORWARD_FLOPS.get(model, FORWARD_FLOPS["resnet18"])
+    variant = resnet1d_variant(model)
+    if variant:  # n blocks per stage: 2 x (240 n + 20 (20 + 24 (n - 1)) + 10 (80 + 96 (n - 1))) k^2 per example, less the shortcuts
+        n, shortcuts = variant
+        a, b, reference = 3360 * n - 480 - (0 if shortcuts else 240), 320 * n, 40
+    else:
+        a, b, reference = FORWARD_FLOPS.get(model, FORWARD_FLOPS["resnet18"])
     spatial = math.prod(input_shape[1:]) if len(input_shape) > 1 else math.prod(input_shape)
     return float(a * width * width + b * width) * spatial / reference
 

@@ -27,7 +27,7 @@ SHOWN_PHASES = tuple(phase for phase in PHASES if phase not in ("diverged", "unk
 HELP = "one representative cell per phase, landscapes side by side on one scale (atlas.png)"
 ARGUMENTS = {
     "landscapes": {},
-    "phases": {"help": "phases.nc of the run"},
+    "phases": {"required": False, "default": None, "help": "phases.nc of the run; without it every given landscape is drawn, in order"},
     "settings": {"help": "the config section 'landscape' as JSON (uses color_limits)"},
     "out": {"nargs": None, "help": "figure to write, e.g. figures/atlas.png"},
 }
@@ -52,13 +52,19 @@ def representatives(paths: list[str], phases: xr.Dataset) -> list[tuple[str, str
 
 def run(args: argparse.Namespace) -> int:
     settings = parse_settings(args.settings, "landscape")
-    phases = xr.load_dataset(args.phases)
-    picked = representatives(args.landscapes, phases)
-    varying = [axis for axis in AXES if phases.sizes.get(axis, 1) > 1]
     datasets, titles = [], []
-    for phase, path, cell in picked:
-        logger.info("phase %s: %s", phase, path)
-        datasets.append(xr.load_dataset(path))
-        titles.append(f"phase {phase}: " + ", ".join(f"{axis} {format_value(cell[axis])}" for axis in varying))
+    if args.phases:
+        phases = xr.load_dataset(args.phases)
+        varying = [axis for axis in AXES if phases.sizes.get(axis, 1) > 1]
+        for phase, path, cell in representatives(args.landscapes, phases):
+            logger.info("phase %s: %s", phase, path)
+            datasets.append(xr.load_dataset(path))
+            titles.append(f"phase {phase}: " + ", ".join(f"{axis} {format_value(cell[axis])}" for axis in varying))
+    else:  # chosen cells, e.g. of several experiments: titled by model and cell
+        for path in args.landscapes:
+            dataset = xr.load_dataset(path)
+            cell = {axis: value for axis, value in parse_cell_path(str(path)).items() if axis in AXES}
+            datasets.append(dataset)
+            titles.append(f"{dataset.attrs.get('model', '?')}: width {format_value(cell.get('width', '?'))}")
     save_figure(atlas_figure(datasets, titles, settings.get("color_limits")), args.out, format=Path(args.out).suffix.lstrip("."), dpi=150)
     return 0

@@ -30,13 +30,14 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
+from lltax.contract import RESNET1D_DEPTHS, resnet1d_variant
 from lltax.importing import import_builder
 from lltax.models.mlp import mlp
 from lltax.models.resnet import resnet18
 from lltax.models.resnet1d import resnet1d
 from lltax.models.vgg import vgg11
 
-__all__ = ["MODELS", "PIECEWISE_LINEAR_MODELS", "build_model", "is_piecewise_linear", "count_parameters"]
+__all__ = ["MODELS", "PIECEWISE_LINEAR_MODELS", "build_model", "is_piecewise_linear", "count_parameters", "resnet1d_variant"]
 
 MODELS: dict[str, Callable[[int, int, Sequence[int]], nn.Module]] = {
     "resnet18": resnet18,
@@ -46,7 +47,6 @@ MODELS: dict[str, Callable[[int, int, Sequence[int]], nn.Module]] = {
 }
 # Li et al. 2018's skip-connection study on MNIST-1D: 1D ResNets of depth 6n + 2 with and
 # without shortcuts (resnet1d_8 is resnet1d).
-RESNET1D_DEPTHS = (8, 20, 56)
 for _depth in RESNET1D_DEPTHS:
     MODELS[f"resnet1d_{_depth}"] = functools.partial(resnet1d, depth=_depth)
     MODELS[f"resnet1d_{_depth}_noshort"] = functools.partial(resnet1d, depth=_depth, residual=False)
