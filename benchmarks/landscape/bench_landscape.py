@@ -31,7 +31,7 @@ from lltax.metrics.surface import evaluate_points, point_state
 from lltax.models import build_model
 
 
-def timed(function, repeats: int = 2) -> float:
+def timed(function, repeats: int = 3) -> float:
     """Best wall time of ``repeats`` calls (the first warms caches and kernels)."""
     best = float("inf")
     for _ in range(repeats):

@@ -137,27 +137,46 @@ def evaluate_points(
                     loss, correct = _sums(working, x, y, batch_size)
                     record(index, name, float(loss), int(correct))
     else:
-        moved = list(origin)
+        # Points as one flat vector each: origin + sum_k c_k d_k is len(directions) fused adds
+        # instead of two per tensor, and the model reads views of it (one split, no copies).
+        like = dict(origin)
+        flat_origin = torch.cat([theta.reshape(-1) for theta in like.values()])
+        flat_directions = [
+            torch.cat([d[name].to(theta).reshape(-1) if name in d else torch.zeros_like(theta).reshape(-1) for name, theta in like.items()])
+            for d in directions
+        ]
+        sizes = [theta.numel() for theta in like.values()]
         fixed = {k: v for k, v in state.items() if k not in origin}
+
+        def unflatten(flat: torch.Tensor) -> dict[str, torch.Tensor]:
+            lead = flat.shape[:-1]
+            return {name: chunk.view(*lead, *theta.shape) for (name, theta), chunk in zip(like.items(), flat.split(sizes, dim=-1))}
+
+        def flat_point(c) -> torch.Tensor:
+            point = flat_origin
+            for coefficient, direction in zip(c, flat_directions):
+                point = torch.add(point, direction, alpha=coefficient)
+            return point
+
         with mode(model, training=False):
             for first in range(0, len(points), stack):
                 group = points[first : first + stack]
-                states = [point_state(origin, directions, c) for c in group]
                 if stack == 1:
-                    only = {**fixed, **states[0]}
+                    entries = {**fixed, **unflatten(flat_point(group[0]))}
 
-                    def forward(x, only=only):
-                        return functional_call(model, only, (x,))
+                    def forward(x, entries=entries):
+                        return functional_call(model, entries, (x,))
                 else:
-                    stacked = {k: torch.stack([s[k] for s in states]) for k in moved}
+                    stacked = unflatten(torch.stack([flat_point(c) for c in group]))
 
                     def forward(x, stacked=stacked):
-                        return vmap(lambda entries: functional_call(model, {**fixed, **entries}, (x,)))(stacked)
+                        return vmap(lambda point: functional_call(model, {**fixed, **point}, (x,)))(stacked)
 
                 for name, (x, y) in splits.items():
                     loss, correct = _sums(forward, x, y, batch_size)
+                    losses, corrects = loss.reshape(-1).tolist(), correct.reshape(-1).tolist()
                     for offset in range(len(group)):
-                        record(first + offset, name, float(loss.reshape(-1)[offset]), int(correct.reshape(-1)[offset]))
+                        record(first + offset, name, losses[offset], int(corrects[offset]))
     return {key: values.reshape(shape) for key, values in results.items()}
 
 
