@@ -401,15 +401,19 @@ def test_a_grid_where_every_run_diverged_still_gets_every_figure(tmp_path):
         "seeds": [0, 1, 2],
         "curves": {"pairs": "all"},
         "train": {"momentum": 0.9},
+        "fge": {"enabled": True},
     }
     dataset = merge_metrics([aggregate_metric(m, None, config) for m in METRICS], config)
     dataset["diverged"][:] = 1.0
     phases = classify(dataset)
     assert set(phases["phase"].values.ravel().tolist()) == {"diverged"}
     paths = plot_all(dataset, phases, tmp_path)
-    # Every table was merged, the ensembles' too (as with fge.enabled): its figure is drawn as well.
+    # Every table was merged, the ensembles' too, with fge.enabled: its figure is drawn as well
+    # (all NaN: the workflow declared it). Without fge.enabled it is not drawn.
     assert sorted(p.name for p in paths) == sorted(f"{name}.png" for name in (*FIGURES, "ensembles"))
     assert all(is_png(p) for p in paths)
+    dataset.attrs["config"] = json.dumps({**config, "fge": {"enabled": False}})
+    assert "ensembles.png" not in [p.name for p in plot_all(dataset, phases, tmp_path / "off")]
 
 
 def test_a_phases_file_of_another_grid_is_refused(tmp_path):

@@ -18,6 +18,7 @@ written by ``save_figure``, with fixed metadata, so equal data give equal bytes 
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -63,7 +64,10 @@ def plot_all(
         "lines": lines_figure(dataset, phases, x=x, y=y, line_metric=line_metric, line_group=line_group),
         "curves": curves_figure(dataset, phases, x=x, y=y),
     }
-    if "fge_test_acc" in dataset:  # fge.enabled: the ensembles figure too
+    # fge.enabled (the dataset's config says; every dataset has the variables, NaN without FGE):
+    # the ensembles figure too, the workflow's declared output.
+    config = json.loads(dataset.attrs.get("config", "{}"))
+    if (config.get("fge") or {}).get("enabled", "fge_test_acc" in dataset and bool(dataset["fge_test_acc"].notnull().any())):
         figures["ensembles"] = ensembles_figure(dataset, phases, x=x, y=y)
     paths = []
     for name in figures:

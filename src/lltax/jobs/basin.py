@@ -38,7 +38,7 @@ def convex_share(model, directions: list, inputs, targets, settings: dict) -> tu
     """Share of a convexity_points^2 grid on the plane of the first two directions where
     lambda_min >= -convexity_tolerance x lambda_max; with the ratios measured."""
     origin = direction_space(model)
-    plane = directions[:2] if len(directions) >= 2 else directions * 2
+    plane = directions[:2]
     coords = grid_points(-settings["convexity_radius"], settings["convexity_radius"], settings["convexity_points"])
     point_model, ratios = copy.deepcopy(model), []
     for a in coords:
@@ -87,6 +87,8 @@ def basin_of_checkpoint(path: str, settings: dict, device, data_dir: str | None)
 
 def run(args: argparse.Namespace) -> int:
     settings = parse_settings(args.settings, "basin")
+    if settings["convexity_points"] and settings["directions"] < 2:
+        raise ValueError("basin.convexity_points needs basin.directions >= 2: the convexity grid lies on the plane of the first two")
     device = resolve_device(args.device)
     for path, out in one_output_each(args.checkpoints, args.out, "checkpoint"):  # a cell's seeds in one process
         started = time.perf_counter()

@@ -120,7 +120,7 @@ def eigenvalue_maps(model, origin: dict, directions: list, settings: dict, train
         "max_eigenvalue": (dims, high, {"units": "1", "long_name": "largest Hessian eigenvalue (training loss)"}),
         "eigenvalue_ratio": (
             dims,
-            low / high,
+            np.where(high > 0, low / np.where(high > 0, high, 1.0), np.nan),  # no ratio without a positive top
             {"units": "1", "long_name": "lambda_min / lambda_max (>= 0: locally convex; Li et al. Figure 7)"},
         ),
     }
@@ -216,8 +216,10 @@ def landscape_of_cell(paths: list[str], settings: dict, device, data_dir: str | 
         "r": ("r", ray),
     }
     options = {"batchnorm": settings["batchnorm_2d"], "batchnorm_inputs": train[0], "stack": settings["stack"]}
-    if diverged[0]:
-        logger.warning("%s diverged: the surface is NaN", paths[0])
+    # The plane lies around s0 (and, for directions: seeds, through the other seeds).
+    spanning = diverged[: (3 if settings["directions"] == "seeds" else 1)]
+    if any(spanning):
+        logger.warning("a model the plane needs diverged (%s): the surface is NaN", dict(zip(paths, spanning)))
         variables |= per_split("ray", ("r",), {f"{s}_{q}": np.full(len(ray), nan) for s in splits for q in QUANTITIES}, "")
         variables |= per_split("surface", ("a", "b"), {f"{s}_{q}": np.full((len(grid),) * 2, nan) for s in splits for q in QUANTITIES}, "")
     else:
@@ -254,6 +256,9 @@ def run(args: argparse.Namespace) -> int:
     figure_format = Path(args.figure).suffix.lstrip(".") if args.figure else None
     if args.figure and figure_format not in FORMATS:  # before any work, not after landscape.nc is written
         raise ValueError(f"--figure {args.figure}: the format {figure_format!r} is not supported; name a .png, .pdf or .svg file")
+    limits = settings["color_limits"]
+    if limits and not 0 < limits[0] < limits[1]:
+        raise ValueError(f"landscape.color_limits must be [low, high] with 0 < low < high, got {limits}")
     if not 2 <= len(args.checkpoints) <= 3:
         raise ValueError(f"--checkpoints takes 2 or 3 seeds' checkpoints of one cell, got {len(args.checkpoints)}")
     dataset = landscape_of_cell(args.checkpoints, settings, resolve_device(args.device), args.data_dir)

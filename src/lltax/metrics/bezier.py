@@ -122,7 +122,7 @@ def curve_forward(
 ) -> torch.Tensor:
     """Output of ``model`` with the parameters of the curve point theta(t).
 
-    ``flat_bends`` are the three bends as vectors (``flatten_bend``), ``like`` a bend dict
+    ``flat_bends`` are the bends as vectors (``flatten_bend``), ``like`` a bend dict
     giving names and shapes. Flat vectors make theta(t) three vector operations per step
     instead of three per parameter tensor, and its backward one split: on a GPU every one of
     those is a kernel launch. ``buffers`` (e.g. scratch BatchNorm statistics) replace the

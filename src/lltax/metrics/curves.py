@@ -91,7 +91,7 @@ def fit_curve(
     point theta(t) with BatchNorm in train mode (batch statistics; the module's own buffers
     are left untouched). Batches are a fresh permutation per epoch; the last partial batch is
     dropped. All randomness comes from one generator seeded with ``seed``. ``curve`` is
-    "bezier" (the quadratic Bezier curve) or "polychain" (two segments through the bend).
+    "bezier" (the Bezier curve through the bends) or "polychain" (straight segments through them).
 
     ``weight_decay_form`` "bend": SGD weight decay on the inner bends (wd x w1 in its gradient);
     "curve": the reference's form, 0.5 x wd x ||theta(t)||^2 of the sampled curve point added to
@@ -320,7 +320,6 @@ def evaluate_curve(
         add_line("line_", line_bends(bends))
         result["line_train_loss_integral"] = integrated(result["line_train_loss"], points)
     if aligned_bends is not None:
-        aligned_end = aligned_bends[-1]
         inner = _profile(point_model, lambda t: curve_point(aligned_bends, t, curve), points[1:-1], *data, "aligned curve")
         for key, values in inner.items():
             result[f"aligned_curve_{key}"] = [result[key][0], *values, result[key][-1]]

@@ -95,14 +95,17 @@ def orthogonalize(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     return second - (second @ first) / (first @ first) * first
 
 
-def eigenvector_directions(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, count: int = 2, seed: int = 0) -> tuple:
+def eigenvector_directions(
+    model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, count: int = 2, seed: int = 0, tolerance: float = 1e-6
+) -> tuple:
     """The ``count`` top eigenvectors of the training-loss Hessian at ``model`` (eval mode, its
     running statistics), as unit directions over its parameters, with their eigenvalues.
 
-    scipy's ``eigsh`` (implicitly restarted Lanczos, ARPACK) on Hessian-vector products in
-    float64; the start vector comes from ``seed``. Returns (directions, eigenvalues descending).
+    scipy's ``eigsh`` (implicitly restarted Lanczos, ARPACK; its own arithmetic in float64, the
+    Hessian-vector products in the model's dtype) to relative accuracy ``tolerance``; the start
+    vector comes from ``seed``. Returns (directions, eigenvalues descending).
     """
-    from scipy.sparse.linalg import LinearOperator, eigsh
+    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
     from lltax.metrics.hvp import HessianOperator
     from lltax.modes import mode
@@ -117,7 +120,11 @@ def eigenvector_directions(model: nn.Module, inputs: torch.Tensor, targets: torc
             return product.detach().double().cpu().numpy()
 
         start = np.random.default_rng(seed).standard_normal(operator.dimension)
-        values, vectors = eigsh(LinearOperator((operator.dimension,) * 2, matvec=matvec, dtype=np.float64), k=count, which="LA", v0=start)
+        linear = LinearOperator((operator.dimension,) * 2, matvec=matvec, dtype=np.float64)
+        try:
+            values, vectors = eigsh(linear, k=count, which="LA", v0=start, tol=tolerance)
+        except ArpackNoConvergence as error:
+            raise ValueError(f"the top {count} Hessian eigenvectors did not converge ({error}); use landscape.directions: random") from None
     order = np.argsort(values)[::-1]
     like = {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
     directions = [
@@ -160,15 +167,18 @@ def plane_through(models: Sequence[Mapping[str, torch.Tensor]]) -> tuple[Directi
 def pca_directions(trajectory: Sequence[Mapping[str, torch.Tensor]], count: int = 2) -> tuple[list[Direction], np.ndarray, np.ndarray]:
     """Principal directions of a training trajectory around its last point (Li et al. 2018, Sec. 7).
 
-    The matrix of w_i - w_final over the trajectory's points is decomposed by SVD; its top
-    ``count`` right singular vectors are unit directions, ordered by explained variance.
+    As Li et al.'s ``setup_PCA_directions`` (sklearn's PCA, which centres): the offsets
+    w_i - w_final of the points before the last are centred and decomposed by SVD; the top
+    ``count`` right singular vectors are unit directions, ordered by explained variance. The
+    path (every point, the last at the origin) is projected on them uncentred.
     Returns (directions, explained variance ratios, the path's coordinates (points x count)).
     """
     if len(trajectory) < count + 1:
         raise ValueError(f"a trajectory of {len(trajectory)} points has fewer than {count} directions besides its end")
     flat = torch.stack([flatten_bend(point).double() for point in trajectory])
     offsets = flat - flat[-1]
-    _, singular, right = torch.linalg.svd(offsets, full_matrices=False)
+    before = offsets[:-1]
+    _, singular, right = torch.linalg.svd(before - before.mean(dim=0), full_matrices=False)
     variance = singular.pow(2)
     ratios = (variance / variance.sum())[:count].numpy() if float(variance.sum()) > 0 else np.zeros(count)
     basis = right[:count]
