@@ -20,7 +20,7 @@ import copy
 import json
 import platform
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import torch
 
@@ -45,6 +45,35 @@ def timed(function, repeats: int = 3) -> float:
     return best
 
 
+def measure(model, x, y, grid: list[float], stacks: list[int]) -> dict[str, float]:
+    """Seconds of one surface over ``grid`` x ``grid`` each way (module docstring)."""
+    space = direction_space(model)
+    generator = torch.Generator().manual_seed(0)
+    directions = [random_direction(space, generator), random_direction(space, generator)]
+    splits = {"train": (x, y)}
+    working = copy.deepcopy(model)
+    full_state = model.state_dict()
+
+    @torch.no_grad()
+    def reference_loop():
+        for a in grid:
+            for b in grid:
+                working.load_state_dict({**full_state, **point_state(space, directions, [a, b])})
+                torch.nn.functional.cross_entropy(working(x), y).item()
+
+    @torch.no_grad()
+    def bare_forward():
+        for _ in range(len(grid) ** 2):
+            torch.nn.functional.cross_entropy(model(x), y).item()
+
+    return {
+        "reference loop": timed(reference_loop),
+        "functional loop": timed(lambda: evaluate_points(model, space, directions, [grid, grid], splits)),
+        **{f"stacked {n}": timed(lambda n=n: evaluate_points(model, space, directions, [grid, grid], splits, stack=n)) for n in stacks},
+        "bare forward": timed(bare_forward),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -67,36 +96,11 @@ def main() -> None:
     for width in args.widths:
         torch.manual_seed(0)
         model = build_model(args.model, width, data.num_classes, data.input_shape).to(device).eval()
-        space = direction_space(model)
-        generator = torch.Generator().manual_seed(0)
-        directions = [random_direction(space, generator), random_direction(space, generator)]
-        splits = {"train": (x, y)}
-        working = copy.deepcopy(model)
-        full_state = model.state_dict()
-
-        @torch.no_grad()
-        def reference_loop():
-            for a in grid:
-                for b in grid:
-                    working.load_state_dict({**full_state, **point_state(space, directions, [a, b])})
-                    torch.nn.functional.cross_entropy(working(x), y).item()
-
-        @torch.no_grad()
-        def bare_forward():
-            for _ in range(points):
-                torch.nn.functional.cross_entropy(model(x), y).item()
-
-        figures = {
-            "reference loop": timed(reference_loop),
-            "functional loop": timed(lambda: evaluate_points(model, space, directions, [grid, grid], splits)),
-            **{f"stacked {n}": timed(lambda n=n: evaluate_points(model, space, directions, [grid, grid], splits, stack=n)) for n in args.stacks},
-            "bare forward": timed(bare_forward),
-        }
-        row = {"width": width, **{name: points / seconds for name, seconds in figures.items()}}
+        row = {"width": width, **{name: points / seconds for name, seconds in measure(model, x, y, grid, args.stacks).items()}}
         rows.append(row)
         print(f"width {width}: " + ", ".join(f"{name} {value:.1f} points/s" for name, value in row.items() if name != "width"))
     record = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": platform.processor() or platform.machine(),
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
