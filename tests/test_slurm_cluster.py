@@ -246,7 +246,7 @@ def test_a_cancelled_training_job_reruns_alone_with_its_dependants(cluster_witho
     rerun = run_profile(tmp_path, cluster)
     assert rerun.returncode == 0, rerun.stderr[-6000:]
     rerun_jobs = submissions(tmp_path)[before:]
-    assert len(rerun_jobs) == 5, rerun_jobs
+    assert len(rerun_jobs) == 6, rerun_jobs  # train, hessian, basin, cka, curve_fit, curve_eval
     train_log = (tmp_path / "results" / "tiny" / "logs" / "train" / f"{cell}.log").read_text()
     assert "resuming from the snapshot after epoch 100 of 100" in train_log  # seed 0: restored, not retrained
     for seed in (0, 1):

@@ -122,9 +122,9 @@ def test_slurm_profile_plans_per_job_resources(tmp_path):
     write_config(tmp_path, config)
     out = snakemake(tmp_path, "--profile", "profiles/slurm", "-n")
     text = out.stdout + out.stderr
-    assert re.search(r"total\s+33\b", text), text[-2000:]  # 4 cells x 6 per-cell jobs + 5 tables + 4
+    assert re.search(r"total\s+39\b", text), text[-2000:]  # 4 cells x 7 per-cell jobs + 6 tables + 5
     jobs = dry_run_resources(text)
-    torch_rules = {"train", "hessian", "cka", "curve_fit", "curve_eval", "landscape"}
+    torch_rules = {"train", "hessian", "basin", "cka", "curve_fit", "curve_eval", "landscape"}
     assert {rule for rule, _, _ in jobs} >= torch_rules | {"merge"}
     for rule, _, resources in jobs:
         assert resources.get("gpu", "0") == ("1" if rule in torch_rules else "0"), (rule, resources)
@@ -135,7 +135,7 @@ def test_slurm_profile_plans_per_job_resources(tmp_path):
     write_config(tmp_path, {**config, "device": "cpu"})
     out = snakemake(tmp_path, "--profile", "profiles/slurm", "-n")
     jobs = dry_run_resources(out.stdout + out.stderr)
-    assert len(jobs) == 33 and all(resources.get("gpu", "0") == "0" for _, _, resources in jobs)
+    assert len(jobs) == 39 and all(resources.get("gpu", "0") == "0" for _, _, resources in jobs)
 
 
 def test_every_job_gets_its_threads(tmp_path):
@@ -145,10 +145,10 @@ def test_every_job_gets_its_threads(tmp_path):
     out = snakemake(tmp_path, "-n", "-p")
     lines = (out.stdout + out.stderr).splitlines()
     commands = [line.split("Shell command: ", 1)[1] for line in lines if "Shell command: lltax " in line]
-    assert len(commands) == 33 - 1, commands[:3]  # every job but `all`
+    assert len(commands) == 39 - 1, commands[:3]  # every job but `all`
     for command in commands:
         subcommand = command.split()[1]
-        expected = "1" if subcommand in ("aggregate-metric", "merge", "classify", "plot") else "2"
+        expected = "1" if subcommand in ("aggregate-metric", "merge", "classify", "plot", "atlas") else "2"
         assert f" --threads {expected} " in command, command
 
 
