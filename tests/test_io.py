@@ -72,3 +72,29 @@ def test_the_mnist1d_cache_is_written_as_a_shared_file(monkeypatch, tmp_path):
     monkeypatch.setattr(loaders, "atomic_path", lambda path, **kwargs: calls.append(kwargs) or real(path, **kwargs))
     loaders.load_mnist1d(tmp_path)
     assert calls == [{"clean_stale": False}]
+
+
+def test_sigterm_runs_the_atomic_writes_cleanup(tmp_path):
+    """scancel and Snakemake stop jobs with SIGTERM: lltax's handler turns it into an exit, so a
+    write in progress leaves neither the output nor its temporary file."""
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, time, signal\n"
+        "from lltax import cli\n"
+        "from lltax.io import atomic_path\n"
+        "signal.signal(signal.SIGTERM, cli._exit_on_sigterm)\n"
+        "with atomic_path(sys.argv[1]) as tmp:\n"
+        "    tmp.write_text('partial')\n"
+        "    print('writing', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    out = tmp_path / "out" / "record.json"
+    process = subprocess.Popen([sys.executable, "-c", script, str(out)], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "writing"
+    assert len(list(out.parent.iterdir())) == 1  # the temporary, while writing
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 128 + signal.SIGTERM
+    assert list(out.parent.iterdir()) == []

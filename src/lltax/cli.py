@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -208,8 +209,15 @@ def run(argv: list[str]) -> int:
     return int(args.func(args) or 0)
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    # SLURM's scancel and Snakemake's own shutdown send SIGTERM first: as an exit, it runs the
+    # atomic writes' cleanup (no temporary file left beside an output), unlike the default.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     if "--device" in argv:  # a job that may use CUDA: pick a free GPU before torch loads
         from lltax.gpu import pin_gpu_if_needed
 
