@@ -455,3 +455,13 @@ def test_atlas_figure_shares_levels_and_axes():
     assert filled[0].levels[0] <= 0.1 and filled[0].levels[-1] >= 21.0  # spanning both surfaces
     lines = [ax for ax in figure.axes if ax.get_xlabel().startswith("$r$")]
     assert len(lines) == 2 and lines[0].get_ylim() == lines[1].get_ylim()
+
+
+def test_cli_seeds_plane_with_two_seeds_adds_an_orthogonal_direction(tmp_path, toy_cell_data):
+    save_mlp_checkpoint(tmp_path / "a.pt", 0)
+    save_mlp_checkpoint(tmp_path / "b.pt", 1)
+    assert run_cli(cli_arguments(tmp_path, {**SETTINGS, "directions": "seeds", "spectrum_steps": 0})) == 0
+    with xr.open_dataset(tmp_path / "out" / "landscape.nc", engine="netcdf4") as dataset:
+        np.testing.assert_allclose(dataset["model_coordinates"].values, [[0, 0], [1, 0]])
+        # (a, b) = (1, 0) is seed 1 itself: its own loss (no BatchNorm in an mlp)
+        assert dataset["surface_train_loss"].sel(a=1.0, b=0.0).item() == pytest.approx(dataset["endpoint_train_loss"].values[1], rel=1e-5)

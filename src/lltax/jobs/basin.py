@@ -5,7 +5,6 @@ the model where the Hessian says the surface is locally convex (Li et al. 2018's
 from __future__ import annotations
 
 import argparse
-import copy
 import logging
 import math
 import time
@@ -20,7 +19,7 @@ from lltax.io import one_output_each, write_json
 from lltax.jobs.inputs import is_diverged, load_cell_data, load_model
 from lltax.metrics.directions import direction_space, random_direction
 from lltax.metrics.landscape import grid_points, training_sample
-from lltax.metrics.surface import basin_radii, hessian_extremes, point_state
+from lltax.metrics.surface import basin_radii, eigenvalue_ratio_grid
 
 logger = logging.getLogger(__name__)
 
@@ -37,15 +36,9 @@ ARGUMENTS = {
 def convex_share(model, directions: list, inputs, targets, settings: dict) -> tuple[float, list]:
     """Share of a convexity_points^2 grid on the plane of the first two directions where
     lambda_min >= -convexity_tolerance x lambda_max; with the ratios measured."""
-    origin = direction_space(model)
-    plane = directions[:2]
     coords = grid_points(-settings["convexity_radius"], settings["convexity_radius"], settings["convexity_points"])
-    point_model, ratios = copy.deepcopy(model), []
-    for a in coords:
-        for b in coords:
-            point_model.load_state_dict({**model.state_dict(), **point_state(origin, plane, [a, b])})
-            low, high = hessian_extremes(point_model, inputs, targets, seed=settings["seed"])
-            ratios.append(low / high if high > 0 else math.nan)
+    _, _, grid = eigenvalue_ratio_grid(model, direction_space(model), directions[:2], coords, inputs, targets, seed=settings["seed"])
+    ratios = [float(r) for r in grid.ravel()]
     finite = [r for r in ratios if math.isfinite(r)]
     share = sum(r >= -settings["convexity_tolerance"] for r in finite) / len(finite) if finite else math.nan
     return share, ratios

@@ -10,7 +10,6 @@ grid, and the Hessian's eigenvalue density at s0 (stochastic Lanczos quadrature)
 from __future__ import annotations
 
 import argparse
-import copy
 import logging
 from pathlib import Path
 
@@ -26,12 +25,13 @@ from lltax.figures.save import FORMATS, save_figure
 from lltax.grid import canonical_json
 from lltax.io import atomic_path
 from lltax.jobs.inputs import check_same_cell, is_diverged, load_cell_data, load_model
+from lltax.metrics.bezier import flatten_bend, unflatten_bend
 from lltax.metrics.directions import direction_space, eigenvector_directions, orthogonalize, plane_through, random_direction
 from lltax.metrics.evaluate import evaluate_model
 from lltax.metrics.hvp import HessianOperator
 from lltax.metrics.landscape import grid_points, interpolate_1d, training_sample
 from lltax.metrics.spectrum import slq_quadrature, spectral_density
-from lltax.metrics.surface import evaluate_points, hessian_extremes, point_state
+from lltax.metrics.surface import eigenvalue_ratio_grid, evaluate_points
 from lltax.modes import mode
 
 logger = logging.getLogger(__name__)
@@ -84,12 +84,10 @@ def plane(models: list, settings: dict, train: tuple) -> tuple[dict, list, dict]
         spaces = [direction_space(m) for m in models[:3]]
         if len(spaces) == 2:  # the line through the two and a random direction, scaled alike
             first = {k: spaces[1][k] - spaces[0][k] for k in space}
-            flat_first = torch.cat([v.reshape(-1) for v in first.values()]).double()
-            noise = random_direction(space, generator)
-            flat = orthogonalize(flat_first, torch.cat([v.reshape(-1) for v in noise.values()]).double())
+            flat_first = flatten_bend(first).double()
+            flat = orthogonalize(flat_first, flatten_bend(random_direction(space, generator)).double())
             flat = flat * (flat_first.norm() / flat.norm())
-            pieces = flat.split([v.numel() for v in space.values()])
-            directions = [first, {k: p.view_as(v).to(v.dtype) for (k, v), p in zip(space.items(), pieces)}]
+            directions = [first, {k: v.to(space[k].dtype) for k, v in unflatten_bend(flat, space).items()}]
             coordinates = np.array([[0.0, 0.0], [1.0, 0.0]])
         else:
             _, directions, coordinates = plane_through(spaces)
@@ -105,14 +103,7 @@ def plane(models: list, settings: dict, train: tuple) -> tuple[dict, list, dict]
 def eigenvalue_maps(model, origin: dict, directions: list, settings: dict, train: tuple) -> dict:
     """Smallest and largest Hessian eigenvalue and their ratio on a ratio_points^2 grid."""
     grid = grid_points(-settings["range_2d"], settings["range_2d"], settings["ratio_points"])
-    shape = (len(grid), len(grid))
-    low, high = np.empty(shape), np.empty(shape)
-    point_model = copy.deepcopy(model)
-    for i, a in enumerate(grid):
-        for j, b in enumerate(grid):
-            point_model.load_state_dict({**model.state_dict(), **point_state(origin, directions, [a, b])})
-            low[i, j], high[i, j] = hessian_extremes(point_model, *train, seed=settings["seed"])
-        logger.info("eigenvalue map row %d/%d", i + 1, len(grid))
+    low, high, ratio = eigenvalue_ratio_grid(model, origin, directions, grid, *train, seed=settings["seed"])
     dims = ("ra", "rb")
     return {
         "coords": {"ra": ("ra", grid), "rb": ("rb", grid)},
@@ -120,7 +111,7 @@ def eigenvalue_maps(model, origin: dict, directions: list, settings: dict, train
         "max_eigenvalue": (dims, high, {"units": "1", "long_name": "largest Hessian eigenvalue (training loss)"}),
         "eigenvalue_ratio": (
             dims,
-            np.where(high > 0, low / np.where(high > 0, high, 1.0), np.nan),  # no ratio without a positive top
+            ratio,
             {"units": "1", "long_name": "lambda_min / lambda_max (>= 0: locally convex; Li et al. Figure 7)"},
         ),
     }

@@ -27,7 +27,7 @@ from torch.func import functional_call, vmap
 from lltax.metrics.bezier import recompute_batchnorm_statistics
 from lltax.modes import mode
 
-__all__ = ["BATCHNORM_MODES", "point_state", "evaluate_points", "basin_radii", "hessian_extremes"]
+__all__ = ["BATCHNORM_MODES", "point_state", "evaluate_points", "basin_radii", "hessian_extremes", "eigenvalue_ratio_grid"]
 
 logger = logging.getLogger(__name__)
 
@@ -261,3 +261,28 @@ def hessian_extremes(
             logger.warning("eigsh did not converge (%s); NaN", error)
             return float("nan"), float("nan")
     return float(np.min(values)), float(np.max(values))
+
+
+def eigenvalue_ratio_grid(
+    model: nn.Module,
+    origin: Mapping[str, torch.Tensor],
+    directions: Sequence[Mapping[str, torch.Tensor]],
+    coords: Sequence[float],
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """lambda_min, lambda_max and lambda_min / lambda_max (NaN without a positive top) of the
+    Hessian at every point of the plane (d1, d2) over ``coords`` x ``coords``, eval mode with
+    the model's BatchNorm statistics (``hessian_extremes`` at each point)."""
+    shape = (len(coords), len(coords))
+    low, high = np.empty(shape), np.empty(shape)
+    point_model = copy.deepcopy(model)
+    state = model.state_dict()
+    for i, a in enumerate(coords):
+        for j, b in enumerate(coords):
+            point_model.load_state_dict({**state, **point_state(origin, directions, [a, b])})
+            low[i, j], high[i, j] = hessian_extremes(point_model, inputs, targets, seed=seed)
+        logger.info("eigenvalue grid row %d/%d", i + 1, len(coords))
+    return low, high, np.where(high > 0, low / np.where(high > 0, high, 1.0), np.nan)
