@@ -198,11 +198,19 @@ SETTINGS = {
 }
 
 
-def save_mlp_checkpoint(path, seed: int, diverged: bool = False) -> None:
+def save_mlp_checkpoint(path, seed: int, diverged: bool = False, trained_on=None) -> None:
+    """A width-6 mlp of ``seed``: as initialised, or trained 6 epochs on ``trained_on`` (x, y)
+    keeping its trajectory (train.trajectory)."""
     from lltax.models import build_model
+    from lltax.train import train_model
 
     torch.manual_seed(seed)
     model = build_model("mlp", 6, NUM_CLASSES, (1, 5))
+    trajectory = None
+    if trained_on is not None:
+        trajectory = train_model(
+            model, *trained_on, batch_size=10, learning_rate=0.2, weight_decay=0.0, epochs=6, trajectory=True
+        ).trajectory
     if diverged:
         with torch.no_grad():
             model[1].weight[0, 0] = float("nan")
@@ -218,7 +226,7 @@ def save_mlp_checkpoint(path, seed: int, diverged: bool = False) -> None:
         "config_hash": "test",
         "versions": {},
     }
-    checkpoint.save_checkpoint(path, model, meta)
+    checkpoint.save_checkpoint(path, model, meta, trajectory=trajectory)
 
 
 @pytest.fixture
@@ -326,7 +334,13 @@ def test_cli_diverged_model_gives_nan_and_exit_zero(tmp_path, toy_cell_data, div
 
 @pytest.mark.parametrize(
     ("change", "message"),
-    [({"range_1d": [1.0, 0.0]}, "range_1d"), ({"points_1d": 2}, "points_1d"), ({"num_samples": "many"}, "num_samples")],
+    [
+        ({"range_1d": [1.0, 0.0]}, "range_1d"),
+        ({"points_1d": 2}, "points_1d"),
+        ({"num_samples": "many"}, "num_samples"),
+        ({"color_limits": [3.0, 1.0]}, "color_limits"),
+        ({"directions": "pca"}, "holds no training trajectory"),  # a.pt was saved without one
+    ],
 )
 def test_cli_rejects_bad_settings(tmp_path, toy_cell_data, change, message):
     save_mlp_checkpoint(tmp_path / "a.pt", 0)
@@ -465,3 +479,33 @@ def test_cli_seeds_plane_with_two_seeds_adds_an_orthogonal_direction(tmp_path, t
         np.testing.assert_allclose(dataset["model_coordinates"].values, [[0, 0], [1, 0]])
         # (a, b) = (1, 0) is seed 1 itself: its own loss (no BatchNorm in an mlp)
         assert dataset["surface_train_loss"].sel(a=1.0, b=0.0).item() == pytest.approx(dataset["endpoint_train_loss"].values[1], rel=1e-5)
+
+
+def test_cli_pca_plane_of_the_training_path(tmp_path, toy_cell_data):
+    """directions: pca: the path's last point is s0 at the origin, its farthest epoch at
+    coordinate +-1 on each axis, the variance shares in order, and the plane's coordinates
+    reproduce each epoch's offset where the two directions explain the path."""
+    x, y = toy_cell_data.x_train, toy_cell_data.y_train
+    save_mlp_checkpoint(tmp_path / "a.pt", 0, trained_on=(x, y))
+    save_mlp_checkpoint(tmp_path / "b.pt", 1)
+    assert run_cli(cli_arguments(tmp_path, {**SETTINGS, "directions": "pca", "spectrum_steps": 0})) == 0
+    with xr.open_dataset(tmp_path / "out" / "landscape.nc", engine="netcdf4") as dataset:
+        dataset = dataset.load()
+    path = dataset["path_coordinates"].values
+    assert path.shape == (7, 2) and list(dataset["epoch"].values) == list(range(7))
+    np.testing.assert_allclose(path[-1], [0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(np.abs(path).max(axis=0), [1.0, 1.0])
+    shares = dataset["pca_explained_variance"].values
+    assert shares[0] >= shares[1] > 0 and shares.sum() <= 1 + 1e-9
+    # The projection, built plainly: each epoch's offset from s0 on the unit principal axes.
+    trajectory = checkpoint.load_trajectory(tmp_path / "a.pt")
+    flat = torch.stack([torch.cat([t.reshape(-1) for t in point.values()]).double() for point in trajectory])
+    offsets = (flat - flat[-1]).numpy()
+    centred = offsets[:-1] - offsets[:-1].mean(axis=0)
+    axes = np.linalg.svd(centred, full_matrices=False)[2][:2]
+    projected = offsets @ axes.T / dataset["direction_scale"].values
+    for column in range(2):  # an SVD's signs are free
+        sign = np.sign(projected[:, column] @ path[:, column])
+        np.testing.assert_allclose(path[:, column], sign * projected[:, column], rtol=1e-5, atol=1e-9)
+    assert dataset["surface_train_loss"].sel(a=0.0, b=0.0).item() == pytest.approx(dataset["endpoint_train_loss"].values[0], rel=1e-6)
+    assert (tmp_path / "out" / "landscape.png").exists()

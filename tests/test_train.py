@@ -119,6 +119,7 @@ TRAIN = {
     "min_delta": 0.0001,
     "eval_batch_size": 1000,
     "poison": 0,
+    "trajectory": False,
 }
 DATASET = {"name": "mnist1d", "download": False, "augment": False, "label_noise_mode": "exact"}
 
@@ -491,3 +492,65 @@ def test_a_poisoned_set_is_fitted_while_the_cells_clean_labels_stay(tmp_path, da
     with torch.no_grad():
         train_acc = 100 * (model(clean.x_train).argmax(1) == clean.y_train).sum().item() / len(clean.y_train)
     assert summary["final"]["train_acc"] == pytest.approx(train_acc)  # the cell's clean labels, untouched
+
+
+def test_trajectory_runs_from_the_initialisation_to_the_checkpointed_model():
+    """train.trajectory: one float32 point per epoch after the initial one, the last the
+    checkpointed model; cut at the kept epoch when that is not the last; the run is unchanged."""
+    result = train(epochs=4, trajectory=True)
+    assert result.trajectory is not None and set(result.trajectory) == {n for n, _ in result.model.named_parameters()}
+    initial = dict(tiny_model(0).named_parameters())
+    for name, parameter in result.model.named_parameters():
+        points = result.trajectory[name]
+        assert points.shape == (5, *parameter.shape) and points.dtype == torch.float32
+        assert torch.equal(points[0], initial[name].detach()) and torch.equal(points[-1], parameter.detach())
+        assert not torch.equal(points[1], points[0])
+    plain = train(epochs=4)
+    assert plain.trajectory is None
+    for a, b in zip(plain.model.state_dict().values(), result.model.state_dict().values()):
+        assert torch.equal(a, b)
+    for epoch in (1, 2):  # the path after epoch k is the end of a k-epoch run
+        shorter = train(epochs=epoch)
+        for name, parameter in shorter.model.named_parameters():
+            assert torch.equal(result.trajectory[name][epoch], parameter.detach())
+    best = train(epochs=6, checkpoint="best_train_loss", learning_rate=0.5, trajectory=True)
+    for name, parameter in best.model.named_parameters():
+        assert len(best.trajectory[name]) == best.checkpoint_epoch + 1
+        assert torch.equal(best.trajectory[name][-1], parameter.detach())
+    assert train(learning_rate=1e12, epochs=5, trajectory=True).trajectory is None  # diverged: no path to a minimum
+
+
+def test_the_trajectory_survives_a_resume_and_is_stored_checksummed_in_model_pt(tmp_path, data_dir, monkeypatch):
+    import lltax.train as train_module
+    from lltax.checkpoint import load_trajectory
+
+    settings = {**TRAIN, "epochs": 3, "trajectory": True}
+    run_job(tmp_path / "whole", data_dir, train_settings=settings)
+    path = load_trajectory(tmp_path / "whole" / "model.pt")
+    state, meta = load_checkpoint_file(tmp_path / "whole" / "model.pt")
+    assert len(path) == 4 and meta["trajectory"]["points"] == 4
+    for name, values in path[-1].items():
+        assert torch.equal(values, state[name].float())
+    original = train_module.learning_rate_at
+
+    def killed_in_epoch_three(epoch, **kwargs):
+        if epoch == 2:
+            raise KeyboardInterrupt("preempted")
+        return original(epoch, **kwargs)
+
+    monkeypatch.setattr(train_module, "learning_rate_at", killed_in_epoch_three)
+    with pytest.raises(KeyboardInterrupt):
+        run_job(tmp_path / "resumed", data_dir, train_settings=settings)
+    monkeypatch.setattr(train_module, "learning_rate_at", original)
+    run_job(tmp_path / "resumed", data_dir, train_settings=settings)
+    assert (tmp_path / "resumed" / "model.pt").read_bytes() == (tmp_path / "whole" / "model.pt").read_bytes()
+    # A changed trajectory is caught; a checkpoint without one says how to get one.
+    payload = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)
+    first = next(iter(payload["trajectory"]))
+    payload["trajectory"][first][1] += 1.0
+    torch.save(payload, tmp_path / "whole" / "model.pt")
+    with pytest.raises(ValueError, match="trajectory does not match its checksum"):
+        load_trajectory(tmp_path / "whole" / "model.pt")
+    run_job(tmp_path / "plain", data_dir, train_settings={**TRAIN, "epochs": 1})
+    with pytest.raises(ValueError, match="train.trajectory: true"):
+        load_trajectory(tmp_path / "plain" / "model.pt")

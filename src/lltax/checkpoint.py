@@ -129,18 +129,25 @@ def save_external_record(path: str | Path, state: dict[str, torch.Tensor], meta:
     write_json(path, sealed_meta(meta, state))
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> None:
+def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any], trajectory: dict[str, torch.Tensor] | None = None) -> None:
     """Save ``{"state_dict", "meta"}`` atomically; tensors are moved to CPU first.
 
     ``meta["state_sha256"]`` is set to the weights' checksum and ``meta["meta_sha256"]`` to the
     metadata's, which loading verifies: a checkpoint is trusted as a whole or not at all.
+    ``trajectory`` (``TrainResult.trajectory``) is stored beside the weights, its checksum and
+    number of points in ``meta["trajectory"]``; ``load_trajectory`` reads it.
     """
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    payload = {}
+    if trajectory is not None:
+        payload["trajectory"] = {k: v.detach().cpu().clone() for k, v in trajectory.items()}
+        points = len(next(iter(trajectory.values())))
+        meta = {**meta, "trajectory": {"points": points, "sha256": state_checksum(payload["trajectory"])}}
     meta = sealed_meta(meta, state)
     # Serialize to memory first: torch.save names the zip records after the file, and the
     # temporary file's random name would make identical checkpoints differ byte for byte.
     buffer = io.BytesIO()
-    torch.save({"state_dict": state, "meta": meta}, buffer)
+    torch.save({"state_dict": state, "meta": meta, **payload}, buffer)
     with atomic_path(path) as tmp:
         tmp.write_bytes(buffer.getvalue())
 
@@ -167,6 +174,21 @@ def load_checkpoint_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dic
             f"{path} is corrupt: its weights do not match the checksum recorded when it was saved; delete it and rerun its train job"
         )
     return state, meta
+
+
+def load_trajectory(path: str | Path) -> list[dict[str, torch.Tensor]]:
+    """The training trajectory stored in a ``model.pt`` (``train.trajectory``), one parameter
+    dict per point (initialisation first, the checkpointed model last), checksum verified."""
+    state, meta = (None, None) if is_external_record(path) else load_checkpoint_file(path)
+    if meta is None or "trajectory" not in meta:
+        raise ValueError(
+            f"{path} holds no training trajectory: set train.trajectory: true (this retrains the cell) "
+            "to use landscape.directions: pca; a checkpoint trained elsewhere has none"
+        )
+    stacked = torch.load(path, map_location="cpu", weights_only=True)["trajectory"]
+    if state_checksum(stacked) != meta["trajectory"]["sha256"]:
+        raise ValueError(f"{path} is corrupt: its training trajectory does not match its checksum; delete it and rerun its train job")
+    return [{name: values[index] for name, values in stacked.items()} for index in range(meta["trajectory"]["points"])]
 
 
 def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:

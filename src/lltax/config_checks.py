@@ -103,6 +103,11 @@ def check_plots_and_ranges(config: dict) -> None:
         raise ConfigError(f"config key 'plots.line_group': {group!r} is not a grid axis; choose 'auto' or one of {list(AXES)}")
     for section in SECTION_CHECKS:
         check_section(section, config[section], where="config key")
+    if config["landscape"]["enabled"] and config["landscape"]["directions"] == "pca" and not config["train"]["trajectory"]:
+        raise ConfigError(
+            "config key 'landscape.directions': pca needs each model's training trajectory; set train.trajectory: true "
+            "(the cells train again, keeping their path) or choose random, eigenvectors or seeds"
+        )
 
 
 def _check_hessian(hessian: dict, where: str) -> None:
@@ -117,6 +122,9 @@ def _check_landscape(landscape: dict, where: str) -> None:
     low, high = landscape["range_1d"]
     if not low < high:
         raise ConfigError(f"{where} 'landscape.range_1d': {[low, high]} must be [low, high] with low < high")
+    limits = landscape["color_limits"]
+    if limits and not limits[0] < limits[1]:
+        raise ConfigError(f"{where} 'landscape.color_limits': {limits} must be [low, high] with 0 < low < high")
 
 
 # Checks of one section that the schema cannot express (relations between its keys): run on the

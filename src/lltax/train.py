@@ -29,6 +29,9 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     diverged: bool = False
     checkpoint_epoch: int = 0
+    # With trajectory=True: the parameters at initialisation and after each epoch up to the
+    # checkpointed one, {name: tensor (points, *shape)} on the CPU (Li et al.'s PCA directions).
+    trajectory: dict[str, torch.Tensor] | None = None
 
 
 def learning_rate_at(
@@ -61,6 +64,7 @@ def train_model(
     seed: int = 0,
     snapshot: str | Path | None = None,
     snapshot_key: str = "",
+    trajectory: bool = False,
 ) -> TrainResult:
     """Train ``model`` in place with minibatch SGD; the last partial batch of each epoch is dropped.
 
@@ -76,6 +80,10 @@ def train_model(
     defines the run) matches, training resumes after its epoch, and ends byte-identical to an
     uninterrupted run on CPU (a preempted cluster job loses at most one epoch). A snapshot of
     another run is ignored. The caller removes it once the final checkpoint is written.
+
+    ``trajectory``: keep a float32 CPU copy of the parameters at initialisation and after every
+    epoch (``TrainResult.trajectory``, cut at the checkpointed epoch so that its last point is
+    the checkpointed model); the snapshot carries it, so a resumed run keeps the same path.
     """
     num_samples = len(x_train)
     steps_per_epoch = num_samples // batch_size
@@ -91,7 +99,11 @@ def train_model(
     result = TrainResult(model=model)
     best_loss, best_state, stale_epochs = math.inf, None, 0
     first_epoch = 0
+    path = [parameters_copy(model)] if trajectory else None
     state = load_snapshot(snapshot, snapshot_key) if snapshot is not None else None
+    if state is not None and trajectory and len(state.get("trajectory") or []) != state["epoch"] + 1:
+        log.warning("ignoring training snapshot %s: it holds no training trajectory", snapshot)
+        state = None
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -99,6 +111,7 @@ def train_model(
         result.history, result.checkpoint_epoch = state["history"], state["checkpoint_epoch"]
         best_loss, best_state, stale_epochs = state["best_loss"], state["best_state"], state["stale_epochs"]
         first_epoch = state["epoch"]
+        path = state["trajectory"] if trajectory else None
         log.info("resuming from the snapshot after epoch %d of %d (%s)", first_epoch, epochs, snapshot)
 
     for epoch in range(first_epoch, epochs):
@@ -127,6 +140,8 @@ def train_model(
         seconds = time.perf_counter() - start
         result.history.append({"epoch": epoch + 1, "train_loss": epoch_loss, "train_acc": epoch_acc, "lr": lr, "seconds": seconds})
         log.info("epoch %d/%d  loss %.4f  acc %.2f%%  lr %.3g  %.2fs", epoch + 1, epochs, epoch_loss, epoch_acc, lr, seconds)
+        if path is not None:
+            path.append(parameters_copy(model))
         if not math.isfinite(epoch_loss):
             log.warning("training loss is %s at epoch %d: recording the run as diverged", epoch_loss, epoch + 1)
             result.diverged = True
@@ -163,6 +178,7 @@ def train_model(
                     "best_loss": best_loss,
                     "best_state": best_state,
                     "stale_epochs": stale_epochs,
+                    **({"trajectory": path} if path is not None else {}),
                 },
             )
 
@@ -170,7 +186,15 @@ def train_model(
         model.load_state_dict(best_state)
     else:
         result.checkpoint_epoch = len(result.history)
+    if path is not None and not result.diverged:
+        kept = path[: result.checkpoint_epoch + 1]
+        result.trajectory = {name: torch.stack([point[name] for point in kept]) for name in kept[0]}
     return result
+
+
+def parameters_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's parameters now, as float32 CPU tensors (one point of a trajectory)."""
+    return {name: p.detach().to("cpu", torch.float32, copy=True) for name, p in model.named_parameters()}
 
 
 def save_snapshot(path: str | Path, key: str, state: dict) -> None:

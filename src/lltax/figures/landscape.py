@@ -77,7 +77,8 @@ def draw_line(ax, dataset: xr.Dataset, prefix: str, coordinate: str, label: str 
 
 def draw_contour(ax, dataset: xr.Dataset, figure: Figure, levels: np.ndarray | None, *, colorbar: bool = True):
     """Filled contours of the training-loss surface with labelled levels; the models of a plane
-    through seeds marked. Returns the contour set (None when nothing is finite)."""
+    through seeds marked, and the training path on a PCA plane. Returns the contour set (None
+    when nothing is finite)."""
     surface = np.ma.masked_invalid(dataset["surface_train_loss"].values)
     if levels is None:
         _no_data(ax, "no finite values (diverged model)")
@@ -94,7 +95,16 @@ def draw_contour(ax, dataset: xr.Dataset, figure: Figure, levels: np.ndarray | N
             ax.annotate(f"s{index}", (x, y), textcoords="offset points", xytext=(5, 5), color="red", fontsize=7)
     else:
         ax.plot([0.0], [0.0], "r*", markersize=9)
+    if "path_coordinates" in dataset:  # Li et al.'s Figure 9: the training path on its PCA plane
+        path = dataset["path_coordinates"].values
+        ax.plot(path[:, 0], path[:, 1], "o-", color="red", markersize=2.5, linewidth=1.0)
+        ax.annotate("init", tuple(path[0]), textcoords="offset points", xytext=(4, 4), color="red", fontsize=7)
     ax.set_aspect("equal")
+    if "pca_explained_variance" in dataset:
+        shares = 100 * dataset["pca_explained_variance"].values
+        ax.set_xlabel(f"$a$ (1st PCA direction: {shares[0]:.1f} %)")
+        ax.set_ylabel(f"$b$ (2nd PCA direction: {shares[1]:.1f} %)")
+        return filled
     ax.set_xlabel(r"$a$ (direction $d_1$)")
     ax.set_ylabel(r"$b$ (direction $d_2$)")
     return filled

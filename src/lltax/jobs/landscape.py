@@ -26,7 +26,14 @@ from lltax.grid import canonical_json
 from lltax.io import atomic_path
 from lltax.jobs.inputs import check_same_cell, is_diverged, load_cell_data, load_model
 from lltax.metrics.bezier import flatten_bend, unflatten_bend
-from lltax.metrics.directions import direction_space, eigenvector_directions, orthogonalize, plane_through, random_direction
+from lltax.metrics.directions import (
+    direction_space,
+    eigenvector_directions,
+    orthogonalize,
+    pca_directions,
+    plane_through,
+    random_direction,
+)
 from lltax.metrics.evaluate import evaluate_model
 from lltax.metrics.hvp import HessianOperator
 from lltax.metrics.landscape import grid_points, interpolate_1d, training_sample
@@ -61,9 +68,9 @@ def samples(data, settings: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]
     return splits
 
 
-def plane(models: list, settings: dict, train: tuple) -> tuple[dict, list, dict]:
-    """Origin entries, the two directions and extra variables (eigenvalues, model coordinates)
-    for ``settings["directions"]``."""
+def plane(models: list, settings: dict, train: tuple, first_checkpoint: str) -> tuple[dict, list, dict]:
+    """Origin entries, the two directions and extra variables (eigenvalues, model coordinates,
+    the projected training path) for ``settings["directions"]``."""
     kind, seed = settings["directions"], settings["seed"]
     generator = torch.Generator().manual_seed(seed)
     extra = {}
@@ -97,7 +104,37 @@ def plane(models: list, settings: dict, train: tuple) -> tuple[dict, list, dict]
             {"units": "1", "long_name": "coordinates of each seed's model in the plane"},
         )
         return space, directions, extra
+    if kind == "pca":
+        return space, *pca_plane(checkpoint.load_trajectory(first_checkpoint), space)
     raise ValueError(f"unknown directions {kind!r}")
+
+
+def pca_plane(trajectory: list[dict], space: dict) -> tuple[list, dict]:
+    """Li et al.'s PCA plane of s0's training path, each unit principal direction scaled by the
+    path's extent along it, so that coordinate +-1 reaches the farthest epoch on each axis
+    (range_2d then says how far around to look); the path's coordinates in those units."""
+    directions, ratios, path = pca_directions(trajectory, count=2)
+    extent = np.abs(path).max(axis=0)
+    extent[extent == 0] = 1.0  # a path that never left its end (zero learning rate)
+    scaled = [{k: (v * float(length)).to(space[k]) for k, v in d.items()} for d, length in zip(directions, extent)]
+    extra = {
+        "path_coordinates": (
+            ("epoch", "direction"),
+            path / extent,
+            {"units": "1", "long_name": "s0's training path projected on the plane (epoch 0 = initialisation)"},
+        ),
+        "pca_explained_variance": (
+            ("direction",),
+            np.asarray(ratios),
+            {"units": "1", "long_name": "share of the path's variance each principal direction explains"},
+        ),
+        "direction_scale": (
+            ("direction",),
+            extent,
+            {"units": "1", "long_name": "Euclidean length of each direction (the path's extent along it)"},
+        ),
+    }
+    return scaled, extra
 
 
 def eigenvalue_maps(model, origin: dict, directions: list, settings: dict, train: tuple) -> dict:
@@ -214,7 +251,9 @@ def landscape_of_cell(paths: list[str], settings: dict, device, data_dir: str | 
         variables |= per_split("ray", ("r",), {f"{s}_{q}": np.full(len(ray), nan) for s in splits for q in QUANTITIES}, "")
         variables |= per_split("surface", ("a", "b"), {f"{s}_{q}": np.full((len(grid),) * 2, nan) for s in splits for q in QUANTITIES}, "")
     else:
-        origin, directions, extra = plane(models, settings, train)
+        origin, directions, extra = plane(models, settings, train, paths[0])
+        if "path_coordinates" in extra:
+            coords["epoch"] = ("epoch", np.arange(len(extra["path_coordinates"][1])))
         variables |= extra
         variables |= per_split(
             "ray", ("r",), evaluate_points(models[0], origin, directions[:1], [ray], splits, **options), "along d1 around s0"
@@ -247,9 +286,6 @@ def run(args: argparse.Namespace) -> int:
     figure_format = Path(args.figure).suffix.lstrip(".") if args.figure else None
     if args.figure and figure_format not in FORMATS:  # before any work, not after landscape.nc is written
         raise ValueError(f"--figure {args.figure}: the format {figure_format!r} is not supported; name a .png, .pdf or .svg file")
-    limits = settings["color_limits"]
-    if limits and not 0 < limits[0] < limits[1]:
-        raise ValueError(f"landscape.color_limits must be [low, high] with 0 < low < high, got {limits}")
     if not 2 <= len(args.checkpoints) <= 3:
         raise ValueError(f"--checkpoints takes 2 or 3 seeds' checkpoints of one cell, got {len(args.checkpoints)}")
     dataset = landscape_of_cell(args.checkpoints, settings, resolve_device(args.device), args.data_dir)

@@ -109,6 +109,7 @@ def run_train_job(
         seed=seed,
         snapshot=snapshot,
         snapshot_key=config_hash({**provenance, "device": str(torch_device)}),
+        trajectory=train_settings.get("trajectory", False),
     )
     wall_time = time.perf_counter() - start
 
@@ -146,7 +147,7 @@ def run_train_job(
         "versions": versions(),
         "runtime": runtime_info(),
     }
-    save_checkpoint(out_dir / MODEL_FILE, model, meta)
+    save_checkpoint(out_dir / MODEL_FILE, model, meta, trajectory=result.trajectory)
     summary = {
         "cell": cell,
         "seed": seed,
