@@ -56,5 +56,6 @@ rule all:
     input:
         rules.plots.output,
         LANDSCAPE_OUTPUTS,
+        COMPARISON_OUTPUTS,
         ATLAS,
         PER_JOB_FILES,

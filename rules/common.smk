@@ -1,5 +1,6 @@
 # Settings and helper functions shared by the rules (no rules here: Snakemake's linter wants
 # functions and rules in separate files).
+import json
 import os
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from lltax.grid import (
     canonical_path,
     cell_path,
     checkpoint_file,
+    compared_cells,
     expand_grid,
     parse_cell_path,
     seed_pairs,
@@ -180,6 +182,21 @@ LANDSCAPE_OUTPUTS = (
     [f"{RESULTS}/{cell}/landscape.nc" for cell in LANDSCAPE_CELLS] if CONFIG["landscape"]["enabled"] and len(SEEDS) >= 2 else []
 )
 ATLAS = [f"{RESULTS}/figures/atlas.{CONFIG['plots']['format']}"] if LANDSCAPE_OUTPUTS else []
+# Two cells' models on one landscape (landscape.compare): <cell A>/vs_<B's values>/comparison.nc,
+# keyed by that folder, valued by cell B's folder. A job's settings leave out what only picks cells.
+LANDSCAPE_SETTINGS = section("landscape", drop=("enabled", "cells", "compare"))
+COMPARISONS = (
+    {
+        f"{cell_path(first)}/{name}": cell_path(second)
+        for first, second, name in compared_cells(expand_grid(CONFIG["grid"]), CONFIG["landscape"]["compare"])
+    }
+    if CONFIG["landscape"]["enabled"] and SEEDS
+    else {}
+)
+COMPARISON_SETTINGS = canonical_json(
+    {**json.loads(LANDSCAPE_SETTINGS), "directions": "seeds", "spectrum_steps": 0}  # the plane through both; spectra are per model
+)
+COMPARISON_OUTPUTS = [f"{RESULTS}/{folder}/comparison.nc" for folder in COMPARISONS]
 
 FIGURE = f"{RESULTS}/figures/{{name}}.{CONFIG['plots']['format']}"
 FIGURE_NAMES = ["panels", "phases", "lines", "curves"] + (["ensembles"] if CONFIG["fge"]["enabled"] else [])

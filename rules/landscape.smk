@@ -25,9 +25,44 @@ rule landscape:
         **torch_resources("landscape"),
     params:
         **TORCH_JOB,
-        settings=section("landscape", drop=("enabled",)),
+        settings=LANDSCAPE_SETTINGS,
     shell:
         "lltax landscape --checkpoints {input.checkpoints:q}"
+        " --settings {params.settings:q} --data-dir {params.data_dir:q} --device {params.device:q}"
+        " --out {output.data:q} --figure {output.figure:q} --threads {threads:q} > {log:q} 2>&1"
+
+
+rule landscape_comparison:
+    input:
+        checkpoints=lambda wildcards: [
+            f"{RESULTS}/{cell}/seed={SEEDS[0]}/{CHECKPOINT}"
+            for cell in (wildcards.cell, COMPARISONS[f"{wildcards.cell}/vs_{wildcards.other}"])
+        ],
+        code=sources("landscape"),
+    output:
+        data=f"{RESULTS}/{{cell}}/vs_{{other}}/comparison.nc",
+        figure=report(
+            f"{RESULTS}/{{cell}}/vs_{{other}}/comparison.png",
+            caption="../report/comparison.rst",
+            category="Landscapes",
+            labels=lambda wildcards: {"cell": wildcards.cell, "versus": wildcards.other},
+        ),
+    log:
+        f"{RESULTS}/logs/landscape_comparison/{{cell}}/vs_{{other}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/landscape_comparison/{{cell}}/vs_{{other}}.tsv"
+    wildcard_constraints:
+        other="[^/]+",
+    conda:
+        "../envs/lltax.yaml"
+    threads: THREADS
+    resources:
+        **torch_resources("landscape"),
+    params:
+        **TORCH_JOB,
+        settings=COMPARISON_SETTINGS,
+    shell:
+        "lltax landscape --checkpoints {input.checkpoints:q} --across-cells"
         " --settings {params.settings:q} --data-dir {params.data_dir:q} --device {params.device:q}"
         " --out {output.data:q} --figure {output.figure:q} --threads {threads:q} > {log:q} 2>&1"
 
@@ -47,7 +82,7 @@ rule atlas:
         "../envs/lltax.yaml"
     threads: 1
     params:
-        settings=section("landscape", drop=("enabled",)),
+        settings=LANDSCAPE_SETTINGS,
     shell:
         "lltax atlas --landscapes {input.landscapes:q} --phases {input.phases:q} --settings {params.settings:q}"
         " --out {output:q} --threads {threads:q} > {log:q} 2>&1"

@@ -198,7 +198,7 @@ SETTINGS = {
 }
 
 
-def save_mlp_checkpoint(path, seed: int, diverged: bool = False, trained_on=None) -> None:
+def save_mlp_checkpoint(path, seed: int, diverged: bool = False, trained_on=None, **cell) -> None:
     """A width-6 mlp of ``seed``: as initialised, or trained 6 epochs on ``trained_on`` (x, y)
     keeping its trajectory (train.trajectory)."""
     from lltax.models import build_model
@@ -220,7 +220,7 @@ def save_mlp_checkpoint(path, seed: int, diverged: bool = False, trained_on=None
         "num_classes": NUM_CLASSES,
         "input_shape": [1, 5],
         "dataset": {"name": "toy", "root": "unused", "download": False, "augment": False},
-        "cell": {"width": 6, "batch_size": 8, "label_noise": 0.0, "train_fraction": 1.0, "learning_rate": 0.1, "weight_decay": 0.0},
+        "cell": {"width": 6, "batch_size": 8, "label_noise": 0.0, "train_fraction": 1.0, "learning_rate": 0.1, "weight_decay": 0.0} | cell,
         "seed": seed,
         "diverged": diverged,
         "config_hash": "test",
@@ -265,7 +265,7 @@ def test_cli_writes_netcdf_and_figure(tmp_path, toy_cell_data):
     assert run_cli(cli_arguments(tmp_path)) == 0
     with xr.open_dataset(tmp_path / "out" / "landscape.nc", engine="netcdf4") as dataset:
         dataset = dataset.load()
-    assert {"alpha": 5, "seed": 2, "a": 3, "b": 3, "r": 5, "run": 2}.items() <= dict(dataset.sizes).items()
+    assert {"alpha": 5, "model": 2, "a": 3, "b": 3, "r": 5, "run": 2}.items() <= dict(dataset.sizes).items()
     np.testing.assert_array_equal(dataset["alpha"], [-0.5, 0.0, 0.5, 1.0, 1.5])
     assert list(dataset.attrs["seeds"]) == [0, 1]
     assert SETTINGS.items() <= json.loads(dataset.attrs["settings"]).items()  # with the schema's defaults
@@ -509,3 +509,30 @@ def test_cli_pca_plane_of_the_training_path(tmp_path, toy_cell_data):
         np.testing.assert_allclose(path[:, column], sign * projected[:, column], rtol=1e-5, atol=1e-9)
     assert dataset["surface_train_loss"].sel(a=0.0, b=0.0).item() == pytest.approx(dataset["endpoint_train_loss"].values[0], rel=1e-6)
     assert (tmp_path / "out" / "landscape.png").exists()
+
+
+def test_cli_across_cells_compares_two_cells_models_on_one_landscape(tmp_path, toy_cell_data):
+    """--across-cells (landscape.compare): the interpolation runs from cell A's model to cell
+    B's, their own losses at its ends, B at (1, 0) of the plane; cells of another network or
+    data are refused, naming what differs."""
+    save_mlp_checkpoint(tmp_path / "a.pt", 0, batch_size=8)
+    trained = (toy_cell_data.x_train, toy_cell_data.y_train)
+    save_mlp_checkpoint(tmp_path / "b.pt", 0, trained_on=trained, batch_size=32, learning_rate=0.3)
+    argv = cli_arguments(tmp_path, {**SETTINGS, "directions": "seeds", "spectrum_steps": 0}) + ["--across-cells"]
+    assert run_cli(argv) == 0
+    with xr.open_dataset(tmp_path / "out" / "landscape.nc", engine="netcdf4") as dataset:
+        dataset = dataset.load()
+    assert json.loads(dataset.attrs["model_labels"]) == ["A: batch_size=8, learning_rate=0.1", "B: batch_size=32, learning_rate=0.3"]
+    assert [json.loads(dataset.attrs["cell"])[i]["batch_size"] for i in (0, 1)] == [8, 32]
+    assert list(dataset["seed"].values) == [0, 0] and dataset["cell"].values[1].startswith("width=6/batch_size=32/")
+    np.testing.assert_allclose(dataset["endpoint_train_loss"], dataset["interp_train_loss"].sel(alpha=[0.0, 1.0]), rtol=1e-6)
+    np.testing.assert_allclose(dataset["model_coordinates"].values, [[0, 0], [1, 0]], atol=1e-12)
+    assert dataset["surface_test_loss"].sel(a=1.0, b=0.0).item() == pytest.approx(dataset["endpoint_test_loss"].values[1], rel=1e-5)
+    assert (tmp_path / "out" / "landscape.png").exists()
+    for change, message in (({"label_noise": 0.2}, "share the network"), ({"train_fraction": 0.5}, "share the network"), ({}, "same cell")):
+        save_mlp_checkpoint(tmp_path / "b.pt", 0, trained_on=trained, **({"batch_size": 8} | change))
+        with pytest.raises(ValueError, match=message):
+            run_cli(argv)
+    save_mlp_checkpoint(tmp_path / "b.pt", 0, batch_size=32)  # A's very weights: no line through them
+    with pytest.raises(ValueError, match="same weights"):
+        run_cli(argv)

@@ -152,6 +152,31 @@ def test_every_job_gets_its_threads(tmp_path):
         assert f" --threads {expected} " in command, command
 
 
+def test_landscape_compare_plans_one_job_per_pair_of_cells(tmp_path):
+    """landscape.compare [{batch_size: 32}, {batch_size: 64}] pairs every width's two cells:
+    one job each, reading seed 0 of both cells, writing under cell A; a comparison across widths
+    is refused before any job."""
+    copy_workflow(tmp_path)
+    landscape = {**TINY["landscape"], "compare": [[{"batch_size": 32}, {"batch_size": 64}]]}
+    write_config(tmp_path, {**TINY, "landscape": landscape})
+    out = snakemake(tmp_path, "-n", "-p")
+    text = out.stdout + out.stderr
+    commands = [line.split("Shell command: ", 1)[1] for line in text.splitlines() if "--across-cells" in line]
+    assert len(commands) == 2 and re.search(r"total\s+41\b", text), text[-1500:]
+    for width in (2, 4):
+        a, b = (
+            f"width={width}/batch_size={size}/label_noise=0.0/train_fraction=0.1/learning_rate=0.05/weight_decay=0.0005"
+            for size in (32, 64)
+        )
+        command = next(c for c in commands if f"results/tiny/{a}/vs_batch_size=64/comparison.nc" in c)
+        assert f"results/tiny/{a}/seed=0/model.pt" in command and f"results/tiny/{b}/seed=0/model.pt" in command
+        assert '"directions":"seeds"' in command and '"spectrum_steps":0' in command
+    landscape["compare"] = [[{"width": 2}, {"width": 4}]]
+    write_config(tmp_path, {**TINY, "landscape": landscape})
+    out = snakemake(tmp_path, "-n", check=False)
+    assert out.returncode != 0 and "may differ only in ['batch_size', 'learning_rate', 'weight_decay']" in out.stdout + out.stderr
+
+
 def test_shell_metacharacters_in_paths_are_data_not_commands(tmp_path):
     """Every rule's shell line, on one cell: folders with spaces, quotes, $(...), backticks, ;,
     & and | run as plain folder names (every parameter is quoted), and nothing is injected."""
@@ -492,19 +517,21 @@ PRESETS = sorted((REPO / "configs").glob("*.yaml"))
 def test_every_preset_plans_its_whole_grid(preset, tmp_path):
     """Each preset in configs/ validates and dry-runs; its job count follows from its grid."""
     from lltax.config import validate_config
-    from lltax.grid import expand_grid, seed_pairs, select_cells
+    from lltax.grid import compared_cells, expand_grid, seed_pairs, select_cells
 
     config = validate_config(yaml.safe_load(preset.read_text()))
     cells, seeds = len(expand_grid(config["grid"])), config["seeds"]
     pairs = len(seed_pairs(seeds, config["curves"]["pairs"])) if config["curves"]["enabled"] else 0
     pictured = len(select_cells(expand_grid(config["grid"]), config["landscape"]["cells"]))
     landscapes = pictured if config["landscape"]["enabled"] and len(seeds) >= 2 else 0
+    comparisons = len(compared_cells(expand_grid(config["grid"]), config["landscape"]["compare"])) if config["landscape"]["enabled"] else 0
     # Per cell: train, hessian, basin (when enabled), cka (+ distance), curve_fit, curve_eval
-    # (each one job for all seeds or pairs), landscape (its cells), fge (when enabled); then a
+    # (each one job for all seeds or pairs), landscape (its cells), fge (when enabled), a
+    # comparison per pair of cells (landscape.compare); then a
     # table per metric, merge, classify, plots, atlas (with landscapes), all.
     fge, basin = config["fge"]["enabled"], config["basin"]["enabled"]
     tables = (5 if pairs else 4) + fge + basin  # train, hessian, cka, distance (+ curves, ensembles, basin)
-    expected = cells * (3 + fge + basin) + (cells * 2 if pairs else 0) + landscapes + tables + 4 + bool(landscapes)
+    expected = cells * (3 + fge + basin) + (cells * 2 if pairs else 0) + landscapes + comparisons + tables + 4 + bool(landscapes)
     copy_workflow(tmp_path)
     out = snakemake(tmp_path, "-n", "--quiet", "rules", "--configfile", str(preset))
     assert re.search(rf"total\s+{expected}\b", out.stdout + out.stderr), (expected, out.stdout[-1500:])

@@ -149,6 +149,11 @@ VOCABULARY: dict[str, tuple[str, dict, str | None]] = {
         OUTPUT,
     ),
     "figure": ("--figure", {"default": None, "help": "also draw the figure to this file"}, OUTPUT),
+    "across_cells": (
+        "--across-cells",
+        {"action": "store_true", "help": "the checkpoints are of different cells of one network and dataset (landscape.compare)"},
+        None,
+    ),
 }
 
 

@@ -103,6 +103,11 @@ def check_plots_and_ranges(config: dict) -> None:
         raise ConfigError(f"config key 'plots.line_group': {group!r} is not a grid axis; choose 'auto' or one of {list(AXES)}")
     for section in SECTION_CHECKS:
         check_section(section, config[section], where="config key")
+    from lltax.grid import compared_cells, expand_grid, select_cells  # grid imports this module's errors
+
+    cells = expand_grid(config["grid"])  # after check_grid_size: at most max_cells
+    select_cells(cells, config["landscape"]["cells"])
+    compared_cells(cells, config["landscape"]["compare"])
     if config["landscape"]["enabled"] and config["landscape"]["directions"] == "pca" and not config["train"]["trajectory"]:
         raise ConfigError(
             "config key 'landscape.directions': pca needs each model's training trajectory; set train.trajectory: true "

@@ -51,6 +51,13 @@ def _no_data(ax, text: str) -> None:
     ax.set_yticks([])
 
 
+def model_labels(dataset: xr.Dataset) -> list[str]:
+    """Names of the file's models: "s0", "s1", ... by seed, or a comparison's "A: ...", "B: ..."."""
+    if "model_labels" in dataset.attrs:
+        return list(json.loads(dataset.attrs["model_labels"]))
+    return [f"s{int(seed)}" for seed in np.atleast_1d(dataset.attrs.get("seeds", [0, 1]))]
+
+
 def draw_line(ax, dataset: xr.Dataset, prefix: str, coordinate: str, label: str = "") -> bool:
     """Loss (left, log when positive) and accuracy (right) along a 1D coordinate: training
     solid, test dashed. False when there is nothing finite to draw."""
@@ -90,9 +97,9 @@ def draw_contour(ax, dataset: xr.Dataset, figure: Figure, levels: np.ndarray | N
     if colorbar:
         figure.colorbar(filled, ax=ax, label="training loss (nats)", format="%.3g")
     if "model_coordinates" in dataset:
-        for index, (x, y) in enumerate(dataset["model_coordinates"].values):
+        for label, (x, y) in zip(model_labels(dataset), dataset["model_coordinates"].values):
             ax.plot([x], [y], "r*", markersize=9)
-            ax.annotate(f"s{index}", (x, y), textcoords="offset points", xytext=(5, 5), color="red", fontsize=7)
+            ax.annotate(label.split(":")[0], (x, y), textcoords="offset points", xytext=(5, 5), color="red", fontsize=7)
     else:
         ax.plot([0.0], [0.0], "r*", markersize=9)
     if "path_coordinates" in dataset:  # Li et al.'s Figure 9: the training path on its PCA plane
@@ -113,7 +120,8 @@ def draw_contour(ax, dataset: xr.Dataset, figure: Figure, levels: np.ndarray | N
 def landscape_figure(dataset: xr.Dataset) -> Figure:
     """One cell: interpolation, 1D along d1, contours, heat map, 3D surface, spectrum, ratio map."""
     settings = _settings(dataset)
-    seeds = [int(s) for s in np.atleast_1d(dataset.attrs.get("seeds", [0, 1]))]
+    labels = model_labels(dataset)
+    first, second = (label.split(":")[0] for label in labels[:2])
     figure = Figure(figsize=(17, 8), layout="constrained")
     grid = figure.add_gridspec(2, 4)
     interpolation, ray, contour, spectrum = (figure.add_subplot(grid[0, i]) for i in range(4))
@@ -122,17 +130,17 @@ def landscape_figure(dataset: xr.Dataset) -> Figure:
 
     if not draw_line(interpolation, dataset, "interp", "alpha"):
         _no_data(interpolation, "no finite values (diverged model)")
-    interpolation.set_xlabel(r"$\alpha$:  $(1-\alpha)\,\theta_{%d} + \alpha\,\theta_{%d}$" % (seeds[0], seeds[1]))
+    interpolation.set_xlabel(r"$\alpha$:  $(1-\alpha)\,\theta_{%s} + \alpha\,\theta_{%s}$" % (first, second))
     interpolation.set_title(f"linear interpolation (BatchNorm: {dataset.attrs.get('batchnorm_1d', 'recompute')})", fontsize=9)
     if not draw_line(ray, dataset, "ray", "r"):
         _no_data(ray, "no finite values (diverged model)")
-    ray.set_xlabel(r"$r$ along $d_1$ around seed %d" % seeds[0])
+    ray.set_xlabel(r"$r$ along $d_1$ around $\theta_{%s}$" % first)
     ray.set_title(f"1D along d1 ({dataset.attrs.get('directions', 'random')} directions)", fontsize=9)
 
     values = dataset["surface_train_loss"].values
     levels = _levels(values, settings)
     draw_contour(contour, dataset, figure, levels)
-    contour.set_title(f"training loss around seed {seeds[0]}", fontsize=9)
+    contour.set_title(f"training loss around {first}", fontsize=9)
 
     shown = "surface_test_loss" if "surface_test_loss" in dataset else "surface_train_acc"
     heat_values = np.ma.masked_invalid(dataset[shown].values)
@@ -163,7 +171,7 @@ def landscape_figure(dataset: xr.Dataset) -> Figure:
         spectrum.set_ylabel("density")
     else:
         _no_data(spectrum, "spectrum not computed\n(landscape.spectrum_steps: 0)")
-    spectrum.set_title(f"Hessian eigenvalue density at seed {seeds[0]} (SLQ)", fontsize=9)
+    spectrum.set_title(f"Hessian eigenvalue density at {first} (SLQ)", fontsize=9)
 
     if "eigenvalue_ratio" in dataset:
         ratios = dataset["eigenvalue_ratio"].values
@@ -176,7 +184,10 @@ def landscape_figure(dataset: xr.Dataset) -> Figure:
     else:
         _no_data(ratio, "eigenvalue ratio not computed\n(landscape.ratio_points: 0)")
     ratio.set_title("local convexity: red < 0 (non-convex), blue > 0", fontsize=9)
-    figure.suptitle(f"{dataset.attrs.get('model', '')} cell {dataset.attrs.get('cell', '')}", fontsize=9)
+    title = f"{dataset.attrs.get('model', '')} cell {dataset.attrs.get('cell', '')}"
+    if "model_labels" in dataset.attrs:  # a comparison: the cell they share and what differs
+        title = f"{dataset.attrs.get('model', '')}: {' vs '.join(labels)}  (cells {dataset.attrs.get('cell', '')})"
+    figure.suptitle(title, fontsize=9)
     return figure
 
 

@@ -22,7 +22,7 @@ from lltax.config import parse_settings
 from lltax.device import resolve_device
 from lltax.figures.landscape import landscape_figure
 from lltax.figures.save import FORMATS, save_figure
-from lltax.grid import canonical_json
+from lltax.grid import COMPARABLE_AXES, canonical_json, canonical_value, cell_path
 from lltax.io import atomic_path
 from lltax.jobs.inputs import check_same_cell, is_diverged, load_cell_data, load_model
 from lltax.metrics.bezier import flatten_bend, unflatten_bend
@@ -51,6 +51,7 @@ ARGUMENTS = {
     "data_dir": {},
     "out": {"nargs": None, "help": "output netCDF file, e.g. <cell>/landscape.nc"},
     "figure": {"help": "also draw the figure, e.g. <cell>/landscape.png"},
+    "across_cells": {},
 }
 
 SPLIT_NAMES = {"train": "training", "test": "test"}
@@ -92,6 +93,8 @@ def plane(models: list, settings: dict, train: tuple, first_checkpoint: str) -> 
         if len(spaces) == 2:  # the line through the two and a random direction, scaled alike
             first = {k: spaces[1][k] - spaces[0][k] for k in space}
             flat_first = flatten_bend(first).double()
+            if not float(flat_first.norm()) > 0:
+                raise ValueError("the two models have the same weights: there is no line through them (directions: seeds)")
             flat = orthogonalize(flat_first, flatten_bend(random_direction(space, generator)).double())
             flat = flat * (flat_first.norm() / flat.norm())
             directions = [first, {k: v.to(space[k].dtype) for k, v in unflatten_bend(flat, space).items()}]
@@ -201,11 +204,31 @@ def per_split(prefix: str, dims: tuple, values: dict, what: str) -> dict:
     return variables
 
 
-def landscape_of_cell(paths: list[str], settings: dict, device, data_dir: str | None) -> xr.Dataset:
-    """The landscape.nc dataset of the checkpoints ``paths`` (2 or 3, one cell)."""
+def check_comparable(metas: list[dict], paths: list[str]) -> None:
+    """Models of two cells on one landscape: the same network and data (one interpolation, one
+    sample), cells that differ only in ``COMPARABLE_AXES``."""
+
+    def identity(meta: dict) -> dict:
+        cell = {axis: canonical_value(value) for axis, value in meta["cell"].items() if axis not in COMPARABLE_AXES}
+        return {"cell": cell, "model": meta["model"], "dataset": meta["dataset"]["name"]}
+
+    if len(metas) != 2:
+        raise ValueError(f"--across-cells compares two checkpoints (cell A's and cell B's), got {len(metas)}")
+    if identity(metas[0]) != identity(metas[1]):
+        raise ValueError(
+            f"{paths[0]} is {identity(metas[0])} but {paths[1]} is {identity(metas[1])}: compared models share the network "
+            f"and data and their cells differ only in {list(COMPARABLE_AXES)}"
+        )
+    if metas[0]["cell"] == metas[1]["cell"]:
+        raise ValueError(f"--across-cells: {paths[0]} and {paths[1]} are of the same cell; compare seeds without --across-cells")
+
+
+def landscape_of_cell(paths: list[str], settings: dict, device, data_dir: str | None, across_cells: bool = False) -> xr.Dataset:
+    """The landscape.nc dataset of the checkpoints ``paths`` (2 or 3, one cell), or with
+    ``across_cells`` the comparison.nc of two cells' models (cell A's first)."""
     loaded = [load_model(path, device) for path in paths]
     models, metas = [m for m, _ in loaded], [meta for _, meta in loaded]
-    check_same_cell(metas, paths)
+    (check_comparable if across_cells else check_same_cell)(metas, paths)
     diverged = [is_diverged(m, meta) for m, meta in loaded]
     data = load_cell_data(metas[0], device, data_dir)
     splits = samples(data, settings)
@@ -219,7 +242,7 @@ def landscape_of_cell(paths: list[str], settings: dict, device, data_dir: str | 
         for name, (x, y) in splits.items():
             if not bad:
                 endpoints[f"{name}_loss"][index], endpoints[f"{name}_acc"][index] = evaluate_model(model, x, y)
-    variables = per_split("endpoint", ("seed",), endpoints, "of each model as trained")
+    variables = per_split("endpoint", ("model",), endpoints, "of each model as trained")
     if diverged[0] or diverged[1]:
         logger.warning("a model diverged (%s); the interpolation is NaN", dict(zip(paths, diverged)))
         line = {f"{s}_{q}": np.full(len(alphas), nan) for s in splits for q in QUANTITIES}
@@ -238,7 +261,8 @@ def landscape_of_cell(paths: list[str], settings: dict, device, data_dir: str | 
     variables |= per_split("interp", ("alpha",), line, "along the linear interpolation s0 -> s1")
     coords = {
         "alpha": ("alpha", alphas),
-        "seed": ("seed", np.asarray([m["seed"] for m in metas])),
+        "model": ("model", np.arange(len(metas))),
+        "seed": ("model", np.asarray([m["seed"] for m in metas])),
         "a": ("a", grid),
         "b": ("b", grid),
         "r": ("r", ray),
@@ -278,7 +302,17 @@ def landscape_of_cell(paths: list[str], settings: dict, device, data_dir: str | 
         "directions": settings["directions"],
         "versions": canonical_json(checkpoint.versions()),
     }
+    if across_cells:
+        coords["cell"] = ("model", np.asarray([cell_path(m["cell"]) for m in metas]))
+        attrs["cell"] = canonical_json([m["cell"] for m in metas])
+        attrs["model_labels"] = canonical_json(comparison_labels(metas))
     return xr.Dataset(variables, coords=coords, attrs=attrs)
+
+
+def comparison_labels(metas: list[dict]) -> list[str]:
+    """ "A: batch_size=64" and "B: batch_size=512": each model by the axes the cells differ in."""
+    differing = [axis for axis in COMPARABLE_AXES if canonical_value(metas[0]["cell"][axis]) != canonical_value(metas[1]["cell"][axis])]
+    return [f"{name}: " + ", ".join(f"{axis}={canonical_value(m['cell'][axis])!r}" for axis in differing) for name, m in zip("AB", metas)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -288,7 +322,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--figure {args.figure}: the format {figure_format!r} is not supported; name a .png, .pdf or .svg file")
     if not 2 <= len(args.checkpoints) <= 3:
         raise ValueError(f"--checkpoints takes 2 or 3 seeds' checkpoints of one cell, got {len(args.checkpoints)}")
-    dataset = landscape_of_cell(args.checkpoints, settings, resolve_device(args.device), args.data_dir)
+    dataset = landscape_of_cell(args.checkpoints, settings, resolve_device(args.device), args.data_dir, args.across_cells)
     with atomic_path(args.out) as tmp:
         dataset.to_netcdf(tmp, engine="netcdf4")
     if args.figure:
