@@ -182,6 +182,8 @@ LANDSCAPE_OUTPUTS = (
     [f"{RESULTS}/{cell}/landscape.nc" for cell in LANDSCAPE_CELLS] if CONFIG["landscape"]["enabled"] and len(SEEDS) >= 2 else []
 )
 ATLAS = [f"{RESULTS}/figures/atlas.{CONFIG['plots']['format']}"] if LANDSCAPE_OUTPUTS else []
+# directions: curve: the plane holds the curve fitted from the first seed to the second.
+LANDSCAPE_CURVE = [f"{RESULTS}/{{cell}}/pair={SEEDS[0]}-{SEEDS[1]}/curve.pt"] if CONFIG["landscape"]["directions"] == "curve" else []
 # Two cells' models on one landscape (landscape.compare): <cell A>/vs_<B's values>/comparison.nc,
 # keyed by that folder, valued by cell B's folder. A job's settings leave out what only picks cells.
 LANDSCAPE_SETTINGS = section("landscape", drop=("enabled", "cells", "compare"))
@@ -193,8 +195,10 @@ COMPARISONS = (
     if CONFIG["landscape"]["enabled"] and SEEDS
     else {}
 )
+# The plane through both models; BatchNorm statistics recomputed at every point (A's would
+# misprice B); spectra belong to single models (each cell's landscape.nc).
 COMPARISON_SETTINGS = canonical_json(
-    {**json.loads(LANDSCAPE_SETTINGS), "directions": "seeds", "spectrum_steps": 0}  # the plane through both; spectra are per model
+    {**json.loads(LANDSCAPE_SETTINGS), "directions": "seeds", "batchnorm_2d": "recompute", "spectrum_steps": 0}
 )
 COMPARISON_OUTPUTS = [f"{RESULTS}/{folder}/comparison.nc" for folder in COMPARISONS]
 

@@ -5,6 +5,7 @@
 rule landscape:
     input:
         checkpoints=lambda wildcards: [f"{RESULTS}/{wildcards.cell}/seed={seed}/{CHECKPOINT}" for seed in LANDSCAPE_SEEDS],
+        curve=LANDSCAPE_CURVE,
         code=sources("landscape"),
     output:
         data=f"{RESULTS}/{{cell}}/landscape.nc",
@@ -28,7 +29,8 @@ rule landscape:
         settings=LANDSCAPE_SETTINGS,
     shell:
         "lltax landscape --checkpoints {input.checkpoints:q}"
-        " --settings {params.settings:q} --data-dir {params.data_dir:q} --device {params.device:q}"
+        + (" --curves {input.curve:q}" if LANDSCAPE_CURVE else "")
+        + " --settings {params.settings:q} --data-dir {params.data_dir:q} --device {params.device:q}"
         " --out {output.data:q} --figure {output.figure:q} --threads {threads:q} > {log:q} 2>&1"
 
 

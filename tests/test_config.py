@@ -110,6 +110,7 @@ def test_defaults_filled_and_seeds_expanded():
         (minimal(grid={"width": list(range(1, 101)), "batch_size": list(range(16, 116))}), ["10,000 cells", "max_cells"]),
         (minimal(plots={"dpi": aliased(9)}), ["more than 1,000,000 values"]),  # YAML aliases inside aliases
         (minimal(landscape={"directions": "pca"}), ["landscape.directions", "train.trajectory: true"]),
+        (minimal(landscape={"directions": "curve"}, curves={"enabled": False}), ["landscape.directions", "curves.enabled: true"]),
         (minimal(landscape={"color_limits": [2.0, 1.0]}), ["landscape.color_limits", "0 < low < high"]),
     ],
 )

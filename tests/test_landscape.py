@@ -536,3 +536,80 @@ def test_cli_across_cells_compares_two_cells_models_on_one_landscape(tmp_path, t
     save_mlp_checkpoint(tmp_path / "b.pt", 0, batch_size=32)  # A's very weights: no line through them
     with pytest.raises(ValueError, match="same weights"):
         run_cli(argv)
+
+
+def save_curve_between(path, first, second, middle_shift: float = 0.3, curve: str = "bezier", inner: int = 1) -> None:
+    """A curve file between the checkpoints ``first`` and ``second``, its inner bends moved off
+    the line by ``middle_shift`` (a hand-made curve: its geometry, not a fit, is what is tested)."""
+    start, meta_a = checkpoint.load_checkpoint_file(first)
+    end, meta_b = checkpoint.load_checkpoint_file(second)
+    generator = torch.Generator().manual_seed(5)
+    params = [name for name in start if not name.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    bends = [{k: start[k] for k in params}]
+    for index in range(1, inner + 1):
+        share = index / (inner + 1)
+        bends.append(
+            {
+                k: (1 - share) * start[k]
+                + share * end[k]
+                + middle_shift * torch.randn(start[k].shape, generator=generator, dtype=start[k].dtype)
+                for k in params
+            }
+        )
+    bends.append({k: end[k] for k in params})
+    meta = {
+        "endpoint": meta_a,
+        "seed_a": meta_a["seed"],
+        "seed_b": meta_b["seed"],
+        "checkpoints_sha256": {str(meta_a["seed"]): meta_a["state_sha256"], str(meta_b["seed"]): meta_b["state_sha256"]},
+        "settings": {"curve": curve, "bends": inner + 2},
+        "history": [],
+        "diverged": False,
+    }
+    checkpoint.save_curve(path, bends, {}, meta)
+
+
+def test_cli_curve_plane_holds_a_quadratic_bezier_curve(tmp_path, toy_cell_data):
+    """directions: curve (Garipov et al.'s Figure 1): the plane through the curve's ends and its
+    midpoint; a quadratic Bezier curve lies in it (residual 0), s1 at (1, 0); a curve of
+    other models is refused; a curve with two inner bends is drawn with its residual."""
+    from lltax.metrics.bezier import curve_point, flatten_bend
+
+    save_mlp_checkpoint(tmp_path / "a.pt", 0)
+    save_mlp_checkpoint(tmp_path / "b.pt", 1)
+    save_curve_between(tmp_path / "curve.pt", tmp_path / "a.pt", tmp_path / "b.pt")
+    settings = {**SETTINGS, "directions": "curve", "spectrum_steps": 0, "range_b": 0.25, "ratio_points": 2}
+    argv = cli_arguments(tmp_path, settings) + ["--curves", str(tmp_path / "curve.pt")]
+    assert run_cli(argv) == 0
+    with xr.open_dataset(tmp_path / "out" / "landscape.nc", engine="netcdf4") as dataset:
+        dataset = dataset.load()
+    np.testing.assert_allclose(dataset["a"], [-1.0, 0.0, 1.0])  # range_2d along d1, range_b along d2
+    np.testing.assert_allclose(dataset["b"], [-0.25, 0.0, 0.25])
+    np.testing.assert_allclose(dataset["rb"], [-0.25, 0.25])
+    np.testing.assert_allclose(dataset["model_coordinates"].values, [[0, 0], [1, 0]], atol=1e-9)
+    path = dataset["curve_coordinates"]
+    np.testing.assert_allclose(path.sel(t=0.0).values, [0, 0], atol=1e-9)
+    np.testing.assert_allclose(path.sel(t=1.0).values, [1, 0], atol=1e-9)
+    assert float(dataset["curve_residual"].max()) < 1e-9
+    # theta_s0 + a d1 + b d2 at the midpoint's coordinates is the curve's midpoint.
+    curve = checkpoint.load_curve(tmp_path / "curve.pt")
+    bends = [flatten_bend(bend).double() for bend in curve["bends"]]
+    middle, start, end = curve_point(bends, 0.5), bends[0], bends[-1]
+    a, b = path.sel(t=0.5).values
+    first = end - start
+    second = middle - start - ((middle - start) @ first) / (first @ first) * first
+    second = second * first.norm() / second.norm()
+    torch.testing.assert_close(start + a * first + b * second, middle, rtol=1e-9, atol=1e-9)
+    # Two inner bends: a cubic Bezier curve leaves the plane; its distance is recorded.
+    save_curve_between(tmp_path / "cubic.pt", tmp_path / "a.pt", tmp_path / "b.pt", inner=2)
+    argv[-1] = str(tmp_path / "cubic.pt")
+    assert run_cli(argv) == 0
+    with xr.open_dataset(tmp_path / "out" / "landscape.nc", engine="netcdf4") as dataset:
+        assert float(dataset["curve_residual"].max()) > 1e-3 and float(dataset["curve_residual"].sel(t=0.5)) < 1e-9
+    save_mlp_checkpoint(tmp_path / "c.pt", 2)
+    save_curve_between(tmp_path / "other.pt", tmp_path / "a.pt", tmp_path / "c.pt")
+    argv[-1] = str(tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="fitted between other models"):
+        run_cli(argv)
+    with pytest.raises(ValueError, match="--curves"):
+        run_cli(argv[:-2])

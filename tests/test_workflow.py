@@ -177,6 +177,20 @@ def test_landscape_compare_plans_one_job_per_pair_of_cells(tmp_path):
     assert out.returncode != 0 and "may differ only in ['batch_size', 'learning_rate', 'weight_decay']" in out.stdout + out.stderr
 
 
+def test_landscape_on_the_curve_plane_waits_for_the_curve(tmp_path):
+    """directions: curve: each cell's landscape job reads the curve of its first seed pair."""
+    copy_workflow(tmp_path)
+    write_config(tmp_path, {**TINY, "landscape": {**TINY["landscape"], "directions": "curve"}})
+    out = snakemake(tmp_path, "-n", "-p")
+    commands = [
+        line.split("Shell command: ", 1)[1] for line in (out.stdout + out.stderr).splitlines() if "Shell command: lltax landscape" in line
+    ]
+    assert len(commands) == 4
+    for command in commands:
+        cell = command.split("--out ", 1)[1].split("/landscape.nc")[0].strip("'")
+        assert f"--curves {cell}/pair=0-1/curve.pt" in command.replace("'", ""), command
+
+
 def test_shell_metacharacters_in_paths_are_data_not_commands(tmp_path):
     """Every rule's shell line, on one cell: folders with spaces, quotes, $(...), backticks, ;,
     & and | run as plain folder names (every parameter is quoted), and nothing is injected."""

@@ -108,6 +108,11 @@ def check_plots_and_ranges(config: dict) -> None:
     cells = expand_grid(config["grid"])  # after check_grid_size: at most max_cells
     select_cells(cells, config["landscape"]["cells"])
     compared_cells(cells, config["landscape"]["compare"])
+    if config["landscape"]["enabled"] and config["landscape"]["directions"] == "curve" and not config["curves"]["enabled"]:
+        raise ConfigError(
+            "config key 'landscape.directions': curve is the plane through the curve fitted from seed s0 to s1; "
+            "set curves.enabled: true or choose random, eigenvectors, seeds or pca"
+        )
     if config["landscape"]["enabled"] and config["landscape"]["directions"] == "pca" and not config["train"]["trajectory"]:
         raise ConfigError(
             "config key 'landscape.directions': pca needs each model's training trajectory; set train.trajectory: true "

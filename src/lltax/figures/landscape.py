@@ -51,6 +51,13 @@ def _no_data(ax, text: str) -> None:
     ax.set_yticks([])
 
 
+def _aspect(ax, a: np.ndarray, b: np.ndarray) -> None:
+    """Equal units on both axes where the plane is square; with range_b != range_2d the panel
+    keeps its shape (the ticks tell the units)."""
+    if np.isclose(np.ptp(a), np.ptp(b)):
+        ax.set_aspect("equal")
+
+
 def model_labels(dataset: xr.Dataset) -> list[str]:
     """Names of the file's models: "s0", "s1", ... by seed, or a comparison's "A: ...", "B: ..."."""
     if "model_labels" in dataset.attrs:
@@ -84,7 +91,7 @@ def draw_line(ax, dataset: xr.Dataset, prefix: str, coordinate: str, label: str 
 
 def draw_contour(ax, dataset: xr.Dataset, figure: Figure, levels: np.ndarray | None, *, colorbar: bool = True):
     """Filled contours of the training-loss surface with labelled levels; the models of a plane
-    through seeds marked, and the training path on a PCA plane. Returns the contour set (None
+    through seeds marked, the fitted curve on its plane and the training path on a PCA plane. Returns the contour set (None
     when nothing is finite)."""
     surface = np.ma.masked_invalid(dataset["surface_train_loss"].values)
     if levels is None:
@@ -102,11 +109,14 @@ def draw_contour(ax, dataset: xr.Dataset, figure: Figure, levels: np.ndarray | N
             ax.annotate(label.split(":")[0], (x, y), textcoords="offset points", xytext=(5, 5), color="red", fontsize=7)
     else:
         ax.plot([0.0], [0.0], "r*", markersize=9)
+    if "curve_coordinates" in dataset:  # Garipov et al.'s Figure 1: the fitted curve on its plane
+        curve = dataset["curve_coordinates"].values
+        ax.plot(curve[:, 0], curve[:, 1], "--", color="red", linewidth=1.2)
     if "path_coordinates" in dataset:  # Li et al.'s Figure 9: the training path on its PCA plane
         path = dataset["path_coordinates"].values
         ax.plot(path[:, 0], path[:, 1], "o-", color="red", markersize=2.5, linewidth=1.0)
         ax.annotate("init", tuple(path[0]), textcoords="offset points", xytext=(4, 4), color="red", fontsize=7)
-    ax.set_aspect("equal")
+    _aspect(ax, a, b)
     if "pca_explained_variance" in dataset:
         shares = 100 * dataset["pca_explained_variance"].values
         ax.set_xlabel(f"$a$ (1st PCA direction: {shares[0]:.1f} %)")
@@ -149,7 +159,7 @@ def landscape_figure(dataset: xr.Dataset) -> Figure:
         norm = LogNorm() if positive else Normalize()
         mesh = heat.pcolormesh(dataset["a"].values, dataset["b"].values, heat_values.T, cmap="magma", norm=norm, shading="nearest")
         figure.colorbar(mesh, ax=heat, label=dataset[shown].attrs.get("long_name", shown).split(" on ")[0], format="%.3g")
-        heat.set_aspect("equal")
+        _aspect(heat, dataset["a"].values, dataset["b"].values)
     else:
         _no_data(heat, "no finite values")
     heat.set_title(f"heat map: {shown.replace('surface_', '').replace('_', ' ')}", fontsize=9)
@@ -180,13 +190,15 @@ def landscape_figure(dataset: xr.Dataset) -> Figure:
             dataset["ra"].values, dataset["rb"].values, ratios.T, cmap="RdBu", vmin=-limit, vmax=limit, shading="nearest"
         )
         figure.colorbar(mesh, ax=ratio, label=r"$\lambda_{\min} / \lambda_{\max}$")
-        ratio.set_aspect("equal")
+        _aspect(ratio, dataset["ra"].values, dataset["rb"].values)
     else:
         _no_data(ratio, "eigenvalue ratio not computed\n(landscape.ratio_points: 0)")
     ratio.set_title("local convexity: red < 0 (non-convex), blue > 0", fontsize=9)
     title = f"{dataset.attrs.get('model', '')} cell {dataset.attrs.get('cell', '')}"
-    if "model_labels" in dataset.attrs:  # a comparison: the cell they share and what differs
-        title = f"{dataset.attrs.get('model', '')}: {' vs '.join(labels)}  (cells {dataset.attrs.get('cell', '')})"
+    if "model_labels" in dataset.attrs:  # a comparison: what differs, and the axes the cells share
+        cells = json.loads(dataset.attrs["cell"])
+        shared = ", ".join(f"{axis}={value!r}" for axis, value in cells[0].items() if cells[1].get(axis) == value)
+        title = f"{dataset.attrs.get('model', '')}: {' vs '.join(labels)}  ({shared})"
     figure.suptitle(title, fontsize=9)
     return figure
 

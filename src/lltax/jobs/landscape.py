@@ -25,7 +25,7 @@ from lltax.figures.save import FORMATS, save_figure
 from lltax.grid import COMPARABLE_AXES, canonical_json, canonical_value, cell_path
 from lltax.io import atomic_path
 from lltax.jobs.inputs import check_same_cell, is_diverged, load_cell_data, load_model
-from lltax.metrics.bezier import flatten_bend, unflatten_bend
+from lltax.metrics.bezier import curve_point, flatten_bend, unflatten_bend
 from lltax.metrics.directions import (
     direction_space,
     eigenvector_directions,
@@ -52,7 +52,15 @@ ARGUMENTS = {
     "out": {"nargs": None, "help": "output netCDF file, e.g. <cell>/landscape.nc"},
     "figure": {"help": "also draw the figure, e.g. <cell>/landscape.png"},
     "across_cells": {},
+    "curves": {
+        "required": False,
+        "default": None,
+        "nargs": None,
+        "help": "with directions: curve, the curve fitted from s0 to s1 (<cell>/pair=A-B/curve.pt)",
+    },
 }
+
+CURVE_POINTS = 41  # points t of the curve drawn on its plane
 
 SPLIT_NAMES = {"train": "training", "test": "test"}
 QUANTITIES = {"loss": ("nats", "loss"), "acc": ("percent", "accuracy")}
@@ -69,9 +77,9 @@ def samples(data, settings: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]
     return splits
 
 
-def plane(models: list, settings: dict, train: tuple, first_checkpoint: str) -> tuple[dict, list, dict]:
+def plane(models: list, settings: dict, train: tuple, first_checkpoint: str, curve: dict | None = None) -> tuple[dict, list, dict]:
     """Origin entries, the two directions and extra variables (eigenvalues, model coordinates,
-    the projected training path) for ``settings["directions"]``."""
+    the projected training path or curve) for ``settings["directions"]``."""
     kind, seed = settings["directions"], settings["seed"]
     generator = torch.Generator().manual_seed(seed)
     extra = {}
@@ -107,9 +115,60 @@ def plane(models: list, settings: dict, train: tuple, first_checkpoint: str) -> 
             {"units": "1", "long_name": "coordinates of each seed's model in the plane"},
         )
         return space, directions, extra
+    if kind == "curve":
+        return space, *curve_plane(curve, space)
     if kind == "pca":
         return space, *pca_plane(checkpoint.load_trajectory(first_checkpoint), space)
     raise ValueError(f"unknown directions {kind!r}")
+
+
+def load_checked_curve(path: str, metas: list[dict]) -> dict:
+    """The curve file ``path``, refused unless it was fitted from s0's model to s1's."""
+    curve = checkpoint.load_curve(path)
+    meta = curve["meta"]
+    expected = {str(m["seed"]): m.get("state_sha256") for m in metas[:2]}
+    if [meta.get("seed_a"), meta.get("seed_b")] != [m["seed"] for m in metas[:2]] or meta.get("checkpoints_sha256") != expected:
+        raise ValueError(
+            f"{path} was fitted between other models (seeds {meta.get('seed_a')} -> {meta.get('seed_b')}, checksums "
+            f"{meta.get('checkpoints_sha256')}) than the first two checkpoints ({expected}); pass the curve of s0 -> s1"
+        )
+    return curve
+
+
+def curve_plane(curve: dict, space: dict) -> tuple[list, dict]:
+    """Garipov et al.'s Figure 1 plane: through the curve's ends (s0, s1) and its midpoint
+    theta(0.5) (for a quadratic Bezier curve or a one-bend chain, the plane of its three bends,
+    which holds the whole curve). The curve at CURVE_POINTS points t is projected onto it;
+    ``curve_residual`` is each point's distance from the plane in units of |s1 - s0|."""
+    kind = curve["meta"]["settings"].get("curve", "bezier")
+    names = list(space)
+    bends = [torch.cat([bend[name].double().reshape(-1) for name in names]) for bend in curve["bends"]]
+    like = {name: space[name].cpu() for name in names}
+    middle = curve_point(bends, 0.5, kind)
+    _, directions, coordinates = plane_through([unflatten_bend(v, like) for v in (bends[0], bends[-1], middle)])
+    basis = torch.stack([flatten_bend(d).double() for d in directions], dim=1)
+    ts = np.linspace(0.0, 1.0, CURVE_POINTS)
+    offsets = torch.stack([curve_point(bends, float(t), kind) - bends[0] for t in ts], dim=1)
+    projected = torch.linalg.lstsq(basis, offsets).solution
+    residual = (offsets - basis @ projected).norm(dim=0) / basis[:, 0].norm()
+    extra = {
+        "model_coordinates": (
+            ("model", "direction"),
+            coordinates[:2],
+            {"units": "1", "long_name": "coordinates of s0 and s1 in the plane"},
+        ),
+        "curve_coordinates": (
+            ("t", "direction"),
+            projected.T.numpy(),
+            {"units": "1", "long_name": f"the fitted {kind} curve s0 -> s1 projected on the plane"},
+        ),
+        "curve_residual": (
+            ("t",),
+            residual.numpy(),
+            {"units": "1", "long_name": "distance of each curve point from the plane, in units of |s1 - s0|"},
+        ),
+    }
+    return [{k: v.to(space[k]) for k, v in d.items()} for d in directions], extra
 
 
 def pca_plane(trajectory: list[dict], space: dict) -> tuple[list, dict]:
@@ -140,13 +199,19 @@ def pca_plane(trajectory: list[dict], space: dict) -> tuple[list, dict]:
     return scaled, extra
 
 
+def b_range(settings: dict) -> float:
+    """The plane's extent along d2: range_b, or range_2d as along d1."""
+    return settings["range_b"] if settings["range_b"] is not None else settings["range_2d"]
+
+
 def eigenvalue_maps(model, origin: dict, directions: list, settings: dict, train: tuple) -> dict:
     """Smallest and largest Hessian eigenvalue and their ratio on a ratio_points^2 grid."""
     grid = grid_points(-settings["range_2d"], settings["range_2d"], settings["ratio_points"])
-    low, high, ratio = eigenvalue_ratio_grid(model, origin, directions, grid, *train, seed=settings["seed"])
+    grid_b = grid_points(-b_range(settings), b_range(settings), settings["ratio_points"])
+    low, high, ratio = eigenvalue_ratio_grid(model, origin, directions, grid, *train, seed=settings["seed"], coords_b=grid_b)
     dims = ("ra", "rb")
     return {
-        "coords": {"ra": ("ra", grid), "rb": ("rb", grid)},
+        "coords": {"ra": ("ra", grid), "rb": ("rb", grid_b)},
         "min_eigenvalue": (dims, low, {"units": "1", "long_name": "smallest Hessian eigenvalue (training loss)"}),
         "max_eigenvalue": (dims, high, {"units": "1", "long_name": "largest Hessian eigenvalue (training loss)"}),
         "eigenvalue_ratio": (
@@ -223,12 +288,16 @@ def check_comparable(metas: list[dict], paths: list[str]) -> None:
         raise ValueError(f"--across-cells: {paths[0]} and {paths[1]} are of the same cell; compare seeds without --across-cells")
 
 
-def landscape_of_cell(paths: list[str], settings: dict, device, data_dir: str | None, across_cells: bool = False) -> xr.Dataset:
+def landscape_of_cell(
+    paths: list[str], settings: dict, device, data_dir: str | None, across_cells: bool = False, curve_file: str | None = None
+) -> xr.Dataset:
     """The landscape.nc dataset of the checkpoints ``paths`` (2 or 3, one cell), or with
-    ``across_cells`` the comparison.nc of two cells' models (cell A's first)."""
+    ``across_cells`` the comparison.nc of two cells' models (cell A's first); ``curve_file``
+    is the curve s0 -> s1 that directions: curve needs."""
     loaded = [load_model(path, device) for path in paths]
     models, metas = [m for m, _ in loaded], [meta for _, meta in loaded]
     (check_comparable if across_cells else check_same_cell)(metas, paths)
+    curve = load_checked_curve(curve_file, metas) if settings["directions"] == "curve" else None
     diverged = [is_diverged(m, meta) for m, meta in loaded]
     data = load_cell_data(metas[0], device, data_dir)
     splits = samples(data, settings)
@@ -236,6 +305,7 @@ def landscape_of_cell(paths: list[str], settings: dict, device, data_dir: str | 
     nan = float("nan")
     alphas = grid_points(*settings["range_1d"], settings["points_1d"])
     grid = grid_points(-settings["range_2d"], settings["range_2d"], settings["points_2d"])
+    grid_b = grid_points(-b_range(settings), b_range(settings), settings["points_2d"])
     ray = grid_points(-settings["range_2d"], settings["range_2d"], settings["points_1d"])
     endpoints = {f"{s}_{q}": np.full(len(models), nan) for s in splits for q in QUANTITIES}
     for index, (model, bad) in enumerate(zip(models, diverged)):
@@ -264,25 +334,31 @@ def landscape_of_cell(paths: list[str], settings: dict, device, data_dir: str | 
         "model": ("model", np.arange(len(metas))),
         "seed": ("model", np.asarray([m["seed"] for m in metas])),
         "a": ("a", grid),
-        "b": ("b", grid),
+        "b": ("b", grid_b),
         "r": ("r", ray),
     }
     options = {"batchnorm": settings["batchnorm_2d"], "batchnorm_inputs": train[0], "stack": settings["stack"]}
     # The plane lies around s0 (and, for directions: seeds, through the other seeds).
-    spanning = diverged[: (3 if settings["directions"] == "seeds" else 1)]
+    spanning = diverged[: {"seeds": 3, "curve": 2}.get(settings["directions"], 1)]
+    if curve is not None and curve["meta"]["diverged"]:
+        spanning = [*spanning, True]
     if any(spanning):
         logger.warning("a model the plane needs diverged (%s): the surface is NaN", dict(zip(paths, spanning)))
         variables |= per_split("ray", ("r",), {f"{s}_{q}": np.full(len(ray), nan) for s in splits for q in QUANTITIES}, "")
-        variables |= per_split("surface", ("a", "b"), {f"{s}_{q}": np.full((len(grid),) * 2, nan) for s in splits for q in QUANTITIES}, "")
+        variables |= per_split(
+            "surface", ("a", "b"), {f"{s}_{q}": np.full((len(grid), len(grid_b)), nan) for s in splits for q in QUANTITIES}, ""
+        )
     else:
-        origin, directions, extra = plane(models, settings, train, paths[0])
+        origin, directions, extra = plane(models, settings, train, paths[0], curve)
         if "path_coordinates" in extra:
             coords["epoch"] = ("epoch", np.arange(len(extra["path_coordinates"][1])))
+        if "curve_coordinates" in extra:
+            coords["t"] = ("t", np.linspace(0.0, 1.0, CURVE_POINTS))
         variables |= extra
         variables |= per_split(
             "ray", ("r",), evaluate_points(models[0], origin, directions[:1], [ray], splits, **options), "along d1 around s0"
         )
-        surface = evaluate_points(models[0], origin, directions, [grid, grid], splits, **options)
+        surface = evaluate_points(models[0], origin, directions, [grid, grid_b], splits, **options)
         variables |= per_split("surface", ("a", "b"), surface, "on the plane (d1, d2) around s0")
         logger.info("surface: training loss %.4g .. %.4g", np.nanmin(surface["train_loss"]), np.nanmax(surface["train_loss"]))
         for extra_part in ([eigenvalue_maps(models[0], origin, directions, settings, train)] if settings["ratio_points"] else []) + (
@@ -320,9 +396,18 @@ def run(args: argparse.Namespace) -> int:
     figure_format = Path(args.figure).suffix.lstrip(".") if args.figure else None
     if args.figure and figure_format not in FORMATS:  # before any work, not after landscape.nc is written
         raise ValueError(f"--figure {args.figure}: the format {figure_format!r} is not supported; name a .png, .pdf or .svg file")
+    if settings["directions"] == "curve" and not args.curves:
+        raise ValueError("landscape.directions: curve needs the curve file of s0 -> s1: pass --curves <cell>/pair=A-B/curve.pt")
     if not 2 <= len(args.checkpoints) <= 3:
         raise ValueError(f"--checkpoints takes 2 or 3 seeds' checkpoints of one cell, got {len(args.checkpoints)}")
-    dataset = landscape_of_cell(args.checkpoints, settings, resolve_device(args.device), args.data_dir, args.across_cells)
+    dataset = landscape_of_cell(
+        args.checkpoints,
+        settings,
+        resolve_device(args.device),
+        args.data_dir,
+        args.across_cells,
+        args.curves if settings["directions"] == "curve" else None,
+    )
     with atomic_path(args.out) as tmp:
         dataset.to_netcdf(tmp, engine="netcdf4")
     if args.figure:

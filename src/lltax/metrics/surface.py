@@ -272,16 +272,18 @@ def eigenvalue_ratio_grid(
     targets: torch.Tensor,
     *,
     seed: int = 0,
+    coords_b: Sequence[float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """lambda_min, lambda_max and lambda_min / lambda_max (NaN without a positive top) of the
-    Hessian at every point of the plane (d1, d2) over ``coords`` x ``coords``, eval mode with
-    the model's BatchNorm statistics (``hessian_extremes`` at each point)."""
-    shape = (len(coords), len(coords))
+    Hessian at every point of the plane (d1, d2) over ``coords`` x ``coords_b`` (default
+    ``coords``), eval mode with the model's BatchNorm statistics (``hessian_extremes`` at each point)."""
+    coords_b = coords if coords_b is None else coords_b
+    shape = (len(coords), len(coords_b))
     low, high = np.empty(shape), np.empty(shape)
     point_model = copy.deepcopy(model)
     state = model.state_dict()
     for i, a in enumerate(coords):
-        for j, b in enumerate(coords):
+        for j, b in enumerate(coords_b):
             point_model.load_state_dict({**state, **point_state(origin, directions, [a, b])})
             low[i, j], high[i, j] = hessian_extremes(point_model, inputs, targets, seed=seed)
         logger.info("eigenvalue grid row %d/%d", i + 1, len(coords))
