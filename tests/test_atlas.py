@@ -174,6 +174,20 @@ def test_eigenvector_directions_are_orthonormal_and_curved_by_their_eigenvalue()
     assert (losses[0] - 2 * losses[1] + losses[2]) / h**2 == pytest.approx(values[0], rel=1e-3)
 
 
+def test_eigenvectors_that_do_not_converge_are_an_error_that_names_the_way_out(monkeypatch):
+    import scipy.sparse.linalg
+
+    def never_converges(operator, k, **options):
+        raise scipy.sparse.linalg.ArpackNoConvergence("ARPACK error -1: No convergence (301 iterations)", np.zeros(0), np.zeros((0, 0)))
+
+    monkeypatch.setattr(scipy.sparse.linalg, "eigsh", never_converges)
+    x, y = data(40, seed=3)
+    with pytest.raises(ValueError, match="did not converge.*landscape.directions: random"):
+        eigenvector_directions(smooth_mlp(), x, y, count=2)
+    with pytest.raises(ValueError, match="dimension"):
+        eigenvector_directions(nn.Linear(1, 1), x[:, :1], torch.zeros(40, 1), count=2)
+
+
 def test_plane_through_three_models_passes_through_them(bn_models):
     (a, b), x, y = bn_models
     c = copy.deepcopy(a)

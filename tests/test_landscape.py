@@ -394,6 +394,21 @@ def test_basin_job_measures_every_ray_and_nan_when_diverged(tmp_path, monkeypatc
     assert diverged["basin_width"] is None and diverged["convex_share"] is None  # NaN in JSON
 
 
+def test_basin_convexity_needs_a_plane(tmp_path, toy_cell_data):
+    """convexity_points with one direction has no plane to map: refused before any work, by
+    the job as by the config."""
+    from lltax.config import validate_config
+
+    save_mlp_checkpoint(tmp_path / "a.pt", 0)
+    settings = {"directions": 1, "convexity_points": 2}
+    argv = ["basin", "--checkpoints", str(tmp_path / "a.pt"), "--settings", json.dumps(settings), "--out", str(tmp_path / "b.json")]
+    with pytest.raises(ValueError, match=r"basin.directions >= 2"):
+        run_cli(argv)
+    assert not (tmp_path / "b.json").exists()
+    with pytest.raises(ValueError, match=r"basin.convexity_points.*basin.directions >= 2"):
+        validate_config({"experiment": "t", "grid": {"width": [2]}, "basin": settings})
+
+
 def test_select_cells_by_partial_cells():
     from lltax.contract import ConfigError
     from lltax.grid import expand_grid, select_cells

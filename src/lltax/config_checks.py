@@ -137,9 +137,17 @@ def _check_landscape(landscape: dict, where: str) -> None:
         raise ConfigError(f"{where} 'landscape.color_limits': {limits} must be [low, high] with 0 < low < high")
 
 
+def _check_basin(basin: dict, where: str) -> None:
+    if basin["convexity_points"] and basin["directions"] < 2:
+        raise ConfigError(
+            f"{where} 'basin.convexity_points': {basin['convexity_points']} needs basin.directions >= 2: "
+            f"the convexity grid lies on the plane of the first two (basin.directions is {basin['directions']})"
+        )
+
+
 # Checks of one section that the schema cannot express (relations between its keys): run on the
 # config before any job, and on a job's --settings, so a hand-run command is held to the same rules.
-SECTION_CHECKS = {"hessian": _check_hessian, "landscape": _check_landscape}
+SECTION_CHECKS = {"hessian": _check_hessian, "landscape": _check_landscape, "basin": _check_basin}
 
 
 def check_section(section: str, values: dict, where: str = "--settings key") -> None:

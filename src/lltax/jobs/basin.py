@@ -80,8 +80,6 @@ def basin_of_checkpoint(path: str, settings: dict, device, data_dir: str | None)
 
 def run(args: argparse.Namespace) -> int:
     settings = parse_settings(args.settings, "basin")
-    if settings["convexity_points"] and settings["directions"] < 2:
-        raise ValueError("basin.convexity_points needs basin.directions >= 2: the convexity grid lies on the plane of the first two")
     device = resolve_device(args.device)
     for path, out in one_output_each(args.checkpoints, args.out, "checkpoint"):  # a cell's seeds in one process
         started = time.perf_counter()
