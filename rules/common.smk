@@ -183,7 +183,11 @@ LANDSCAPE_OUTPUTS = (
 )
 ATLAS = [f"{RESULTS}/figures/atlas.{CONFIG['plots']['format']}"] if LANDSCAPE_OUTPUTS else []
 # directions: curve: the plane holds the curve fitted from the first seed to the second.
-LANDSCAPE_CURVE = [f"{RESULTS}/{{cell}}/pair={SEEDS[0]}-{SEEDS[1]}/curve.pt"] if CONFIG["landscape"]["directions"] == "curve" else []
+LANDSCAPE_CURVE = (
+    [f"{RESULTS}/{{cell}}/pair={SEEDS[0]}-{SEEDS[1]}/curve.pt"]
+    if CONFIG["landscape"]["directions"] == "curve" and LANDSCAPE_OUTPUTS
+    else []
+)
 # Two cells' models on one landscape (landscape.compare): <cell A>/vs_<B's values>/comparison.nc,
 # keyed by that folder, valued by cell B's folder. A job's settings leave out what only picks cells.
 LANDSCAPE_SETTINGS = section("landscape", drop=("enabled", "cells", "compare"))

@@ -111,6 +111,10 @@ def test_defaults_filled_and_seeds_expanded():
         (minimal(plots={"dpi": aliased(9)}), ["more than 1,000,000 values"]),  # YAML aliases inside aliases
         (minimal(landscape={"directions": "pca"}), ["landscape.directions", "train.trajectory: true"]),
         (minimal(landscape={"directions": "curve"}, curves={"enabled": False}), ["landscape.directions", "curves.enabled: true"]),
+        (
+            minimal(landscape={"directions": "pca"}, train={"trajectory": True}, checkpoints={"path": "c/{width}/{batch_size}/{seed}.pt"}),
+            ["landscape.directions", "checkpoints trained elsewhere"],
+        ),
         (minimal(landscape={"color_limits": [2.0, 1.0]}), ["landscape.color_limits", "0 < low < high"]),
     ],
 )

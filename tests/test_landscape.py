@@ -431,6 +431,36 @@ def test_select_cells_by_partial_cells():
         select_cells(cells, [{"width": 16}])
 
 
+def test_compared_cells_pair_each_cell_with_its_counterpart():
+    from lltax.contract import ConfigError
+    from lltax.grid import compared_cells, expand_grid
+
+    grid = {
+        "width": [4, 8],
+        "batch_size": [32, 512],
+        "label_noise": [0.0],
+        "train_fraction": [1.0],
+        "learning_rate": [0.1, 0.3],
+        "weight_decay": [0.0],
+    }
+    cells = expand_grid(grid)
+    pairs = compared_cells(cells, [[{"batch_size": 32}, {"batch_size": 512}]])
+    assert len(pairs) == 4 and all(a["batch_size"] == 32 and b == {**a, "batch_size": 512} for a, b, _ in pairs)
+    assert {name for _, _, name in pairs} == {"vs_batch_size=512"}
+    # A and B on different axes: a cell that already has B's values is skipped, not an error.
+    pairs = compared_cells(cells, [[{"learning_rate": 0.1}, {"batch_size": 512, "learning_rate": 0.3}]])
+    assert sorted(name for _, _, name in pairs) == ["vs_batch_size=512,learning_rate=0.3"] * 2 + ["vs_learning_rate=0.3"] * 2
+    pairs = compared_cells(cells, [[{"width": 4, "learning_rate": 0.1}, {"batch_size": 512}]])
+    assert [(a["batch_size"], b["batch_size"]) for a, b, _ in pairs] == [(32, 512)]
+    for pair, message in (
+        ([{"width": 4}, {"width": 8}], "differ in \\['width'\\]"),
+        ([{"batch_size": 512}, {"batch_size": 512}], "with itself"),
+        ([{"batch_size": 32}, {"batch_size": 64}], "matches no cell"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            compared_cells(cells, [pair])
+
+
 def fake_landscape(scale: float) -> xr.Dataset:
     grid = np.linspace(-1, 1, 5)
     surface = scale * (0.1 + grid[:, None] ** 2 + grid[None, :] ** 2)
@@ -538,6 +568,8 @@ def test_cli_across_cells_compares_two_cells_models_on_one_landscape(tmp_path, t
     with xr.open_dataset(tmp_path / "out" / "landscape.nc", engine="netcdf4") as dataset:
         dataset = dataset.load()
     assert json.loads(dataset.attrs["model_labels"]) == ["A: batch_size=8, learning_rate=0.1", "B: batch_size=32, learning_rate=0.3"]
+    sums = json.loads(dataset.attrs["checkpoints_sha256"])  # both are seed 0: keyed by A and B
+    assert sums == {name: checkpoint.load_checkpoint_file(tmp_path / f"{name.lower()}.pt")[1]["state_sha256"] for name in "AB"}
     assert [json.loads(dataset.attrs["cell"])[i]["batch_size"] for i in (0, 1)] == [8, 32]
     assert list(dataset["seed"].values) == [0, 0] and dataset["cell"].values[1].startswith("width=6/batch_size=32/")
     np.testing.assert_allclose(dataset["endpoint_train_loss"], dataset["interp_train_loss"].sel(alpha=[0.0, 1.0]), rtol=1e-6)
@@ -622,6 +654,14 @@ def test_cli_curve_plane_holds_a_quadratic_bezier_curve(tmp_path, toy_cell_data)
     with xr.open_dataset(tmp_path / "out" / "landscape.nc", engine="netcdf4") as dataset:
         assert float(dataset["curve_residual"].max()) > 1e-3 and float(dataset["curve_residual"].sel(t=0.5)) < 1e-9
     save_mlp_checkpoint(tmp_path / "c.pt", 2)
+    # With a third seed's checkpoint (the workflow passes three): it is not in the plane.
+    argv[-1] = str(tmp_path / "curve.pt")
+    with_third = argv[: argv.index("--settings")] + [str(tmp_path / "c.pt")] + argv[argv.index("--settings") :]
+    assert run_cli(with_third) == 0
+    with xr.open_dataset(tmp_path / "out" / "landscape.nc", engine="netcdf4") as dataset:
+        coordinates = dataset["model_coordinates"].values
+    np.testing.assert_allclose(coordinates[:2], [[0, 0], [1, 0]], atol=1e-9)
+    assert coordinates.shape == (3, 2) and np.isnan(coordinates[2]).all()
     save_curve_between(tmp_path / "other.pt", tmp_path / "a.pt", tmp_path / "c.pt")
     argv[-1] = str(tmp_path / "other.pt")
     with pytest.raises(ValueError, match="fitted between other models"):

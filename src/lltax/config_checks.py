@@ -113,11 +113,17 @@ def check_plots_and_ranges(config: dict) -> None:
             "config key 'landscape.directions': curve is the plane through the curve fitted from seed s0 to s1; "
             "set curves.enabled: true or choose random, eigenvectors, seeds or pca"
         )
-    if config["landscape"]["enabled"] and config["landscape"]["directions"] == "pca" and not config["train"]["trajectory"]:
-        raise ConfigError(
-            "config key 'landscape.directions': pca needs each model's training trajectory; set train.trajectory: true "
-            "(the cells train again, keeping their path) or choose random, eigenvectors or seeds"
-        )
+    if config["landscape"]["enabled"] and config["landscape"]["directions"] == "pca":
+        if config["checkpoints"]["path"] is not None:
+            raise ConfigError(
+                "config key 'landscape.directions': pca needs the training trajectory that lltax's own training keeps; "
+                "checkpoints trained elsewhere (checkpoints.path) have none: choose random, eigenvectors, seeds or curve"
+            )
+        if not config["train"]["trajectory"]:
+            raise ConfigError(
+                "config key 'landscape.directions': pca needs each model's training trajectory; set train.trajectory: true "
+                "(the cells train again, keeping their path) or choose random, eigenvectors, seeds or curve"
+            )
 
 
 def _check_hessian(hessian: dict, where: str) -> None:

@@ -174,10 +174,12 @@ COMPARABLE_AXES = ("batch_size", "learning_rate", "weight_decay")
 def compared_cells(cells: list[dict], pairs: list[list[dict]], what: str = "landscape.compare") -> list[tuple[dict, dict, str]]:
     """(cell A, cell B, name) for each pair [A, B] of partial cells: every cell matching A, with
     the cell that has B's values on B's axes and A's elsewhere. ``name`` ("vs_batch_size=512")
-    spells B's values where they differ from A's. The two may differ only in
-    ``COMPARABLE_AXES`` (an interpolation needs one network and one dataset)."""
+    spells B's values where they differ from A's; a cell that already has B's values is
+    skipped. The two may differ only in ``COMPARABLE_AXES`` (an interpolation needs one network
+    and one dataset)."""
     compared = []
     for first, second in pairs:
+        found = 0
         for cell in select_cells(cells, [first], what):
             select_cells(cells, [second], what)  # unknown axes or no match: the same error as a selection
             other = {**cell, **{axis: canonical_value(value) for axis, value in second.items()}}
@@ -188,8 +190,9 @@ def compared_cells(cells: list[dict], pairs: list[list[dict]], what: str = "land
                     f"{what}: {first} vs {second} compares cells that differ in {fixed}; compared models share the network "
                     f"and data and may differ only in {list(COMPARABLE_AXES)} (put the others in both partial cells)"
                 )
-            if not differing:
-                raise ConfigError(f"{what}: {first} vs {second} compares the cell {cell_path(cell)} with itself")
+            if not differing:  # this cell already has B's values: nothing to compare it with
+                continue
+            found += 1
             if other not in cells:
                 raise ConfigError(
                     f"{what}: {first} vs {second}: the counterpart {cell_path(other)} of {cell_path(cell)} is not in the grid"
@@ -197,4 +200,6 @@ def compared_cells(cells: list[dict], pairs: list[list[dict]], what: str = "land
             name = "vs_" + ",".join(f"{axis}={format_value(other[axis])}" for axis in differing)
             if (cell, other, name) not in compared:
                 compared.append((cell, other, name))
+        if not found:
+            raise ConfigError(f"{what}: {first} vs {second} compares every matching cell with itself; name what differs in B")
     return compared

@@ -25,18 +25,10 @@ from lltax.figures.save import FORMATS, save_figure
 from lltax.grid import COMPARABLE_AXES, canonical_json, canonical_value, cell_path
 from lltax.io import atomic_path
 from lltax.jobs.inputs import check_same_cell, is_diverged, load_cell_data, load_model
-from lltax.metrics.bezier import curve_point, flatten_bend, unflatten_bend
-from lltax.metrics.directions import (
-    direction_space,
-    eigenvector_directions,
-    orthogonalize,
-    pca_directions,
-    plane_through,
-    random_direction,
-)
 from lltax.metrics.evaluate import evaluate_model
 from lltax.metrics.hvp import HessianOperator
 from lltax.metrics.landscape import grid_points, interpolate_1d, training_sample
+from lltax.metrics.planes import CURVE_POINTS, plane
 from lltax.metrics.spectrum import slq_quadrature, spectral_density
 from lltax.metrics.surface import eigenvalue_ratio_grid, evaluate_points
 from lltax.modes import mode
@@ -60,7 +52,6 @@ ARGUMENTS = {
     },
 }
 
-CURVE_POINTS = 41  # points t of the curve drawn on its plane
 
 SPLIT_NAMES = {"train": "training", "test": "test"}
 QUANTITIES = {"loss": ("nats", "loss"), "acc": ("percent", "accuracy")}
@@ -77,51 +68,6 @@ def samples(data, settings: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]
     return splits
 
 
-def plane(models: list, settings: dict, train: tuple, first_checkpoint: str, curve: dict | None = None) -> tuple[dict, list, dict]:
-    """Origin entries, the two directions and extra variables (eigenvalues, model coordinates,
-    the projected training path or curve) for ``settings["directions"]``."""
-    kind, seed = settings["directions"], settings["seed"]
-    generator = torch.Generator().manual_seed(seed)
-    extra = {}
-    if kind == "random":
-        space = direction_space(models[0], settings["over"])
-        options = {"normalization": settings["normalization"], "ignore_biasbn": settings["ignore_biasbn"]}
-        return space, [random_direction(space, generator, **options), random_direction(space, generator, **options)], extra
-    space = direction_space(models[0])
-    if kind == "eigenvectors":
-        directions, values = eigenvector_directions(models[0], *train, count=2, seed=seed)
-        extra["direction_eigenvalue"] = (
-            ("direction",),
-            np.asarray(values),
-            {"units": "1", "long_name": "Hessian eigenvalue of each direction"},
-        )
-        return space, directions, extra
-    if kind == "seeds":
-        spaces = [direction_space(m) for m in models[:3]]
-        if len(spaces) == 2:  # the line through the two and a random direction, scaled alike
-            first = {k: spaces[1][k] - spaces[0][k] for k in space}
-            flat_first = flatten_bend(first).double()
-            if not float(flat_first.norm()) > 0:
-                raise ValueError("the two models have the same weights: there is no line through them (directions: seeds)")
-            flat = orthogonalize(flat_first, flatten_bend(random_direction(space, generator)).double())
-            flat = flat * (flat_first.norm() / flat.norm())
-            directions = [first, {k: v.to(space[k].dtype) for k, v in unflatten_bend(flat, space).items()}]
-            coordinates = np.array([[0.0, 0.0], [1.0, 0.0]])
-        else:
-            _, directions, coordinates = plane_through(spaces)
-        extra["model_coordinates"] = (
-            ("model", "direction"),
-            coordinates,
-            {"units": "1", "long_name": "coordinates of each seed's model in the plane"},
-        )
-        return space, directions, extra
-    if kind == "curve":
-        return space, *curve_plane(curve, space)
-    if kind == "pca":
-        return space, *pca_plane(checkpoint.load_trajectory(first_checkpoint), space)
-    raise ValueError(f"unknown directions {kind!r}")
-
-
 def load_checked_curve(path: str, metas: list[dict]) -> dict:
     """The curve file ``path``, refused unless it was fitted from s0's model to s1's."""
     curve = checkpoint.load_curve(path)
@@ -133,70 +79,6 @@ def load_checked_curve(path: str, metas: list[dict]) -> dict:
             f"{meta.get('checkpoints_sha256')}) than the first two checkpoints ({expected}); pass the curve of s0 -> s1"
         )
     return curve
-
-
-def curve_plane(curve: dict, space: dict) -> tuple[list, dict]:
-    """Garipov et al.'s Figure 1 plane: through the curve's ends (s0, s1) and its midpoint
-    theta(0.5) (for a quadratic Bezier curve or a one-bend chain, the plane of its three bends,
-    which holds the whole curve). The curve at CURVE_POINTS points t is projected onto it;
-    ``curve_residual`` is each point's distance from the plane in units of |s1 - s0|."""
-    kind = curve["meta"]["settings"].get("curve", "bezier")
-    names = list(space)
-    bends = [torch.cat([bend[name].double().reshape(-1) for name in names]) for bend in curve["bends"]]
-    like = {name: space[name].cpu() for name in names}
-    middle = curve_point(bends, 0.5, kind)
-    _, directions, coordinates = plane_through([unflatten_bend(v, like) for v in (bends[0], bends[-1], middle)])
-    basis = torch.stack([flatten_bend(d).double() for d in directions], dim=1)
-    ts = np.linspace(0.0, 1.0, CURVE_POINTS)
-    offsets = torch.stack([curve_point(bends, float(t), kind) - bends[0] for t in ts], dim=1)
-    projected = torch.linalg.lstsq(basis, offsets).solution
-    residual = (offsets - basis @ projected).norm(dim=0) / basis[:, 0].norm()
-    extra = {
-        "model_coordinates": (
-            ("model", "direction"),
-            coordinates[:2],
-            {"units": "1", "long_name": "coordinates of s0 and s1 in the plane"},
-        ),
-        "curve_coordinates": (
-            ("t", "direction"),
-            projected.T.numpy(),
-            {"units": "1", "long_name": f"the fitted {kind} curve s0 -> s1 projected on the plane"},
-        ),
-        "curve_residual": (
-            ("t",),
-            residual.numpy(),
-            {"units": "1", "long_name": "distance of each curve point from the plane, in units of |s1 - s0|"},
-        ),
-    }
-    return [{k: v.to(space[k]) for k, v in d.items()} for d in directions], extra
-
-
-def pca_plane(trajectory: list[dict], space: dict) -> tuple[list, dict]:
-    """Li et al.'s PCA plane of s0's training path, each unit principal direction scaled by the
-    path's extent along it, so that coordinate +-1 reaches the farthest epoch on each axis
-    (range_2d then says how far around to look); the path's coordinates in those units."""
-    directions, ratios, path = pca_directions(trajectory, count=2)
-    extent = np.abs(path).max(axis=0)
-    extent[extent == 0] = 1.0  # a path that never left its end (zero learning rate)
-    scaled = [{k: (v * float(length)).to(space[k]) for k, v in d.items()} for d, length in zip(directions, extent)]
-    extra = {
-        "path_coordinates": (
-            ("epoch", "direction"),
-            path / extent,
-            {"units": "1", "long_name": "s0's training path projected on the plane (epoch 0 = initialisation)"},
-        ),
-        "pca_explained_variance": (
-            ("direction",),
-            np.asarray(ratios),
-            {"units": "1", "long_name": "share of the path's variance each principal direction explains"},
-        ),
-        "direction_scale": (
-            ("direction",),
-            extent,
-            {"units": "1", "long_name": "Euclidean length of each direction (the path's extent along it)"},
-        ),
-    }
-    return scaled, extra
 
 
 def b_range(settings: dict) -> float:
@@ -298,7 +180,9 @@ def landscape_of_cell(
     models, metas = [m for m, _ in loaded], [meta for _, meta in loaded]
     (check_comparable if across_cells else check_same_cell)(metas, paths)
     curve = load_checked_curve(curve_file, metas) if settings["directions"] == "curve" else None
+    # pca's trajectory is read (and a missing one refused) before any point is evaluated.
     diverged = [is_diverged(m, meta) for m, meta in loaded]
+    trajectory = checkpoint.load_trajectory(paths[0]) if settings["directions"] == "pca" and not diverged[0] else None
     data = load_cell_data(metas[0], device, data_dir)
     splits = samples(data, settings)
     train = splits["train"]
@@ -349,7 +233,7 @@ def landscape_of_cell(
             "surface", ("a", "b"), {f"{s}_{q}": np.full((len(grid), len(grid_b)), nan) for s in splits for q in QUANTITIES}, ""
         )
     else:
-        origin, directions, extra = plane(models, settings, train, paths[0], curve)
+        origin, directions, extra = plane(models, settings, train, trajectory, curve)
         if "path_coordinates" in extra:
             coords["epoch"] = ("epoch", np.arange(len(extra["path_coordinates"][1])))
         if "curve_coordinates" in extra:
@@ -372,7 +256,12 @@ def landscape_of_cell(
         "cell": canonical_json(metas[0]["cell"]),
         "model": metas[0]["model"],
         "num_samples": len(train[1]),
-        "checkpoints_sha256": canonical_json({str(m["seed"]): m.get("state_sha256") for m in metas}),
+        # A comparison's two models may share a seed: keyed by A and B there.
+        "checkpoints_sha256": canonical_json(
+            {name: m.get("state_sha256") for name, m in zip("AB", metas)}
+            if across_cells
+            else {str(m["seed"]): m.get("state_sha256") for m in metas}
+        ),
         "batchnorm_1d": settings["batchnorm_1d"],
         "batchnorm_2d": settings["batchnorm_2d"],
         "directions": settings["directions"],

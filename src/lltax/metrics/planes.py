@@ -1,0 +1,136 @@
+"""The plane of a landscape picture: its origin, two directions and what is drawn on it.
+
+One function per kind of ``landscape.directions`` (Li et al. 2018; Garipov et al. 2018):
+random filter-normalized directions, the top Hessian eigenvectors, the plane through seeds'
+models, the principal directions of a training path (with the path projected) and the plane
+of a fitted curve (with the curve projected). Directions are dicts of tensors like the
+model's parameters (or state, ``over: states``); coordinates are numpy arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from lltax.metrics.bezier import curve_point, flatten_bend, unflatten_bend
+from lltax.metrics.directions import (
+    direction_space,
+    eigenvector_directions,
+    orthogonalize,
+    pca_directions,
+    plane_through,
+    random_direction,
+)
+
+CURVE_POINTS = 41  # points t of the curve drawn on its plane
+
+
+def plane(models: list, settings: dict, train: tuple, trajectory: list | None = None, curve: dict | None = None) -> tuple[dict, list, dict]:
+    """Origin entries, the two directions and extra variables (named like landscape.nc's:
+    eigenvalues, model coordinates, the projected training path or curve) for the config
+    section ``landscape``'s directions; ``trajectory`` (pca) and ``curve`` (curve) as loaded."""
+    kind, seed = settings["directions"], settings["seed"]
+    generator = torch.Generator().manual_seed(seed)
+    extra = {}
+    if kind == "random":
+        space = direction_space(models[0], settings["over"])
+        options = {"normalization": settings["normalization"], "ignore_biasbn": settings["ignore_biasbn"]}
+        return space, [random_direction(space, generator, **options), random_direction(space, generator, **options)], extra
+    space = direction_space(models[0])
+    if kind == "eigenvectors":
+        directions, values = eigenvector_directions(models[0], *train, count=2, seed=seed)
+        extra["direction_eigenvalue"] = (
+            ("direction",),
+            np.asarray(values),
+            {"units": "1", "long_name": "Hessian eigenvalue of each direction"},
+        )
+        return space, directions, extra
+    if kind == "seeds":
+        spaces = [direction_space(m) for m in models[:3]]
+        if len(spaces) == 2:  # the line through the two and a random direction, scaled alike
+            first = {k: spaces[1][k] - spaces[0][k] for k in space}
+            flat_first = flatten_bend(first).double()
+            if not float(flat_first.norm()) > 0:
+                raise ValueError("the two models have the same weights: there is no line through them (directions: seeds)")
+            flat = orthogonalize(flat_first, flatten_bend(random_direction(space, generator)).double())
+            flat = flat * (flat_first.norm() / flat.norm())
+            directions = [first, {k: v.to(space[k].dtype) for k, v in unflatten_bend(flat, space).items()}]
+            coordinates = np.array([[0.0, 0.0], [1.0, 0.0]])
+        else:
+            _, directions, coordinates = plane_through(spaces)
+        extra["model_coordinates"] = (
+            ("model", "direction"),
+            coordinates,
+            {"units": "1", "long_name": "coordinates of each seed's model in the plane"},
+        )
+        return space, directions, extra
+    if kind == "curve":
+        return space, *curve_plane(curve, space, len(models))
+    if kind == "pca":
+        return space, *pca_plane(trajectory, space)
+    raise ValueError(f"unknown directions {kind!r}")
+
+
+def curve_plane(curve: dict, space: dict, models: int = 2) -> tuple[list, dict]:
+    """Garipov et al.'s Figure 1 plane: through the curve's ends (s0, s1) and its midpoint
+    theta(0.5) (for a quadratic Bezier curve or a one-bend chain, the plane of its three bends,
+    which holds the whole curve). The curve at CURVE_POINTS points t is projected onto it;
+    ``curve_residual`` is each point's distance from the plane in units of |s1 - s0|. Of
+    ``models`` checkpoints only s0 and s1 lie in it: a third's coordinates are NaN."""
+    kind = curve["meta"]["settings"].get("curve", "bezier")
+    names = list(space)
+    bends = [torch.cat([bend[name].double().reshape(-1) for name in names]) for bend in curve["bends"]]
+    like = {name: space[name].cpu() for name in names}
+    middle = curve_point(bends, 0.5, kind)
+    _, directions, coordinates = plane_through([unflatten_bend(v, like) for v in (bends[0], bends[-1], middle)])
+    basis = torch.stack([flatten_bend(d).double() for d in directions], dim=1)
+    ts = np.linspace(0.0, 1.0, CURVE_POINTS)
+    offsets = torch.stack([curve_point(bends, float(t), kind) - bends[0] for t in ts], dim=1)
+    projected = torch.linalg.lstsq(basis, offsets).solution
+    residual = (offsets - basis @ projected).norm(dim=0) / basis[:, 0].norm()
+    extra = {
+        "model_coordinates": (
+            ("model", "direction"),
+            np.vstack([coordinates[:2], np.full((models - 2, 2), np.nan)]),
+            {"units": "1", "long_name": "coordinates of s0 and s1 in the plane (NaN: a model not in it)"},
+        ),
+        "curve_coordinates": (
+            ("t", "direction"),
+            projected.T.numpy(),
+            {"units": "1", "long_name": f"the fitted {kind} curve s0 -> s1 projected on the plane"},
+        ),
+        "curve_residual": (
+            ("t",),
+            residual.numpy(),
+            {"units": "1", "long_name": "distance of each curve point from the plane, in units of |s1 - s0|"},
+        ),
+    }
+    return [{k: v.to(space[k]) for k, v in d.items()} for d in directions], extra
+
+
+def pca_plane(trajectory: list[dict], space: dict) -> tuple[list, dict]:
+    """Li et al.'s PCA plane of s0's training path, each unit principal direction scaled by the
+    path's extent along it, so that coordinate +-1 reaches the farthest epoch on each axis
+    (range_2d then says how far around to look); the path's coordinates in those units."""
+    directions, ratios, path = pca_directions(trajectory, count=2)
+    extent = np.abs(path).max(axis=0)
+    extent[extent == 0] = 1.0  # a path that never left its end (zero learning rate)
+    scaled = [{k: (v * float(length)).to(space[k]) for k, v in d.items()} for d, length in zip(directions, extent)]
+    extra = {
+        "path_coordinates": (
+            ("epoch", "direction"),
+            path / extent,
+            {"units": "1", "long_name": "s0's training path projected on the plane (epoch 0 = initialisation)"},
+        ),
+        "pca_explained_variance": (
+            ("direction",),
+            np.asarray(ratios),
+            {"units": "1", "long_name": "share of the path's variance each principal direction explains"},
+        ),
+        "direction_scale": (
+            ("direction",),
+            extent,
+            {"units": "1", "long_name": "Euclidean length of each direction (the path's extent along it)"},
+        ),
+    }
+    return scaled, extra
