@@ -662,6 +662,13 @@ def test_cli_curve_plane_holds_a_quadratic_bezier_curve(tmp_path, toy_cell_data)
         coordinates = dataset["model_coordinates"].values
     np.testing.assert_allclose(coordinates[:2], [[0, 0], [1, 0]], atol=1e-9)
     assert coordinates.shape == (3, 2) and np.isnan(coordinates[2]).all()
+    # A curve that stayed on the line spans no plane: d2 is random, the curve lies on b = 0.
+    save_curve_between(tmp_path / "straight.pt", tmp_path / "a.pt", tmp_path / "b.pt", middle_shift=0.0)
+    argv[-1] = str(tmp_path / "straight.pt")
+    assert run_cli(argv) == 0
+    with xr.open_dataset(tmp_path / "out" / "landscape.nc", engine="netcdf4") as dataset:
+        np.testing.assert_allclose(dataset["curve_coordinates"].values, np.stack([dataset["t"], 0 * dataset["t"]], axis=1), atol=1e-6)
+        assert np.isfinite(dataset["surface_train_loss"]).all()
     save_curve_between(tmp_path / "other.pt", tmp_path / "a.pt", tmp_path / "c.pt")
     argv[-1] = str(tmp_path / "other.pt")
     with pytest.raises(ValueError, match="fitted between other models"):

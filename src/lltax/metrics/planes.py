@@ -47,14 +47,8 @@ def plane(models: list, settings: dict, train: tuple, trajectory: list | None = 
         return space, directions, extra
     if kind == "seeds":
         spaces = [direction_space(m) for m in models[:3]]
-        if len(spaces) == 2:  # the line through the two and a random direction, scaled alike
-            first = {k: spaces[1][k] - spaces[0][k] for k in space}
-            flat_first = flatten_bend(first).double()
-            if not float(flat_first.norm()) > 0:
-                raise ValueError("the two models have the same weights: there is no line through them (directions: seeds)")
-            flat = orthogonalize(flat_first, flatten_bend(random_direction(space, generator)).double())
-            flat = flat * (flat_first.norm() / flat.norm())
-            directions = [first, {k: v.to(space[k].dtype) for k, v in unflatten_bend(flat, space).items()}]
+        if len(spaces) == 2:
+            directions = line_and_random(spaces[0], spaces[1], generator)
             coordinates = np.array([[0.0, 0.0], [1.0, 0.0]])
         else:
             _, directions, coordinates = plane_through(spaces)
@@ -65,24 +59,45 @@ def plane(models: list, settings: dict, train: tuple, trajectory: list | None = 
         )
         return space, directions, extra
     if kind == "curve":
-        return space, *curve_plane(curve, space, len(models))
+        return space, *curve_plane(curve, space, len(models), generator)
     if kind == "pca":
         return space, *pca_plane(trajectory, space)
     raise ValueError(f"unknown directions {kind!r}")
 
 
-def curve_plane(curve: dict, space: dict, models: int = 2) -> tuple[list, dict]:
+def line_and_random(start: dict, end: dict, generator: torch.Generator) -> list[dict]:
+    """d1 = end - start and a random direction orthogonal to it, scaled to |d1|: the plane
+    through two models when no third point fixes it."""
+    first = {k: end[k] - start[k] for k in start}
+    flat_first = flatten_bend(first).double()
+    if not float(flat_first.norm()) > 0:
+        raise ValueError("the two models have the same weights: there is no line through them")
+    flat = orthogonalize(flat_first, flatten_bend(random_direction(start, generator)).double())
+    flat = flat * (flat_first.norm() / flat.norm())
+    return [first, {k: v.to(start[k].dtype) for k, v in unflatten_bend(flat, start).items()}]
+
+
+def curve_plane(curve: dict, space: dict, models: int = 2, generator: torch.Generator | None = None) -> tuple[list, dict]:
     """Garipov et al.'s Figure 1 plane: through the curve's ends (s0, s1) and its midpoint
     theta(0.5) (for a quadratic Bezier curve or a one-bend chain, the plane of its three bends,
     which holds the whole curve). The curve at CURVE_POINTS points t is projected onto it;
     ``curve_residual`` is each point's distance from the plane in units of |s1 - s0|. Of
-    ``models`` checkpoints only s0 and s1 lie in it: a third's coordinates are NaN."""
+    ``models`` checkpoints only s0 and s1 lie in it: a third's coordinates are NaN. A curve
+    that never left the line (its midpoint on it) spans no plane: then d2 is a random direction
+    orthogonal to the line (``generator``), as for two seeds, and the curve is drawn on d1."""
     kind = curve["meta"]["settings"].get("curve", "bezier")
     names = list(space)
     bends = [torch.cat([bend[name].double().reshape(-1) for name in names]) for bend in curve["bends"]]
     like = {name: space[name].cpu() for name in names}
     middle = curve_point(bends, 0.5, kind)
-    _, directions, coordinates = plane_through([unflatten_bend(v, like) for v in (bends[0], bends[-1], middle)])
+    points = [unflatten_bend(v, like) for v in (bends[0], bends[-1], middle)]
+    first, offset = bends[-1] - bends[0], middle - bends[0]
+    # Off the line by less than 1e-6 |s1 - s0| (float32 bends' rounding): a straight curve.
+    if float(orthogonalize(first, offset).norm()) > 1e-6 * float(first.norm()):
+        _, directions, coordinates = plane_through(points)
+    else:
+        directions = line_and_random(points[0], points[1], generator or torch.Generator().manual_seed(0))
+        coordinates = np.array([[0.0, 0.0], [1.0, 0.0]])
     basis = torch.stack([flatten_bend(d).double() for d in directions], dim=1)
     ts = np.linspace(0.0, 1.0, CURVE_POINTS)
     offsets = torch.stack([curve_point(bends, float(t), kind) - bends[0] for t in ts], dim=1)
