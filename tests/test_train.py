@@ -124,6 +124,18 @@ TRAIN = {
 DATASET = {"name": "mnist1d", "download": False, "augment": False, "label_noise_mode": "exact"}
 
 
+def preempted_at(learning_rate_at, epoch: int):
+    """``learning_rate_at`` that raises KeyboardInterrupt (a preemption) as epoch ``epoch``
+    (counted from 0) starts: monkeypatched into lltax.train to kill a run mid-way."""
+
+    def schedule(current, **kwargs):
+        if current == epoch:
+            raise KeyboardInterrupt("preempted")
+        return learning_rate_at(current, **kwargs)
+
+    return schedule
+
+
 def run_job(out_dir, data_dir, **overrides):
     kwargs = dict(
         cell=CELL,
@@ -290,11 +302,7 @@ def test_a_killed_train_job_resumes_from_its_snapshot_byte_identically(tmp_path,
     assert not (tmp_path / "whole" / SNAPSHOT_FILE).exists()
 
     original = train_module.learning_rate_at
-
-    def killed_in_epoch_three(epoch, **kwargs):
-        if epoch == 2:
-            raise KeyboardInterrupt("preempted")
-        return original(epoch, **kwargs)
+    killed_in_epoch_three = preempted_at(original, epoch=2)
 
     monkeypatch.setattr(train_module, "learning_rate_at", killed_in_epoch_three)
     with pytest.raises(KeyboardInterrupt):
@@ -532,11 +540,7 @@ def test_the_trajectory_survives_a_resume_and_is_stored_checksummed_in_model_pt(
     for name, values in path[-1].items():
         assert torch.equal(values, state[name].float())
     original = train_module.learning_rate_at
-
-    def killed_in_epoch_three(epoch, **kwargs):
-        if epoch == 2:
-            raise KeyboardInterrupt("preempted")
-        return original(epoch, **kwargs)
+    killed_in_epoch_three = preempted_at(original, epoch=2)
 
     monkeypatch.setattr(train_module, "learning_rate_at", killed_in_epoch_three)
     with pytest.raises(KeyboardInterrupt):
