@@ -214,8 +214,7 @@ def test_pca_directions_explain_the_trajectory_in_order():
     directions, ratios, path = pca_directions(trajectory, count=2)
     assert ratios[0] > ratios[1] > 0 and ratios.sum() < 1
     offsets = torch.stack([t["w"] - end for t in trajectory])
-    before = offsets[:-1]
-    singular = torch.linalg.svdvals(before - before.mean(dim=0)) ** 2  # centred, as sklearn's PCA
+    singular = torch.linalg.svdvals(offsets - offsets.mean(dim=0)) ** 2  # every point, centred, as sklearn's PCA
     np.testing.assert_allclose(ratios, (singular / singular.sum())[:2].numpy(), rtol=1e-10)
     np.testing.assert_allclose(path[-1], [0.0, 0.0], atol=1e-12)  # the end is the origin
     np.testing.assert_allclose(path[:, 0], (offsets @ directions[0]["w"]).numpy(), rtol=1e-10)

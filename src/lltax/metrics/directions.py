@@ -167,18 +167,19 @@ def plane_through(models: Sequence[Mapping[str, torch.Tensor]]) -> tuple[Directi
 def pca_directions(trajectory: Sequence[Mapping[str, torch.Tensor]], count: int = 2) -> tuple[list[Direction], np.ndarray, np.ndarray]:
     """Principal directions of a training trajectory around its last point (Li et al. 2018, Sec. 7).
 
-    As Li et al.'s ``setup_PCA_directions`` (sklearn's PCA, which centres): the offsets
-    w_i - w_final of the points before the last are centred and decomposed by SVD; the top
+    As Li et al.'s ``setup_PCA_directions`` (projection.py; sklearn's PCA, which centres): the
+    offsets w_i - w_final of every point, the final one (a zero row) included as the reference
+    feeds every saved epoch up to the last, are centred and decomposed by SVD; the top
     ``count`` right singular vectors are unit directions, ordered by explained variance. The
-    path (every point, the last at the origin) is projected on them uncentred.
+    path (every point, the last at the origin) is projected on them uncentred, as the
+    reference's ``project_trajectory`` (``cos``: dot products with unit directions).
     Returns (directions, explained variance ratios, the path's coordinates (points x count)).
     """
     if len(trajectory) < count + 1:
         raise ValueError(f"a trajectory of {len(trajectory)} points has fewer than {count} directions besides its end")
     flat = torch.stack([flatten_bend(point).double() for point in trajectory])
     offsets = flat - flat[-1]
-    before = offsets[:-1]
-    _, singular, right = torch.linalg.svd(before - before.mean(dim=0), full_matrices=False)
+    _, singular, right = torch.linalg.svd(offsets - offsets.mean(dim=0), full_matrices=False)
     variance = singular.pow(2)
     ratios = (variance / variance.sum())[:count].numpy() if float(variance.sum()) > 0 else np.zeros(count)
     basis = right[:count]
