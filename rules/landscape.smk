@@ -27,11 +27,13 @@ rule landscape:
     params:
         **TORCH_JOB,
         settings=LANDSCAPE_SETTINGS,
+        memory_budget_gb=CONFIG["memory_budget_gb"],
     shell:
         "lltax landscape --checkpoints {input.checkpoints:q}"
         + (" --curves {input.curve:q}" if LANDSCAPE_CURVE else "")
         + " --settings {params.settings:q} --data-dir {params.data_dir:q} --device {params.device:q}"
-        " --out {output.data:q} --figure {output.figure:q} --threads {threads:q} > {log:q} 2>&1"
+        " --memory-budget-gb {params.memory_budget_gb:q} --out {output.data:q} --figure {output.figure:q}"
+        " --threads {threads:q} > {log:q} 2>&1"
 
 
 rule landscape_comparison:
@@ -63,10 +65,12 @@ rule landscape_comparison:
     params:
         **TORCH_JOB,
         settings=COMPARISON_SETTINGS,
+        memory_budget_gb=CONFIG["memory_budget_gb"],
     shell:
         "lltax landscape --checkpoints {input.checkpoints:q} --across-cells"
         " --settings {params.settings:q} --data-dir {params.data_dir:q} --device {params.device:q}"
-        " --out {output.data:q} --figure {output.figure:q} --threads {threads:q} > {log:q} 2>&1"
+        " --memory-budget-gb {params.memory_budget_gb:q} --out {output.data:q} --figure {output.figure:q}"
+        " --threads {threads:q} > {log:q} 2>&1"
 
 
 rule atlas:

@@ -22,9 +22,11 @@ rule hessian:
     params:
         **TORCH_JOB,
         settings=section("hessian"),
+        memory_budget_gb=CONFIG["memory_budget_gb"],
     shell:
         "lltax hessian --checkpoints {input.checkpoints:q} --settings {params.settings:q}"
-        " --data-dir {params.data_dir:q} --device {params.device:q} --out {output:q} --threads {threads:q} > {log:q} 2>&1"
+        " --data-dir {params.data_dir:q} --device {params.device:q} --memory-budget-gb {params.memory_budget_gb:q}"
+        " --out {output:q} --threads {threads:q} > {log:q} 2>&1"
 
 
 # Basin width (and convexity share) of every seed's checkpoint: the landscape as a number.
@@ -71,7 +73,9 @@ rule cka:
     params:
         **TORCH_JOB,
         settings=section("cka"),
+        memory_budget_gb=CONFIG["memory_budget_gb"],
     shell:
         "lltax cka --checkpoints {input.checkpoints:q} --settings {params.settings:q}"
-        " --data-dir {params.data_dir:q} --device {params.device:q} --out {output.cka:q}"
+        " --data-dir {params.data_dir:q} --device {params.device:q} --memory-budget-gb {params.memory_budget_gb:q}"
+        " --out {output.cka:q}"
         " --distance-out {output.distance:q} --threads {threads:q} > {log:q} 2>&1"

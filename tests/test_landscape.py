@@ -305,7 +305,11 @@ def test_cli_other_directions_and_the_eigenvalue_ratio_map(tmp_path, toy_cell_da
     with xr.open_dataset(tmp_path / "out" / "landscape.nc", engine="netcdf4") as dataset:
         dataset = dataset.load()
     assert dataset.attrs["directions"] == directions and "spectral_density" not in dataset
-    np.testing.assert_allclose(dataset["eigenvalue_ratio"], dataset["min_eigenvalue"] / dataset["max_eigenvalue"])
+    # batchnorm_2d null: a plane through models recomputes BatchNorm as Garipov et al.'s plane.py
+    assert dataset.attrs["batchnorm_2d"] == ("recompute" if directions == "seeds" else "trained")
+    # ratio_definition li2018 (the default): |lambda_min / lambda_max| (Li et al.'s Figure 7)
+    np.testing.assert_allclose(dataset["eigenvalue_ratio"], np.abs(dataset["min_eigenvalue"] / dataset["max_eigenvalue"]))
+    assert dataset["eigenvalue_ratio"].attrs["definition"] == "li2018"
     assert (dataset["max_eigenvalue"] > 0).all()
     x, y = landscape.training_sample(toy_cell_data.x_train, toy_cell_data.y_train, 30, 0)
     if directions == "seeds":  # the plane through three seeds: s0 at (0, 0), s1 at (1, 0), s2 off the a axis
@@ -546,7 +550,7 @@ def test_cli_pca_plane_of_the_training_path(tmp_path, toy_cell_data):
     trajectory = checkpoint.load_trajectory(tmp_path / "a.pt")
     flat = torch.stack([torch.cat([t.reshape(-1) for t in point.values()]).double() for point in trajectory])
     offsets = (flat - flat[-1]).numpy()
-    centred = offsets[:-1] - offsets[:-1].mean(axis=0)
+    centred = offsets - offsets.mean(axis=0)  # every epoch, the last included (Li et al.'s setup_PCA_directions)
     axes = np.linalg.svd(centred, full_matrices=False)[2][:2]
     projected = offsets @ axes.T / dataset["direction_scale"].values
     for column in range(2):  # an SVD's signs are free
@@ -675,3 +679,104 @@ def test_cli_curve_plane_holds_a_quadratic_bezier_curve(tmp_path, toy_cell_data)
         run_cli(argv)
     with pytest.raises(ValueError, match="--curves"):
         run_cli(argv[:-2])
+
+
+# --- issue 29: the numerics labelled as Li et al.'s match the reference -------------------------
+
+
+def test_pca_directions_include_the_final_model_as_li_et_al():
+    """Hand-computed: offsets (1, 1), (1, -1) and the final model's (0, 0). With the final row
+    (projection.py's setup_PCA_directions feeds every epoch up to max_epoch), the centred rows
+    are (1/3, 1), (1/3, -1), (-2/3, 0): variances 2 along y and 2/3 along x, ratios 0.75 / 0.25.
+    Without it the second direction would explain nothing."""
+    from lltax.metrics.directions import pca_directions
+
+    trajectory = [{"w": torch.tensor([1.0, 1.0], dtype=torch.float64)}, {"w": torch.tensor([1.0, -1.0], dtype=torch.float64)}]
+    trajectory.append({"w": torch.zeros(2, dtype=torch.float64)})
+    directions, ratios, path = pca_directions(trajectory, count=2)
+    np.testing.assert_allclose(ratios, [0.75, 0.25], rtol=1e-12)
+    np.testing.assert_allclose(np.abs(directions[0]["w"].numpy()), [0.0, 1.0], atol=1e-12)
+    np.testing.assert_allclose(np.abs(directions[1]["w"].numpy()), [1.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(np.abs(path), [[1.0, 1.0], [1.0, 1.0], [0.0, 0.0]], atol=1e-12)
+
+
+def test_pca_directions_match_a_port_of_the_reference():
+    """A port of tomgoldstein/loss-landscape projection.py (setup_PCA_directions: the matrix of
+    w_epoch - w_final over every epoch, final included; sklearn's PCA = centred SVD) on a random
+    trajectory: the same explained variance ratios and directions (up to sign)."""
+    from lltax.metrics.directions import pca_directions
+
+    generator = torch.Generator().manual_seed(3)
+    trajectory = [
+        {"a": torch.randn(4, 3, generator=generator, dtype=torch.float64), "b": torch.randn(5, generator=generator, dtype=torch.float64)}
+    ]
+    for _ in range(6):
+        trajectory.append({k: v + 0.3 * torch.randn(v.shape, generator=generator, dtype=torch.float64) for k, v in trajectory[-1].items()})
+    final = np.concatenate([trajectory[-1]["a"].numpy().ravel(), trajectory[-1]["b"].numpy()])
+    matrix = np.array([np.concatenate([p["a"].numpy().ravel(), p["b"].numpy()]) - final for p in trajectory])  # every epoch
+    centred = matrix - matrix.mean(axis=0)  # sklearn PCA.fit
+    _, singular, components = np.linalg.svd(centred, full_matrices=False)
+    explained_variance_ratio = singular**2 / (singular**2).sum()
+    directions, ratios, path = pca_directions(trajectory, count=2)
+    np.testing.assert_allclose(ratios, explained_variance_ratio[:2], rtol=1e-10)
+    for column, (direction, component) in enumerate(zip(directions, components[:2])):
+        flat = np.concatenate([direction["a"].numpy().ravel(), direction["b"].numpy()])
+        assert abs(float(flat @ component)) == pytest.approx(1.0, abs=1e-10)
+        # project_trajectory with proj_method cos: dot(d, dx) / |dx|
+        np.testing.assert_allclose(np.abs(path[:, column]), np.abs(matrix @ component), atol=1e-10)
+
+
+def tanh_mlp() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, NUM_CLASSES)).double().eval()
+    x, y = classification_data(40, (4,), seed=5)
+    return model, x, y
+
+
+def dense_hessian(model: nn.Module, x: torch.Tensor, y: torch.Tensor, names: list[str]) -> torch.Tensor:
+    """The Hessian of the mean cross-entropy over the named parameters, the others fixed."""
+    from torch.func import functional_call
+
+    fixed = {n: p.detach() for n, p in model.named_parameters() if n not in names}
+    shapes = [dict(model.named_parameters())[n].shape for n in names]
+    flat = torch.cat([dict(model.named_parameters())[n].detach().reshape(-1) for n in names])
+
+    def loss(vector):
+        pieces, start = {}, 0
+        for name, shape in zip(names, shapes):
+            pieces[name] = vector[start : start + shape.numel()].view(shape)
+            start += shape.numel()
+        return torch.nn.functional.cross_entropy(functional_call(model, {**fixed, **pieces}, (x,)), y)
+
+    return torch.autograd.functional.hessian(loss, flat)
+
+
+def test_eigenvalue_ratio_default_is_li_et_al_figure_7():
+    """ratio_definition li2018: the Hessian over tensors of >= 2 dimensions (hess_vec_prod.py's
+    min_max_hessian_eigs: params = [p for p in net.parameters() if len(p.size()) > 1]) and
+    |lambda_min / lambda_max| (plot_2D.plot_2d_eig_ratio: np.absolute(np.divide(min, max))).
+    Checked against the dense Hessian and a port of the reference's two eigsh steps (largest
+    magnitude, then the top of H - 0.51 lambda_max, shifted back) on that dense matrix."""
+    from lltax.metrics.surface import eigenvalue_ratio_grid
+
+    model, x, y = tanh_mlp()
+    matrices = [n for n, p in model.named_parameters() if p.dim() > 1]
+    exact = torch.linalg.eigvalsh(dense_hessian(model, x, y, matrices)).numpy()
+    everything = torch.linalg.eigvalsh(dense_hessian(model, x, y, [n for n, _ in model.named_parameters()])).numpy()
+    assert exact[0] < 0 < exact[-1] and abs(everything[-1] - exact[-1]) > 1e-3  # the two definitions differ here
+    # The reference's steps, on the dense matrix (its eigsh(A, k=1) = largest magnitude).
+    hessian = dense_hessian(model, x, y, matrices).numpy()
+    values = np.linalg.eigvalsh(hessian)
+    maxeig = values[np.argmax(np.abs(values))]
+    shift = maxeig * 0.51
+    shifted = np.linalg.eigvalsh(hessian - shift * np.eye(len(hessian)))
+    mineig = shifted[np.argmax(np.abs(shifted))] + shift
+    reference_ratio = np.absolute(np.divide(mineig, maxeig))
+    low, high, ratio = eigenvalue_ratio_grid(model, direction_space(model), [{}, {}], [0.0], x, y)
+    assert high[0, 0] == pytest.approx(exact[-1], rel=1e-5) and low[0, 0] == pytest.approx(exact[0], rel=1e-4)
+    assert ratio[0, 0] == pytest.approx(reference_ratio, rel=1e-4) and ratio[0, 0] >= 0
+    # signed: every parameter, with the sign.
+    low, high, signed = eigenvalue_ratio_grid(model, direction_space(model), [{}, {}], [0.0], x, y, definition="signed")
+    assert high[0, 0] == pytest.approx(everything[-1], rel=1e-5)
+    assert signed[0, 0] == pytest.approx(everything[0] / everything[-1], rel=1e-4) and signed[0, 0] < 0
+    assert all(p.requires_grad for p in model.parameters())  # the biases were held fixed only for the run

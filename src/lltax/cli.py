@@ -64,6 +64,17 @@ _seed = _integer("seed", 0, 2**63 - 1)  # int64 coordinates, torch's generators
 _threads = _integer("threads", 1)
 
 
+def _gigabytes(text: str) -> float:
+    """An argparse type: a positive number of GB."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"memory budget must be a number of GB > 0, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"memory budget must be a number of GB > 0, got {value}")
+    return value
+
+
 # The vocabulary: name -> (flag, argparse keywords, role). A role of INPUT or OUTPUT marks the
 # paths a command reads or writes, so an output that is also an input is refused by name.
 VOCABULARY: dict[str, tuple[str, dict, str | None]] = {
@@ -141,6 +152,15 @@ VOCABULARY: dict[str, tuple[str, dict, str | None]] = {
     ),
     "data_dir": ("--data-dir", {"default": None, "help": "dataset folder (default: the one recorded in the checkpoint)"}, None),
     "device": ("--device", {"default": "auto", "choices": ["auto", "cpu", "cuda"], "help": "auto = cuda when available"}, None),
+    "memory_budget_gb": (
+        "--memory-budget-gb",
+        {
+            "type": _gigabytes,
+            "default": 30.0,  # lltax.memory.DEFAULT_BUDGET_GB, the schema's default of memory_budget_gb
+            "help": "memory the job may use on its device, in GB (config key memory_budget_gb): chunks of samples shrink to fit it",
+        },
+        None,
+    ),
     "out": ("--out", {"nargs": "+", "required": True, "help": "output file(s)"}, OUTPUT),
     "out_dir": ("--out-dir", {"nargs": "+", "required": True, "help": "output folder(s)"}, OUTPUT),
     "distance_out": (

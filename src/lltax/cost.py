@@ -19,6 +19,19 @@ from typing import Any
 from lltax.config_checks import parameter_estimate
 from lltax.contract import DATASET_SIZES, TEST_SIZES, resnet1d_variant
 from lltax.grid import seed_pairs
+from lltax.memory import (
+    DEFAULT_BUDGET_GB,
+    GB,
+    VALUE_BYTES,
+    activation_elements,
+    forward_batch,
+    held_bytes,
+    hessian_bytes,
+    hessian_chunks,
+    hvp_bytes,
+    points_per_pass,
+    training_bytes,
+)
 
 # Forward FLOPs per example = (a k^2 + b k) x input size / reference input size; exact for the
 # reference inputs (3x32x32 images, MNIST-1D's 40 points), within 3 % for one-channel images.
@@ -143,11 +156,56 @@ def runtime_minutes(rule: str, cell: dict[str, Any], config: dict[str, Any], att
 
 
 def memory_mb(rule: str, cell: dict[str, Any], config: dict[str, Any]) -> int:
-    """Memory to request: the dataset twice (raw and prepared), eight model copies (weights,
-    gradients, momentum, curve ends and bend), on top of ``min_mem_mb``; rounded up to 1 GB."""
-    n_total, input_shape = DATASET_SIZES.get(config["dataset"]["name"], DATASET_SIZES["cifar10"])
-    data = 2 * n_total * math.prod(input_shape) * 4
-    model = config["model"]["name"]
-    known = model if model in ("resnet18", "vgg11", "resnet1d", "mlp") else "resnet18"
-    models = 8 * parameter_estimate(known, int(cell["width"]), input_shape) * 4
-    return int(1000 * math.ceil((config["cluster"]["min_mem_mb"] + (data + models) / 1e6) / 1000))
+    """Memory to request: what the job holds (``job_bytes``) on top of ``min_mem_mb``, rounded up to 1 GB."""
+    return int(1000 * math.ceil((config["cluster"]["min_mem_mb"] + job_bytes(rule, cell, config) / 1e6) / 1000))
+
+
+def job_bytes(rule: str, cell: dict[str, Any], config: dict[str, Any]) -> int:
+    """Bytes one job of ``rule`` holds at its peak (lltax.memory): the dataset twice (raw and
+    prepared, training and test), eight model copies, the training trajectory when
+    ``train.trajectory`` (model.pt carries it to every job), and the job's own work: a training
+    batch's activations, or the chunks the metric jobs choose within ``memory_budget_gb``."""
+    dataset = config["dataset"]["name"]
+    n_total, input_shape = DATASET_SIZES.get(dataset, DATASET_SIZES["cifar10"])
+    data = 2 * (n_total + TEST_SIZES.get(dataset, 10000)) * math.prod(input_shape) * VALUE_BYTES
+    model, width = config["model"]["name"], int(cell["width"])
+    registered = model in ("resnet18", "vgg11", "mlp") or resnet1d_variant(model) is not None
+    parameters = parameter_estimate(model if registered else "resnet18", width, input_shape)
+    activations = activation_elements(model, width, input_shape)
+    train = config["train"]
+    trajectory = (train["epochs"] + 1) * parameters * VALUE_BYTES if train.get("trajectory") and rule != "import" else 0
+    held = held_bytes(parameters, data, trajectory)
+    budget = config.get("memory_budget_gb", DEFAULT_BUDGET_GB) * GB
+    if rule in ("train", "fge"):
+        return held + training_bytes(activations, int(cell["batch_size"]))
+    if rule == "curve_fit":
+        return held + training_bytes(activations, config["curves"]["batch_size"])
+    if rule == "hessian":
+        h = config["hessian"]
+        method = h["trace_method"]
+        if method == "auto":  # the registered models are piecewise linear (lltax.models.is_piecewise_linear)
+            method = "exact" if registered else ("hutchpp" if h["backend"] == "native" else "hutchinson")
+        vector_settings = {"max_iterations": h["max_iterations"], "trace_method": method, "trace_probes": h["trace_probes"]}
+        upper = min(h["chunk_size"], h["num_samples"])
+        chunks = hessian_chunks(budget, parameters, activations, held=held, chunk_size=upper, **vector_settings)
+        return hessian_bytes(parameters, activations, chunks, held=held, **vector_settings)
+    if rule == "cka":
+        c = config["cka"]
+        inputs = c["num_samples"] * math.prod(input_shape) * VALUE_BYTES
+        batch = forward_batch(budget, activations, held=held + inputs, batch_size=c["batch_size"])
+        return held + inputs + batch * VALUE_BYTES * activations
+    if rule == "landscape":
+        lc = config["landscape"]
+        stack = points_per_pass(budget, parameters, activations, held=held, batch_size=1000, stack=lc["stack"])
+        points = stack * VALUE_BYTES * (parameters + 1000 * activations)
+        # Spectrum and eigenvalue maps: Hessian-vector products on chunks of 200 samples.
+        products = hvp_bytes(parameters, activations, min(200, lc["num_samples"]), lc["spectrum_steps"] + 3)
+        return held + max(points, products if lc["spectrum_steps"] or lc["ratio_points"] else 0)
+    if rule == "basin":
+        b = config["basin"]
+        forward = min(1000, b["num_samples"]) * VALUE_BYTES * activations
+        products = hvp_bytes(parameters, activations, min(200, b["num_samples"]), 24) if b["convexity_points"] else 0
+        return held + max(forward, products)
+    if rule in ("curve_eval", "import"):
+        return held + min(1000, n_total) * VALUE_BYTES * activations
+    return held  # distance and the aggregate rules: no forward passes

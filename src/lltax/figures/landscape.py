@@ -183,17 +183,22 @@ def landscape_figure(dataset: xr.Dataset) -> Figure:
         _no_data(spectrum, "spectrum not computed\n(landscape.spectrum_steps: 0)")
     spectrum.set_title(f"Hessian eigenvalue density at {first} (SLQ)", fontsize=9)
 
+    signed = "eigenvalue_ratio" in dataset and dataset["eigenvalue_ratio"].attrs.get("definition") == "signed"
     if "eigenvalue_ratio" in dataset:
         ratios = dataset["eigenvalue_ratio"].values
-        limit = max(float(np.nanmax(np.abs(ratios))), 1e-6) if np.isfinite(ratios).any() else 1.0
-        mesh = ratio.pcolormesh(
-            dataset["ra"].values, dataset["rb"].values, ratios.T, cmap="RdBu", vmin=-limit, vmax=limit, shading="nearest"
-        )
-        figure.colorbar(mesh, ax=ratio, label=r"$\lambda_{\min} / \lambda_{\max}$")
+        if signed:
+            limit = max(float(np.nanmax(np.abs(ratios))), 1e-6) if np.isfinite(ratios).any() else 1.0
+            options, label = {"cmap": "RdBu", "vmin": -limit, "vmax": limit}, r"$\lambda_{\min} / \lambda_{\max}$"
+        else:  # Li et al.'s Figure 7 (plot_2D.plot_2d_eig_ratio): |ratio| in viridis over [0, 0.5]
+            options, label = {"cmap": "viridis", "vmin": 0.0, "vmax": 0.5}, r"$|\lambda_{\min} / \lambda_{\max}|$"
+        mesh = ratio.pcolormesh(dataset["ra"].values, dataset["rb"].values, ratios.T, shading="nearest", **options)
+        figure.colorbar(mesh, ax=ratio, label=label)
         _aspect(ratio, dataset["ra"].values, dataset["rb"].values)
     else:
         _no_data(ratio, "eigenvalue ratio not computed\n(landscape.ratio_points: 0)")
-    ratio.set_title("local convexity: red < 0 (non-convex), blue > 0", fontsize=9)
+    ratio.set_title(
+        "local convexity: red < 0 (non-convex), blue > 0" if signed else "local convexity (Li et al.): dark = convex", fontsize=9
+    )
     title = f"{dataset.attrs.get('model', '')} cell {dataset.attrs.get('cell', '')}"
     if "model_labels" in dataset.attrs:  # a comparison: what differs, and the axes the cells share
         cells = json.loads(dataset.attrs["cell"])

@@ -19,7 +19,7 @@ from lltax.io import one_output_each, write_json
 from lltax.jobs.inputs import is_diverged, load_cell_data, load_model
 from lltax.metrics.directions import direction_space, random_direction
 from lltax.metrics.landscape import grid_points, training_sample
-from lltax.metrics.surface import basin_radii, eigenvalue_ratio_grid
+from lltax.metrics.surface import basin_radii, eigenvalue_ratio, eigenvalue_ratio_grid
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +35,16 @@ ARGUMENTS = {
 
 def convex_share(model, directions: list, inputs, targets, settings: dict) -> tuple[float, list]:
     """Share of a convexity_points^2 grid on the plane of the first two directions where
-    lambda_min >= -convexity_tolerance x lambda_max; with the ratios measured."""
+    lambda_min >= -convexity_tolerance x lambda_max (for lambda_min < 0: |lambda_min /
+    lambda_max| <= tolerance, Li et al.'s reading of their Figure 7 map); with the signed
+    ratios lambda_min / lambda_max measured. The Hessian is over the tensors of two or more
+    dimensions (convexity_definition li2018, Li et al.'s) or over every parameter (signed)."""
     coords = grid_points(-settings["convexity_radius"], settings["convexity_radius"], settings["convexity_points"])
-    _, _, grid = eigenvalue_ratio_grid(model, direction_space(model), directions[:2], coords, inputs, targets, seed=settings["seed"])
-    ratios = [float(r) for r in grid.ravel()]
+    definition = settings.get("convexity_definition", "li2018")
+    low, high, _ = eigenvalue_ratio_grid(
+        model, direction_space(model), directions[:2], coords, inputs, targets, seed=settings["seed"], definition=definition
+    )
+    ratios = [float(r) for r in eigenvalue_ratio(low, high, "signed").ravel()]
     finite = [r for r in ratios if math.isfinite(r)]
     share = sum(r >= -settings["convexity_tolerance"] for r in finite) / len(finite) if finite else math.nan
     return share, ratios

@@ -13,6 +13,7 @@ from lltax.device import resolve_device
 from lltax.io import write_json
 from lltax.jobs.distance import write_distance
 from lltax.jobs.inputs import cell_models, load_cell_data
+from lltax.memory import DEFAULT_BUDGET_GB, GB, forward_batch, job_footprint
 from lltax.metrics.cka import model_outputs, pairwise_cka
 from lltax.metrics.mixup import mixup_batches
 
@@ -24,18 +25,25 @@ ARGUMENTS = {
     "settings": {"help": "the config section 'cka' as JSON (output, num_samples, mixup_alpha, batch_size, seed)"},
     "device": {},
     "data_dir": {},
+    "memory_budget_gb": {},
     "out": {"nargs": None, "help": "output cka.json"},
     "distance_out": {"help": "also write the seeds' pairwise l2 distances here (distance.json, as `lltax distance`)"},
 }
 
 
 def cka_of_checkpoints(
-    paths: list[str], settings: dict, device: torch.device | str = "cpu", data_dir: str | None = None, metas: list | None = None
+    paths: list[str],
+    settings: dict,
+    device: torch.device | str = "cpu",
+    data_dir: str | None = None,
+    metas: list | None = None,
+    memory_budget_gb: float = DEFAULT_BUDGET_GB,
 ) -> list[tuple[int, int, float]]:
     """Pairwise CKA of the seed checkpoints of one cell, with the ``cka`` config section.
 
     Checkpoints are loaded and forwarded one at a time (one model in memory at once); the
-    mixup inputs come from the cell's training set, loaded once.
+    mixup inputs come from the cell's training set, loaded once. Forward passes take
+    ``batch_size`` inputs, fewer if their activations do not fit ``memory_budget_gb``.
     """
     metas = [] if metas is None else metas  # filled with the checkpoints' metadata, for the caller's provenance
     outputs, inputs = {}, None
@@ -50,7 +58,9 @@ def cka_of_checkpoints(
                 dataset.x_train, settings["num_samples"], settings["batch_size"], settings["mixup_alpha"], settings["seed"]
             )
             log.info("%d mixup inputs (alpha=%s, seed=%s)", len(inputs), settings["mixup_alpha"], settings["seed"])
-        outputs[meta["seed"]] = model_outputs(model, inputs, settings["output"], settings["batch_size"])
+        _, activations, held = job_footprint(model, meta, dataset)
+        batch = forward_batch(memory_budget_gb * GB, activations, held=held + inputs.nbytes, batch_size=settings["batch_size"])
+        outputs[meta["seed"]] = model_outputs(model, inputs, settings["output"], batch)
         del model
     if len(outputs) < 2:
         log.warning("CKA needs at least two seeds; got %d checkpoint(s), writing no pairs", len(outputs))
@@ -60,7 +70,7 @@ def cka_of_checkpoints(
 def run(args: argparse.Namespace) -> int:
     settings = parse_settings(args.settings, "cka")
     metas: list = []
-    pairs = cka_of_checkpoints(args.checkpoints, settings, resolve_device(args.device), args.data_dir, metas=metas)
+    pairs = cka_of_checkpoints(args.checkpoints, settings, resolve_device(args.device), args.data_dir, metas, args.memory_budget_gb)
     for a, b, value in pairs:
         log.info("seeds %d-%d: CKA %.6g", a, b, value)
     write_json(

@@ -14,6 +14,7 @@ from lltax.config import parse_settings
 from lltax.device import resolve_device
 from lltax.io import one_output_each, write_json
 from lltax.jobs.inputs import is_diverged, load_cell_data, load_model
+from lltax.memory import DEFAULT_BUDGET_GB, GB, hessian_chunks, job_footprint
 from lltax.metrics.hessian import SETTING_KEYS, hessian_metrics, nan_metrics, resolve_trace_method, sample_seed, sample_training_data
 from lltax.models import is_piecewise_linear
 
@@ -27,20 +28,29 @@ ARGUMENTS = {
     },
     "device": {},
     "data_dir": {},
+    "memory_budget_gb": {},
     "out": {"help": "output hessian.json, one per checkpoint"},
 }
 
 
 def hessian_of_checkpoint(
-    path: str, settings: dict[str, Any], device: torch.device | str = "cpu", data_dir: str | None = None
+    path: str,
+    settings: dict[str, Any],
+    device: torch.device | str = "cpu",
+    data_dir: str | None = None,
+    memory_budget_gb: float = DEFAULT_BUDGET_GB,
 ) -> dict[str, Any]:
-    """The ``hessian.json`` record of one checkpoint; ``settings`` is the config section 'hessian'."""
+    """The ``hessian.json`` record of one checkpoint; ``settings`` is the config section 'hessian'.
+
+    Samples per pass: the largest chunks, up to ``chunk_size``, that fit ``memory_budget_gb``
+    for this model (lltax.memory.hessian_chunks); the record's ``chunks`` names them."""
     model, meta = load_model(path, device)
     piecewise_linear = is_piecewise_linear(meta["model"])
     options = {key: settings[key] for key in SETTING_KEYS}
+    resolved = resolve_trace_method(settings["trace_method"], settings["backend"], piecewise_linear)
+    chunks = None
     if is_diverged(model, meta):
         log.warning("%s is diverged: writing NaN Hessian metrics", path)
-        resolved = resolve_trace_method(settings["trace_method"], settings["backend"], piecewise_linear)
         record = nan_metrics(
             backend=settings["backend"], trace_method=resolved, top_k=settings["top_k"], num_samples=settings["num_samples"]
         )
@@ -49,10 +59,33 @@ def hessian_of_checkpoint(
         inputs, targets = sample_training_data(
             dataset.x_train, dataset.y_train, settings["num_samples"], sample_seed(settings, meta["seed"])
         )
-        record = hessian_metrics(model, inputs, targets, piecewise_linear=piecewise_linear, **options)
+        parameters, activations, held = job_footprint(model, meta, dataset)
+        chunks = hessian_chunks(
+            memory_budget_gb * GB,
+            parameters,
+            activations,
+            held=held,
+            chunk_size=settings["chunk_size"],
+            max_iterations=settings["max_iterations"],
+            trace_method=resolved,
+            trace_probes=settings["trace_probes"],
+        )
+        if min(chunks.values()) < min(settings["chunk_size"], len(inputs)):
+            log.info("chunks %s fit memory_budget_gb %s (chunk_size %d)", chunks, memory_budget_gb, settings["chunk_size"])
+        options["chunk_size"] = chunks["hessian_vector_products"]
+        record = hessian_metrics(
+            model, inputs, targets, piecewise_linear=piecewise_linear, **options, trace_chunk_size=chunks["exact_trace"]
+        )
     return {
         **record,
-        "settings": {**options, "num_samples": settings["num_samples"], "sample": settings["sample"]},
+        "settings": {
+            **options,
+            "chunk_size": settings["chunk_size"],
+            "num_samples": settings["num_samples"],
+            "sample": settings["sample"],
+            "memory_budget_gb": memory_budget_gb,
+        },
+        "chunks": chunks,
         **checkpoint.provenance(meta),
     }
 
@@ -62,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     for path, out in one_output_each(args.checkpoints, args.out, "checkpoint"):  # a cell's seeds in one process
         started = time.perf_counter()
-        record = hessian_of_checkpoint(path, settings, device, args.data_dir)
+        record = hessian_of_checkpoint(path, settings, device, args.data_dir, args.memory_budget_gb)
         log.info(
             "%s: top eigenvalue %s, trace %s (%d Hessian-vector products, %.1f s)",
             path,

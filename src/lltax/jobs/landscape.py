@@ -86,21 +86,36 @@ def b_range(settings: dict) -> float:
     return settings["range_b"] if settings["range_b"] is not None else settings["range_2d"]
 
 
+def plane_batchnorm(settings: dict) -> str:
+    """batchnorm_2d, or where null each paper's own: recompute for planes through models (seeds,
+    curve: Garipov et al.'s plane.py runs update_bn at every point), trained otherwise (Li et
+    al.'s random directions keep the model's running statistics)."""
+    if settings.get("batchnorm_2d") is not None:
+        return settings["batchnorm_2d"]
+    return "recompute" if settings["directions"] in ("seeds", "curve") else "trained"
+
+
 def eigenvalue_maps(model, origin: dict, directions: list, settings: dict, train: tuple) -> dict:
-    """Smallest and largest Hessian eigenvalue and their ratio on a ratio_points^2 grid."""
+    """Smallest and largest Hessian eigenvalue and their ratio on a ratio_points^2 grid
+    (ratio_definition: li2018 = Li et al.'s Figure 7, signed = lltax's; metrics.surface)."""
     grid = grid_points(-settings["range_2d"], settings["range_2d"], settings["ratio_points"])
     grid_b = grid_points(-b_range(settings), b_range(settings), settings["ratio_points"])
-    low, high, ratio = eigenvalue_ratio_grid(model, origin, directions, grid, *train, seed=settings["seed"], coords_b=grid_b)
+    definition = settings.get("ratio_definition", "li2018")
+    low, high, ratio = eigenvalue_ratio_grid(
+        model, origin, directions, grid, *train, seed=settings["seed"], coords_b=grid_b, definition=definition
+    )
     dims = ("ra", "rb")
+    over = "tensors of >= 2 dimensions" if definition == "li2018" else "every trainable parameter"
+    ratio_name = (
+        "|lambda_min / lambda_max| (Li et al. Figure 7: near 0 = locally convex)"
+        if definition == "li2018"
+        else "lambda_min / lambda_max (>= 0: locally convex)"
+    )
     return {
         "coords": {"ra": ("ra", grid), "rb": ("rb", grid_b)},
-        "min_eigenvalue": (dims, low, {"units": "1", "long_name": "smallest Hessian eigenvalue (training loss)"}),
-        "max_eigenvalue": (dims, high, {"units": "1", "long_name": "largest Hessian eigenvalue (training loss)"}),
-        "eigenvalue_ratio": (
-            dims,
-            ratio,
-            {"units": "1", "long_name": "lambda_min / lambda_max (>= 0: locally convex; Li et al. Figure 7)"},
-        ),
+        "min_eigenvalue": (dims, low, {"units": "1", "long_name": f"smallest Hessian eigenvalue (training loss; over {over})"}),
+        "max_eigenvalue": (dims, high, {"units": "1", "long_name": f"largest Hessian eigenvalue (training loss; over {over})"}),
+        "eigenvalue_ratio": (dims, ratio, {"units": "1", "long_name": ratio_name, "definition": definition}),
     }
 
 
@@ -221,7 +236,7 @@ def landscape_of_cell(
         "b": ("b", grid_b),
         "r": ("r", ray),
     }
-    options = {"batchnorm": settings["batchnorm_2d"], "batchnorm_inputs": train[0], "stack": settings["stack"]}
+    options = {"batchnorm": plane_batchnorm(settings), "batchnorm_inputs": train[0], "stack": settings["stack"]}
     # The plane lies around s0 (and, for directions: seeds, through the other seeds).
     spanning = diverged[: {"seeds": 3, "curve": 2}.get(settings["directions"], 1)]
     if curve is not None and curve["meta"]["diverged"]:
@@ -263,7 +278,7 @@ def landscape_of_cell(
             else {str(m["seed"]): m.get("state_sha256") for m in metas}
         ),
         "batchnorm_1d": settings["batchnorm_1d"],
-        "batchnorm_2d": settings["batchnorm_2d"],
+        "batchnorm_2d": plane_batchnorm(settings),
         "directions": settings["directions"],
         "versions": canonical_json(checkpoint.versions()),
     }

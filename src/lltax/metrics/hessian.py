@@ -116,6 +116,7 @@ def hessian_metrics(
     seed: int = 0,
     piecewise_linear: bool = False,
     lanczos_starts: int = 2,
+    trace_chunk_size: int | None = None,
 ) -> dict[str, Any]:
     """Top eigenvalue(s) and trace of the Hessian of the mean cross-entropy on (inputs, targets).
 
@@ -140,7 +141,8 @@ def hessian_metrics(
     trace_probes : int
         Hessian-vector products of the stochastic trace estimate.
     chunk_size : int
-        Samples per forward/backward pass; does not change the result.
+        Samples per forward/backward pass of the Hessian-vector products; does not change the
+        result (up to the order of float sums).
     seed : int
         Seed of the Lanczos start vector and the trace probes (PyHessian: of torch's global
         generator, forked so the caller's stream is untouched).
@@ -150,6 +152,9 @@ def hessian_metrics(
     lanczos_starts : int
         Independent Lanczos runs (native backend) whose agreement is part of convergence: a
         single start can converge to the second of two nearly equal top eigenvalues.
+    trace_chunk_size : int, optional
+        Samples per per-sample-gradient pass of the exact trace (default ``chunk_size``); its
+        memory is trace_chunk_size x parameters (lltax.memory.hessian_chunks picks both chunks).
 
     Returns
     -------
@@ -167,6 +172,7 @@ def hessian_metrics(
         ("max_iterations", max_iterations, 1),
         ("trace_probes", trace_probes, 1),
         ("chunk_size", chunk_size, 1),
+        ("trace_chunk_size", chunk_size if trace_chunk_size is None else trace_chunk_size, 1),
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"hessian {name} must be an integer >= {low}, got {value!r}")
@@ -201,7 +207,8 @@ def hessian_metrics(
             seed=seed,
         )
         if backend == "native":
-            record = _native_metrics(operator, inputs, **options, starts=lanczos_starts)
+            trace_chunk = chunk_size if trace_chunk_size is None else trace_chunk_size
+            record = _native_metrics(operator, inputs, **{**options, "chunk_size": trace_chunk}, starts=lanczos_starts)
         else:
             record = pyhessian_metrics(model, inputs, targets, **options)
     values = [record["top_eigenvalue"], record["trace"], *record["top_eigenvalues"]]
@@ -224,7 +231,8 @@ def _native_metrics(
     seed: int,
     starts: int,
 ) -> dict[str, Any]:
-    """Lanczos for the eigenvalues, then the trace; one generator (``seed``) for all draws."""
+    """Lanczos for the eigenvalues, then the trace (exact: per-sample gradients in chunks of
+    ``chunk_size``); one generator (``seed``) for all draws."""
     generator = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
     result = lanczos(
