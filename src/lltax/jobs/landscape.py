@@ -25,6 +25,7 @@ from lltax.figures.save import FORMATS, save_figure
 from lltax.grid import COMPARABLE_AXES, canonical_json, canonical_value, cell_path
 from lltax.io import atomic_path
 from lltax.jobs.inputs import check_same_cell, is_diverged, load_cell_data, load_model
+from lltax.memory import DEFAULT_BUDGET_GB, GB, job_footprint, points_per_pass
 from lltax.metrics.evaluate import evaluate_model
 from lltax.metrics.hvp import HessianOperator
 from lltax.metrics.landscape import grid_points, interpolate_1d, training_sample
@@ -41,6 +42,7 @@ ARGUMENTS = {
     "settings": {"help": "the config section 'landscape' as JSON"},
     "device": {},
     "data_dir": {},
+    "memory_budget_gb": {},
     "out": {"nargs": None, "help": "output netCDF file, e.g. <cell>/landscape.nc"},
     "figure": {"help": "also draw the figure, e.g. <cell>/landscape.png"},
     "across_cells": {},
@@ -186,7 +188,13 @@ def check_comparable(metas: list[dict], paths: list[str]) -> None:
 
 
 def landscape_of_cell(
-    paths: list[str], settings: dict, device, data_dir: str | None, across_cells: bool = False, curve_file: str | None = None
+    paths: list[str],
+    settings: dict,
+    device,
+    data_dir: str | None,
+    across_cells: bool = False,
+    curve_file: str | None = None,
+    memory_budget_gb: float = DEFAULT_BUDGET_GB,
 ) -> xr.Dataset:
     """The landscape.nc dataset of the checkpoints ``paths`` (2 or 3, one cell), or with
     ``across_cells`` the comparison.nc of two cells' models (cell A's first); ``curve_file``
@@ -206,6 +214,10 @@ def landscape_of_cell(
     grid = grid_points(-settings["range_2d"], settings["range_2d"], settings["points_2d"])
     grid_b = grid_points(-b_range(settings), b_range(settings), settings["points_2d"])
     ray = grid_points(-settings["range_2d"], settings["range_2d"], settings["points_1d"])
+    # Stacked points hold a copy of the weights and a batch (evaluate_points': 1000) of
+    # activations each: as many as fit the memory budget, at most landscape.stack.
+    parameters, activations, held = job_footprint(models[0], metas[0], data)
+    stack = points_per_pass(memory_budget_gb * GB, parameters, activations, held=held, batch_size=1000, stack=settings["stack"])
     endpoints = {f"{s}_{q}": np.full(len(models), nan) for s in splits for q in QUANTITIES}
     for index, (model, bad) in enumerate(zip(models, diverged)):
         for name, (x, y) in splits.items():
@@ -236,7 +248,7 @@ def landscape_of_cell(
         "b": ("b", grid_b),
         "r": ("r", ray),
     }
-    options = {"batchnorm": plane_batchnorm(settings), "batchnorm_inputs": train[0], "stack": settings["stack"]}
+    options = {"batchnorm": plane_batchnorm(settings), "batchnorm_inputs": train[0], "stack": stack}
     # The plane lies around s0 (and, for directions: seeds, through the other seeds).
     spanning = diverged[: {"seeds": 3, "curve": 2}.get(settings["directions"], 1)]
     if curve is not None and curve["meta"]["diverged"]:
@@ -268,6 +280,8 @@ def landscape_of_cell(
     attrs = {
         "seeds": np.asarray([m["seed"] for m in metas], dtype=np.int64),
         "settings": canonical_json(settings),
+        "memory_budget_gb": memory_budget_gb,
+        "stack_used": stack,
         "cell": canonical_json(metas[0]["cell"]),
         "model": metas[0]["model"],
         "num_samples": len(train[1]),
@@ -311,6 +325,7 @@ def run(args: argparse.Namespace) -> int:
         args.data_dir,
         args.across_cells,
         args.curves if settings["directions"] == "curve" else None,
+        args.memory_budget_gb,
     )
     with atomic_path(args.out) as tmp:
         dataset.to_netcdf(tmp, engine="netcdf4")
