@@ -732,3 +732,26 @@ def test_cli_fit_aligned_and_more_bends(cli_setup):
     )
     result = read_json(eval_path)
     assert result["aligned_mode_connectivity"] is None and result["aligned_line_mode_connectivity"] is not None
+
+
+def test_arc_length_average_is_garipov_et_al_integrated_loss():
+    """The reference's integrated loss (timgaripov/dnn-mode-connectivity eval_curve.py: dl from
+    consecutive points' weights, ``int = sum(0.5 (v[:-1] + v[1:]) dl[1:]) / sum(dl[1:])`` of
+    tr_loss = nll + 0.5 wd |theta(t)|^2) against lltax's trapezoid over t, on a hand-computed
+    quadratic Bezier curve w0 = (0, 0), w1 = (1, 1), w2 = (2, 0) at t = 0, 0.25, 1:
+    theta(0.25) = (0.5, 0.375), chords 0.625 and sqrt(2.390625)."""
+    from lltax.metrics.curves import arc_length_average, integrated
+
+    bends = [{"w": torch.tensor(v, dtype=torch.float64)} for v in ([0.0, 0.0], [1.0, 1.0], [2.0, 0.0])]
+    points, nll = [0.0, 0.25, 1.0], np.array([1.0, 2.0, 4.0])
+    chords = np.array([0.625, math.sqrt(2.390625)])
+    by_hand = (1.5 * chords[0] + 3.0 * chords[1]) / chords.sum()
+    assert arc_length_average(nll, bends, points) == pytest.approx(by_hand, rel=1e-12)
+    assert by_hand == pytest.approx(2.568204, abs=1e-6) and integrated(nll, points) == pytest.approx(2.625)  # not the same
+    # The reference's stats() on the regularized profile (ported), weight decay 0.1.
+    weights = np.array([[0.0, 0.0], [0.5, 0.375], [2.0, 0.0]])
+    tr_loss = nll + 0.5 * 0.1 * (weights**2).sum(axis=1)
+    dl = np.zeros(3)
+    dl[1:] = np.sqrt(np.sum(np.square(weights[1:] - weights[:-1]), axis=1))
+    reference = np.sum(0.5 * (tr_loss[:-1] + tr_loss[1:]) * dl[1:]) / np.sum(dl[1:])
+    assert arc_length_average(nll, bends, points, weight_decay=0.1) == pytest.approx(reference, rel=1e-12)

@@ -41,7 +41,17 @@ from lltax.metrics.evaluate import evaluate_model
 from lltax.modes import mode
 from lltax.sgd import SGD
 
-__all__ = ["learning_rate_factor", "fit_curve", "evaluate_curve", "line_bends", "curve_length", "mode_connectivity", "curve_epochs"]
+__all__ = [
+    "learning_rate_factor",
+    "fit_curve",
+    "evaluate_curve",
+    "line_bends",
+    "curve_length",
+    "mode_connectivity",
+    "curve_epochs",
+    "integrated",
+    "arc_length_average",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -250,10 +260,37 @@ def polychain_length(bends: Sequence[Mapping[str, torch.Tensor]]) -> float:
 
 
 def integrated(values: Sequence[float], points: Sequence[float]) -> float:
-    """Trapezoid integral over t in [0, 1] of a profile at the evaluated points (the reference's
-    integrated loss); as coarse as the points."""
+    """Trapezoid integral over t in [0, 1] of a profile at the evaluated points: the mean over
+    the curve's *parameter* t, as coarse as the points. Not the reference's ``int`` column
+    (dnn-mode-connectivity eval_curve.py), which averages over arc length and adds the L2 term:
+    that is ``arc_length_average``."""
     values, points = np.asarray(values, dtype=float), np.asarray(points, dtype=float)
     return float(((values[1:] + values[:-1]) / 2 * np.diff(points)).sum())  # np.trapezoid is NumPy 2 only
+
+
+def arc_length_average(
+    values: Sequence[float],
+    bends: Sequence[Mapping[str, torch.Tensor]],
+    points: Sequence[float],
+    *,
+    curve: str = "bezier",
+    weight_decay: float = 0.0,
+) -> float:
+    """Garipov et al.'s integrated loss (dnn-mode-connectivity eval_curve.py, ``stats``' ``int``):
+    the trapezoid over the evaluated points weighted by the chord lengths
+    dl_i = |theta(t_i) - theta(t_(i-1))| and divided by their sum (an average over arc length,
+    not over t), of the loss plus the L2 term 0.5 x weight_decay x |theta(t)|^2 over every
+    parameter the bends hold (eval_curve's ``tr_loss`` = nll + ``l2_regularizer(wd)``).
+    ``values`` is the profile (e.g. the training cross-entropy) at ``points``; weight_decay 0
+    gives the arc-length average of the profile itself. The reference evaluates 61 points."""
+    values, points = np.asarray(values, dtype=float), [float(t) for t in points]
+    flat_bends = [flatten_bend(b).double() for b in bends]
+    flat = [curve_point(flat_bends, t, curve) for t in points]
+    regularized = values + 0.5 * weight_decay * np.asarray([float(theta @ theta) for theta in flat])
+    chords = np.asarray([float((b - a).norm()) for a, b in zip(flat[:-1], flat[1:])])
+    if not chords.sum() > 0:
+        return float("nan")
+    return float(np.sum(0.5 * (regularized[:-1] + regularized[1:]) * chords) / np.sum(chords))
 
 
 def evaluate_curve(
@@ -270,6 +307,7 @@ def evaluate_curve(
     aligned_end: Mapping[str, torch.Tensor] | None = None,
     aligned_bends: Sequence[Mapping[str, torch.Tensor]] | None = None,
     curve: str = "bezier",
+    weight_decay: float | None = None,
 ) -> dict:
     """Loss and 0-1 error (percent) along the curve and, beside it, along the straight line
     between its ends; mode connectivity of both.
@@ -286,7 +324,10 @@ def evaluate_curve(
     "line_train_error", ... (the line, with ``line``), floats "mode_connectivity" (on
     train_error), "mode_connectivity_loss" (train_loss), "mode_connectivity_test" (test_error),
     their "line_" counterparts, "curve_length", "line_length" (parameter space) and
-    "train_loss_integral", "line_train_loss_integral" (trapezoid over the points). With
+    "train_loss_integral", "line_train_loss_integral" (the training cross-entropy averaged over
+    t by the trapezoid rule on the points: ``integrated``, not the reference's arc-length
+    average with its L2 term, ``arc_length_average``; with ``weight_decay`` that one too, as
+    "train_loss_arc_average" and "line_train_loss_arc_average"). With
     ``aligned_end`` (the end model's parameters permuted onto the start's,
     ``lltax.metrics.alignment``) also the line from the start to it, as "aligned_line_...": its
     ends are the curve's (a permuted model computes the same function), its interior the
@@ -306,6 +347,8 @@ def evaluate_curve(
     length = curve_length if curve == "bezier" else polychain_length
     result["curve_length"] = length(bends)
     result["train_loss_integral"] = integrated(result["train_loss"], points)
+    if weight_decay is not None:
+        result["train_loss_arc_average"] = arc_length_average(result["train_loss"], bends, points, curve=curve, weight_decay=weight_decay)
 
     def add_line(prefix: str, straight: list) -> None:
         """A straight line's profile (ends shared with the curve: evaluated once) and its scalars."""
@@ -319,6 +362,10 @@ def evaluate_curve(
     if line:
         add_line("line_", line_bends(bends))
         result["line_train_loss_integral"] = integrated(result["line_train_loss"], points)
+        if weight_decay is not None:
+            result["line_train_loss_arc_average"] = arc_length_average(
+                result["line_train_loss"], line_bends(bends), points, weight_decay=weight_decay
+            )
     if aligned_bends is not None:
         inner = _profile(point_model, lambda t: curve_point(aligned_bends, t, curve), points[1:-1], *data, "aligned curve")
         for key, values in inner.items():
