@@ -8,11 +8,12 @@ import json
 import pytest
 
 from lltax.cli import main
+from lltax.config import section_settings
 from lltax.grid import canonical_json, cell_path
 from lltax.jobs.train import run_train_job
 
 CELL = {"width": 2, "batch_size": 64, "label_noise": 0.0, "train_fraction": 0.1, "learning_rate": 0.05, "weight_decay": 0.0005}
-TRAIN = {
+TRAIN = section_settings("train", {
     "epochs": 1,
     "momentum": 0.9,
     "lr_schedule": "constant",
@@ -22,7 +23,7 @@ TRAIN = {
     "patience": 5,
     "min_delta": 0.0001,
     "eval_batch_size": 1000,
-}
+})  # fmt: skip
 DATASET = {"name": "mnist1d", "download": False, "augment": False, "label_noise_mode": "exact"}
 HESSIAN = canonical_json({"num_samples": 32, "chunk_size": 32, "max_iterations": 20, "trace_probes": 5})
 CURVES = canonical_json({"epochs": 1, "batch_size": 64})

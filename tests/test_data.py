@@ -287,6 +287,29 @@ def test_cifar_loaders_parse_the_real_format(tmp_path, monkeypatch, name, class_
     torch.testing.assert_close(noisy.x_train, dataset.x_train[subset_indices(60, 0.5)], rtol=0, atol=0)
 
 
+def test_images_normalized_on_the_device_equal_the_normalized_loader_bit_for_bit(tmp_path, monkeypatch):
+    """load_dataset keeps the images uint8 until they are on the device and normalizes the
+    cell's subset there: the same values and memory layout as normalizing the whole set first
+    (what lltax did before), and the files are read once per process."""
+    import torchvision.datasets
+    import torchvision.datasets.cifar
+
+    from lltax import loaders
+
+    skip_checksums(monkeypatch, torchvision.datasets.cifar)
+    write_cifar(tmp_path, torchvision.datasets.CIFAR10, 12, "labels", "label_names", 10, np.random.default_rng(1))
+    normalized = loaders.load_cifar10(tmp_path)  # the whole set normalized on the CPU, as before
+    calls = []
+    monkeypatch.setitem(loaders.DATASETS, "cifar10", lambda *a, **k: calls.append(k) or loaders.load_cifar10(*a, **k))
+    for fraction in (0.5, 1.0):
+        cell = load_dataset("cifar10", tmp_path, train_fraction=fraction)
+        before = normalized.x_train[subset_indices(60, fraction)]
+        assert torch.equal(cell.x_train, before) and cell.x_train.stride() == before.stride()
+        assert torch.equal(cell.x_test, normalized.x_test) and cell.x_test.dtype == torch.float32
+        assert cell.normalization is None
+    assert calls == [{"download": False, "normalize": False}]  # read once for both cells
+
+
 def write_idx(path, array):
     """An MNIST idx file: big-endian magic (0, 0, uint8 type 0x08, number of dims), sizes, bytes."""
     path.write_bytes(struct.pack(">I", 0x0800 + array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes())

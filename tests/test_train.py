@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from lltax.checkpoint import load_checkpoint_file
+from lltax.config import section_settings
 from lltax.jobs.inputs import load_model
 from lltax.jobs.train import run_train_job
 from lltax.train import learning_rate_at, train_model
@@ -108,7 +109,9 @@ def data_dir(tmp_path_factory):
 
 
 CELL = {"width": 2, "batch_size": 64, "label_noise": 0.1, "train_fraction": 0.1, "learning_rate": 0.05, "weight_decay": 0.0005}
-TRAIN = {
+# snapshot_minutes 0: a snapshot after every epoch, for the resume tests (the default writes one
+# every 10 minutes and after the last epoch: tests/test_train.py checks both give the same bytes).
+TRAIN = section_settings("train", {
     "epochs": 2,
     "momentum": 0.9,
     "lr_schedule": "constant",
@@ -120,7 +123,8 @@ TRAIN = {
     "eval_batch_size": 1000,
     "poison": 0,
     "trajectory": False,
-}
+    "snapshot_minutes": 0,
+})  # fmt: skip
 DATASET = {"name": "mnist1d", "download": False, "augment": False, "label_noise_mode": "exact"}
 
 

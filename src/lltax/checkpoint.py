@@ -72,19 +72,28 @@ def content_checksum(value: Any) -> str:
     return digest.hexdigest()
 
 
-def provenance(meta: dict[str, Any]) -> dict[str, Any]:
+def provenance(meta: dict[str, Any], device: Any = None) -> dict[str, Any]:
     """What a per-job record was computed from: the checkpoint's cell, seed and weights' checksum
-    (and, for a checkpoint trained elsewhere, its file and the file's checksum)."""
+    (and, for a checkpoint trained elsewhere, its file and the file's checksum), and with a
+    ``device`` how: the job's runtime (``lltax.device.runtime_info``: device, GPU, CUDA, TF32)."""
     origin = {"cell": meta["cell"], "seed": meta["seed"], "checkpoint_sha256": meta.get("state_sha256")}
+    if device is not None:
+        from lltax.device import runtime_info
+
+        origin["runtime"] = runtime_info(device)
     if isinstance(meta.get("external"), dict):
         origin["checkpoint_file"] = {key: meta["external"][key] for key in ("path", "file_sha256")}
     return origin
 
 
-def cell_provenance(metas: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def cell_provenance(metas: Sequence[dict[str, Any]], device: Any = None) -> dict[str, Any]:
     """Provenance of a per-cell record: the cell and each seed's weights checksum (and file, for
-    checkpoints trained elsewhere)."""
+    checkpoints trained elsewhere), and with a ``device`` the job's runtime."""
     origin = {"cell": metas[0]["cell"] if metas else None, "checkpoints_sha256": {str(m["seed"]): m.get("state_sha256") for m in metas}}
+    if device is not None:
+        from lltax.device import runtime_info
+
+        origin["runtime"] = runtime_info(device)
     files = {str(m["seed"]): provenance(m)["checkpoint_file"] for m in metas if isinstance(m.get("external"), dict)}
     if files:
         origin["checkpoint_files"] = files

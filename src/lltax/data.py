@@ -16,6 +16,7 @@ The datasets themselves come from ``lltax.loaders`` (``DATASETS``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lltax.loaders import DATASETS, Dataset, load_external
+from lltax.loaders import DATASETS, IMAGE_DATASETS, Dataset, load_external, normalize_images
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ def load_dataset(
     FileNotFoundError
         A torchvision dataset is missing; the message names the folder and how to get it.
     """
-    full = DATASETS[name](root, download=download) if name in DATASETS else load_external(name, root, download)
+    full = full_dataset(name, str(root), download)
     indices = subset_indices(len(full.y_train), train_fraction)
     if label_noise_mode == "exact":
         noisy = corrupt_labels(full.y_train, label_noise, full.num_classes, indices)
@@ -188,12 +189,48 @@ def load_dataset(
     )
     return dataclasses.replace(
         full,
-        x_train=full.x_train[indices].to(device),
+        x_train=on_device(full.x_train[indices], full.normalization, device),
         y_train=noisy.to(device),
         y_train_clean=full.y_train[indices].to(device),
-        x_test=full.x_test.to(device),
-        y_test=full.y_test.to(device),
+        x_test=on_device(full.x_test, full.normalization, device),
+        y_test=full.y_test.to(device, copy=True),
+        normalization=None,
     )
+
+
+def full_dataset(name: str, root: str, download: bool) -> Dataset:
+    """A whole dataset as its loader returns it, images as uint8 (``normalization`` set).
+
+    Image datasets are read once per process (while their files are unchanged): a job that
+    measures several seeds or pairs of a cell decodes them once. Never modified: ``load_dataset``
+    copies what it hands out."""
+    if name in IMAGE_DATASETS:
+        return _image_dataset(name, root, download, _files_stamp(Path(root) / IMAGE_FOLDERS[name]))
+    return DATASETS[name](root, download=download) if name in DATASETS else load_external(name, root, download)
+
+
+# Where each image dataset's files lie under data_dir (torchvision's layout).
+IMAGE_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python", "svhn": ".", "mnist": "MNIST/raw"}
+
+
+def _files_stamp(folder: Path) -> tuple:
+    """(name, size, mtime) of the files directly in ``folder``: a changed file is another key."""
+    if not folder.is_dir():
+        return ()
+    return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file()))
+
+
+@functools.lru_cache(maxsize=2)
+def _image_dataset(name: str, root: str, download: bool, stamp: tuple) -> Dataset:
+    return DATASETS[name](root, download=download, normalize=False)
+
+
+def on_device(inputs: torch.Tensor, normalization: str | None, device: torch.device | str) -> torch.Tensor:
+    """``inputs`` on ``device`` as float32 model inputs: uint8 images are moved as they are and
+    normalized there (``normalize_images``: the same numbers as normalizing first), others copied."""
+    if normalization is None:
+        return inputs.to(device, copy=True)
+    return normalize_images(inputs.to(device), normalization)
 
 
 def poison_set(
@@ -213,7 +250,7 @@ def poison_set(
     every cell and seed; each label is drawn uniformly over the other classes from a fixed
     stream (``POISON_SEED``).
     """
-    full = DATASETS[name](root, download=download) if name in DATASETS else load_external(name, root, download)
+    full = full_dataset(name, str(root), download)
     total = len(full.y_train)
     used = len(subset_indices(total, train_fraction))
     if count > total - used:
@@ -227,7 +264,7 @@ def poison_set(
     shift = torch.from_numpy(np.random.RandomState(POISON_SEED).randint(1, full.num_classes, size=count))
     wrong = (true + shift) % full.num_classes  # never the true class
     logger.info("poisoned set: %d samples outside the subset, every label wrong", count)
-    return full.x_train[indices].to(device), wrong.to(device)
+    return on_device(full.x_train[indices], full.normalization, device), wrong.to(device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,7 +277,9 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, padding: int = 4)
     The standard CIFAR augmentation (``RandomCrop(32, padding=4)`` then
     ``RandomHorizontalFlip()``), vectorized on the batch's device. The padding is zero in
     normalized units (the mean colour), not black as when torchvision pads before normalizing.
-    Batches of 1D data (3D tensors, (N, C, L)) are returned unchanged.
+    Batches of 1D data (3D tensors, (N, C, L)) are returned unchanged, drawing nothing.
+    ``augment_batch(x, g) == apply_augmentation(x, draw_augmentation(len(x), g))``: the training
+    loop draws an epoch's numbers up front with the latter two (same numbers, one transfer).
 
     Parameters
     ----------
@@ -253,15 +292,33 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, padding: int = 4)
     """
     if x.dim() == 3:
         return x
+    _check_image_batch(x)
+    return apply_augmentation(x, draw_augmentation(len(x), generator, padding), padding)
+
+
+def _check_image_batch(x: torch.Tensor) -> None:
     if x.dim() != 4:
         raise ValueError(f"augment_batch expects (N, C, H, W) images or (N, C, L) sequences, got shape {tuple(x.shape)}")
+
+
+def draw_augmentation(num: int, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
+    """The random numbers of ``augment_batch`` for ``num`` images: (3, num) int64 rows
+    (vertical shift, horizontal shift, flip), drawn in ``augment_batch``'s order."""
+    shifts = torch.randint(0, 2 * padding + 1, (2, num), generator=generator, device=generator.device)
+    flips = torch.randint(0, 2, (num,), generator=generator, device=generator.device)
+    return torch.cat([shifts, flips[None]])
+
+
+def apply_augmentation(x: torch.Tensor, draws: torch.Tensor, padding: int = 4) -> torch.Tensor:
+    """Crop and flip each image of ``x`` (N, C, H, W) as ``draws`` (3, N) (``draw_augmentation``) say."""
+    _check_image_batch(x)
     num, _, height, width = x.shape
-    shifts = torch.randint(0, 2 * padding + 1, (2, num), generator=generator, device=generator.device).to(x.device)
-    flips = torch.randint(0, 2, (num,), generator=generator, device=generator.device).to(x.device, torch.bool)
+    draws = draws.to(x.device)
+    flips = draws[2].to(torch.bool)
     padded = F.pad(x, (padding, padding, padding, padding))
-    rows = shifts[0, :, None] + torch.arange(height, device=x.device)
+    rows = draws[0, :, None] + torch.arange(height, device=x.device)
     columns = torch.arange(width, device=x.device).expand(num, width)
-    columns = torch.where(flips[:, None], width - 1 - columns, columns) + shifts[1, :, None]
+    columns = torch.where(flips[:, None], width - 1 - columns, columns) + draws[1, :, None]
     # Advanced indices separated by a slice come first: the result is (N, H, W, C).
     samples = torch.arange(num, device=x.device)[:, None, None]
     return padded[samples, :, rows[:, :, None], columns[:, None, :]].permute(0, 3, 1, 2).contiguous()

@@ -47,6 +47,10 @@ def configure_torch(threads: int) -> dict:
         set_deterministic(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
+    # IEEE float32 everywhere unless a job asks otherwise (train.precision: tf32): torch runs
+    # CUDA convolutions in TF32 by default, whose ~1e-3 rounding is above the Hessian's tolerance.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     return runtime_info()
 
 
@@ -55,12 +59,27 @@ def configure_torch(threads: int) -> dict:
 CPU_KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
 
 
-def runtime_info() -> dict:
-    """What besides inputs and versions decides a result's bits: threads, CPU kernels, determinism."""
-    return {
+def runtime_info(device: torch.device | str | None = None, precision: str = "fp32") -> dict:
+    """What besides inputs and versions decides a result's bits: threads, CPU kernels,
+    determinism, TF32, the arithmetic (``precision``, the train key's values), and on a CUDA
+    ``device`` the GPU model and the CUDA and cuDNN versions."""
+    info = {
         "threads": torch.get_num_threads(),
         "interop_threads": torch.get_num_interop_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_kernel_pins": {name: os.environ.get(name) for name in CPU_KERNEL_VARIABLES if os.environ.get(name)},
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "precision": precision,
     }
+    if device is not None:
+        info["device"] = str(device)
+    if device is not None and torch.device(device).type == "cuda":
+        index = torch.device(device).index
+        info |= {
+            "gpu": torch.cuda.get_device_name(index),
+            "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version(),
+            "tf32_matmul": precision == "tf32" or torch.backends.cuda.matmul.allow_tf32,
+            "tf32_cudnn": precision == "tf32" or torch.backends.cudnn.allow_tf32,
+        }
+    return info

@@ -1,5 +1,5 @@
-"""SGD with momentum and weight decay, computed exactly as ``torch.optim.SGD`` does (its
-single-tensor path; no dampening, no Nesterov), without ``torch.optim``.
+"""SGD with momentum and weight decay, computed exactly as ``torch.optim.SGD`` does (no
+dampening, no Nesterov), without ``torch.optim``, each operation one multi-tensor kernel.
 
 Why not ``torch.optim.SGD``: its ``Optimizer`` imports ``torch._dynamo`` when parameters are
 added (~1 s per process), and lltax runs thousands of short training and curve-fitting jobs.
@@ -29,20 +29,27 @@ class SGD:
 
     @torch.no_grad()
     def step(self) -> None:
-        for i, param in enumerate(self.params):
-            if param.grad is None:
-                continue
-            grad = param.grad
-            if self.weight_decay != 0:
-                grad = grad.add(param, alpha=self.weight_decay)
-            if self.momentum != 0:
-                buffer = self.momentum_buffers[i]
-                if buffer is None:
-                    buffer = self.momentum_buffers[i] = torch.clone(grad).detach()
-                else:
-                    buffer.mul_(self.momentum).add_(grad)
-                grad = buffer
-            param.add_(grad, alpha=-self.lr)
+        # One multi-tensor (torch._foreach_*) kernel per operation over every parameter instead
+        # of a few per parameter: ~60 -> 4 launches for a ResNet18. Elementwise, so each value is
+        # computed by the same float operations as the one-tensor-at-a-time update.
+        indices = [i for i, param in enumerate(self.params) if param.grad is not None]
+        if not indices:
+            return
+        params = [self.params[i] for i in indices]
+        grads = [param.grad for param in params]
+        if self.weight_decay != 0:
+            grads = torch._foreach_add(grads, params, alpha=self.weight_decay)
+        if self.momentum != 0:
+            started = [self.momentum_buffers[i] is not None for i in indices]
+            running = [self.momentum_buffers[i] for i, s in zip(indices, started) if s]
+            if running:  # b <- momentum * b + g
+                torch._foreach_mul_(running, self.momentum)
+                torch._foreach_add_(running, [grad for grad, s in zip(grads, started) if s])
+            for i, grad, s in zip(indices, grads, started):
+                if not s:  # b = g at a parameter's first step
+                    self.momentum_buffers[i] = torch.clone(grad).detach()
+            grads = [self.momentum_buffers[i] for i in indices]
+        torch._foreach_add_(params, grads, alpha=-self.lr)
 
     def state_dict(self) -> dict:
         return {

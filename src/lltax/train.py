@@ -7,6 +7,7 @@ the grid goes on (DESIGN.md, "Rules of the house").
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lltax.data import apply_augmentation, draw_augmentation
 from lltax.sgd import SGD
 
 log = logging.getLogger(__name__)
@@ -60,26 +62,42 @@ def train_model(
     checkpoint: str = "final",
     patience: int = 5,
     min_delta: float = 1e-4,
-    augment=None,
+    augment: bool = False,
     seed: int = 0,
     snapshot: str | Path | None = None,
     snapshot_key: str = "",
+    snapshot_minutes: float = 10.0,
     trajectory: bool = False,
+    precision: str = "fp32",
+    channels_last: bool = False,
+    compile: str = "none",
 ) -> TrainResult:
     """Train ``model`` in place with minibatch SGD; the last partial batch of each epoch is dropped.
 
     ``checkpoint``: "final", "best_train_loss" (the lowest-loss epoch's model), or
     "early_stopping": stop after ``patience`` epochs whose training loss did not improve on the
     best by more than ``min_delta``, and keep the last improving epoch's model.
-    ``augment`` is an optional function ``(batch, generator) -> batch``. The batch order and
-    augmentation draw from one CPU generator seeded with ``seed``, so a CPU run is bit-reproducible.
+    ``augment``: random crops and flips of image batches (``lltax.data.augment_batch``; 1D data
+    is left alone). The batch order and augmentation draw from one CPU generator seeded with
+    ``seed``, so a run is bit-reproducible on CPU. Each epoch's numbers are drawn before the
+    epoch, in the order a step-by-step loop would draw them, and moved to the device at once:
+    nothing inside an epoch waits for the CPU or synchronizes with it.
 
-    ``snapshot``: a file written (atomically) after every epoch with everything the loop
-    carries: model and optimizer state, the generator's state, the history and the best-model
-    bookkeeping. If it exists when training starts and its ``snapshot_key`` (a hash of what
-    defines the run) matches, training resumes after its epoch, and ends byte-identical to an
-    uninterrupted run on CPU (a preempted cluster job loses at most one epoch). A snapshot of
-    another run is ignored. The caller removes it once the final checkpoint is written.
+    ``snapshot``: a file written (atomically) after an epoch, once ``snapshot_minutes`` have
+    passed since the last one (0: after every epoch), and after the last epoch, with everything
+    the loop carries: model and optimizer state, the generator's state, the history and the
+    best-model bookkeeping. If it exists when training starts and its ``snapshot_key`` (a hash
+    of what defines the run) matches, training resumes after its epoch, and ends byte-identical
+    to an uninterrupted run on CPU (a preempted job loses at most ``snapshot_minutes`` and an
+    epoch). A snapshot of another run is ignored. The caller removes it once the final
+    checkpoint is written.
+
+    Speed modes (each changes the bits of the result, not the algorithm; see README,
+    "Training on GPUs"): ``precision`` "fp32" (IEEE float32: TF32 off), "tf32" (TF32 matrix
+    products and convolutions on CUDA), "bf16" (bfloat16 autocast of the forward pass, float32
+    weights, gradients and update); ``channels_last`` (NHWC memory layout of the model and
+    image batches); ``compile`` "none" or a ``torch.compile`` mode ("default",
+    "reduce-overhead" = CUDA graphs, "max-autotune") for the model.
 
     ``trajectory``: keep a float32 CPU copy of the parameters at initialisation and after every
     epoch (``TrainResult.trajectory``, cut at the checkpointed epoch so that its last point is
@@ -114,74 +132,88 @@ def train_model(
         path = state["trajectory"] if trajectory else None
         log.info("resuming from the snapshot after epoch %d of %d (%s)", first_epoch, epochs, snapshot)
 
-    for epoch in range(first_epoch, epochs):
-        start = time.perf_counter()
-        lr = learning_rate_at(epoch, **schedule)
-        optimizer.lr = lr
-        model.train()
-        order = torch.randperm(num_samples, generator=generator).to(x_train.device)
-        # Accumulate on the device; one .item() per epoch keeps GPU runs free of per-step syncs.
-        loss_sum = torch.zeros((), device=x_train.device)
-        correct = torch.zeros((), device=x_train.device, dtype=torch.long)
-        for step in range(steps_per_epoch):
-            index = order[step * batch_size : (step + 1) * batch_size]
-            inputs, targets = x_train[index], y_train[index]
-            if augment is not None:
-                inputs = augment(inputs, generator)
-            logits = model(inputs)
-            loss = F.cross_entropy(logits, targets)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach()
-            correct += (logits.detach().argmax(dim=1) == targets).sum()
-        epoch_loss = loss_sum.item() / steps_per_epoch
-        epoch_acc = 100.0 * correct.item() / (steps_per_epoch * batch_size)
-        seconds = time.perf_counter() - start
-        result.history.append({"epoch": epoch + 1, "train_loss": epoch_loss, "train_acc": epoch_acc, "lr": lr, "seconds": seconds})
-        log.info("epoch %d/%d  loss %.4f  acc %.2f%%  lr %.3g  %.2fs", epoch + 1, epochs, epoch_loss, epoch_acc, lr, seconds)
-        if path is not None:
-            path.append(parameters_copy(model))
-        if not math.isfinite(epoch_loss):
-            log.warning("training loss is %s at epoch %d: recording the run as diverged", epoch_loss, epoch + 1)
-            result.diverged = True
-            break
-        if checkpoint == "best_train_loss" and epoch_loss < best_loss:
-            best_loss, best_state = epoch_loss, copy.deepcopy(model.state_dict())
-            result.checkpoint_epoch = epoch + 1
-        if checkpoint == "early_stopping":
-            if epoch_loss < best_loss - min_delta:
-                best_loss, best_state, stale_epochs = epoch_loss, copy.deepcopy(model.state_dict()), 0
+    images = x_train.dim() == 4
+    if channels_last and images:
+        model.to(memory_format=torch.channels_last)
+    forward = model if compile == "none" else torch.compile(model, mode=compile)  # imports dynamo only when asked
+    autocast = torch.autocast(x_train.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    last_snapshot = time.monotonic()
+    with tf32(precision == "tf32"):
+        for epoch in range(first_epoch, epochs):
+            start = time.perf_counter()
+            lr = learning_rate_at(epoch, **schedule)
+            optimizer.lr = lr
+            model.train()
+            order, draws = epoch_draws(num_samples, steps_per_epoch, batch_size, augment and images, generator, x_train.device)
+            # Accumulate on the device; one .item() per epoch keeps GPU runs free of per-step syncs.
+            loss_sum = torch.zeros((), device=x_train.device)
+            correct = torch.zeros((), device=x_train.device, dtype=torch.long)
+            for step in range(steps_per_epoch):
+                batch = slice(step * batch_size, (step + 1) * batch_size)
+                inputs, targets = x_train[order[batch]], y_train[order[batch]]
+                if draws is not None:
+                    inputs = apply_augmentation(inputs, draws[:, batch])
+                if channels_last and images:
+                    inputs = inputs.contiguous(memory_format=torch.channels_last)
+                with autocast:
+                    logits = forward(inputs)
+                    loss = F.cross_entropy(logits, targets)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach()
+                correct += (logits.detach().argmax(dim=1) == targets).sum()
+            epoch_loss = loss_sum.item() / steps_per_epoch
+            epoch_acc = 100.0 * correct.item() / (steps_per_epoch * batch_size)
+            seconds = time.perf_counter() - start
+            result.history.append({"epoch": epoch + 1, "train_loss": epoch_loss, "train_acc": epoch_acc, "lr": lr, "seconds": seconds})
+            log.info("epoch %d/%d  loss %.4f  acc %.2f%%  lr %.3g  %.2fs", epoch + 1, epochs, epoch_loss, epoch_acc, lr, seconds)
+            if path is not None:
+                path.append(parameters_copy(model))
+            if not math.isfinite(epoch_loss):
+                log.warning("training loss is %s at epoch %d: recording the run as diverged", epoch_loss, epoch + 1)
+                result.diverged = True
+                break
+            if checkpoint == "best_train_loss" and epoch_loss < best_loss:
+                best_loss, best_state = epoch_loss, copy.deepcopy(model.state_dict())
                 result.checkpoint_epoch = epoch + 1
-            else:
-                stale_epochs += 1
-                if stale_epochs >= patience:
-                    log.info(
-                        "early stopping at epoch %d: no improvement > %g for %d epochs; keeping epoch %d",
-                        epoch + 1,
-                        min_delta,
-                        patience,
-                        result.checkpoint_epoch,
-                    )
-                    break
-        if snapshot is not None:
-            save_snapshot(
-                snapshot,
-                snapshot_key,
-                {
-                    "epoch": epoch + 1,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "generator": generator.get_state(),
-                    "history": result.history,
-                    "checkpoint_epoch": result.checkpoint_epoch,
-                    "best_loss": best_loss,
-                    "best_state": best_state,
-                    "stale_epochs": stale_epochs,
-                    **({"trajectory": path} if path is not None else {}),
-                },
-            )
+            if checkpoint == "early_stopping":
+                if epoch_loss < best_loss - min_delta:
+                    best_loss, best_state, stale_epochs = epoch_loss, copy.deepcopy(model.state_dict()), 0
+                    result.checkpoint_epoch = epoch + 1
+                else:
+                    stale_epochs += 1
+                    if stale_epochs >= patience:
+                        log.info(
+                            "early stopping at epoch %d: no improvement > %g for %d epochs; keeping epoch %d",
+                            epoch + 1,
+                            min_delta,
+                            patience,
+                            result.checkpoint_epoch,
+                        )
+                        break
+            due = snapshot_minutes == 0 or epoch + 1 == epochs or time.monotonic() - last_snapshot >= 60 * snapshot_minutes
+            if snapshot is not None and due:
+                last_snapshot = time.monotonic()
+                save_snapshot(
+                    snapshot,
+                    snapshot_key,
+                    {
+                        "epoch": epoch + 1,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "generator": generator.get_state(),
+                        "history": result.history,
+                        "checkpoint_epoch": result.checkpoint_epoch,
+                        "best_loss": best_loss,
+                        "best_state": best_state,
+                        "stale_epochs": stale_epochs,
+                        **({"trajectory": path} if path is not None else {}),
+                    },
+                )
 
+    if channels_last and images:
+        model.to(memory_format=torch.contiguous_format)  # checkpoints in the usual layout
     if checkpoint in ("best_train_loss", "early_stopping") and best_state is not None and not result.diverged:
         model.load_state_dict(best_state)
     else:
@@ -190,6 +222,29 @@ def train_model(
         kept = path[: result.checkpoint_epoch + 1]
         result.trajectory = {name: torch.stack([point[name] for point in kept]) for name in kept[0]}
     return result
+
+
+def epoch_draws(
+    num_samples: int, steps: int, batch_size: int, augment: bool, generator: torch.Generator, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """An epoch's random numbers, drawn before it in a step-by-step loop's order: the sample
+    order, then each step's augmentation (``draw_augmentation``), moved to ``device`` at once."""
+    order = torch.randperm(num_samples, generator=generator)
+    if not augment:
+        return order.to(device), None
+    draws = torch.cat([draw_augmentation(batch_size, generator) for _ in range(steps)], dim=1)
+    return order.to(device), draws.to(device)
+
+
+@contextlib.contextmanager
+def tf32(enabled: bool):
+    """TF32 matrix products and convolutions on CUDA within the block (else IEEE float32)."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def parameters_copy(model: nn.Module) -> dict[str, torch.Tensor]:

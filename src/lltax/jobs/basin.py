@@ -81,7 +81,7 @@ def basin_of_checkpoint(path: str, settings: dict, device, data_dir: str | None)
         )
         if settings["convexity_points"]:
             record["convex_share"], record["eigenvalue_ratios"] = convex_share(model, directions, inputs, targets, settings)
-    return {**record, "settings": settings, **checkpoint.provenance(meta)}
+    return {**record, "settings": settings, **checkpoint.provenance(meta, device)}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -74,7 +74,11 @@ def run(args: argparse.Namespace) -> int:
     for a, b, value in pairs:
         log.info("seeds %d-%d: CKA %.6g", a, b, value)
     write_json(
-        args.out, {"pairs": [{"seed_a": a, "seed_b": b, "cka": value} for a, b, value in pairs], **checkpoint.cell_provenance(metas)}
+        args.out,
+        {
+            "pairs": [{"seed_a": a, "seed_b": b, "cka": value} for a, b, value in pairs],
+            **checkpoint.cell_provenance(metas, resolve_device(args.device)),
+        },
     )
     if args.distance_out:  # the same checkpoints' l2 distances, without a process of their own
         write_distance(args.checkpoints, args.distance_out, "cpu")

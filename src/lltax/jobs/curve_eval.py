@@ -8,7 +8,7 @@ import logging
 from lltax.checkpoint import load_curve
 from lltax.config import parse_settings
 from lltax.contract import CURVE_PROFILES, CURVE_SCALARS
-from lltax.device import resolve_device
+from lltax.device import resolve_device, runtime_info
 from lltax.grid import canonical_value
 from lltax.io import one_output_each, write_json
 from lltax.jobs.inputs import build_from_meta, load_cell_data
@@ -41,6 +41,7 @@ def evaluate_curve_file(curve_path: str, points: list[float], device: str, data_
         "seed_b": meta["seed_b"],
         "cell": meta["endpoint"]["cell"],
         "checkpoints_sha256": meta.get("checkpoints_sha256"),
+        "runtime": runtime_info(resolve_device(device)),
     }
     if meta["diverged"]:
         logger.warning("curve %s is marked diverged; writing NaN results", curve_path)

@@ -10,7 +10,7 @@ import torch
 
 from lltax.checkpoint import save_curve, versions
 from lltax.config import parse_settings
-from lltax.device import resolve_device
+from lltax.device import resolve_device, runtime_info
 from lltax.io import one_output_each
 from lltax.jobs.inputs import build_from_meta, check_same_cell, is_diverged, load_cell_data, load_model
 from lltax.metrics.alignment import aligned_end
@@ -45,6 +45,7 @@ def fit_curve_file(path_a: str, path_b: str, settings: dict, device: torch.devic
         "history": [],
         "diverged": False,
         "versions": versions(),
+        "runtime": runtime_info(device),
     }
     if is_diverged(model, meta_a) or is_diverged(model_b, meta_b):
         logger.warning("an end model diverged (%s, %s); writing a diverged curve without fitting", path_a, path_b)

@@ -47,7 +47,11 @@ def write_distance(paths: list[str], out: str, device: torch.device | str = "cpu
     for a, b, value in pairs:
         log.info("seeds %d-%d: l2 distance %.6g", a, b, value)
     write_json(
-        out, {"pairs": [{"seed_a": a, "seed_b": b, "l2_distance": value} for a, b, value in pairs], **checkpoint.cell_provenance(metas)}
+        out,
+        {
+            "pairs": [{"seed_a": a, "seed_b": b, "l2_distance": value} for a, b, value in pairs],
+            **checkpoint.cell_provenance(metas, resolve_device(device)),
+        },
     )
 
 

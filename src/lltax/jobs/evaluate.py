@@ -37,7 +37,7 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """The ``evaluate.json`` record of one checkpoint (NaN metrics when diverged)."""
     model, meta = load_model(path, device)
-    origin = checkpoint.provenance(meta)
+    origin = checkpoint.provenance(meta, device)
     if is_diverged(model, meta):
         log.warning("%s is diverged: writing NaN metrics", path)
         return {**nan_metrics(), "diverged": True, **origin}

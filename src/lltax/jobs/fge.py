@@ -68,7 +68,7 @@ def fge_record(paths: list[str], settings: dict, device, data_dir: str | None, c
         "seed_ensemble_epochs": None if epochs is None else len(metas) * epochs,
         "curve_ensemble_test_acc": nan,
         "curve_ensemble_epochs": None,
-        **checkpoint.cell_provenance(metas),
+        **checkpoint.cell_provenance(metas, device),
     }
     if start is None or any(m is None for m in members):
         log.warning("a seed of %s diverged: writing NaN ensemble accuracies", paths[0])

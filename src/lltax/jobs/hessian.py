@@ -86,7 +86,7 @@ def hessian_of_checkpoint(
             "memory_budget_gb": memory_budget_gb,
         },
         "chunks": chunks,
-        **checkpoint.provenance(meta),
+        **checkpoint.provenance(meta, device),
     }
 
 

@@ -19,7 +19,7 @@ import xarray as xr
 
 from lltax import checkpoint
 from lltax.config import parse_settings
-from lltax.device import resolve_device
+from lltax.device import resolve_device, runtime_info
 from lltax.figures.landscape import landscape_figure
 from lltax.figures.save import FORMATS, save_figure
 from lltax.grid import COMPARABLE_AXES, canonical_json, canonical_value, cell_path
@@ -295,6 +295,7 @@ def landscape_of_cell(
         "batchnorm_2d": plane_batchnorm(settings),
         "directions": settings["directions"],
         "versions": canonical_json(checkpoint.versions()),
+        "runtime": canonical_json(runtime_info(train[0].device)),
     }
     if across_cells:
         coords["cell"] = ("model", np.asarray([cell_path(m["cell"]) for m in metas]))

@@ -13,7 +13,7 @@ import torch
 from lltax.checkpoint import save_checkpoint, versions
 from lltax.config import parse_cell, parse_settings
 from lltax.contract import MODEL_FILE, SNAPSHOT_FILE, TRAIN_RECORD
-from lltax.data import augment_batch, load_dataset, poison_set
+from lltax.data import load_dataset, poison_set
 from lltax.device import resolve_device, runtime_info
 from lltax.grid import canonical_json, config_hash
 from lltax.io import one_output_each, write_json
@@ -105,11 +105,15 @@ def run_train_job(
         checkpoint=train_settings["checkpoint"],
         patience=train_settings["patience"],
         min_delta=train_settings["min_delta"],
-        augment=augment_batch if dataset.get("augment") else None,
+        augment=dataset.get("augment", False),
         seed=seed,
         snapshot=snapshot,
         snapshot_key=config_hash({**provenance, "device": str(torch_device)}),
-        trajectory=train_settings.get("trajectory", False),
+        snapshot_minutes=train_settings["snapshot_minutes"],
+        trajectory=train_settings["trajectory"],
+        precision=train_settings["precision"],
+        channels_last=train_settings["channels_last"],
+        compile=train_settings["compile"],
     )
     wall_time = time.perf_counter() - start
 
@@ -145,7 +149,7 @@ def run_train_job(
         "checkpoint_epoch": result.checkpoint_epoch,
         "config_hash": config_hash(provenance),
         "versions": versions(),
-        "runtime": runtime_info(),
+        "runtime": runtime_info(torch_device, precision=train_settings["precision"]),
     }
     save_checkpoint(out_dir / MODEL_FILE, model, meta, trajectory=result.trajectory)
     summary = {
