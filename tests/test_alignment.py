@@ -1,6 +1,8 @@
 """Weight matching: a permuted copy of a model is the same function, and alignment finds the
 permutation back exactly, through residual streams and BatchNorm."""
 
+import copy as copying
+
 import pytest
 import torch
 from torch import nn
@@ -61,3 +63,52 @@ def test_an_architecture_without_a_rule_is_refused():
         permutation_spec(Custom())
     with pytest.raises(ValueError, match="Flatten after a permuted layer"):
         permutation_spec(nn.Sequential(nn.Conv1d(1, 2, 3), nn.Flatten(), nn.Linear(4, 2)))
+
+
+def test_aligned_end_permutes_batchnorm_statistics_too():
+    """A permuted copy's state dict, aligned back, is the original model evaluated with its own
+    running statistics (issue 29.5: parameters alone left the statistics on the old units)."""
+    from lltax.metrics.alignment import aligned_end
+
+    model = randomized("resnet1d", (1, 40))
+    spec = permutation_spec(model)
+    state = model.state_dict()
+    generator = torch.Generator().manual_seed(2)
+    shuffles = {group: torch.randperm(size, generator=generator) for group, size in group_sizes(spec, state).items()}
+    copy = build_model("resnet1d", 4, 10, (1, 40)).double().eval()
+    copy.load_state_dict(permute(spec, shuffles, state))
+    aligned = aligned_end(model, state, copy.state_dict())
+    assert set(aligned) == set(state) and all(torch.equal(aligned[k], state[k]) for k in state)
+    parameters_only = aligned_end(model, dict(model.named_parameters()), dict(copy.named_parameters()))
+    assert set(parameters_only) == {n for n, _ in model.named_parameters()}
+
+
+def test_global_pooling_in_a_sequential_cnn_permutes_trivially():
+    """An ordinary CNN (Conv, BatchNorm, ReLU, AdaptiveAvgPool2d(1), Flatten, Linear) gets a
+    spec: a permuted copy is the same function and is found back exactly."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 6, 3),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        nn.Conv2d(6, 5, 3),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(5, 4),
+    ).double()
+    model[1].running_mean.normal_()
+    model.eval()
+    spec = permutation_spec(model)
+    assert spec["7.weight"] == (None, "3")  # the Linear's inputs are the last conv's channels
+    state = model.state_dict()
+    shuffles = {group: torch.randperm(size, generator=torch.Generator().manual_seed(1)) for group, size in group_sizes(spec, state).items()}
+    copy = copying.deepcopy(model)
+    copy.load_state_dict(permute(spec, shuffles, state))
+    x = torch.randn(5, 3, 8, 8, dtype=torch.float64)
+    torch.testing.assert_close(copy(x), model(x), rtol=1e-10, atol=1e-12)
+    found = weight_matching(spec, dict(model.named_parameters()), dict(copy.named_parameters()))
+    for group, shuffle in shuffles.items():
+        assert torch.equal(found[group], torch.argsort(shuffle)), group
+    with pytest.raises(ValueError, match="Flatten after a permuted layer"):
+        permutation_spec(nn.Sequential(nn.Conv1d(1, 2, 3), nn.AdaptiveAvgPool1d(2), nn.Flatten(), nn.Linear(4, 2)))

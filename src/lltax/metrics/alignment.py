@@ -11,7 +11,9 @@ that maximize sum_w <w_A, P(w_B)>, one group at a time by a linear assignment pr
 until no group changes (a local optimum, as in the paper).
 
 Specs are derived for the registry's architectures (``ResNet`` for resnet18/resnet1d, ``VGG``,
-and plain ``nn.Sequential`` stacks such as ``mlp``); another architecture raises ``ValueError``.
+and plain ``nn.Sequential`` stacks such as ``mlp``, pooling layers included: a global
+``AdaptiveAvgPool`` before ``Flatten`` keeps channels as features); another architecture
+raises ``ValueError``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 Spec = dict[str, tuple[str | None, ...]]  # state-dict name -> permutation group per axis (None: fixed)
 
+_ADAPTIVE_POOLS = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)
 _ELEMENTWISE = (nn.ReLU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.Identity, nn.Dropout)
 
 
@@ -55,16 +58,20 @@ def _sequential(modules, prefix: str, inp: str | None, spec: Spec, last_fixed: b
     layers = [(name, m) for name, m in modules if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))]
     last = layers[-1][0] if layers and last_fixed else None
     current = inp
+    one_position = False  # after a global (adaptive, output size 1) pooling: channels are the features
     for name, module in modules:
         if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
             out = None if name == last else f"{prefix}{name}"
             _layer(f"{prefix}{name}.", module, out, current, spec)
-            current = out
+            current, one_position = out, False
         elif isinstance(module, nn.modules.batchnorm._BatchNorm):
             _batchnorm(f"{prefix}{name}.", module, current, spec)
         elif isinstance(module, nn.Flatten):
-            if current is not None:  # flattening permuted channels mixes them with positions
-                raise ValueError("alignment: a Flatten after a permuted layer is not supported")
+            if current is not None and not one_position:  # flattening permuted channels mixes them with positions
+                raise ValueError("alignment: a Flatten after a permuted layer is not supported (unless a global pooling precedes it)")
+        elif isinstance(module, _ADAPTIVE_POOLS):  # pooling acts per channel: it permutes trivially
+            size = module.output_size if isinstance(module.output_size, tuple) else (module.output_size,)
+            one_position = all(s == 1 for s in size)
         elif isinstance(module, (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, *_ELEMENTWISE)):
             continue
         else:
@@ -178,11 +185,20 @@ def weight_matching(
 
 
 def aligned_end(model: nn.Module, start: Mapping[str, torch.Tensor], end: Mapping[str, torch.Tensor], seed: int = 0) -> dict | None:
-    """``end``'s parameters permuted onto ``start``'s by weight matching (on ``end``'s device),
-    or None (logged) when ``model``'s architecture has no permutation rule."""
+    """``end`` permuted onto ``start`` by weight matching (on ``end``'s device), or None (logged)
+    when ``model``'s architecture has no permutation rule.
+
+    The permutations are matched on the parameters only (``model``'s parameter names, as Git
+    Re-Basin's weight matching); every entry ``end`` holds is then permuted, its BatchNorm
+    running statistics included: pass ``end``'s state dict for a model that computes ``end``'s
+    function with its own statistics. (The curve jobs pass parameters only and recompute
+    BatchNorm at every point, so they need no buffers.)"""
+    names = {name for name, _ in model.named_parameters()}
     try:
         spec = permutation_spec(model)
-        permutations = weight_matching(spec, start, end, seed=seed)
+        permutations = weight_matching(
+            spec, {k: v for k, v in start.items() if k in names}, {k: v for k, v in end.items() if k in names}, seed=seed
+        )
     except ValueError as error:
         logger.warning("no alignment: %s", error)
         return None
