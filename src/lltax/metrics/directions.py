@@ -45,7 +45,12 @@ Direction = dict[str, torch.Tensor]
 
 def direction_space(model: nn.Module, over: str = "weights") -> dict[str, torch.Tensor]:
     """The entries a direction moves, detached: parameters, or (``states``) every floating state
-    dict entry (BatchNorm's integer ``num_batches_tracked`` is a counter, not a coordinate)."""
+    dict entry (BatchNorm's integer ``num_batches_tracked`` is a counter, not a coordinate).
+
+    Li et al.'s ``get_random_states`` also draws noise for each ``num_batches_tracked`` (one
+    scalar) before ignoring it; lltax skips those draws, so a ``states`` direction has the same
+    distribution as the reference's but, past the first BatchNorm layer, another random stream
+    (the same seed gives other numbers)."""
     if over == "weights":
         return {name: p.detach() for name, p in model.named_parameters()}
     if over == "states":

@@ -7,7 +7,10 @@ along a low-loss path around the minimum, and averaging their softmax outputs gi
 ensemble at a fraction of the cost of training independent models. The schedule and the
 snapshot epochs follow the reference (timgaripov/dnn-mode-connectivity ``fge.py``:
 ``cyclic_learning_rate``, a snapshot after each epoch with ``epoch % cycle + 1 == cycle // 2``);
-the model's BatchNorm statistics are those it trained with, as there.
+the model's BatchNorm statistics are those it trained with, as there. Two differences from
+the reference: SGD starts with a fresh (zero) momentum buffer, where fge.py reloads the
+optimizer state saved with the checkpoint; and each epoch drops the last partial batch, where
+the reference's loader keeps it.
 """
 
 from __future__ import annotations

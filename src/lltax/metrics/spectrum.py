@@ -5,7 +5,8 @@ values) theta_j and the first components tau_j of its unit eigenvectors give the
 quadrature of the spectral measure of v: sum_j tau_j^2 f(theta_j) = v^T f(H) v for every
 polynomial f of degree < 2m. Averaged over random v (E[v v^T] = I / n), the measure is the
 eigenvalue density (Ubaru, Chen & Saad 2017; Ghorbani, Krishnan & Xiao 2019). The weights are
-the squared *first* components tau_j^2, which PyHessian's ``density`` got wrong until 2024.
+the squared *first* components tau_j^2, which PyHessian's ``density`` got wrong on its
+development branch only (2022-12 to 2024-01).
 A Gaussian of width ``sigma`` around each node makes a density one can plot.
 """
 
