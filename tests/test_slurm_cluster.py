@@ -178,7 +178,8 @@ def test_a_cancelled_training_job_reruns_alone_with_its_dependants(cluster_witho
     cluster = cluster_without_accounting
     copy_workflow(tmp_path)
     # Long enough training (~10 s a seed) to be caught running.
-    config = {**CONFIG, "grid": {**GRID, "width": [2]}, "train": {"epochs": 100}}
+    # snapshot_minutes 0: a snapshot after every epoch, so seed 1 has one soon after it starts.
+    config = {**CONFIG, "grid": {**GRID, "width": [2]}, "train": {"epochs": 100, "snapshot_minutes": 0}}
     write_config(tmp_path, config)
     env = {**cluster, "LLTAX_SBATCH_LOG": str(tmp_path / "sbatch.log")}
     run = subprocess.Popen(

@@ -562,3 +562,83 @@ def test_the_trajectory_survives_a_resume_and_is_stored_checksummed_in_model_pt(
     run_job(tmp_path / "plain", data_dir, train_settings={**TRAIN, "epochs": 1})
     with pytest.raises(ValueError, match="train.trajectory: true"):
         load_trajectory(tmp_path / "plain" / "model.pt")
+
+
+# ---------------------------------------------------------------------------------------------
+# The fast path (issue 26): up-front draws, snapshot interval, speed modes
+
+
+def tiny_images(n=64, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, 8, 8, generator=generator)
+    return x, (x[:, 0].mean(dim=(1, 2)) > 0).long() + 2 * (x[:, 1, :4].mean(dim=(1, 2)) > 0).long()
+
+
+def tiny_cnn(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 4)
+    )
+
+
+def test_augmented_training_equals_a_step_by_step_loop_drawing_as_it_goes():
+    """The epoch's order and crop/flip numbers drawn up front (one transfer) give exactly the
+    model of a loop that draws them step by step (lltax before issue 26) with torch.optim.SGD."""
+    from lltax.data import augment_batch
+
+    x, y = tiny_images()
+    batch_size, epochs = 16, 2
+    model = train_model(
+        tiny_cnn(), x, y, batch_size=batch_size, learning_rate=0.1, weight_decay=5e-4, epochs=epochs, seed=3, augment=True
+    ).model
+    reference = tiny_cnn()
+    optimizer = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4, foreach=False)
+    generator = torch.Generator().manual_seed(3)
+    reference.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=generator)
+        for step in range(len(x) // batch_size):
+            index = order[step * batch_size : (step + 1) * batch_size]
+            loss = nn.functional.cross_entropy(reference(augment_batch(x[index], generator)), y[index])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values()))
+    unaugmented = train_model(tiny_cnn(), x, y, batch_size=batch_size, learning_rate=0.1, weight_decay=5e-4, epochs=epochs, seed=3)
+    assert not torch.equal(unaugmented.model[0].weight, model[0].weight)
+
+
+def test_snapshots_are_written_on_the_interval_and_after_the_last_epoch(tmp_path, monkeypatch):
+    import lltax.train as train_module
+
+    saved = []
+    monkeypatch.setattr(train_module, "save_snapshot", lambda path, key, state: saved.append(state["epoch"]))
+    clock = iter(range(0, 10_000, 4 * 60))  # every call of the clock is 4 minutes later
+    monkeypatch.setattr(train_module.time, "monotonic", lambda: next(clock))
+    train(epochs=6, snapshot=tmp_path / "s.pt", snapshot_minutes=10)
+    assert saved == [3, 6]  # 12 minutes after the start, then the last epoch
+    saved.clear()
+    train(epochs=3, snapshot=tmp_path / "s.pt", snapshot_minutes=0)
+    assert saved == [1, 2, 3]
+
+
+def test_speed_modes_are_reproducible_and_change_only_the_bits():
+    """bf16 autocast and channels_last train the same model up to rounding, each bit-identical
+    when run twice; tf32 has no effect on the CPU and leaves torch's flags as they were; the
+    checkpointed model is in the usual memory layout."""
+    x, y = tiny_images()
+    settings = dict(batch_size=16, learning_rate=0.05, weight_decay=5e-4, epochs=2, seed=1, augment=True)
+    fp32 = train_model(tiny_cnn(), x, y, **settings).model
+    flags = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    tf32 = train_model(tiny_cnn(), x, y, precision="tf32", **settings).model
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == flags
+    assert all(torch.equal(a, b) for a, b in zip(fp32.parameters(), tf32.parameters()))
+    for mode in ({"precision": "bf16"}, {"channels_last": True}):
+        first = train_model(tiny_cnn(), x, y, **mode, **settings).model
+        second = train_model(tiny_cnn(), x, y, **mode, **settings).model
+        assert all(torch.equal(a, b) for a, b in zip(first.parameters(), second.parameters())), mode
+        assert all(p.is_contiguous() for p in first.parameters())
+        tolerance = 0.05 if mode.get("precision") == "bf16" else 1e-4
+        assert all(torch.allclose(a, b, atol=tolerance) for a, b in zip(first.parameters(), fp32.parameters())), mode
+    bf16 = train_model(tiny_cnn(), x, y, precision="bf16", **settings).model
+    assert not all(torch.equal(a, b) for a, b in zip(bf16.parameters(), fp32.parameters()))
