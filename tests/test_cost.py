@@ -1,5 +1,7 @@
 """Job cost estimates: FLOPs exact for the registered models, requests that follow the cost."""
 
+import json
+
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -67,8 +69,9 @@ def cell(width, batch_size, train_fraction=1.0):
 
 def test_runtime_follows_steps_width_and_data():
     c = config()
-    small_batch, large_batch = runtime_minutes("train", cell(64, 16), c), runtime_minutes("train", cell(64, 1024), c)
-    assert small_batch > 1.5 * large_batch  # 64x the steps, the same FLOPs
+    # A narrow model: a GPU step is bound by its launches, and batch 16 takes 64x the steps.
+    small_batch, large_batch = runtime_minutes("train", cell(8, 16), c), runtime_minutes("train", cell(8, 1024), c)
+    assert small_batch > 1.5 * large_batch
     assert runtime_minutes("train", cell(64, 128), c) > runtime_minutes("train", cell(8, 128), c)
     assert runtime_minutes("train", cell(64, 128, 0.1), c) < runtime_minutes("train", cell(64, 128), c)
     assert runtime_minutes("curve_fit", cell(64, 128), c) > c["cluster"]["min_runtime"]
@@ -98,3 +101,42 @@ def test_memory_grows_with_the_model():
     c = config()
     assert memory_mb("train", cell(256, 128), c) > memory_mb("train", cell(8, 128), c) >= c["cluster"]["min_mem_mb"]
     assert memory_mb("train", cell(8, 128), c) % 1000 == 0
+
+
+def test_on_a_gpu_launches_overlap_compute_and_each_mode_has_its_own_rates(tmp_path):
+    """An item takes max(steps x launch cost, FLOPs / throughput) on a GPU (their sum on the
+    CPU); precision and compile pick the defaults; a gpu_check.json replaces the throughput of
+    the training rules by the one measured for their mode."""
+    from lltax.cost import GPU_TFLOPS, LAUNCH_MS, estimate_seconds, job_work
+
+    base = config(cluster={"startup_seconds": 0})
+    seeds = items_per_job("train", base)
+    for width, batch in ((8, 16), (64, 1024)):
+        flops, steps = job_work("train", cell(width, batch), base)
+        for train, (tflops, launch) in {
+            (): (GPU_TFLOPS["fp32"], LAUNCH_MS["none"]),
+            (("precision", "bf16"),): (GPU_TFLOPS["bf16"], LAUNCH_MS["none"]),
+            (("compile", "reduce-overhead"),): (GPU_TFLOPS["fp32"], LAUNCH_MS["reduce-overhead"]),
+        }.items():
+            c = {**base, "train": {**base["train"], **dict(train)}}
+            expected = seeds * max(steps * launch / 1000, flops / (tflops * 1e12))
+            assert estimate_seconds("train", cell(width, batch), c) == pytest.approx(expected, rel=1e-12)
+    cpu = {**base, "device": "cpu"}
+    flops, steps = job_work("train", cell(8, 16), cpu)
+    assert estimate_seconds("train", cell(8, 16), cpu) == pytest.approx(seeds * (steps * 8e-3 + flops / (0.02 * cpu["threads"] * 1e12)))
+
+    # Measured: bf16 at 40 TFLOP/s on width 16 and 80 on width 64 (batch 1024); the nearest step in FLOPs is used.
+    cells = {
+        f"width={w}/batch_size=1024": {"width": w, "batch_size": 1024, "modes": {"bf16": {"model_tflops": t}, "default": {"error": "x"}}}
+        for w, t in ((16, 40.0), (64, 80.0))
+    }
+    path = tmp_path / "gpu_check.json"
+    path.write_text(json.dumps({"sections": {"training": {"result": {"cells": cells, "settings": {"input_shape": [3, 32, 32]}}}}}))
+    measured = {**base, "train": {**base["train"], "precision": "bf16"}, "cluster": {**base["cluster"], "gpu_check": str(path)}}
+    flops, steps = job_work("train", cell(64, 1024), measured)
+    assert estimate_seconds("train", cell(64, 1024), measured) == pytest.approx(seeds * max(steps * 5e-3, flops / 80e12))
+    flops, steps = job_work("train", cell(16, 1024), measured)
+    assert estimate_seconds("train", cell(16, 1024), measured) == pytest.approx(seeds * max(steps * 5e-3, flops / 40e12))
+    fp32 = {**measured, "train": base["train"]}  # no fp32 figure measured: the estimate
+    flops, steps = job_work("train", cell(64, 1024), fp32)
+    assert estimate_seconds("train", cell(64, 1024), fp32) == pytest.approx(seeds * max(steps * 5e-3, flops / 10e12))

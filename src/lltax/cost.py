@@ -13,7 +13,10 @@ it is far off). Throughput defaults are estimates (config section ``cluster``).
 
 from __future__ import annotations
 
+import functools
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 from lltax.config_checks import parameter_estimate
@@ -134,17 +137,100 @@ def items_per_job(rule: str, config: dict[str, Any]) -> int:
     return 1
 
 
+# A training step's fixed cost on a GPU in ms: the Python and kernel-launch time of one step, by
+# the train.compile mode. Eager: ~300 top-level aten ops per ResNet18 step after issue 26
+# (benchmarks/bench_train_step.py), ~10-15 us each; compiled: fused kernels; CUDA graphs
+# (reduce-overhead): one replay. Estimates until gpu_check.json is given (cluster.gpu_check).
+LAUNCH_MS = {"none": 5.0, "default": 2.0, "max-autotune": 2.0, "reduce-overhead": 0.3}
+# Sustained model TFLOP/s of a training step on one A100/H100-class GPU by train.precision
+# (estimates: IEEE fp32 runs on the CUDA cores; TF32 and bf16 on the tensor cores, which
+# airbench's ResNet-18 keeps ~70 TFLOP/s busy in bf16). cluster.tflops overrides all three.
+GPU_TFLOPS = {"fp32": 10.0, "tf32": 25.0, "bf16": 50.0}
+# The gpu_check.py mode that measured each training setting (precision, channels_last, compile).
+CHECK_MODES = {
+    ("fp32", False, "none"): "default",
+    ("tf32", False, "none"): "tf32",
+    ("bf16", False, "none"): "bf16",
+    ("fp32", True, "none"): "channels_last",
+    ("fp32", False, "default"): "compile",
+    ("bf16", True, "default"): "combined",
+    ("bf16", True, "reduce-overhead"): "combined_cudagraphs",
+}
+TRAINING_RULES = ("train", "curve_fit", "fge")
+
+
 def estimate_seconds(rule: str, cell: dict[str, Any], config: dict[str, Any]) -> float:
-    """Expected wall time of one job: startup + items x (steps x step overhead + FLOPs /
-    throughput), items being the seeds or curves the job handles in turn."""
+    """Expected wall time of one job: startup + items x the time of an item's work, items being
+    the seeds or curves the job handles in turn.
+
+    On the CPU an item takes steps x step overhead + FLOPs / throughput: one processor does
+    both. On a GPU the CPU issues the next kernels while the device computes, so an item takes
+    the larger of the two: steps x launch cost (``LAUNCH_MS`` by ``train.compile`` for the
+    training rules, ``cluster.step_overhead_ms`` when set) and FLOPs / throughput
+    (``GPU_TFLOPS`` by ``train.precision`` for the training rules, ``cluster.tflops`` when set).
+    With ``cluster.gpu_check`` (a gpu_check.json) a training rule's throughput is the one
+    measured for its mode at the nearest measured step size instead (``measured_tflops``).
+    """
     cluster = config["cluster"]
     on_gpu = config["device"] == "cuda"
-    tflops = cluster["tflops"] or (10.0 if on_gpu else 0.02 * config["threads"])
-    step_ms = cluster["step_overhead_ms"]
-    if step_ms is None:
-        step_ms = 5.0 if on_gpu else 8.0
     flops, steps = job_work(rule, cell, config)
-    return cluster["startup_seconds"] + items_per_job(rule, config) * (steps * step_ms / 1000 + flops / (tflops * 1e12))
+    train = config["train"]
+    if not on_gpu:
+        tflops = cluster["tflops"] or 0.02 * config["threads"]
+        step_ms = 8.0 if cluster["step_overhead_ms"] is None else cluster["step_overhead_ms"]
+        per_item = steps * step_ms / 1000 + flops / (tflops * 1e12)
+        return cluster["startup_seconds"] + items_per_job(rule, config) * per_item
+    training = rule in TRAINING_RULES
+    precision = train.get("precision", "fp32") if training else "fp32"  # metric jobs: IEEE fp32
+    compile_mode = train.get("compile", "none") if rule == "train" else "none"
+    tflops = cluster["tflops"] or GPU_TFLOPS[precision]
+    step_ms = LAUNCH_MS[compile_mode] if cluster["step_overhead_ms"] is None else cluster["step_overhead_ms"]
+    if training and cluster.get("gpu_check") and steps:
+        mode = (precision, bool(train.get("channels_last")) if rule == "train" else False, compile_mode)
+        batch = int(cell["batch_size"]) if rule != "curve_fit" else config["curves"]["batch_size"]
+        measured = measured_tflops(cluster["gpu_check"], CHECK_MODES.get(mode), flops / steps, batch)
+        if measured is not None:
+            tflops = measured
+    per_item = max(steps * step_ms / 1000, flops / (tflops * 1e12))
+    return cluster["startup_seconds"] + items_per_job(rule, config) * per_item
+
+
+def measured_tflops(path: str, mode: str | None, step_flops: float, batch_size: int) -> float | None:
+    """Model TFLOP/s that ``benchmarks/gpu_check.py`` measured for ``mode`` (its JSON at
+    ``path``) at the measured ResNet18 step nearest in FLOPs to ``step_flops`` (log scale; the
+    same batch size preferred), or None when it measured none for that mode."""
+    cases = [(c["batch_size"], c["flops_per_step"], c["modes"][mode]["model_tflops"]) for c in _check_cells(path) if mode in c["modes"]]
+    if not cases:
+        return None
+    same_batch = [c for c in cases if c[0] == batch_size] or cases
+    nearest = min(same_batch, key=lambda c: abs(math.log(c[1] / step_flops)))
+    return nearest[2]
+
+
+@functools.cache
+def _check_cells(path: str) -> list[dict]:
+    """The measured training cells of a gpu_check.json: width, batch size, FLOPs per step and,
+    per mode that ran, its model TFLOP/s."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"cluster.gpu_check: cannot read {path} as gpu_check.py's JSON ({type(e).__name__}: {e})") from None
+    sections = data.get("sections", data)
+    training = sections.get("training", {}) if isinstance(sections, dict) else {}
+    training = training.get("result", training)
+    cells = []
+    for entry in (training.get("cells") or {}).values():
+        shape = tuple(training.get("settings", {}).get("input_shape", (3, 32, 32)))
+        modes = {
+            mode: record
+            for mode, record in entry.get("modes", {}).items()
+            if isinstance(record, dict) and isinstance(record.get("model_tflops"), (int, float)) and record["model_tflops"] > 0
+        }
+        flops = TRAIN_PASSES * forward_flops("resnet18", int(entry["width"]), shape) * int(entry["batch_size"])
+        cells.append({"width": entry["width"], "batch_size": entry["batch_size"], "flops_per_step": flops, "modes": modes})
+    if not cells:
+        raise ValueError(f"cluster.gpu_check: {path} holds no training measurements (its 'training' section is missing or failed)")
+    return cells
 
 
 def runtime_minutes(rule: str, cell: dict[str, Any], config: dict[str, Any], attempt: int = 1) -> int:
