@@ -642,3 +642,16 @@ def test_speed_modes_are_reproducible_and_change_only_the_bits():
         assert all(torch.allclose(a, b, atol=tolerance) for a, b in zip(first.parameters(), fp32.parameters())), mode
     bf16 = train_model(tiny_cnn(), x, y, precision="bf16", **settings).model
     assert not all(torch.equal(a, b) for a, b in zip(bf16.parameters(), fp32.parameters()))
+
+
+def test_compile_wraps_the_models_forward_in_the_asked_mode(monkeypatch):
+    """train.compile hands the model to torch.compile with its mode (compiled kernels are
+    measured on a GPU by benchmarks/gpu_check.py; here torch.compile is replaced by the identity)."""
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda model, mode: calls.append(mode) or model)
+    x, y = tiny_images()
+    settings = dict(batch_size=16, learning_rate=0.05, weight_decay=5e-4, epochs=1, seed=1)
+    compiled = train_model(tiny_cnn(), x, y, compile="max-autotune", **settings).model
+    eager = train_model(tiny_cnn(), x, y, **settings).model
+    assert calls == ["max-autotune"]
+    assert all(torch.equal(a, b) for a, b in zip(compiled.parameters(), eager.parameters()))

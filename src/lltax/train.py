@@ -155,6 +155,8 @@ def train_model(
                     inputs = apply_augmentation(inputs, draws[:, batch])
                 if channels_last and images:
                     inputs = inputs.contiguous(memory_format=torch.channels_last)
+                if compile == "reduce-overhead":  # a new step: CUDA graph outputs of the last one may be overwritten
+                    torch.compiler.cudagraph_mark_step_begin()
                 with autocast:
                     logits = forward(inputs)
                     loss = F.cross_entropy(logits, targets)
