@@ -256,6 +256,26 @@ def test_non_positive_values_are_blank_on_log_panels():
     assert array.mask.reshape(3, 4)[1, 1] and array.mask.sum() == 1
 
 
+def test_basin_width_panel_marks_censored_cells_as_lower_bounds(tmp_path):
+    """A cell where some basin rays stayed below the rise up to basin.max_radius holds a lower
+    bound: its square carries a '≥', and the title says what it means (issue 29); without
+    censored cells neither appears. The figure stays byte-identical across runs."""
+    dataset, phases = make_datasets()
+    phases["basin_width_mean"] = phases["train_loss_mean"] * 0 + 0.5
+    phases["basin_censored_mean"] = phases["train_loss_mean"] * 0
+    ax = axes_labelled(panels_figure(dataset, phases), "basin_width")[0]
+    assert "≥" not in texts(ax) and "lower bound" not in ax.get_title()
+    phases["basin_censored_mean"].loc[{"width": 8, "batch_size": 64}] = 0.25
+    figure = panels_figure(dataset, phases)
+    ax = axes_labelled(figure, "basin_width")[0]
+    marks = [t for t in ax.texts if t.get_text() == "≥"]
+    assert len(marks) == 1 and marks[0].get_position() == (2, 1)  # width 8 = column 2, batch size 64 = row 1
+    assert "lower bound" in ax.get_title()
+    assert not any(t.get_text() == "≥" for other in figure.axes if other is not ax for t in other.texts)
+    first = save_figure(panels_figure(dataset, phases), tmp_path / "a.png", format="png", dpi=40).read_bytes()
+    assert save_figure(panels_figure(dataset, phases), tmp_path / "b.png", format="png", dpi=40).read_bytes() == first
+
+
 def test_phase_labels_and_confidence_in_every_cell():
     dataset, phases = make_datasets()
     figure = phases_figure(phases)

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 import xarray as xr
+from matplotlib import patheffects
 from matplotlib.colors import CenteredNorm, LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
@@ -68,6 +69,28 @@ PANEL_METRICS = (
     PanelMetric("cka", "CKA", "linear", "viridis"),
     PanelMetric("l2_distance", r"$\ell_2$ distance", "log", "viridis"),
 )
+
+
+# A panel's metric -> the variable saying how much of each cell's value is censored: a cell
+# where it is above 0 holds a lower bound (basin rays that stayed below the rise up to
+# basin.max_radius count the cap as their radius).
+LOWER_BOUNDS = {"basin_width": "basin_censored"}
+
+
+def lower_bound_tables(dataset: xr.Dataset, phases: xr.Dataset, x: str, y: str, rows: list[dict]) -> list[np.ndarray]:
+    """Per row of panels, the (y, x) table of cells whose basin width is a lower bound: some
+    seed's rays were censored (basin_censored > 0). All False without basin_censored."""
+    censored = cell_mean(dataset, phases, LOWER_BOUNDS["basin_width"])
+    if censored is None:
+        return [np.zeros((phases.sizes[y], phases.sizes[x]), dtype=bool) for _ in rows]
+    return [np.nan_to_num(cell_table(censored, x, y, selection).astype(float)) > 0 for selection in rows]
+
+
+def mark_lower_bounds(ax, table: np.ndarray, fontsize: float) -> None:
+    """'≥' in every cell of ``table`` (a (y, x) mask) whose value is a lower bound."""
+    for row, column in zip(*np.nonzero(table)):
+        text = ax.text(column, row, "≥", ha="center", va="center", fontsize=fontsize + 1, color="black", fontweight="bold")
+        text.set_path_effects([patheffects.withStroke(linewidth=2, foreground="white")])  # legible on dark and light colours
 
 
 def _masked(table: np.ndarray, scale: str) -> np.ma.MaskedArray:
@@ -162,6 +185,8 @@ def panels_figure(dataset: xr.Dataset, phases: xr.Dataset, *, x: str = "width", 
             cell_table(mean, x, y, s) if mean is not None else np.full((len(y_values), len(x_values)), np.nan) for s in rows
         ]
 
+    # Cells whose value is a lower bound (some basin ray reached basin.max_radius: censored).
+    lower_bounds = lower_bound_tables(dataset, phases, x, y, rows)
     columns = len(PANEL_METRICS) + 1
     # One combination: wrap the panels into two rows (a spare slot stays empty); otherwise one
     # row per combination.
@@ -192,6 +217,8 @@ def panels_figure(dataset: xr.Dataset, phases: xr.Dataset, *, x: str = "width", 
             ax.set_label(metric.name)
             setup(ax)
             ax.set_title(metric.title, fontsize=9)
+            if metric.name in LOWER_BOUNDS and any(table.any() for table in lower_bounds):
+                ax.set_title(f"{metric.title}\n≥: censored rays, a lower bound", fontsize=9)
             if norm is None:
                 ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", fontsize=8)
                 continue
@@ -201,6 +228,8 @@ def panels_figure(dataset: xr.Dataset, phases: xr.Dataset, *, x: str = "width", 
             colorbar = figure.colorbar(mesh, ax=ax, shrink=0.95, pad=0.02)
             colorbar.set_label(units(dataset, metric.name), fontsize=7)
             colorbar.ax.tick_params(labelsize=fontsize + 1, which="both")
+            if metric.name in LOWER_BOUNDS:
+                mark_lower_bounds(ax, lower_bounds[row], fontsize)
 
     for row, selection in enumerate(rows):
         phase_table, confidence = _phase_tables(phases, x, y, selection)
