@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from lltax.config import read_config_file, validate_config
 from lltax.config_checks import check_builders, check_path_length
-from lltax.contract import ConfigError
+from lltax.contract import DIAGNOSIS_MARKER, ConfigError
 from lltax.cost import memory_mb, runtime_minutes
 from lltax.gpu import count_gpus
 from lltax.grid import (
@@ -23,6 +23,7 @@ from lltax.grid import (
     seed_pairs,
     select_cells,
 )
+from lltax.identity import current_checksum
 from lltax.io import hold_results_lock, results_folder_holder
 from lltax.sources import PACKAGE_DIR, command_sources
 
@@ -39,6 +40,13 @@ RESULTS = f"{CONFIG['results_dir']}/{CONFIG['experiment']}"
 RESULTS_LOCK = []  # the open lock file while this run holds the results folder (Snakefile onstart)
 CELLS = [cell_path(cell) for cell in expand_grid(CONFIG["grid"])]
 check_path_length(RESULTS, CELLS)
+# A folder lltax diagnose wrote holds records computed with the diagnosis's settings: a workflow
+# run would adopt them. Refused by name (another experiment name, or delete the folder).
+if Path(RESULTS, DIAGNOSIS_MARKER).is_file():
+    raise ConfigError(
+        f"{RESULTS} is the folder of an lltax diagnose ({RESULTS}/{DIAGNOSIS_MARKER}); its records were computed with the "
+        "diagnosis's settings: choose another experiment name or results_dir for the workflow, or delete that folder"
+    )
 # Another run holds the results folder: say so before Snakemake's own checks, which would
 # advise --rerun-incomplete for the files that run is writing. (Whether this run is a dry run is
 # not known yet: a real run is refused when it starts, Snakefile onstart.)
@@ -161,6 +169,22 @@ def external_files(wildcards):
     return [checkpoint_file(EXTERNAL, cell, seed) for seed in SEEDS]
 
 
+def external_checksums(wildcards):
+    """The content checksum of each of a cell's files now (lltax.identity.current_checksum: the
+    import's own when the file's size, times and inode are the recorded ones, else read): a
+    param of the import rule, so new content under an old modification time (cp -p, rsync -t,
+    tar) reruns the import and everything that depends on it."""
+    cell = parse_cell_path(wildcards.cell)
+    return [
+        current_checksum(checkpoint_file(EXTERNAL, cell, seed), f"{RESULTS}/{wildcards.cell}/seed={seed}/checkpoint.json") for seed in SEEDS
+    ]
+
+
+def inside_results(path):
+    """Whether ``path`` lies inside the results folder (where the workflow writes)."""
+    return Path(path).resolve().is_relative_to(Path(RESULTS).resolve())
+
+
 def missing_external_files():
     """Every file checkpoints.path names that does not exist (all reported at once)."""
     if not EXTERNAL:
@@ -259,6 +283,12 @@ def metric_config(wildcards):
 # Checkpoints trained elsewhere: every file the template names is found before any job runs
 # (all missing ones in one message, rather than Snakemake's first missing input).
 if EXTERNAL:
+    _inside = [path for cell in CELLS for seed in SEEDS if inside_results(path := checkpoint_file(EXTERNAL, parse_cell_path(cell), seed))]
+    if _inside:
+        raise ConfigError(
+            f"config key 'checkpoints.path': it names {len(_inside)} file(s) inside the results folder {RESULTS}, e.g. {_inside[0]}: "
+            "the workflow writes there (its own checkpoint.json for each seed); name the files trained elsewhere, outside it"
+        )
     _missing = missing_external_files()
     if _missing:
         raise ConfigError(

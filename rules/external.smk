@@ -1,6 +1,7 @@
 # Checkpoints trained elsewhere (config checkpoints.path): one job per cell records its seeds'
 # files (lltax import) in place of training them. The files are inputs, so a file replaced by
-# newer weights reruns its cell's import and every metric that depends on it.
+# newer weights reruns its cell's import and every metric that depends on it; their content
+# checksums are a param, so new content under an old modification time reruns it too.
 
 
 rule import_checkpoints:
@@ -26,6 +27,8 @@ rule import_checkpoints:
         settings=section("train"),
         formats=section("checkpoints", drop=("path",)),
         seeds=[str(seed) for seed in SEEDS],
+        # By content: a file replaced under its old modification time reruns the import.
+        file_sha256=external_checksums,
         out_dirs=lambda wildcards, output: [str(Path(path).parent) for path in output.records],
     shell:
         "lltax import --cell {wildcards.cell:q} --seeds {params.seeds:q} --files {input.files:q}"

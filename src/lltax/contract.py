@@ -32,6 +32,7 @@ CURVE_FILE = "curve.pt"
 CURVE_RECORD = "curve_eval.json"
 LANDSCAPE_FILE = "landscape.nc"
 FGE_RECORD = "fge.json"
+DIAGNOSIS_MARKER = "diagnosis.json"  # a folder lltax diagnose wrote (a workflow run refuses it)
 
 # Curves: <cell>/pair=A-B/curve_eval.json, scalars per pair and profiles over t.
 # The straight line between the same ends is evaluated beside the curve (line_ variables).

@@ -16,7 +16,6 @@ checkpoint), and key prefixes of wrappers (Lightning's attribute name ``model.``
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 from lltax.checkpoint import check_meta, state_checksum
+from lltax.identity import current_checksum, duplicate_files, file_checksum, file_stat  # noqa: F401 (re-exported)
 from lltax.io import read_json
 
 log = logging.getLogger(__name__)
@@ -36,14 +36,6 @@ AUTO = "auto"
 
 class CheckpointError(ValueError):
     """A foreign checkpoint that cannot be measured; the message names the file and why."""
-
-
-def file_checksum(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_payload(path: str | Path) -> Any:
@@ -187,6 +179,7 @@ def load_external_record(path: str | Path) -> tuple[dict[str, torch.Tensor], dic
     if state_checksum(state) != meta["state_sha256"]:
         raise ValueError(
             f"{meta['external']['path']} changed after {path} was written (its weights' checksum differs); "
-            "delete the record and rerun its import job to measure the new weights"
+            "rerun the workflow (it compares each file's content with its import and imports a changed one again, with "
+            "everything that depends on it), or by hand rerun `lltax import` for it and the metric jobs after it"
         )
     return state, meta

@@ -137,6 +137,7 @@ def check_checkpoint_template(template: str, grid: dict, seeds: list[int]) -> No
     if absent:
         raise ConfigError(f"{key}: {template!r} does not name {absent}, which take several values: cells or seeds would share one file")
     files: dict[str, tuple] = {}
+    real_files: dict[str, tuple] = {}
     for cell in expand_grid(grid):
         for seed in seeds:
             try:
@@ -146,6 +147,13 @@ def check_checkpoint_template(template: str, grid: dict, seeds: list[int]) -> No
             if path in files:
                 raise ConfigError(f"{key}: {template!r} names {path} for two cells or seeds ({files[path]} and {(cell_path(cell), seed)})")
             files[path] = (cell_path(cell), seed)
+            real = os.path.realpath(path)  # links to one file are one model
+            if real in real_files and os.path.exists(real):
+                raise ConfigError(
+                    f"{key}: {template!r} names {path}, the same file as {real_files[real][0]} ({real}), for two cells or seeds "
+                    f"({real_files[real][1]} and {(cell_path(cell), seed)})"
+                )
+            real_files[real] = (path, (cell_path(cell), seed))
 
 
 def select_cells(cells: list[dict], selection: str | list[dict], what: str = "landscape.cells") -> list[dict]:

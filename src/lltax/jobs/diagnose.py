@@ -6,21 +6,35 @@ settings the criteria need, metric sections). Every step is the workflow's own j
 run in this process (``lltax import``, ``hessian``, ``basin``, ``cka``, ``curve-fit``, ``curve-eval``),
 then the dataset is aggregated and classified as the workflow does; everything is written
 under ``<results_dir>/<experiment>/`` (``diagnosis.json`` says from which files and config) and
-nothing is cached: a second call replaces the folder of an earlier diagnosis, and refuses a
-folder that holds anything else (a workflow's results are never overwritten).
+nothing is cached: a second call deletes the files an earlier diagnosis wrote there (by their
+names, ``OWN_FILE``) and refuses a folder that holds anything else, naming it: a workflow's
+results, the user's own files (a checkpoint saved there) are never deleted.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import shutil
+import os
+import re
 from pathlib import Path
 
 from lltax import cli
 from lltax.config import read_config_file, validate_config
-from lltax.contract import BASIN_RECORD, CKA_RECORD, CURVE_FILE, CURVE_RECORD, DISTANCE_RECORD, EXTERNAL_RECORD, HESSIAN_RECORD, ConfigError
-from lltax.grid import canonical_json, canonical_path, cell_path, expand_grid, seed_pairs
+from lltax.contract import (
+    BASIN_RECORD,
+    CKA_RECORD,
+    CURVE_FILE,
+    CURVE_RECORD,
+    DIAGNOSIS_MARKER,
+    DISTANCE_RECORD,
+    EXTERNAL_RECORD,
+    HESSIAN_RECORD,
+    TRAIN_RECORD,
+    ConfigError,
+)
+from lltax.external import duplicate_files
+from lltax.grid import CELL_REGEX, canonical_json, canonical_path, cell_path, expand_grid, seed_pairs
 from lltax.io import write_json
 
 log = logging.getLogger(__name__)
@@ -31,7 +45,14 @@ ARGUMENTS = {
     "files": {"help": "the setting's checkpoint files, one per seed (two or more for mode connectivity and CKA)"},
     "device": {},
 }
-MARKER = "diagnosis.json"  # what a diagnosis folder was computed from; marks it as lltax diagnose's own
+MARKER = DIAGNOSIS_MARKER  # what a diagnosis folder was computed from; marks it as lltax diagnose's own
+# Every file a diagnosis writes, relative to its folder: what a later diagnosis may delete.
+OWN_FILE = re.compile(
+    rf"({re.escape(MARKER)}|dataset\.nc|phases\.nc|{CELL_REGEX}/({CKA_RECORD}|{DISTANCE_RECORD})"
+    rf"|{CELL_REGEX}/seed=\d+/({EXTERNAL_RECORD}|{TRAIN_RECORD}|{HESSIAN_RECORD}|{BASIN_RECORD})"
+    rf"|{CELL_REGEX}/pair=\d+-\d+/({CURVE_FILE}|{CURVE_RECORD}))"
+    r"|(.*/)?\.[^/]+\.tmp"  # a killed write's temporary (lltax.io.atomic_path)
+)
 # The config keys that do not shape the dataset's numbers (as the workflow's DATASET_CONFIG).
 NOT_IN_DATASET = ("classify", "plots", "landscape", "cluster", "evaluate", "max_cells")
 
@@ -63,8 +84,11 @@ def diagnosis_config(raw: dict, files: list[str]) -> dict:
     return config
 
 
-def claim_folder(results: Path) -> None:
-    """Empty ``results`` for a new diagnosis: only a folder an earlier diagnosis wrote is replaced."""
+def claim_folder(results: Path, files: list[str] = ()) -> None:
+    """Empty ``results`` for a new diagnosis: only the files an earlier diagnosis wrote there are
+    deleted (``OWN_FILE``, then the folders they leave empty). Anything else in it (a workflow's
+    results, a file of the user's, a link, one of ``files`` to diagnose) is refused, naming it,
+    before anything is deleted."""
     if not results.exists():
         return
     if not results.is_dir() or results.is_symlink():
@@ -74,7 +98,41 @@ def claim_folder(results: Path) -> None:
             f"{results} holds results that lltax diagnose did not write (a workflow run?); choose another experiment name "
             "or results_dir for the diagnosis"
         )
-    shutil.rmtree(results)
+    inputs = {Path(f).resolve() for f in files}
+    own, foreign, folders = [], [], []
+    for folder, subfolders, names in os.walk(results):
+        for name in subfolders:
+            path = Path(folder) / name
+            (foreign if path.is_symlink() else folders).append(path)
+        for name in names:
+            path = Path(folder) / name
+            relative = path.relative_to(results).as_posix()
+            mine = OWN_FILE.fullmatch(relative) and not path.is_symlink() and path.resolve() not in inputs
+            (own if mine else foreign).append(path)
+    if foreign:
+        shown = ", ".join(str(p) for p in sorted(foreign)[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise ValueError(
+            f"{results} holds {len(foreign)} file(s) lltax diagnose did not write: {shown}; nothing was deleted. "
+            "Move them out (a checkpoint to diagnose belongs outside the diagnosis folder) or choose another experiment name "
+            "or results_dir for the diagnosis"
+        )
+    for path in own:
+        path.unlink()
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def check_distinct(files: list[str]) -> None:
+    """Two seeds must be two models: the same file twice, a link to it or a copy of it (equal
+    content) is refused, naming both files."""
+    same = duplicate_files(files)
+    if same:
+        (first, second), *_ = same
+        raise ConfigError(
+            f"checkpoints {first} and {second} are the same file or have the same content: two seeds of one setting must be "
+            "two trained models (mode connectivity and CKA of a model with itself say nothing)"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
     config = diagnosis_config(read_config_file(args.config), args.files)
     cell = cell_path(expand_grid(config["grid"])[0])
     results = Path(config["results_dir"]) / config["experiment"]
-    claim_folder(results)
+    check_distinct(args.files)
+    claim_folder(results, args.files)
     seeds = config["seeds"]
     device = str(resolve_device(args.device))
     data_dir = canonical_path(config["data_dir"])

@@ -20,7 +20,16 @@ from lltax.config import parse_cell, parse_settings
 from lltax.contract import EXTERNAL_RECORD, TRAIN_RECORD
 from lltax.data import load_dataset
 from lltax.device import resolve_device, runtime_info
-from lltax.external import file_checksum, filled_names, fit_state, read_payload, state_of_payload
+from lltax.external import (
+    CheckpointError,
+    duplicate_files,
+    file_checksum,
+    file_stat,
+    filled_names,
+    fit_state,
+    read_payload,
+    state_of_payload,
+)
 from lltax.grid import canonical_json, config_hash
 from lltax.io import one_output_each, write_json
 from lltax.metrics.evaluate import evaluate_model
@@ -65,7 +74,17 @@ def import_checkpoint(
     state, prefix = fit_state(raw, model, path, formats["prefix"])
     model.load_state_dict(state)
     model.to(device).eval()
-    external = {"path": path, "file_sha256": file_checksum(path), "key": key, "prefix": prefix, "filled": filled_names(raw, state, prefix)}
+    stat = file_stat(path)
+    external = {
+        "path": path,
+        "file_sha256": file_checksum(path),
+        "file_stat": stat,
+        "key": key,
+        "prefix": prefix,
+        "filled": filled_names(raw, state, prefix),
+    }
+    if file_stat(path) != stat:
+        raise CheckpointError(f"{path} changed while it was read; import it again once it is written")
     log.info("%s: %d tensors under key %r, prefix %r, for cell %s seed %d", path, len(state), key, prefix, canonical_json(cell), seed)
 
     batch = train_settings["eval_batch_size"]
@@ -123,6 +142,14 @@ def import_checkpoints(
         raise ValueError(f"each seed once: got seeds {seeds}")
     if len(files) != len(seeds):
         raise ValueError(f"one checkpoint file per seed: got {len(files)} files for seeds {seeds}")
+    same = duplicate_files(files)
+    if same:
+        first, second = same[0]
+        raise CheckpointError(
+            f"checkpoints {first} and {second} (seeds {seeds[[str(f) for f in files].index(first)]} and "
+            f"{seeds[[str(f) for f in files].index(second)]}) are the same file or have the same content: each seed of a cell must "
+            "be a model of its own (check checkpoints.path or --files)"
+        )
     torch_device = resolve_device(device)
     data = load_dataset(
         dataset["name"],

@@ -1,0 +1,231 @@
+"""Issue 30, one row per case: what a careless or hostile user does to a run, and what lltax does
+about it (nothing of the user's deleted, nothing stale or foreign merged, no size or value a job
+cannot survive). Each row failed on the code before the issue's fixes.
+
+The rows share one module fixture: a tiny cell's data and width-2 models (untrained ones as
+files "trained elsewhere", and lltax's own checkpoints of one epoch), so every row is cheap;
+the rows that run Snakemake are marked slow, as the workflow tests are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from lltax import cli
+from lltax.config import ConfigError, section_settings
+from lltax.grid import canonical_json, cell_path
+from lltax.models import build_model
+
+CELL = {"width": 2, "batch_size": 64, "label_noise": 0.0, "train_fraction": 0.1, "learning_rate": 0.05, "weight_decay": 0.0}
+CELL_PATH = cell_path(CELL)
+DATASET = {"name": "mnist1d", "download": False, "augment": False, "label_noise_mode": "exact"}
+TRAIN = section_settings("train", {"epochs": 1})
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A data folder, three untrained width-2 MLPs saved as bare state dicts (files trained
+    elsewhere), and two seeds of the cell trained by lltax for one epoch."""
+    from lltax.data import load_dataset
+    from lltax.jobs.train import run_train_job
+
+    root = tmp_path_factory.mktemp("reliability")
+    data_dir = str(root / "data")
+    data = load_dataset("mnist1d", root=data_dir, train_fraction=CELL["train_fraction"])
+    files = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        path = root / "runs" / f"w2_s{seed}.pt"
+        path.parent.mkdir(exist_ok=True)
+        torch.save(build_model("mlp", 2, data.num_classes, data.input_shape).state_dict(), path)
+        files.append(path)
+    trained = root / "trained"
+    for seed in range(2):
+        run_train_job(
+            cell=CELL,
+            seed=seed,
+            dataset=DATASET,
+            model_name="mlp",
+            train_settings=TRAIN,
+            data_dir=data_dir,
+            device="cpu",
+            out_dir=trained / CELL_PATH / f"seed={seed}",
+        )
+    return {"root": root, "data_dir": data_dir, "files": files, "trained": trained}
+
+
+def diagnosis_config(tiny, tmp_path: Path, name: str = "mine", **extra) -> Path:
+    config = {
+        "experiment": name,
+        "results_dir": str(tmp_path / "results"),
+        "data_dir": tiny["data_dir"],
+        "model": {"name": "mlp"},
+        "grid": {axis: [value] for axis, value in CELL.items()},
+        "hessian": {"num_samples": 32, "chunk_size": 32, "max_iterations": 10, "trace_probes": 3},
+        "cka": {"num_samples": 64, "batch_size": 32},
+        "curves": {"epochs": 1, "batch_size": 64, "points": [0.0, 0.5, 1.0]},
+        **extra,
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def diagnose(config: Path, *files) -> int:
+    return cli.run(["diagnose", "--config", str(config), "--files", *map(str, files), "--device", "cpu", "--threads", "1"])
+
+
+def import_files(tiny, files, out: Path) -> list[Path]:
+    dirs = [out / CELL_PATH / f"seed={seed}" for seed in range(len(files))]
+    argv = ["import", "--cell", CELL_PATH, "--seeds", *map(str, range(len(files))), "--files", *map(str, files)]
+    argv += ["--dataset-settings", canonical_json(DATASET), "--model", "mlp", "--settings", canonical_json(TRAIN)]
+    argv += ["--data-dir", tiny["data_dir"], "--device", "cpu", "--out-dir", *map(str, dirs), "--threads", "1"]
+    cli.run(argv)
+    return [d / "checkpoint.json" for d in dirs]
+
+
+# --- 1-3: data loss and wrong diagnoses ---------------------------------------------------------
+
+
+def case_1_diagnose_keeps_checkpoints_saved_in_an_earlier_diagnosis_folder(tiny, tmp_path):
+    config = diagnosis_config(tiny, tmp_path)
+    folder = tmp_path / "results" / "mine"
+    folder.mkdir(parents=True)
+    (folder / "diagnosis.json").write_text("{}")  # an earlier diagnosis wrote this folder
+    mine = [folder / f"w2_s{seed}.pt" for seed in range(2)]
+    for file, source in zip(mine, tiny["files"]):
+        shutil.copy(source, file)
+    with pytest.raises(ValueError, match=rf"did not write: {folder / 'w2_s0.pt'}, {folder / 'w2_s1.pt'}; nothing was deleted"):
+        diagnose(config, *mine)
+    assert all(file.exists() for file in mine)
+
+
+def case_2_diagnose_keeps_a_workflows_folder_whose_marker_survived(tiny, tmp_path):
+    from lltax.jobs.diagnose import claim_folder
+
+    folder = tmp_path / "results" / "mine"
+    own = [folder / "diagnosis.json", folder / "dataset.nc", folder / CELL_PATH / "seed=0" / "hessian.json"]
+    workflow = [folder / "figures" / "phases.png", folder / "logs" / "merge.log", folder / "benchmarks" / "merge.tsv"]
+    for path in own + workflow:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    with pytest.raises(ValueError, match=r"holds 3 file\(s\) lltax diagnose did not write: .*benchmarks/merge.tsv, .*figures/phases.png"):
+        diagnose(diagnosis_config(tiny, tmp_path), *tiny["files"][:2])
+    assert all(path.exists() for path in own + workflow)
+    # A folder of the diagnosis's own files alone is emptied: what it wrote, and nothing else.
+    for path in workflow:
+        path.unlink()
+    claim_folder(folder)
+    assert not folder.exists() or not any(folder.rglob("*"))
+
+
+def case_3_the_same_checkpoint_as_two_seeds_is_refused_naming_both(tiny, tmp_path):
+    from lltax.grid import check_checkpoint_template
+
+    config = diagnosis_config(tiny, tmp_path)
+    first = tiny["files"][0]
+    link, copy = tmp_path / "link.pt", tmp_path / "copy.pt"
+    link.symlink_to(first)
+    shutil.copy(first, copy)
+    for second in (first, link, copy):
+        with pytest.raises(ConfigError, match=rf"checkpoints {first} and {second} are the same file or have the same content"):
+            diagnose(config, first, second)
+    assert not (tmp_path / "results").exists()  # refused before anything is written
+    with pytest.raises(ValueError, match=rf"checkpoints {first} and {copy} \(seeds 0 and 1\) are the same file"):
+        import_files(tiny, [first, copy], tmp_path / "imported")
+    # A template whose two seeds are links to one file.
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "s0.pt").symlink_to(first)
+    (runs / "s1.pt").symlink_to(first)
+    grid = {axis: [value] for axis, value in CELL.items()}
+    with pytest.raises(ConfigError, match=r"checkpoints.path.*names .*s1.pt.* the same file as .*s0.pt"):
+        check_checkpoint_template(str(runs / "s{seed}.pt"), grid, [0, 1])
+
+
+def workflow(tmp_path: Path, tiny, **config) -> Path:
+    """The workflow copied into ``tmp_path`` with a one-cell config of the tiny MLP."""
+    from test_workflow import TINY, copy_workflow, write_config
+
+    copy_workflow(tmp_path)
+    (tmp_path / "data").symlink_to(tiny["data_dir"])
+    grid = {axis: [value] for axis, value in CELL.items()}
+    write_config(tmp_path, {**TINY, "experiment": "w", "model": {"name": "mlp"}, "grid": grid, **config})
+    return tmp_path / "results" / "w"
+
+
+def case_2_a_workflow_run_onto_a_diagnosis_folder_is_refused(tiny, tmp_path):
+    from test_workflow import snakemake
+
+    results = workflow(tmp_path, tiny)
+    results.mkdir(parents=True)
+    (results / "diagnosis.json").write_text("{}")
+    out = snakemake(tmp_path, "-n", check=False)
+    assert out.returncode != 0 and f"{Path('results/w')} is the folder of an lltax diagnose" in out.stdout + out.stderr
+
+
+def case_4_a_file_replaced_under_its_old_mtime_is_compared_by_content(tiny, tmp_path):
+    from lltax.external import load_external_record
+    from lltax.identity import current_checksum, file_checksum
+
+    files = [tmp_path / f"s{seed}.pt" for seed in range(2)]
+    for file, source in zip(files, tiny["files"]):
+        shutil.copy(source, file)
+    records = import_files(tiny, files, tmp_path / "imported")
+    assert current_checksum(files[0], records[0]) == file_checksum(files[0])
+    before = os.stat(files[0])
+    shutil.copyfile(tiny["files"][2], files[0])  # cp -p: new content, the old modification time
+    os.utime(files[0], ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(files[0]).st_mtime_ns == before.st_mtime_ns
+    assert current_checksum(files[0], records[0]) == file_checksum(tiny["files"][2])  # what the workflow's import param sees
+    with pytest.raises(ValueError, match=rf"{files[0]} changed after .* rerun the workflow"):
+        load_external_record(records[0])
+
+
+def case_4_the_workflow_reruns_the_import_of_a_file_replaced_under_its_old_mtime(tiny, tmp_path):
+    from test_workflow import planned_jobs, snakemake
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for seed in range(2):
+        shutil.copy(tiny["files"][seed], runs / f"s{seed}.pt")
+    workflow(tmp_path, tiny, checkpoints={"path": "runs/s{seed}.pt"})
+    snakemake(tmp_path, "--until", "import_checkpoints")
+    assert "import_checkpoints" not in planned_jobs(tmp_path)
+    before = os.stat(runs / "s0.pt")
+    shutil.copyfile(tiny["files"][2], runs / "s0.pt")
+    os.utime(runs / "s0.pt", ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert planned_jobs(tmp_path).get("import_checkpoints") == 1
+
+
+def case_14_a_template_naming_the_workflows_own_records_is_refused_by_name(tiny, tmp_path):
+    from test_workflow import snakemake
+
+    workflow(tmp_path, tiny, checkpoints={"path": "results/w/" + CELL_PATH + "/seed={seed}/checkpoint.json"})
+    out = snakemake(tmp_path, "-n", check=False)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0 and "config key 'checkpoints.path': it names 2 file(s) inside the results folder" in text
+    assert "CyclicGraphException" not in text
+
+
+CASES = {
+    name.removeprefix("case_"): function
+    for name, function in sorted(globals().items(), key=lambda item: int(item[0].split("_")[1]) if item[0].startswith("case_") else 0)
+    if name.startswith("case_")
+}
+
+
+SLOW = {"2_a_workflow_run_onto_a_diagnosis_folder_is_refused", "4_the_workflow_reruns_the_import_of_a_file_replaced_under_its_old_mtime"}
+SLOW |= {"14_a_template_naming_the_workflows_own_records_is_refused_by_name"}
+
+
+@pytest.mark.parametrize("case", [pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name for name in CASES])
+def test_issue_30(case, tiny, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    CASES[case](tiny, tmp_path)
