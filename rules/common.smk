@@ -25,6 +25,7 @@ from lltax.grid import (
 )
 from lltax.identity import current_checksum
 from lltax.io import hold_results_lock, results_folder_holder
+from lltax.results.records import METRIC_SECTIONS
 from lltax.sources import PACKAGE_DIR, command_sources
 
 # Schema + lltax's own checks; a bad config stops here, before any job runs. Snakemake's own
@@ -271,12 +272,14 @@ def outside_results(results):
 
 
 def metric_config(wildcards):
-    """The part of the config a metric's table is shaped by: grid, seeds (and curve points)."""
+    """The part of the config a metric's table is shaped by: grid, seeds (and curve points), and
+    what its records are checked against: the checkpoints' train, dataset and model sections and
+    the metric's own section (a record computed with other settings is refused, naming the key)."""
     shape = {"grid": CONFIG["grid"], "seeds": SEEDS, "checkpoint": CHECKPOINT}  # records are checked against CHECKPOINT
-    if wildcards.metric == "curves":
-        shape["curves"] = {"points": CONFIG["curves"]["points"], "pairs": CONFIG["curves"]["pairs"]}
-    if wildcards.metric == "ensembles":
-        shape["fge"] = {"enabled": True}
+    shape.update({name: CONFIG[name] for name in ("train", "dataset", "model")})
+    if wildcards.metric in METRIC_SECTIONS:
+        name = METRIC_SECTIONS[wildcards.metric][0]
+        shape[name] = CONFIG[name]
     return canonical_json(shape)
 
 

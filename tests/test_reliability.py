@@ -149,6 +149,85 @@ def case_3_the_same_checkpoint_as_two_seeds_is_refused_naming_both(tiny, tmp_pat
         check_checkpoint_template(str(runs / "s{seed}.pt"), grid, [0, 1])
 
 
+# --- 5-6: stale or foreign results merged ---------------------------------------------------------
+
+
+def run_config(**sections) -> dict:
+    """The resolved config of the tiny cell, as a workflow of it would be given."""
+    from lltax.config import validate_config
+
+    grid = {axis: [value] for axis, value in CELL.items()}
+    return validate_config({"experiment": "r", "model": {"name": "mlp"}, "grid": grid, "seeds": 2, "train": {"epochs": 1}, **sections})
+
+
+def copy_trained(tiny, results: Path) -> Path:
+    shutil.copytree(tiny["trained"], results)
+    return results
+
+
+def case_5_a_model_and_train_json_copied_from_a_run_of_another_config_are_refused(tiny, tmp_path):
+    from lltax.results.tables import aggregate_metric
+
+    results = copy_trained(tiny, tmp_path / "results")  # trained for 1 epoch; this run's config says 2
+    model = results / CELL_PATH / "seed=0" / "model.pt"
+    with pytest.raises(ValueError, match=rf"^{model} was computed with train.epochs = 1, but the config it is merged under has 2"):
+        aggregate_metric("train", results, run_config(train={"epochs": 2}))
+    # Every metric of the cell: its records come from that model.
+    folder = results / CELL_PATH
+    (folder / "seed=0" / "hessian.json").write_text(json.dumps({"cell": CELL, "seed": 0, "checkpoint_sha256": "1" * 64, "settings": {}}))
+    pairs = [{"seed_a": 0, "seed_b": 1, "cka": 0.5}]
+    (folder / "cka.json").write_text(
+        json.dumps({"cell": CELL, "checkpoints_sha256": {"0": "1" * 64, "1": "1" * 64}, "pairs": pairs, "settings": {}})
+    )
+    for metric in ("hessian", "cka"):
+        with pytest.raises(ValueError, match=r"model.pt was computed with train.epochs = 1"):
+            aggregate_metric(metric, results, run_config(train={"epochs": 2}))
+    aggregate_metric("train", results, run_config())  # the config it was trained with: merged
+    with pytest.raises(ValueError, match=r"model.pt was computed with dataset.label_noise_mode = 'exact'"):
+        aggregate_metric("train", results, run_config(dataset={"name": "mnist1d", "label_noise_mode": "paper"}))
+
+
+def case_6_a_record_computed_with_other_settings_is_refused_naming_file_and_key(tiny, tmp_path):
+    from lltax.results.records import METRIC_SECTIONS, check_record_settings, expected_settings
+    from lltax.results.tables import aggregate_metric
+
+    results = copy_trained(tiny, tmp_path / "results")
+    hessian = {"num_samples": 40, "chunk_size": 40, "max_iterations": 5, "trace_probes": 3}
+    seeds = [results / CELL_PATH / f"seed={seed}" for seed in range(2)]
+    cli.run(
+        ["hessian", "--checkpoints", *(str(s / "model.pt") for s in seeds), "--settings", json.dumps(hessian)]
+        + ["--data-dir", tiny["data_dir"], "--device", "cpu", "--threads", "1", "--out", *(str(s / "hessian.json") for s in seeds)]
+    )
+    aggregate_metric("hessian", results, run_config(hessian=hessian))
+    record = seeds[0] / "hessian.json"
+    with pytest.raises(
+        ValueError, match=rf"^{record} was computed with hessian.num_samples = 40, but the config it is merged under has 50"
+    ):
+        aggregate_metric("hessian", results, run_config(hessian={**hessian, "num_samples": 50}))
+    # Every metric with settings: its record's own settings against the config's section.
+    config = run_config(basin={"enabled": True}, fge={"enabled": True, "cycle_epochs": 2})
+    changed = {
+        "hessian": ("top_k", 3),
+        "basin": ("rise", 0.5),
+        "cka": ("num_samples", 7),
+        "ensembles": ("cycles", 9),
+        "curves": ("seed", 5),
+    }
+    for metric, (name, _) in METRIC_SECTIONS.items():
+        expected = expected_settings(metric, config)
+        own = dict(expected[name])
+        record = {"settings": own, "fit_settings": own}
+        check_record_settings(record, Path(metric), metric, expected)
+        key, value = changed[metric]
+        with pytest.raises(ValueError, match=rf"^{metric} was computed with {name}.{key} = {value}, but"):
+            check_record_settings({**record, "settings": {**own, key: value}}, Path(metric), metric, expected)
+    with pytest.raises(ValueError, match=r"curves was computed with curves.bends = 9"):  # the curve's fitting settings
+        own = expected_settings("curves", config)["curves"]
+        check_record_settings(
+            {"settings": own, "fit_settings": {**own, "bends": 9}}, Path("curves"), "curves", expected_settings("curves", config)
+        )
+
+
 def workflow(tmp_path: Path, tiny, **config) -> Path:
     """The workflow copied into ``tmp_path`` with a one-cell config of the tiny MLP."""
     from test_workflow import TINY, copy_workflow, write_config

@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         {
             "pairs": [{"seed_a": a, "seed_b": b, "cka": value} for a, b, value in pairs],
+            "settings": settings,  # compared with the config it is merged under (lltax.results.records)
             **checkpoint.cell_provenance(metas, resolve_device(args.device)),
         },
     )

@@ -42,6 +42,9 @@ def evaluate_curve_file(curve_path: str, points: list[float], device: str, data_
         "cell": meta["endpoint"]["cell"],
         "checkpoints_sha256": meta.get("checkpoints_sha256"),
         "runtime": runtime_info(resolve_device(device)),
+        # What it was computed with, compared with the config it is merged under (lltax.results.records).
+        "settings": {"points": points, "align": align, "seed": seed},
+        "fit_settings": meta["settings"],
     }
     if meta["diverged"]:
         logger.warning("curve %s is marked diverged; writing NaN results", curve_path)

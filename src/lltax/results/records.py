@@ -3,7 +3,10 @@
 A record must say what it was computed from, and that must be what its path and the cell's
 checkpoints say: the cell and seed (or pair) of its path, the weights checksum of each
 checkpoint it measured, and (train.json) the config hash of the training run that wrote the
-checkpoint. Values must be finite numbers inside ``lltax.contract.VALID_RANGES``. Every refusal
+checkpoint. With the config it is merged under (its sections ``train``, ``dataset``, ``model``
+and the metric's own), a record's own settings and its checkpoints' training settings must be
+the config's (``expected_settings``, ``check_settings``): a record computed with other settings,
+or a checkpoint trained with another config, is refused naming the file and the key. Values must be finite numbers inside ``lltax.contract.VALID_RANGES``. Every refusal
 names the file and what to do: delete it and rerun the job that writes it.
 """
 
@@ -97,6 +100,70 @@ def check_origin(record: dict, path: Path, cell: str, seed: int | None = None, p
         )
 
 
+# The config section a metric's records were computed with, and the keys its rule leaves out.
+METRIC_SECTIONS = {
+    "hessian": ("hessian", ()),
+    "basin": ("basin", ("enabled",)),
+    "cka": ("cka", ()),
+    "ensembles": ("fge", ("enabled",)),
+    "curves": ("curves", ("enabled", "pairs", "points")),
+}
+# Keys a curve file records as it used them rather than as the config spells them.
+CURVE_FIT_RESOLVED = ("epochs",)  # scaled by curves.scale_epochs
+
+
+def expected_settings(metric: str, config: dict) -> dict | None:
+    """What the records of ``metric`` must have been computed with, from the config they are
+    merged under: its ``train``, ``dataset`` and ``model`` sections (what the checkpoints were
+    trained with) and the metric's own section as its rule passes it. None when the config holds
+    no ``train`` section (a grid inferred from paths: nothing to compare with)."""
+    if not isinstance(config.get("train"), dict):
+        return None
+    model = config.get("model") or {}
+    expected = {"train": config["train"], "dataset": config.get("dataset") or {}, "model": model}
+    if metric in METRIC_SECTIONS:
+        name, drop = METRIC_SECTIONS[metric]
+        expected[name] = {key: value for key, value in (config.get(name) or {}).items() if key not in drop}
+    return expected
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool):
+        return float(a) == float(b) or (math.isnan(float(a)) and math.isnan(float(b)))
+    return a == b
+
+
+def check_settings(recorded, expected: dict, path: Path, section: str, job: str, skip: tuple = ()) -> None:
+    """Each key of ``expected`` (a config section) that ``recorded`` (what a record or checkpoint
+    says it was computed with) holds has the config's value; refused naming the file and key.
+    A key the record lacks is not compared (an lltax that had no such setting), nor a record
+    that names no settings at all (written before records named them)."""
+    if not isinstance(recorded, dict):
+        log.info("%s names no %s settings: not compared with the config", path, section)
+        return
+    for key in sorted(expected):
+        if key in recorded and key not in skip and not _same(recorded[key], expected[key]):
+            raise ValueError(
+                f"{path} was computed with {section}.{key} = {recorded[key]!r}, but the config it is merged under has "
+                f"{expected[key]!r}: it is stale or from another run; delete it and rerun its {job} job"
+            )
+
+
+def check_record_settings(record: dict, path: Path, metric: str, expected: dict | None) -> None:
+    """A metric record's own settings against the config's section (``expected_settings``)."""
+    if expected is None or metric not in METRIC_SECTIONS:
+        return
+    name = METRIC_SECTIONS[metric][0]
+    check_settings(record.get("settings"), expected[name], path, name, metric)
+    if metric == "curves":  # and the settings the curve was fitted with, recorded from the curve file
+        check_settings(record.get("fit_settings"), expected[name], path, name, "curve_fit", skip=CURVE_FIT_RESOLVED)
+
+
 class Checkpoints:
     """The identity of each checkpoint of a results folder (its metadata, read once, weights
     not loaded), against which records are checked.
@@ -105,11 +172,14 @@ class Checkpoints:
     checksums are checked for form only, and how many such records there were is logged.
     """
 
-    def __init__(self, results_dir: Path, file: str | None = None):
+    def __init__(self, results_dir: Path, file: str | None = None, expected: dict | None = None):
         """``file``: the checkpoint file name of this run (``model.pt``, or ``checkpoint.json``
-        for checkpoints trained elsewhere); None = whichever a seed folder holds, model.pt first."""
+        for checkpoints trained elsewhere); None = whichever a seed folder holds, model.pt first.
+        ``expected`` (``expected_settings``): each checkpoint's training settings, data and
+        model are checked against it when first read."""
         self.results_dir = results_dir
         self.file = file
+        self.expected = expected
         self._metas: dict[tuple[str, int], dict | None] = {}
         self.unverified = 0
 
@@ -129,7 +199,22 @@ class Checkpoints:
                 self._metas[key] = read_checkpoint_meta(path)
             except FileNotFoundError:
                 self._metas[key] = None
+            if self._metas[key] is not None and self.expected is not None:
+                self.check_trained_with(self._metas[key], path)
         return self._metas[key]
+
+    def check_trained_with(self, meta: dict, path: Path) -> None:
+        """A checkpoint (and so every record computed from it) was trained, or imported, with the
+        config's ``train`` and ``dataset`` sections and its model: a model copied in from a run
+        of another config is refused naming the file and the key (its config hash covers the
+        same settings, but only agrees with the train.json copied beside it)."""
+        job = "import" if path.name == EXTERNAL_RECORD else "train"
+        check_settings(meta.get("train"), self.expected["train"], path, "train", job)
+        check_settings(meta.get("dataset"), self.expected["dataset"], path, "dataset", job)
+        model = self.expected["model"]
+        recorded = {"name": meta["model"]} if "model" in meta else {}
+        recorded.update({"options": meta["model_options"]} if "model_options" in meta else {})
+        check_settings(recorded, {key: model[key] for key in ("name", "options") if key in model}, path, "model", job)
 
     def check_sha(self, recorded, path: Path, cell: str, seed: int, key: str) -> None:
         """``recorded`` (a record's checksum of seed ``seed``'s weights) is that of the cell's checkpoint."""

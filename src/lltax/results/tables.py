@@ -33,7 +33,7 @@ from lltax.results.layout import (
     table_layout,
     variable,
 )
-from lltax.results.records import Checkpoints, check_origin, number, read_record
+from lltax.results.records import Checkpoints, check_origin, check_record_settings, expected_settings, number, read_record
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +46,11 @@ def _report_missing(metric: str, missing: list[Path], expected: int) -> None:
         log.info("%s: all %d files read", metric, expected)
 
 
-def _aggregate_per_seed(metric: str, results_dir: Path, layout: Layout) -> dict[str, xr.Variable]:
+def _aggregate_per_seed(metric: str, results_dir: Path, layout: Layout, settings: dict | None = None) -> dict[str, xr.Variable]:
     file_name, keys = PER_SEED_FILES[metric]
     arrays = {name: np.full(grid_shape(layout) + (len(layout.seeds),), np.nan) for name in keys}
     missing: list[Path] = []
-    checkpoints = Checkpoints(results_dir, layout.checkpoint)
+    checkpoints = Checkpoints(results_dir, layout.checkpoint, settings)
     for index, cell in cells(layout):
         for s, seed in enumerate(layout.seeds):
             path = results_dir / cell / f"seed={seed}" / file_name
@@ -59,6 +59,7 @@ def _aggregate_per_seed(metric: str, results_dir: Path, layout: Layout) -> dict[
                 missing.append(path)
                 continue
             check_origin(record, path, cell, seed=seed)
+            check_record_settings(record, path, metric, settings)
             if metric == "train":
                 checkpoints.check_config_hash(record.get("config_hash"), path, cell, seed)
             else:
@@ -106,12 +107,12 @@ def _pair_entries(record: dict, path: Path, layout: Layout) -> tuple[set[int], d
     return computed, found
 
 
-def _aggregate_per_pair(metric: str, results_dir: Path, layout: Layout) -> dict[str, xr.Variable]:
+def _aggregate_per_pair(metric: str, results_dir: Path, layout: Layout, settings: dict | None = None) -> dict[str, xr.Variable]:
     file_name, keys = PER_PAIR_FILES[metric]
     pair_index = {pair: i for i, pair in enumerate(layout.pairs)}
     arrays = {name: np.full(grid_shape(layout) + (len(layout.pairs),), np.nan) for name in keys}
     missing: list[Path] = []
-    checkpoints = Checkpoints(results_dir, layout.checkpoint)
+    checkpoints = Checkpoints(results_dir, layout.checkpoint, settings)
     expected = 0
     for index, cell in cells(layout):
         expected += 1
@@ -121,6 +122,7 @@ def _aggregate_per_pair(metric: str, results_dir: Path, layout: Layout) -> dict[
             missing.append(path)
             continue
         check_origin(record, path, cell)
+        check_record_settings(record, path, metric, settings)
         computed, entries = _pair_entries(record, path, layout)
         checkpoints.check_pair_shas(record, path, cell, computed)
         not_yet = len(layout.pairs) - len(entries)
@@ -149,13 +151,13 @@ def _curve_points(record: dict, path: Path, layout: Layout) -> list[int]:
     return [point_index[t] for t in canonical]
 
 
-def _aggregate_curves(results_dir: Path, layout: Layout) -> dict[str, xr.Variable]:
+def _aggregate_curves(results_dir: Path, layout: Layout, settings: dict | None = None) -> dict[str, xr.Variable]:
     pair_index = {pair: i for i, pair in enumerate(layout.pairs)}
     shape = grid_shape(layout) + (len(layout.pairs),)
     scalars = {name: np.full(shape, np.nan) for name in CURVE_SCALARS}
     profiles = {name: np.full(shape + (len(layout.points),), np.nan) for name in CURVE_PROFILES}
     missing: list[Path] = []
-    checkpoints = Checkpoints(results_dir, layout.checkpoint)
+    checkpoints = Checkpoints(results_dir, layout.checkpoint, settings)
     for index, cell in cells(layout):
         for a, b in layout.curve_pairs:
             path = results_dir / cell / f"pair={a}-{b}" / CURVE_RECORD
@@ -164,6 +166,7 @@ def _aggregate_curves(results_dir: Path, layout: Layout) -> dict[str, xr.Variabl
                 missing.append(path)
                 continue
             check_origin(record, path, cell, pair=(a, b))
+            check_record_settings(record, path, "curves", settings)
             checkpoints.check_pair_shas(record, path, cell, {a, b})
             position = index + (pair_index[(min(a, b), max(a, b))],)
             for name, key in CURVE_SCALARS.items():
@@ -182,12 +185,12 @@ def _aggregate_curves(results_dir: Path, layout: Layout) -> dict[str, xr.Variabl
     return variables
 
 
-def _aggregate_per_cell(metric: str, results_dir: Path, layout: Layout) -> dict[str, xr.Variable]:
+def _aggregate_per_cell(metric: str, results_dir: Path, layout: Layout, settings: dict | None = None) -> dict[str, xr.Variable]:
     """One value per cell from <cell>/<file>, checked against the cell's checkpoints."""
     file_name, keys = PER_CELL_FILES[metric]
     values = {name: np.full(grid_shape(layout), np.nan) for name in keys}
     missing: list[Path] = []
-    checkpoints = Checkpoints(results_dir, layout.checkpoint)
+    checkpoints = Checkpoints(results_dir, layout.checkpoint, settings)
     for index, cell in cells(layout):
         path = results_dir / cell / file_name
         record = read_record(path)
@@ -195,6 +198,7 @@ def _aggregate_per_cell(metric: str, results_dir: Path, layout: Layout) -> dict[
             missing.append(path)
             continue
         check_origin(record, path, cell)
+        check_record_settings(record, path, metric, settings)
         checkpoints.check_pair_shas(record, path, cell, set(layout.seeds))
         for name, key in keys.items():
             values[name][index] = number(record, key, path, name)
@@ -230,12 +234,15 @@ def aggregate_metric(metric: str, results_dir: str | Path | None, config: dict) 
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise FileNotFoundError(f"results folder {results_dir} does not exist; pass results/<experiment> of a run")
+    settings = expected_settings(metric, config)  # None: a grid inferred from paths, no settings to compare
+    if settings is None:
+        log.info("%s: no train section in the config: records' settings are not compared with it", metric)
     if metric in PER_SEED_FILES:
-        variables = _aggregate_per_seed(metric, results_dir, layout)
+        variables = _aggregate_per_seed(metric, results_dir, layout, settings)
     elif metric in PER_PAIR_FILES:
-        variables = _aggregate_per_pair(metric, results_dir, layout)
+        variables = _aggregate_per_pair(metric, results_dir, layout, settings)
     elif metric in PER_CELL_FILES:
-        variables = _aggregate_per_cell(metric, results_dir, layout)
+        variables = _aggregate_per_cell(metric, results_dir, layout, settings)
     else:
-        variables = _aggregate_curves(results_dir, layout)
+        variables = _aggregate_curves(results_dir, layout, settings)
     return table(variables, layout, attrs)
