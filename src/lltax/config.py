@@ -14,9 +14,8 @@ import math
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
 
 from lltax.config_checks import (
@@ -32,6 +31,13 @@ from lltax.config_checks import (
 )
 from lltax.contract import AXES, INTEGER_AXES, ConfigError
 from lltax.grid import canonical_value, check_checkpoint_template, parse_cell_path
+
+if TYPE_CHECKING:
+    import jsonschema
+
+# jsonschema is imported where a config or a job's --settings is validated, not at module
+# import: the numerics and the jobs' compute import lltax.config without it (an offline GPU
+# node's Python may lack it; benchmarks/gpu_check.py fills defaults with section_defaults).
 
 METRIC_SECTIONS = ("train", "hessian", "evaluate", "cka", "distance", "curves", "classify", "plots")
 
@@ -56,6 +62,12 @@ def _fill_defaults(instance: Any, schema: dict) -> Any:
             if key in instance:
                 instance[key] = _fill_defaults(instance[key], sub)
     return instance
+
+
+def section_defaults(section: str) -> dict[str, Any]:
+    """The schema's defaults of a config section (e.g. 'hessian'), without validation and
+    without jsonschema: for calling a job's compute from Python with its default settings."""
+    return _fill_defaults({}, load_schema()["properties"][section])
 
 
 def _error_message(error: jsonschema.ValidationError) -> str:
@@ -83,6 +95,8 @@ def validate_config(config: dict) -> dict:
     """
     if not isinstance(config, dict):
         raise ConfigError(f"config must be a mapping of keys to values, got {type(config).__name__}")
+    import jsonschema
+
     schema = load_schema()
     check_depth(config)  # before anything recurses into it
     check_finite(config, "")
@@ -217,6 +231,8 @@ def section_settings(section: str, settings: dict, where: str = "--settings") ->
     """A config section given as a mapping (a job's ``--settings``, or keyword arguments of a
     Python call such as ``phases.classify``), checked as the config is and with the schema's
     defaults filled in: the schema is the one place a default is declared."""
+    import jsonschema
+
     settings = copy.deepcopy(settings)
     try:
         check_finite(settings, section)
@@ -240,6 +256,8 @@ def section_settings(section: str, settings: dict, where: str = "--settings") ->
 def parse_cell(text: str) -> dict:
     """A grid cell from its path (``width=8/batch_size=64/...``), every value checked against the
     schema's range for its axis (``learning_rate=-1`` is refused, as in a config)."""
+    import jsonschema
+
     cell = {k: v for k, v in parse_cell_path(text).items() if k in AXES}
     items = load_schema()["properties"]["grid"]["properties"]
     for axis in AXES:
