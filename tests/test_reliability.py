@@ -10,6 +10,7 @@ the rows that run Snakemake are marked slow, as the workflow tests are.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -226,6 +227,81 @@ def case_6_a_record_computed_with_other_settings_is_refused_naming_file_and_key(
         check_record_settings(
             {"settings": own, "fit_settings": {**own, "bends": 9}}, Path("curves"), "curves", expected_settings("curves", config)
         )
+
+
+# --- 9-11: sizes and values a job cannot survive ----------------------------------------------------
+
+
+def demo_config(**sections):
+    import yaml
+
+    from lltax.config import validate_config
+
+    base = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    for name, values in sections.items():
+        base[name] = {**(base.get(name) or {}), **values} if isinstance(values, dict) else values
+    return validate_config(base)
+
+
+def refused(message: str, **sections) -> None:
+    with pytest.raises(ConfigError, match=message):
+        demo_config(**sections)
+
+
+def case_9_landscape_sizes_and_ranges_are_bounded_naming_the_key_and_estimate(tiny, tmp_path):
+    refused(
+        r"'landscape.points_2d': 100000 makes each landscape job hold about 640 GB of results .* memory_budget_gb 30",
+        landscape={"points_2d": 100000},
+    )
+    refused(r"'landscape.ratio_points': 100000 makes each landscape job hold about 640 GB", landscape={"ratio_points": 100000})
+    refused(
+        r"'landscape.points_1d': 100000000 makes a landscape job take about 19\d days on cpu .* beyond the 7 days",
+        landscape={"points_1d": 10**8},
+    )
+    refused(r"'landscape.range_2d': 1e\+308 is beyond 1e\+06 times the weights' norm", landscape={"range_2d": 1e308})
+    refused(r"'landscape.range_1d': -1e\+308 is beyond", landscape={"range_1d": [-1e308, 1e308]})
+    with pytest.raises(ConfigError, match=r"--settings key 'landscape.range_2d': 1e\+308 is beyond"):  # a hand-run job too
+        section_settings("landscape", {"range_2d": 1e308})
+    demo_config(landscape={"points_2d": 41, "points_1d": 51})  # sizes a job survives pass
+
+
+def case_10_basin_and_fge_sizes_ranges_and_relations_are_checked_at_config_time(tiny, tmp_path):
+    from torch import nn
+
+    from lltax.metrics.surface import basin_radii
+
+    refused(r"'basin.coarse': 5000 halvings of basin.max_radius", basin={"coarse": 5000})
+    refused(r"'basin.convexity_points': 100000 makes each basin job hold about 640 GB", basin={"convexity_points": 100000})
+    refused(r"'basin.max_radius': 1e\+300 is beyond", basin={"max_radius": 1e300})
+    refused(r"'fge.cycle_epochs': 3 is odd", fge={"cycle_epochs": 3})
+    refused(r"'fge.lr_min': 0.1 is above fge.lr_max 0.05", fge={"lr_min": 0.1, "lr_max": 0.05})
+    # A loss that overflows to NaN along a ray is past the rise, not a flat basin up to max_radius.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3))
+    direction = {name: 10 * torch.ones_like(p) for name, p in model.named_parameters()}  # 1e39: inf float32 weights
+    inputs, targets = torch.randn(8, 4), torch.randint(0, 3, (8,))
+    radii, censored = basin_radii(model, [direction], inputs, targets, rise=0.1, max_radius=1e38, coarse=1, refine=2)
+    assert not censored.any() and (radii < 1e38).all()
+
+
+def case_11_a_model_whose_outputs_are_not_finite_has_nan_accuracies_marked_diverged(tiny, tmp_path):
+    from torch import nn
+
+    from lltax.jobs.fge import fge_record
+    from lltax.metrics.ensembles import ensemble_accuracy
+    from lltax.metrics.evaluate import evaluate_model
+
+    model = nn.Linear(4, 3)
+    with torch.no_grad():
+        model.weight.fill_(float("nan"))
+    loss, accuracy = evaluate_model(model, torch.randn(8, 4), torch.zeros(8, dtype=torch.long))
+    assert math.isnan(loss) and math.isnan(accuracy)
+    assert math.isnan(ensemble_accuracy([torch.full((8, 3), float("nan"))], torch.zeros(8, dtype=torch.long)))
+    paths = [str(tiny["trained"] / CELL_PATH / f"seed={seed}" / "model.pt") for seed in range(2)]
+    settings = {"cycles": 1, "cycle_epochs": 2, "lr_max": 1e30, "lr_min": 1e-4, "curve_points": 2, "seed": 0}
+    record = fge_record(paths, settings, torch.device("cpu"), tiny["data_dir"])
+    assert record["fge_diverged"] and math.isnan(record["fge_test_acc"]) and math.isnan(record["fge_test_acc_by_snapshots"][0])
+    assert not math.isnan(record["seed_ensemble_test_acc"])  # the seeds themselves are fine
 
 
 def workflow(tmp_path: Path, tiny, **config) -> Path:

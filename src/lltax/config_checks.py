@@ -28,6 +28,17 @@ LONGEST_FILE = "/seed=00000000000000000000/train_snapshot.pt"
 # Refuse models above this many parameters before training: 1e9 float32 parameters are 4 GB of
 # weights and ~16 GB with gradients and momentum, beyond any single job this tool schedules.
 MAX_PARAMETERS = 1_000_000_000
+# Landscape ranges and basin radii are multiples of the weights' (filter-normalized) norm: beyond
+# 1e6 of it the perturbed float32 weights and the loss overflow long before float64 coordinates do
+# (1e308 gives inf and NaN surfaces), and no basin is that wide.
+MAX_RANGE = 1e6
+# Basin radii halve ``coarse`` times and bisect ``refine`` times: beyond 2^-64 of max_radius a
+# radius is below what float32 weights resolve (and 2^-1024 is below what a float represents).
+MAX_HALVINGS = 64
+# What one job can compute and hold: its estimated run time on the config's device (lltax.cost,
+# the CPU's for device auto) and its result arrays (the surfaces, float64) in memory_budget_gb.
+MAX_JOB_SECONDS = 7 * 24 * 3600
+RESULT_ARRAYS = 8  # float64 values stored per landscape or convexity point (losses, accuracies, ratios)
 
 
 def parameter_estimate(model: str, width: int, input_shape: tuple[int, ...], num_classes: int = 10) -> int:
@@ -134,8 +145,20 @@ def _check_hessian(hessian: dict, where: str) -> None:
         )
 
 
+def _check_range(value: float | None, key: str, where: str) -> None:
+    if value is not None and not abs(value) <= MAX_RANGE:
+        raise ConfigError(
+            f"{where} {key!r}: {value!r} is beyond {MAX_RANGE:g} times the weights' norm; perturbed float32 weights and "
+            "the loss overflow to inf/NaN there (lltax.config_checks.MAX_RANGE)"
+        )
+
+
 def _check_landscape(landscape: dict, where: str) -> None:
     low, high = landscape["range_1d"]
+    for value in (low, high):
+        _check_range(value, "landscape.range_1d", where)
+    for key in ("range_2d", "range_b"):
+        _check_range(landscape.get(key), f"landscape.{key}", where)
     if not low < high:
         raise ConfigError(f"{where} 'landscape.range_1d': {[low, high]} must be [low, high] with low < high")
     limits = landscape["color_limits"]
@@ -144,6 +167,14 @@ def _check_landscape(landscape: dict, where: str) -> None:
 
 
 def _check_basin(basin: dict, where: str) -> None:
+    for key in ("max_radius", "convexity_radius"):
+        _check_range(basin[key], f"basin.{key}", where)
+    for key in ("coarse", "refine"):
+        if basin[key] > MAX_HALVINGS:
+            raise ConfigError(
+                f"{where} 'basin.{key}': {basin[key]} halvings of basin.max_radius go below what float32 weights resolve "
+                f"(2^-{MAX_HALVINGS} of it); at most {MAX_HALVINGS}"
+            )
     if basin["convexity_points"] and basin["directions"] < 2:
         raise ConfigError(
             f"{where} 'basin.convexity_points': {basin['convexity_points']} needs basin.directions >= 2: "
@@ -151,9 +182,72 @@ def _check_basin(basin: dict, where: str) -> None:
         )
 
 
+def _check_fge(fge: dict, where: str) -> None:
+    if fge["cycle_epochs"] % 2:
+        raise ConfigError(
+            f"{where} 'fge.cycle_epochs': {fge['cycle_epochs']} is odd; each cycle takes its snapshot at its middle epoch, "
+            "so it must be even (2, 4, ...)"
+        )
+    if fge["lr_min"] > fge["lr_max"]:
+        raise ConfigError(
+            f"{where} 'fge.lr_min': {fge['lr_min']} is above fge.lr_max {fge['lr_max']}; a cycle goes from lr_max down to lr_min"
+        )
+
+
 # Checks of one section that the schema cannot express (relations between its keys): run on the
 # config before any job, and on a job's --settings, so a hand-run command is held to the same rules.
-SECTION_CHECKS = {"hessian": _check_hessian, "landscape": _check_landscape, "basin": _check_basin}
+SECTION_CHECKS = {"hessian": _check_hessian, "landscape": _check_landscape, "basin": _check_basin, "fge": _check_fge}
+
+# The sizes of a job a config sets, by rule: what check_job_limits bounds and names.
+JOB_SIZES = {
+    "landscape": ("points_1d", "points_2d", "ratio_points", "spectrum_steps", "num_samples", "test_samples"),
+    "basin": ("directions", "coarse", "refine", "num_samples", "convexity_points"),
+}
+
+
+def _result_bytes(rule: str, section: dict) -> int:
+    """Bytes of a job's result arrays: its surfaces (float64, ``RESULT_ARRAYS`` values a point)."""
+    if rule == "landscape":
+        points = 2 * section["points_1d"] + section["points_2d"] ** 2 + section["ratio_points"] ** 2
+    else:
+        points = 2 * section["directions"] + section["convexity_points"] ** 2
+    return RESULT_ARRAYS * 8 * points
+
+
+def check_job_limits(config: dict, time: bool = True) -> None:
+    """Every size of a landscape or basin job against what a job can hold and compute: its
+    result arrays within memory_budget_gb, its estimated run time (lltax.cost, on the config's
+    device; the CPU's for device auto) within ``MAX_JOB_SECONDS``. Refused naming the key that
+    costs the most and the estimate."""
+    from lltax.cost import estimate_seconds  # cost imports this module
+    from lltax.grid import expand_grid
+
+    cost_config = {**config, "device": "cuda" if config["device"] == "cuda" else "cpu"}  # auto: the machine may have none
+    budget = config["memory_budget_gb"] * 1e9
+    for rule, keys in JOB_SIZES.items():
+        section = config[rule]
+        if not section["enabled"]:
+            continue
+        held = _result_bytes(rule, section)
+        if held > budget:
+            key = max(keys, key=lambda k: held - _result_bytes(rule, {**section, k: 0}))
+            raise ConfigError(
+                f"config key '{rule}.{key}': {section[key]} makes each {rule} job hold about {held / 1e9:.3g} GB of results "
+                f"({RESULT_ARRAYS} float64 values per point), beyond memory_budget_gb {config['memory_budget_gb']:g}; lower it"
+            )
+        if not time:
+            continue
+        slowest = max(expand_grid(config["grid"]), key=lambda cell: (cell["width"], cell["train_fraction"]))
+        seconds = estimate_seconds(rule, slowest, cost_config)
+        if seconds > MAX_JOB_SECONDS:
+            smaller = {k: estimate_seconds(rule, slowest, {**cost_config, rule: {**section, k: 1 if section[k] else 0}}) for k in keys}
+            key = min(keys, key=smaller.get)  # the key whose reduction saves the most time
+            raise ConfigError(
+                f"config key '{rule}.{key}': {section[key]} makes a {rule} job take about {seconds / 86400:.3g} days on "
+                f"{cost_config['device']} (lltax.cost estimate for cell width {slowest['width']}), beyond the "
+                f"{MAX_JOB_SECONDS / 86400:g} days one job may run; lower it"
+                + (" (or set device: cuda for the GPU's estimate)" if cost_config["device"] == "cpu" else "")
+            )
 
 
 def check_section(section: str, values: dict, where: str = "--settings key") -> None:
@@ -163,7 +257,15 @@ def check_section(section: str, values: dict, where: str = "--settings key") -> 
 
 
 def check_sizes(config: dict) -> None:
-    """Batch sizes against the data each cell trains on, and model sizes against memory."""
+    """Batch sizes against the data each cell trains on, model sizes against memory, and each
+    landscape and basin job against what a job can hold and compute (``check_job_limits``: its
+    time only for the built-in models and datasets, whose costs lltax knows)."""
+    _check_sizes(config)
+    builtin = ":" not in config["model"]["name"] and config["dataset"]["name"] in DATASET_SIZES
+    check_job_limits(config, time=builtin)
+
+
+def _check_sizes(config: dict) -> None:
     name = config["dataset"]["name"]
     if name not in DATASET_SIZES:
         return  # your own dataset: its size is known only once loaded (the jobs check it then)

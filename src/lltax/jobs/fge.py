@@ -101,8 +101,13 @@ def fge_record(paths: list[str], settings: dict, device, data_dir: str | None, c
         fge_test_acc_by_snapshots=[ensemble_accuracy(fge_members[:k], y) for k in range(1, len(fge_members) + 1)],
         seed_ensemble_test_acc_by_seeds=[ensemble_accuracy(members[:k], y) for k in range(1, len(members) + 1)],
     )
+    # A model whose outputs are not finite (FGE at a learning rate that diverges) has no accuracy:
+    # its entries are NaN (lltax.metrics.ensembles.ensemble_accuracy) and the record says so.
+    record["fge_diverged"] = not all(bool(torch.isfinite(member).all()) for member in fge_members)
+    if record["fge_diverged"]:
+        log.warning("FGE snapshots of %s have non-finite outputs (diverged at fge.lr_max %s): NaN accuracies", paths[0], settings["lr_max"])
     if curve_path:
-        record.update(curve_ensemble(curve_path, settings["curve_points"], data, device, epochs))
+        record.update(curve_ensemble(curve_path, settings["curve_points"], data, device, epochs, metas))
     log.info(
         "test accuracy: one model %.2f%%, FGE of %d snapshots %.2f%%, %d seeds %.2f%%",
         record["single_test_acc"],
@@ -114,11 +119,20 @@ def fge_record(paths: list[str], settings: dict, device, data_dir: str | None, c
     return record
 
 
-def curve_ensemble(curve_path: str, count: int, data, device, epochs: int | None) -> dict:
+def curve_ensemble(curve_path: str, count: int, data, device, epochs: int | None, metas: list | None = None) -> dict:
     """Test accuracy of the ensemble of ``count`` models evenly spaced in t along a fitted curve,
-    and its budget: two models plus the curve's fitting epochs."""
+    and its budget: two models plus the curve's fitting epochs. With ``metas`` (the cell's
+    checkpoints) the curve must join two of them: another cell's curve is refused, naming it."""
     curve = load_curve(curve_path)
     meta = curve["meta"]
+    if metas is not None:
+        shas = {str(m["seed"]): m.get("state_sha256") for m in metas}
+        ends = meta.get("checkpoints_sha256") or {}
+        if not ends or any(shas.get(seed) != sha for seed, sha in ends.items()):
+            raise ValueError(
+                f"{curve_path} was fitted between other checkpoints (cell {meta['endpoint'].get('cell')}, seeds {sorted(ends)}) than "
+                f"the --checkpoints given (cell {metas[0]['cell']}): give the curve of this cell's seeds"
+            )
     if meta["diverged"]:
         return {}
     model = build_from_meta(meta["endpoint"]).to(device)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from collections.abc import Sequence
 
 import torch
@@ -92,4 +93,6 @@ def probabilities(model: nn.Module, inputs: torch.Tensor, batch_size: int = 1000
 def ensemble_accuracy(members: Sequence[torch.Tensor], targets: torch.Tensor) -> float:
     """Accuracy (percent) of the ensemble that averages its members' softmax outputs."""
     mean = torch.stack(list(members)).mean(dim=0)
+    if not bool(torch.isfinite(mean).all()):  # a member's outputs are not finite (a diverged model): no accuracy
+        return math.nan
     return 100.0 * (mean.argmax(dim=1) == targets).sum().item() / len(targets)

@@ -24,13 +24,16 @@ def evaluate_model(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor
 
     The model's train/eval mode is restored afterwards.
     """
-    total_loss, correct = 0.0, 0
+    total_loss, correct, finite = 0.0, 0, True
     with mode(model, training=False):
         for start in range(0, len(inputs), batch_size):
             logits = model(inputs[start : start + batch_size])
             batch_targets = targets[start : start + batch_size]
             total_loss += F.cross_entropy(logits, batch_targets, reduction="sum").item()
             correct += (logits.argmax(dim=1) == batch_targets).sum().item()
+            finite = finite and bool(torch.isfinite(logits).all())
+    if not finite:  # outputs NaN or inf (a diverged model): argmax picks an arbitrary class, not an accuracy
+        correct = math.nan
     n = len(inputs)
     return total_loss / n, 100.0 * correct / n
 

@@ -228,7 +228,7 @@ def basin_radii(
             ray = {k: sign * v for k, v in direction.items()}
             low, high = 0.0, None
             for radius in schedule:
-                if loss_at(ray, radius) >= threshold:
+                if not loss_at(ray, radius) < threshold:  # a NaN loss (overflowing weights) is past any rise
                     high = radius
                     break
                 low = radius
@@ -238,7 +238,7 @@ def basin_radii(
                 continue
             for _ in range(refine):
                 middle = (low + high) / 2
-                low, high = (low, middle) if loss_at(ray, middle) >= threshold else (middle, high)
+                low, high = (low, middle) if not loss_at(ray, middle) < threshold else (middle, high)
             radii.append((low + high) / 2)
             censored.append(False)
     return np.asarray(radii), np.asarray(censored)
