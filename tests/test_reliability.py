@@ -304,6 +304,30 @@ def case_11_a_model_whose_outputs_are_not_finite_has_nan_accuracies_marked_diver
     assert not math.isnan(record["seed_ensemble_test_acc"])  # the seeds themselves are fine
 
 
+# --- 15: messages ------------------------------------------------------------------------------------
+
+
+def case_15_bad_command_line_values_are_named_not_tracebacks(tiny, tmp_path):
+    from lltax.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--log-level", "FOO", "distance", "--checkpoints", "a", "--out", "b"])
+    grid = {axis: [value] for axis, value in CELL.items()}
+    out = str(tmp_path / "t.nc")
+    for config, message in (
+        ({"grid": grid, "seeds": "a"}, "config key 'seeds': 'a' is neither a count nor a list of seeds"),
+        (
+            {"grid": {**grid, "learning_rate": [float("nan")]}, "seeds": 2},
+            "config key 'grid.learning_rate': \\[nan\\] is not a list of finite",
+        ),
+    ):
+        argv = ["aggregate-metric", "--metric", "train", "--results-dir", str(tmp_path), "--config-json", json.dumps(config), "--out", out]
+        with pytest.raises(ConfigError, match=message):
+            cli.run(argv)
+    # A YAML nested thousands deep is parsed by Snakemake before lltax sees it: a documented limit.
+    assert "still ends in Snakemake's `RecursionError`" in (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
 def workflow(tmp_path: Path, tiny, **config) -> Path:
     """The workflow copied into ``tmp_path`` with a one-cell config of the tiny MLP."""
     from test_workflow import TINY, copy_workflow, write_config

@@ -197,7 +197,13 @@ def _add_command(subparsers, name: str, module) -> None:
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; with ``command`` given, only that command's module is imported."""
     parser = argparse.ArgumentParser(prog="lltax", description=__doc__.splitlines()[0], allow_abbrev=False)
-    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+        help="logging level (default INFO)",
+    )
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error instead of one line")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in [command] if command in COMMANDS else list(COMMANDS):

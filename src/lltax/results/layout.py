@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import functools
 import itertools
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -131,7 +132,16 @@ def table_layout(config: dict) -> Layout:
     if "seeds" not in config:
         raise ConfigError("config has no 'seeds'; pass the resolved config (a list of seeds)")
     seeds = config["seeds"]
-    seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    integer = lambda s: isinstance(s, int) and not isinstance(s, bool)  # noqa: E731
+    if not (integer(seeds) and seeds >= 0) and not (isinstance(seeds, list) and all(integer(s) and s >= 0 for s in seeds)):
+        raise ConfigError(f"config key 'seeds': {seeds!r} is neither a count nor a list of seeds (integers >= 0)")
+    for axis in AXES:
+        values = grid[axis]
+        if not isinstance(values, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values
+        ):
+            raise ConfigError(f"config key 'grid.{axis}': {values!r} is not a list of finite numbers")
+    seeds = list(range(seeds)) if isinstance(seeds, int) else seeds
     curves = _curve_defaults()
     curves.update(config.get("curves") or {})
     points = sorted({canonical_value(float(t)) for t in curves["points"]})
