@@ -56,6 +56,8 @@ rule all:
     input:
         rules.plots.output,
         LANDSCAPE_OUTPUTS,
+        LANDSCAPE_FIGURES,
         COMPARISON_OUTPUTS,
+        COMPARISON_FIGURES,
         ATLAS,
         PER_JOB_FILES,

@@ -214,8 +214,13 @@ LANDSCAPE_CURVE = (
     else []
 )
 # Two cells' models on one landscape (landscape.compare): <cell A>/vs_<B's values>/comparison.nc,
-# keyed by that folder, valued by cell B's folder. A job's settings leave out what only picks cells.
-LANDSCAPE_SETTINGS = section("landscape", drop=("enabled", "cells", "compare"))
+# keyed by that folder, valued by cell B's folder. A job's settings leave out what only picks cells,
+# and the computation's leave out what only the drawing reads: a colour setting redraws
+# landscape.png / comparison.png / atlas.png (their own jobs) and recomputes nothing.
+LANDSCAPE_DRAWING = ("levels", "color_limits")
+LANDSCAPE_SETTINGS = section("landscape", drop=("enabled", "cells", "compare", *LANDSCAPE_DRAWING))
+LANDSCAPE_FIGURE_SETTINGS = canonical_json({k: CONFIG["landscape"][k] for k in LANDSCAPE_DRAWING})
+LANDSCAPE_FIGURES = [path.replace("/landscape.nc", "/landscape.png") for path in LANDSCAPE_OUTPUTS]
 COMPARISONS = (
     {
         f"{cell_path(first)}/{name}": cell_path(second)
@@ -230,6 +235,7 @@ COMPARISON_SETTINGS = canonical_json(
     {**json.loads(LANDSCAPE_SETTINGS), "directions": "seeds", "batchnorm_2d": "recompute", "spectrum_steps": 0}
 )
 COMPARISON_OUTPUTS = [f"{RESULTS}/{folder}/comparison.nc" for folder in COMPARISONS]
+COMPARISON_FIGURES = [f"{RESULTS}/{folder}/comparison.png" for folder in COMPARISONS]
 
 FIGURE = f"{RESULTS}/figures/{{name}}.{CONFIG['plots']['format']}"
 FIGURE_NAMES = ["panels", "phases", "lines", "curves"] + (["ensembles"] if CONFIG["fge"]["enabled"] else [])

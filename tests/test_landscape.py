@@ -254,9 +254,15 @@ def cli_arguments(tmp_path, settings=SETTINGS, names=("a.pt", "b.pt")) -> list[s
         "cpu",
         "--out",
         str(tmp_path / "out" / "landscape.nc"),
-        "--figure",
-        str(tmp_path / "out" / "landscape.png"),
     ]
+
+
+def draw(tmp_path, settings: dict | None = None, name: str = "landscape") -> bytes:
+    """lltax landscape-figure of out/landscape.nc: the bytes of out/<name>.png."""
+    out = tmp_path / "out" / f"{name}.png"
+    argv = ["landscape-figure", "--landscapes", str(tmp_path / "out" / "landscape.nc"), "--out", str(out)]
+    assert run_cli(argv + (["--settings", json.dumps(settings)] if settings is not None else [])) == 0
+    return out.read_bytes()
 
 
 def test_cli_writes_netcdf_and_figure(tmp_path, toy_cell_data):
@@ -286,10 +292,10 @@ def test_cli_writes_netcdf_and_figure(tmp_path, toy_cell_data):
     assert np.isfinite(dataset["surface_train_loss"]).all() and np.isfinite(dataset["interp_test_loss"]).all()
     assert dataset["spectral_density"].attrs["long_name"].startswith("Hessian eigenvalue density")
     np.testing.assert_allclose(np.nansum(dataset["spectrum_weights"].values, axis=1), 1.0)
-    assert (tmp_path / "out" / "landscape.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert draw(tmp_path)[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["landscape.nc", "landscape.png"]  # no temp files left
     # A rerun gives the same numbers.
-    assert run_cli(cli_arguments(tmp_path)[:-2]) == 0  # without --figure
+    assert run_cli(cli_arguments(tmp_path)) == 0
     with xr.open_dataset(tmp_path / "out" / "landscape.nc", engine="netcdf4") as again:
         xr.testing.assert_identical(again.load(), dataset)
 
@@ -333,7 +339,7 @@ def test_cli_diverged_model_gives_nan_and_exit_zero(tmp_path, toy_cell_data, div
         assert np.isnan(dataset["surface_train_loss"]).all() == (diverged_seed == 0)
         assert np.isfinite(dataset["surface_test_loss"]).all() == (diverged_seed == 1)
         assert list(np.isnan(dataset["endpoint_train_loss"].values)) == [diverged_seed == 0, diverged_seed == 1]
-    assert (tmp_path / "out" / "landscape.png").exists()
+    assert draw(tmp_path)[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize(
@@ -523,9 +529,13 @@ def test_atlas_figure_shares_levels_and_axes():
 def test_cli_seeds_plane_with_two_seeds_adds_an_orthogonal_direction(tmp_path, toy_cell_data):
     save_mlp_checkpoint(tmp_path / "a.pt", 0)
     save_mlp_checkpoint(tmp_path / "b.pt", 1)
-    assert run_cli(cli_arguments(tmp_path, {**SETTINGS, "directions": "seeds", "spectrum_steps": 0})) == 0
+    assert run_cli(cli_arguments(tmp_path, {**SETTINGS, "directions": "seeds", "spectrum_steps": 0, "points_2d": 5})) == 0
     with xr.open_dataset(tmp_path / "out" / "landscape.nc", engine="netcdf4") as dataset:
         np.testing.assert_allclose(dataset["model_coordinates"].values, [[0, 0], [1, 0]])
+        # Both models inside, with a margin on each side: [-0.5, 1.5] around their middle, s0 and s1 grid points.
+        np.testing.assert_allclose(dataset["a"], [-0.5, 0.0, 0.5, 1.0, 1.5])
+        np.testing.assert_allclose(dataset["b"], [-1.0, -0.5, 0.0, 0.5, 1.0])
+        assert json.loads(dataset.attrs["plane_extent"]) == {"a": [-0.5, 1.5], "b": [-1.0, 1.0], "model_margin": 0.2}
         # (a, b) = (1, 0) is seed 1 itself: its own loss (no BatchNorm in an mlp)
         assert dataset["surface_train_loss"].sel(a=1.0, b=0.0).item() == pytest.approx(dataset["endpoint_train_loss"].values[1], rel=1e-5)
 
@@ -557,7 +567,7 @@ def test_cli_pca_plane_of_the_training_path(tmp_path, toy_cell_data):
         sign = np.sign(projected[:, column] @ path[:, column])
         np.testing.assert_allclose(path[:, column], sign * projected[:, column], rtol=1e-5, atol=1e-9)
     assert dataset["surface_train_loss"].sel(a=0.0, b=0.0).item() == pytest.approx(dataset["endpoint_train_loss"].values[0], rel=1e-6)
-    assert (tmp_path / "out" / "landscape.png").exists()
+    assert draw(tmp_path)[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_cli_across_cells_compares_two_cells_models_on_one_landscape(tmp_path, toy_cell_data):
@@ -567,7 +577,7 @@ def test_cli_across_cells_compares_two_cells_models_on_one_landscape(tmp_path, t
     save_mlp_checkpoint(tmp_path / "a.pt", 0, batch_size=8)
     trained = (toy_cell_data.x_train, toy_cell_data.y_train)
     save_mlp_checkpoint(tmp_path / "b.pt", 0, trained_on=trained, batch_size=32, learning_rate=0.3)
-    argv = cli_arguments(tmp_path, {**SETTINGS, "directions": "seeds", "spectrum_steps": 0}) + ["--across-cells"]
+    argv = cli_arguments(tmp_path, {**SETTINGS, "directions": "seeds", "spectrum_steps": 0, "points_2d": 5}) + ["--across-cells"]
     assert run_cli(argv) == 0
     with xr.open_dataset(tmp_path / "out" / "landscape.nc", engine="netcdf4") as dataset:
         dataset = dataset.load()
@@ -579,7 +589,7 @@ def test_cli_across_cells_compares_two_cells_models_on_one_landscape(tmp_path, t
     np.testing.assert_allclose(dataset["endpoint_train_loss"], dataset["interp_train_loss"].sel(alpha=[0.0, 1.0]), rtol=1e-6)
     np.testing.assert_allclose(dataset["model_coordinates"].values, [[0, 0], [1, 0]], atol=1e-12)
     assert dataset["surface_test_loss"].sel(a=1.0, b=0.0).item() == pytest.approx(dataset["endpoint_test_loss"].values[1], rel=1e-5)
-    assert (tmp_path / "out" / "landscape.png").exists()
+    assert draw(tmp_path)[:8] == b"\x89PNG\r\n\x1a\n"
     for change, message in (({"label_noise": 0.2}, "share the network"), ({"train_fraction": 0.5}, "share the network"), ({}, "same cell")):
         save_mlp_checkpoint(tmp_path / "b.pt", 0, trained_on=trained, **({"batch_size": 8} | change))
         with pytest.raises(ValueError, match=message):
@@ -634,11 +644,18 @@ def test_cli_curve_plane_holds_a_quadratic_bezier_curve(tmp_path, toy_cell_data)
     assert run_cli(argv) == 0
     with xr.open_dataset(tmp_path / "out" / "landscape.nc", engine="netcdf4") as dataset:
         dataset = dataset.load()
-    np.testing.assert_allclose(dataset["a"], [-1.0, 0.0, 1.0])  # range_2d along d1, range_b along d2
-    np.testing.assert_allclose(dataset["b"], [-0.25, 0.0, 0.25])
-    np.testing.assert_allclose(dataset["rb"], [-0.25, 0.25])
     np.testing.assert_allclose(dataset["model_coordinates"].values, [[0, 0], [1, 0]], atol=1e-9)
     path = dataset["curve_coordinates"]
+    # The models and the whole curve inside the plane with MODEL_MARGIN on each side; at least
+    # range_2d / range_b wide; the ratio map over the same extent.
+    extent = json.loads(dataset.attrs["plane_extent"])
+    for index, (axis, half) in enumerate((("a", 1.0), ("b", 0.25))):
+        held = np.concatenate([dataset["model_coordinates"].values[:, index], path.values[:, index]])
+        low, high = dataset[axis].values[[0, -1]]
+        assert [low, high] == pytest.approx(extent[axis])
+        assert low <= held.min() - 0.2 + 1e-9 and high >= held.max() + 0.2 - 1e-9 and high - low >= 2 * half - 1e-9
+        np.testing.assert_allclose(dataset["r" + axis].values[[0, -1]], [low, high])
+    assert extent["b"][1] - extent["b"][0] > 0.5  # the curve bends far off the line: wider than 2 range_b
     np.testing.assert_allclose(path.sel(t=0.0).values, [0, 0], atol=1e-9)
     np.testing.assert_allclose(path.sel(t=1.0).values, [1, 0], atol=1e-9)
     assert float(dataset["curve_residual"].max()) < 1e-9
@@ -780,3 +797,108 @@ def test_eigenvalue_ratio_default_is_li_et_al_figure_7():
     assert high[0, 0] == pytest.approx(everything[-1], rel=1e-5)
     assert signed[0, 0] == pytest.approx(everything[0] / everything[-1], rel=1e-4) and signed[0, 0] < 0
     assert all(p.requires_grad for p in model.parameters())  # the biases were held fixed only for the run
+
+
+# --- issue 29: the landscape figure a reader can take into a paper ---------------------------
+
+
+@pytest.mark.parametrize("points", [3, 5, 11, 21, 4])
+def test_plane_through_models_holds_each_with_a_margin(points):
+    """The surface of a plane through models spans them with MODEL_MARGIN (Garipov et al.'s 0.2)
+    on each side, at least range_2d / range_b wide, s0 a grid point for an odd number of points;
+    hand-computed for two seeds at 21 points: [-0.5, 1.5] (the symmetric grid put s1 on its edge)."""
+    from lltax.metrics.planes import MODEL_MARGIN as margin
+    from lltax.metrics.planes import plane_extent
+
+    assert plane_extent({}, 1.0, 0.5, points) == {"a": (-1.0, 1.0), "b": (-0.5, 0.5)}  # random, pca, ...: around s0
+    cases = (
+        [[0.0, 0.0], [1.0, 0.0]],  # two seeds, a comparison
+        [[0.0, 0.0], [1.0, 0.0], [0.3, 2.5]],  # three seeds far apart
+        [[0.0, 0.0], [1.0, 0.0], [np.nan, np.nan]],  # a third model not in a curve's plane
+        [[0.0, 0.0], [1.0, 0.0], [-1.7, -0.4]],
+    )
+    for coordinates in cases:
+        extra = {"model_coordinates": (("model", "direction"), np.asarray(coordinates), {})}
+        extent = plane_extent(extra, 1.0, 1.0, points)
+        held = np.asarray(coordinates)[np.isfinite(coordinates).all(axis=1)]
+        for index, axis in enumerate("ab"):
+            low, high = extent[axis]
+            assert low <= held[:, index].min() - margin + 1e-12 and high >= held[:, index].max() + margin - 1e-12
+            assert high - low >= 2.0 - 1e-12
+            grid = landscape.grid_points(low, high, points)
+            if points % 2:
+                assert np.isclose(grid, 0.0, atol=1e-9).any()  # s0 stays a grid point
+    if points == 21:
+        extent = plane_extent({"model_coordinates": ((), np.array(cases[0]), {})}, 1.0, 1.0, points)
+        assert extent == {"a": pytest.approx((-0.5, 1.5)), "b": pytest.approx((-1.0, 1.0))}
+
+
+def load_out(tmp_path) -> xr.Dataset:
+    with xr.open_dataset(tmp_path / "out" / "landscape.nc", engine="netcdf4") as dataset:
+        return dataset.load()
+
+
+def panel_titles(figure) -> list[str]:
+    return [ax.get_title() for ax in figure.axes if ax.get_title()]
+
+
+def test_landscape_figure_titles_labels_and_leaves_out_what_was_not_computed(tmp_path, toy_cell_data):
+    """The title says the model and its cell by the axes' names and values (no JSON); the heat
+    map has axis labels; the spectrum and the ratio map are drawn where computed and left out
+    otherwise (no empty panel)."""
+    from lltax.figures.landscape import landscape_figure
+
+    save_mlp_checkpoint(tmp_path / "a.pt", 0)
+    save_mlp_checkpoint(tmp_path / "b.pt", 1)
+    assert run_cli(cli_arguments(tmp_path, {**SETTINGS, "spectrum_steps": 0})) == 0
+    figure = landscape_figure(load_out(tmp_path))
+    title = figure.get_suptitle()
+    assert title.startswith("mlp, seeds s0, s1") and "{" not in title and '"' not in title
+    assert "width k = 6, batch size = 8, label noise = 0, training fraction = 1, learning rate = 0.1, weight decay = 0" in title
+    titles = panel_titles(figure)
+    assert not any("density" in t or "convexity" in t for t in titles) and not any("not computed" in text for t in titles for text in [t])
+    assert not [text.get_text() for ax in figure.axes for text in ax.texts if "not computed" in text.get_text()]
+    heat = next(ax for ax in figure.axes if ax.get_title().startswith("heat map"))
+    assert heat.get_xlabel() == r"$a$ (direction $d_1$)" and heat.get_ylabel() == r"$b$ (direction $d_2$)"
+    plain = len([ax for ax in figure.axes if ax.get_title()])
+    assert plain == 5  # interpolation, 1D, contours, heat map, 3D surface
+    assert run_cli(cli_arguments(tmp_path, {**SETTINGS, "ratio_points": 2})) == 0
+    titles = panel_titles(landscape_figure(load_out(tmp_path)))
+    assert len(titles) == 7 and any("density" in t for t in titles) and any("convexity" in t for t in titles)
+
+
+def test_landscape_figure_is_byte_stable_and_redrawn_by_its_own_command(tmp_path, toy_cell_data):
+    """lltax landscape-figure draws landscape.nc: the same file and settings give the same bytes;
+    color_limits (a drawing setting, not recorded with the numbers) changes the picture only."""
+    save_mlp_checkpoint(tmp_path / "a.pt", 0)
+    save_mlp_checkpoint(tmp_path / "b.pt", 1)
+    assert run_cli(cli_arguments(tmp_path, {**SETTINGS, "spectrum_steps": 0, "color_limits": [0.5, 3.0]})) == 0
+    assert "color_limits" not in json.loads(load_out(tmp_path).attrs["settings"])
+    first = draw(tmp_path)
+    assert draw(tmp_path, name="again") == first
+    assert draw(tmp_path, {"color_limits": [0.5, 3.0]}, name="limited") != first
+    for bad, message in ((tmp_path / "none.nc", "does not exist"), (tmp_path / "a.pt", "not a netCDF file")):
+        with pytest.raises((FileNotFoundError, ValueError), match=message):
+            run_cli(["landscape-figure", "--landscapes", str(bad), "--out", str(tmp_path / "x.png")])
+    with pytest.raises(ValueError, match="not supported"):
+        run_cli(["landscape-figure", "--landscapes", str(tmp_path / "out" / "landscape.nc"), "--out", str(tmp_path / "x.gif")])
+
+
+def test_comparison_figure_names_what_differs_and_has_no_empty_panel(tmp_path, toy_cell_data):
+    """A comparison (spectrum_steps 0, as the workflow's): A and B by the axes they differ in,
+    the axes they share once, both models inside the plane with a margin, no spectrum panel."""
+    from lltax.figures.landscape import landscape_figure
+
+    save_mlp_checkpoint(tmp_path / "a.pt", 0, batch_size=8)
+    save_mlp_checkpoint(tmp_path / "b.pt", 1, batch_size=32, learning_rate=0.3)
+    settings = {**SETTINGS, "directions": "seeds", "spectrum_steps": 0, "batchnorm_2d": "recompute"}
+    assert run_cli(cli_arguments(tmp_path, settings) + ["--across-cells"]) == 0
+    dataset = load_out(tmp_path)
+    assert dataset["a"].values[0] <= -0.2 and dataset["a"].values[-1] >= 1.2  # B at (1, 0) no longer on the edge
+    figure = landscape_figure(dataset)
+    lines = figure.get_suptitle().splitlines()
+    assert lines[0] == "mlp: A (batch size = 8, learning rate = 0.1) vs B (batch size = 32, learning rate = 0.3)"
+    assert lines[1] == "both: width k = 6, label noise = 0, training fraction = 1, weight decay = 0"
+    assert len(panel_titles(figure)) == 5 and not any("density" in t for t in panel_titles(figure))
+    contour = next(ax for ax in figure.axes if ax.get_title().startswith("training loss"))
+    assert sorted(t.get_text() for t in contour.texts if t.get_text() in "AB") == ["A", "B"]

@@ -122,7 +122,7 @@ def test_slurm_profile_plans_per_job_resources(tmp_path):
     write_config(tmp_path, config)
     out = snakemake(tmp_path, "--profile", "profiles/slurm", "-n")
     text = out.stdout + out.stderr
-    assert re.search(r"total\s+39\b", text), text[-2000:]  # 4 cells x 7 per-cell jobs + 6 tables + 5
+    assert re.search(r"total\s+43\b", text), text[-2000:]  # 4 cells x 8 per-cell jobs (landscape_figure) + 6 tables + 5
     jobs = dry_run_resources(text)
     torch_rules = {"train", "hessian", "basin", "cka", "curve_fit", "curve_eval", "landscape"}
     assert {rule for rule, _, _ in jobs} >= torch_rules | {"merge"}
@@ -135,7 +135,7 @@ def test_slurm_profile_plans_per_job_resources(tmp_path):
     write_config(tmp_path, {**config, "device": "cpu"})
     out = snakemake(tmp_path, "--profile", "profiles/slurm", "-n")
     jobs = dry_run_resources(out.stdout + out.stderr)
-    assert len(jobs) == 39 and all(resources.get("gpu", "0") == "0" for _, _, resources in jobs)
+    assert len(jobs) == 43 and all(resources.get("gpu", "0") == "0" for _, _, resources in jobs)
 
 
 def test_every_job_gets_its_threads(tmp_path):
@@ -145,10 +145,10 @@ def test_every_job_gets_its_threads(tmp_path):
     out = snakemake(tmp_path, "-n", "-p")
     lines = (out.stdout + out.stderr).splitlines()
     commands = [line.split("Shell command: ", 1)[1] for line in lines if "Shell command: lltax " in line]
-    assert len(commands) == 39 - 1, commands[:3]  # every job but `all`
+    assert len(commands) == 43 - 1, commands[:3]  # every job but `all`
     for command in commands:
         subcommand = command.split()[1]
-        expected = "1" if subcommand in ("aggregate-metric", "merge", "classify", "plot", "atlas") else "2"
+        expected = "1" if subcommand in ("aggregate-metric", "merge", "classify", "plot", "atlas", "landscape-figure") else "2"
         assert f" --threads {expected} " in command, command
 
 
@@ -162,7 +162,13 @@ def test_landscape_compare_plans_one_job_per_pair_of_cells(tmp_path):
     out = snakemake(tmp_path, "-n", "-p")
     text = out.stdout + out.stderr
     commands = [line.split("Shell command: ", 1)[1] for line in text.splitlines() if "--across-cells" in line]
-    assert len(commands) == 2 and re.search(r"total\s+41\b", text), text[-1500:]
+    # + a figure job per landscape (4) and per comparison (2)
+    assert len(commands) == 2 and re.search(r"total\s+47\b", text), text[-1500:]
+    drawings = [line.split("Shell command: ", 1)[1] for line in text.splitlines() if "Shell command: lltax landscape-figure" in line]
+    assert len([c for c in drawings if "/comparison.nc" in c]) == 2 and len(drawings) == 6
+    # The computation reads no drawing setting; the drawing reads only those.
+    assert all("color_limits" not in c and "--figure" not in c for c in commands)
+    assert all('{"color_limits":null,"levels":null}' in c for c in drawings), drawings[:1]
     for width in (2, 4):
         a, b = (
             f"width={width}/batch_size={size}/label_noise=0.0/train_fraction=0.1/learning_rate=0.05/weight_decay=0.0005"
@@ -183,7 +189,7 @@ def test_landscape_on_the_curve_plane_waits_for_the_curve(tmp_path):
     write_config(tmp_path, {**TINY, "landscape": {**TINY["landscape"], "directions": "curve"}})
     out = snakemake(tmp_path, "-n", "-p")
     commands = [
-        line.split("Shell command: ", 1)[1] for line in (out.stdout + out.stderr).splitlines() if "Shell command: lltax landscape" in line
+        line.split("Shell command: ", 1)[1] for line in (out.stdout + out.stderr).splitlines() if "Shell command: lltax landscape " in line
     ]
     assert len(commands) == 4
     for command in commands:
@@ -324,13 +330,27 @@ def test_editing_metric_source_reruns_that_metric(finished_run):
 
 # Which rules a rule's outputs feed (the DAG of rules/), for the expected reruns of an edit.
 DEPENDANTS = {
-    "train": {"hessian", "basin", "cka", "curve_fit", "curve_eval", "landscape", "aggregate", "merge", "classify", "plots", "atlas"},
+    "train": {
+        "hessian",
+        "basin",
+        "cka",
+        "curve_fit",
+        "curve_eval",
+        "landscape",
+        "landscape_figure",
+        "aggregate",
+        "merge",
+        "classify",
+        "plots",
+        "atlas",
+    },
     "hessian": {"aggregate", "merge", "classify", "plots", "atlas"},
     "basin": {"aggregate", "merge", "classify", "plots", "atlas"},
     "cka": {"aggregate", "merge", "classify", "plots", "atlas"},
     "curve_fit": {"curve_eval", "aggregate", "merge", "classify", "plots", "atlas"},
     "curve_eval": {"aggregate", "merge", "classify", "plots", "atlas"},
-    "landscape": {"atlas"},
+    "landscape": {"landscape_figure", "atlas"},
+    "landscape_figure": set(),
     "aggregate": {"merge", "classify", "plots", "atlas"},
     "merge": {"classify", "plots", "atlas"},
     "classify": {"plots", "atlas"},
@@ -345,6 +365,7 @@ RULE_COMMANDS = {
     "curve_fit": "curve-fit",
     "curve_eval": "curve-eval",
     "landscape": "landscape",
+    "landscape_figure": "landscape-figure",
     "aggregate": "aggregate-metric",
     "merge": "merge",
     "classify": "classify",
@@ -409,6 +430,8 @@ def test_editing_any_source_module_reruns_exactly_the_rules_that_import_it(finis
     for module in ("config.py", "io.py", "cli.py", "contract.py"):
         assert "train" in planned_by_module[module], module
     assert planned_by_module["cost.py"] == set()  # resource estimates change no result
+    # The landscape's drawing is a job of its own: editing it recomputes no landscape (issue 30.12).
+    assert planned_by_module["figures/landscape.py"] == {"landscape_figure", "atlas", "all"}
     assert planned_jobs(finished_run) == {}
 
 
@@ -426,6 +449,7 @@ def test_editing_any_source_module_reruns_exactly_the_rules_that_import_it(finis
                 "curve_fit": 4,
                 "curve_eval": 4,
                 "landscape": 4,
+                "landscape_figure": 4,
                 "aggregate": 6,
                 "merge": 1,
                 "classify": 1,
@@ -439,8 +463,10 @@ def test_editing_any_source_module_reruns_exactly_the_rules_that_import_it(finis
         ({"cluster": {"tflops": 5.0, "safety": 4}}, {}),  # resource estimates only
         ({"evaluate": {"batch_size": 100}}, {}),  # the by-hand `lltax evaluate` section
         ({"max_cells": 6000}, {}),  # how large a grid may be planned
+        # A colour setting redraws the landscape pictures and the atlas, and recomputes nothing (issue 30.12).
+        ({"landscape": {**TINY["landscape"], "color_limits": [0.01, 10.0]}}, {"landscape_figure": 4, "atlas": 1, "all": 1}),
     ],
-    ids=["threads", "device-spelling", "data-dir-spelling", "cluster", "evaluate", "max-cells"],
+    ids=["threads", "device-spelling", "data-dir-spelling", "cluster", "evaluate", "max-cells", "landscape-colors"],
 )
 def test_params_are_what_results_depend_on(finished_run, change, expected):
     from lltax.gpu import count_gpus
@@ -471,10 +497,12 @@ FIRST_CELL = "width=2/batch_size=32/label_noise=0.0/train_fraction=0.1/learning_
         (
             "seed=0/model.pt",
             {"train": 1, "hessian": 1, "basin": 1, "cka": 1, "curve_fit": 1, "curve_eval": 1, "landscape": 1, "aggregate": 6}
-            | {"merge": 1, "classify": 1, "plots": 1, "atlas": 1, "all": 1},
+            | {"landscape_figure": 1, "merge": 1, "classify": 1, "plots": 1, "atlas": 1, "all": 1},
         ),
+        # a deleted landscape picture is drawn again, from landscape.nc (issue 30.13)
+        ("landscape.png", {"landscape_figure": 1, "all": 1}),
     ],
-    ids=["hessian-record", "cka-record", "curve", "checkpoint"],
+    ids=["hessian-record", "cka-record", "curve", "checkpoint", "landscape-picture"],
 )
 def test_a_deleted_per_job_file_is_made_again_by_a_plain_rerun(finished_run, relative, expected):
     """The README's recovery rows: delete the file, run `snakemake` as before."""
@@ -545,7 +573,8 @@ def test_every_preset_plans_its_whole_grid(preset, tmp_path):
     # table per metric, merge, classify, plots, atlas (with landscapes), all.
     fge, basin = config["fge"]["enabled"], config["basin"]["enabled"]
     tables = (5 if pairs else 4) + fge + basin  # train, hessian, cka, distance (+ curves, ensembles, basin)
-    expected = cells * (3 + fge + basin) + (cells * 2 if pairs else 0) + landscapes + comparisons + tables + 4 + bool(landscapes)
+    # Each landscape and comparison is drawn by a job of its own (landscape_figure, comparison_figure).
+    expected = cells * (3 + fge + basin) + (cells * 2 if pairs else 0) + 2 * (landscapes + comparisons) + tables + 4 + bool(landscapes)
     copy_workflow(tmp_path)
     out = snakemake(tmp_path, "-n", "--quiet", "rules", "--configfile", str(preset))
     assert re.search(rf"total\s+{expected}\b", out.stdout + out.stderr), (expected, out.stdout[-1500:])

@@ -29,6 +29,7 @@ COMMANDS = {
     "curve-fit": "lltax.jobs.curve_fit",
     "curve-eval": "lltax.jobs.curve_eval",
     "landscape": "lltax.jobs.landscape",
+    "landscape-figure": "lltax.jobs.landscape_figure",
     "atlas": "lltax.jobs.atlas",
     "fge": "lltax.jobs.fge",
     "aggregate-metric": "lltax.jobs.aggregate_metric",
@@ -168,7 +169,6 @@ VOCABULARY: dict[str, tuple[str, dict, str | None]] = {
         {"default": None, "help": "also write the seeds' pairwise l2 distances here (distance.json)"},
         OUTPUT,
     ),
-    "figure": ("--figure", {"default": None, "help": "also draw the figure to this file"}, OUTPUT),
     "across_cells": (
         "--across-cells",
         {"action": "store_true", "help": "the checkpoints are of different cells of one network and dataset (landscape.compare)"},

@@ -16,6 +16,9 @@ import xarray as xr
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
 
+from lltax.contract import AXES
+from lltax.figures.grid import axis_label, set_title_lines
+
 __all__ = ["landscape_figure", "atlas_figure", "_contour_levels"]
 
 
@@ -89,6 +92,17 @@ def draw_line(ax, dataset: xr.Dataset, prefix: str, coordinate: str, label: str 
     return True
 
 
+def _mark_models(ax, dataset: xr.Dataset, color: str = "red") -> None:
+    """The models of a plane through them as stars with their names (else s0 at the origin)."""
+    if "model_coordinates" in dataset:
+        for label, (x, y) in zip(model_labels(dataset), dataset["model_coordinates"].values):
+            if np.isfinite(x) and np.isfinite(y):
+                ax.plot([x], [y], "*", color=color, markersize=9)
+                ax.annotate(label.split(":")[0], (x, y), textcoords="offset points", xytext=(5, 5), color=color, fontsize=7)
+    else:
+        ax.plot([0.0], [0.0], "*", color=color, markersize=9)
+
+
 def draw_contour(ax, dataset: xr.Dataset, figure: Figure, levels: np.ndarray | None, *, colorbar: bool = True):
     """Filled contours of the training-loss surface with labelled levels; the models of a plane
     through seeds marked, the fitted curve on its plane and the training path on a PCA plane. Returns the contour set (None
@@ -103,12 +117,7 @@ def draw_contour(ax, dataset: xr.Dataset, figure: Figure, levels: np.ndarray | N
     ax.clabel(lines, lines.levels[::2], fmt="%.3g", fontsize=6)
     if colorbar:
         figure.colorbar(filled, ax=ax, label="training loss (nats)", format="%.3g")
-    if "model_coordinates" in dataset:
-        for label, (x, y) in zip(model_labels(dataset), dataset["model_coordinates"].values):
-            ax.plot([x], [y], "r*", markersize=9)
-            ax.annotate(label.split(":")[0], (x, y), textcoords="offset points", xytext=(5, 5), color="red", fontsize=7)
-    else:
-        ax.plot([0.0], [0.0], "r*", markersize=9)
+    _mark_models(ax, dataset)
     if "curve_coordinates" in dataset:  # Garipov et al.'s Figure 1: the fitted curve on its plane
         curve = dataset["curve_coordinates"].values
         ax.plot(curve[:, 0], curve[:, 1], "--", color="red", linewidth=1.2)
@@ -117,26 +126,72 @@ def draw_contour(ax, dataset: xr.Dataset, figure: Figure, levels: np.ndarray | N
         ax.plot(path[:, 0], path[:, 1], "o-", color="red", markersize=2.5, linewidth=1.0)
         ax.annotate("init", tuple(path[0]), textcoords="offset points", xytext=(4, 4), color="red", fontsize=7)
     _aspect(ax, a, b)
+    _plane_labels(ax, dataset)
+    return filled
+
+
+def cell_text(cell: dict, axes: Sequence[str] | None = None) -> str:
+    """'width k = 16, batch size = 64, ...': grid axes by their names, as the phase maps say them."""
+    names = [axis for axis in AXES if axis in cell] + [axis for axis in cell if axis not in AXES]
+    return ", ".join(
+        f"{axis_label(axis)} = {cell[axis]:g}" if isinstance(cell[axis], (int, float)) else f"{axis_label(axis)} = {cell[axis]}"
+        for axis in names
+        if axes is None or axis in axes
+    )
+
+
+def landscape_title(dataset: xr.Dataset) -> list[str]:
+    """The figure's title lines: the model and its cell by the axes' names and values; for a
+    comparison, what tells A and B apart, then the axes they share."""
+    model = dataset.attrs.get("model", "")
+    cells = json.loads(dataset.attrs.get("cell", "{}"))
+    if "model_labels" in dataset.attrs:  # a comparison: two cells
+        differing = [axis for axis in cells[0] if cells[0][axis] != cells[1].get(axis)]
+        shared = [axis for axis in cells[0] if axis not in differing]
+        parts = [f"{name} ({cell_text(cell, differing)})" for name, cell in zip("AB", cells)]
+        return [f"{model}: {' vs '.join(parts)}", f"both: {cell_text(cells[0], shared)}"]
+    seeds = ", ".join(model_labels(dataset))
+    return [f"{model}, seeds {seeds}", cell_text(cells)]
+
+
+def _plane_labels(ax, dataset: xr.Dataset) -> None:
+    """Axis names of a panel on the plane (d1, d2): PCA's shares of the path's variance, or the directions."""
     if "pca_explained_variance" in dataset:
         shares = 100 * dataset["pca_explained_variance"].values
         ax.set_xlabel(f"$a$ (1st PCA direction: {shares[0]:.1f} %)")
         ax.set_ylabel(f"$b$ (2nd PCA direction: {shares[1]:.1f} %)")
-        return filled
-    ax.set_xlabel(r"$a$ (direction $d_1$)")
-    ax.set_ylabel(r"$b$ (direction $d_2$)")
-    return filled
+    else:
+        ax.set_xlabel(r"$a$ (direction $d_1$)")
+        ax.set_ylabel(r"$b$ (direction $d_2$)")
 
 
-def landscape_figure(dataset: xr.Dataset) -> Figure:
-    """One cell: interpolation, 1D along d1, contours, heat map, 3D surface, spectrum, ratio map."""
-    settings = _settings(dataset)
+def _panel_layout(figure: Figure, spectrum: bool, ratio: bool) -> dict:
+    """The panels that have something to show, on two rows: interpolation, 1D along d1,
+    contours (and the spectrum, or else the ratio map) above; the heat map, the 3D surface
+    (spanning what is left) and the ratio map below. A panel not computed is left out."""
+    top = ["interpolation", "ray", "contour"] + (["spectrum"] if spectrum else ["ratio"] if ratio else [])
+    bottom_ratio = ratio and spectrum
+    columns = max(len(top), 4 if bottom_ratio else 3)
+    figure.set_size_inches(4.25 * columns, 8)
+    grid = figure.add_gridspec(2, columns)
+    axes = {name: figure.add_subplot(grid[0, column]) for column, name in enumerate(top)}
+    axes["heat"] = figure.add_subplot(grid[1, 0])
+    axes["surface_3d"] = figure.add_subplot(grid[1, 1 : columns - bottom_ratio], projection="3d")
+    if bottom_ratio:
+        axes["ratio"] = figure.add_subplot(grid[1, columns - 1])
+    return axes
+
+
+def landscape_figure(dataset: xr.Dataset, settings: dict | None = None) -> Figure:
+    """One cell (or a comparison of two): interpolation, 1D along d1, contours, heat map, 3D
+    surface, and where computed the spectrum and the ratio map. ``settings`` (the section
+    'landscape') gives the contour levels and colour limits; without it, the file's own."""
+    settings = _settings(dataset) if settings is None else settings
     labels = model_labels(dataset)
     first, second = (label.split(":")[0] for label in labels[:2])
     figure = Figure(figsize=(17, 8), layout="constrained")
-    grid = figure.add_gridspec(2, 4)
-    interpolation, ray, contour, spectrum = (figure.add_subplot(grid[0, i]) for i in range(4))
-    heat, ratio = figure.add_subplot(grid[1, 0]), figure.add_subplot(grid[1, 3])
-    surface_3d = figure.add_subplot(grid[1, 1:3], projection="3d")
+    axes = _panel_layout(figure, "spectral_density" in dataset, "eigenvalue_ratio" in dataset)
+    interpolation, ray, contour, heat, surface_3d = (axes[name] for name in ("interpolation", "ray", "contour", "heat", "surface_3d"))
 
     if not draw_line(interpolation, dataset, "interp", "alpha"):
         _no_data(interpolation, "no finite values (diverged model)")
@@ -159,7 +214,9 @@ def landscape_figure(dataset: xr.Dataset) -> Figure:
         norm = LogNorm() if positive else Normalize()
         mesh = heat.pcolormesh(dataset["a"].values, dataset["b"].values, heat_values.T, cmap="magma", norm=norm, shading="nearest")
         figure.colorbar(mesh, ax=heat, label=dataset[shown].attrs.get("long_name", shown).split(" on ")[0], format="%.3g")
+        _mark_models(heat, dataset, color="cyan")
         _aspect(heat, dataset["a"].values, dataset["b"].values)
+        _plane_labels(heat, dataset)
     else:
         _no_data(heat, "no finite values")
     heat.set_title(f"heat map: {shown.replace('surface_', '').replace('_', ' ')}", fontsize=9)
@@ -174,18 +231,18 @@ def landscape_figure(dataset: xr.Dataset) -> Figure:
     surface_3d.set_ylabel("b")
     surface_3d.set_title("3D surface", fontsize=9)
 
-    if "spectral_density" in dataset:
+    if "spectrum" in axes:
+        spectrum = axes["spectrum"]
         spectrum.semilogy(dataset["eigenvalue"].values, np.maximum(dataset["spectral_density"].values, 1e-12), color="C2")
         spectrum.set_ylim(bottom=max(1e-8, float(np.nanmax(dataset["spectral_density"].values)) * 1e-6))
         spectrum.set_xlabel("Hessian eigenvalue")
         spectrum.set_ylabel("density")
-    else:
-        _no_data(spectrum, "spectrum not computed\n(landscape.spectrum_steps: 0)")
-    spectrum.set_title(f"Hessian eigenvalue density at {first} (SLQ)", fontsize=9)
+        spectrum.set_title(f"Hessian eigenvalue density at {first} (SLQ)", fontsize=9)
 
-    signed = "eigenvalue_ratio" in dataset and dataset["eigenvalue_ratio"].attrs.get("definition") == "signed"
-    if "eigenvalue_ratio" in dataset:
+    if "ratio" in axes:
+        ratio = axes["ratio"]
         ratios = dataset["eigenvalue_ratio"].values
+        signed = dataset["eigenvalue_ratio"].attrs.get("definition") == "signed"
         if signed:
             limit = max(float(np.nanmax(np.abs(ratios))), 1e-6) if np.isfinite(ratios).any() else 1.0
             options, label = {"cmap": "RdBu", "vmin": -limit, "vmax": limit}, r"$\lambda_{\min} / \lambda_{\max}$"
@@ -194,30 +251,30 @@ def landscape_figure(dataset: xr.Dataset) -> Figure:
         mesh = ratio.pcolormesh(dataset["ra"].values, dataset["rb"].values, ratios.T, shading="nearest", **options)
         figure.colorbar(mesh, ax=ratio, label=label)
         _aspect(ratio, dataset["ra"].values, dataset["rb"].values)
-    else:
-        _no_data(ratio, "eigenvalue ratio not computed\n(landscape.ratio_points: 0)")
-    ratio.set_title(
-        "local convexity: red < 0 (non-convex), blue > 0" if signed else "local convexity (Li et al.): dark = convex", fontsize=9
-    )
-    title = f"{dataset.attrs.get('model', '')} cell {dataset.attrs.get('cell', '')}"
-    if "model_labels" in dataset.attrs:  # a comparison: what differs, and the axes the cells share
-        cells = json.loads(dataset.attrs["cell"])
-        shared = ", ".join(f"{axis}={value!r}" for axis, value in cells[0].items() if cells[1].get(axis) == value)
-        title = f"{dataset.attrs.get('model', '')}: {' vs '.join(labels)}  ({shared})"
-    figure.suptitle(title, fontsize=9)
+        _plane_labels(ratio, dataset)
+        ratio.set_title(
+            "local convexity: red < 0 (non-convex), blue > 0" if signed else "local convexity (Li et al.): dark = convex", fontsize=9
+        )
+    set_title_lines(figure, landscape_title(dataset), fontsize=10)
     return figure
 
 
-def atlas_figure(datasets: Sequence[xr.Dataset], titles: Sequence[str], color_limits: Sequence[float] | None = None) -> Figure:
+def atlas_figure(
+    datasets: Sequence[xr.Dataset],
+    titles: Sequence[str],
+    color_limits: Sequence[float] | None = None,
+    levels: Sequence[float] | None = None,
+) -> Figure:
     """Cells side by side on one scale: contours of their training-loss surfaces with shared
     levels (the same filter-normalized range when their settings agree), and below them the
-    1D plots along d1 on shared axes."""
+    1D plots along d1 on shared axes. ``levels`` and ``color_limits`` as landscape.levels and
+    landscape.color_limits (levels: None = those the first file records, if any)."""
     if not datasets:
         figure = Figure(figsize=(6, 2.5), layout="constrained")
         _no_data(figure.subplots(), "no landscape pictures in this run (landscape.enabled or landscape.cells)")
         return figure
     every = np.concatenate([d["surface_train_loss"].values.ravel() for d in datasets])
-    levels = _levels(every, _settings(datasets[0]), color_limits)
+    levels = _levels(every, _settings(datasets[0]) if levels is None else {"levels": levels}, color_limits)
     figure = Figure(figsize=(3.4 * len(datasets) + 1.0, 6.6), layout="constrained")
     axes = figure.subplots(2, len(datasets), squeeze=False)
     filled = None

@@ -28,7 +28,7 @@ HELP = "one representative cell per phase, landscapes side by side on one scale 
 ARGUMENTS = {
     "landscapes": {},
     "phases": {"required": False, "default": None, "help": "phases.nc of the run; without it every given landscape is drawn, in order"},
-    "settings": {"help": "the config section 'landscape' as JSON (uses color_limits)"},
+    "settings": {"help": "the config section 'landscape' as JSON (uses levels and color_limits)"},
     "out": {"nargs": None, "help": "figure to write, e.g. figures/atlas.png"},
 }
 
@@ -66,5 +66,10 @@ def run(args: argparse.Namespace) -> int:
             cell = {axis: value for axis, value in parse_cell_path(str(path)).items() if axis in AXES}
             datasets.append(dataset)
             titles.append(f"{dataset.attrs.get('model', '?')}: width {format_value(cell.get('width', '?'))}")
-    save_figure(atlas_figure(datasets, titles, settings.get("color_limits")), args.out, format=Path(args.out).suffix.lstrip("."), dpi=150)
+    save_figure(
+        atlas_figure(datasets, titles, settings.get("color_limits"), settings.get("levels")),
+        args.out,
+        format=Path(args.out).suffix.lstrip("."),
+        dpi=150,
+    )
     return 0

@@ -1,5 +1,5 @@
 """``lltax landscape``: the landscape pictures of one cell (Li et al. 2018; Garipov et al. 2018)
-as landscape.nc and its figure.
+as landscape.nc (``lltax landscape-figure`` draws it, a job of its own).
 
 Around the first checkpoint (s0): the 1D linear interpolation to the second (s1), the 1D plot
 along direction d1, the 2D surface on the plane (d1, d2), training and test loss and accuracy
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,8 +19,6 @@ import xarray as xr
 from lltax import checkpoint
 from lltax.config import parse_settings
 from lltax.device import resolve_device, runtime_info
-from lltax.figures.landscape import landscape_figure
-from lltax.figures.save import FORMATS, save_figure
 from lltax.grid import COMPARABLE_AXES, canonical_json, canonical_value, cell_path
 from lltax.io import atomic_path
 from lltax.jobs.inputs import check_same_cell, is_diverged, load_cell_data, load_model
@@ -29,7 +26,7 @@ from lltax.memory import DEFAULT_BUDGET_GB, GB, job_footprint, points_per_pass
 from lltax.metrics.evaluate import evaluate_model
 from lltax.metrics.hvp import HessianOperator
 from lltax.metrics.landscape import grid_points, interpolate_1d, training_sample
-from lltax.metrics.planes import CURVE_POINTS, plane
+from lltax.metrics.planes import CURVE_POINTS, MODEL_MARGIN, plane, plane_extent
 from lltax.metrics.spectrum import slq_quadrature, spectral_density
 from lltax.metrics.surface import eigenvalue_ratio_grid, evaluate_points
 from lltax.modes import mode
@@ -43,8 +40,7 @@ ARGUMENTS = {
     "device": {},
     "data_dir": {},
     "memory_budget_gb": {},
-    "out": {"nargs": None, "help": "output netCDF file, e.g. <cell>/landscape.nc"},
-    "figure": {"help": "also draw the figure, e.g. <cell>/landscape.png"},
+    "out": {"nargs": None, "help": "output netCDF file, e.g. <cell>/landscape.nc (lltax landscape-figure draws it)"},
     "across_cells": {},
     "curves": {
         "required": False,
@@ -55,6 +51,8 @@ ARGUMENTS = {
 }
 
 
+# Keys of the section 'landscape' that only the figures read (lltax landscape-figure, atlas).
+DRAWING_KEYS = ("levels", "color_limits")
 SPLIT_NAMES = {"train": "training", "test": "test"}
 QUANTITIES = {"loss": ("nats", "loss"), "acc": ("percent", "accuracy")}
 
@@ -97,11 +95,12 @@ def plane_batchnorm(settings: dict) -> str:
     return "recompute" if settings["directions"] in ("seeds", "curve") else "trained"
 
 
-def eigenvalue_maps(model, origin: dict, directions: list, settings: dict, train: tuple) -> dict:
-    """Smallest and largest Hessian eigenvalue and their ratio on a ratio_points^2 grid
-    (ratio_definition: li2018 = Li et al.'s Figure 7, signed = lltax's; metrics.surface)."""
-    grid = grid_points(-settings["range_2d"], settings["range_2d"], settings["ratio_points"])
-    grid_b = grid_points(-b_range(settings), b_range(settings), settings["ratio_points"])
+def eigenvalue_maps(model, origin: dict, directions: list, settings: dict, train: tuple, extent: dict) -> dict:
+    """Smallest and largest Hessian eigenvalue and their ratio on a ratio_points^2 grid over
+    the surface's ``extent`` (ratio_definition: li2018 = Li et al.'s Figure 7, signed =
+    lltax's; metrics.surface)."""
+    grid = grid_points(*extent["a"], settings["ratio_points"])
+    grid_b = grid_points(*extent["b"], settings["ratio_points"])
     definition = settings.get("ratio_definition", "li2018")
     low, high, ratio = eigenvalue_ratio_grid(
         model, origin, directions, grid, *train, seed=settings["seed"], coords_b=grid_b, definition=definition
@@ -211,8 +210,6 @@ def landscape_of_cell(
     train = splits["train"]
     nan = float("nan")
     alphas = grid_points(*settings["range_1d"], settings["points_1d"])
-    grid = grid_points(-settings["range_2d"], settings["range_2d"], settings["points_2d"])
-    grid_b = grid_points(-b_range(settings), b_range(settings), settings["points_2d"])
     ray = grid_points(-settings["range_2d"], settings["range_2d"], settings["points_1d"])
     # Stacked points hold a copy of the weights and a batch (evaluate_points': 1000) of
     # activations each: as many as fit the memory budget, at most landscape.stack.
@@ -244,8 +241,6 @@ def landscape_of_cell(
         "alpha": ("alpha", alphas),
         "model": ("model", np.arange(len(metas))),
         "seed": ("model", np.asarray([m["seed"] for m in metas])),
-        "a": ("a", grid),
-        "b": ("b", grid_b),
         "r": ("r", ray),
     }
     options = {"batchnorm": plane_batchnorm(settings), "batchnorm_inputs": train[0], "stack": stack}
@@ -255,12 +250,18 @@ def landscape_of_cell(
         spanning = [*spanning, True]
     if any(spanning):
         logger.warning("a model the plane needs diverged (%s): the surface is NaN", dict(zip(paths, spanning)))
+        extent = plane_extent({}, settings["range_2d"], b_range(settings), settings["points_2d"])
+        grid, grid_b = (grid_points(*extent[axis], settings["points_2d"]) for axis in "ab")
+        coords |= {"a": ("a", grid), "b": ("b", grid_b)}
         variables |= per_split("ray", ("r",), {f"{s}_{q}": np.full(len(ray), nan) for s in splits for q in QUANTITIES}, "")
         variables |= per_split(
             "surface", ("a", "b"), {f"{s}_{q}": np.full((len(grid), len(grid_b)), nan) for s in splits for q in QUANTITIES}, ""
         )
     else:
         origin, directions, extra = plane(models, settings, train, trajectory, curve)
+        extent = plane_extent(extra, settings["range_2d"], b_range(settings), settings["points_2d"])
+        grid, grid_b = (grid_points(*extent[axis], settings["points_2d"]) for axis in "ab")
+        coords |= {"a": ("a", grid), "b": ("b", grid_b)}
         if "path_coordinates" in extra:
             coords["epoch"] = ("epoch", np.arange(len(extra["path_coordinates"][1])))
         if "curve_coordinates" in extra:
@@ -272,14 +273,15 @@ def landscape_of_cell(
         surface = evaluate_points(models[0], origin, directions, [grid, grid_b], splits, **options)
         variables |= per_split("surface", ("a", "b"), surface, "on the plane (d1, d2) around s0")
         logger.info("surface: training loss %.4g .. %.4g", np.nanmin(surface["train_loss"]), np.nanmax(surface["train_loss"]))
-        for extra_part in ([eigenvalue_maps(models[0], origin, directions, settings, train)] if settings["ratio_points"] else []) + (
-            [spectrum(models[0], settings, train)] if settings["spectrum_steps"] else []
-        ):
+        for extra_part in (
+            [eigenvalue_maps(models[0], origin, directions, settings, train, extent)] if settings["ratio_points"] else []
+        ) + ([spectrum(models[0], settings, train)] if settings["spectrum_steps"] else []):
             coords |= extra_part.pop("coords")
             variables |= extra_part
     attrs = {
         "seeds": np.asarray([m["seed"] for m in metas], dtype=np.int64),
-        "settings": canonical_json(settings),
+        # What shaped the numbers: the drawing's keys (levels, color_limits) are the figure job's.
+        "settings": canonical_json({k: v for k, v in settings.items() if k not in DRAWING_KEYS}),
         "memory_budget_gb": memory_budget_gb,
         "stack_used": stack,
         "cell": canonical_json(metas[0]["cell"]),
@@ -294,6 +296,11 @@ def landscape_of_cell(
         "batchnorm_1d": settings["batchnorm_1d"],
         "batchnorm_2d": plane_batchnorm(settings),
         "directions": settings["directions"],
+        # The surface's range along d1 and d2 (a, b), and the margin kept around the models of
+        # a plane through them (plane_extent; null: the plane is centred on s0).
+        "plane_extent": canonical_json(
+            {**{axis: list(extent[axis]) for axis in "ab"}, "model_margin": MODEL_MARGIN if "model_coordinates" in variables else None}
+        ),
         "versions": canonical_json(checkpoint.versions()),
         "runtime": canonical_json(runtime_info(train[0].device)),
     }
@@ -312,9 +319,6 @@ def comparison_labels(metas: list[dict]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     settings = parse_settings(args.settings, "landscape")
-    figure_format = Path(args.figure).suffix.lstrip(".") if args.figure else None
-    if args.figure and figure_format not in FORMATS:  # before any work, not after landscape.nc is written
-        raise ValueError(f"--figure {args.figure}: the format {figure_format!r} is not supported; name a .png, .pdf or .svg file")
     if settings["directions"] == "curve" and not args.curves:
         raise ValueError("landscape.directions: curve needs the curve file of s0 -> s1: pass --curves <cell>/pair=A-B/curve.pt")
     if not 2 <= len(args.checkpoints) <= 3:
@@ -330,6 +334,4 @@ def run(args: argparse.Namespace) -> int:
     )
     with atomic_path(args.out) as tmp:
         dataset.to_netcdf(tmp, engine="netcdf4")
-    if args.figure:
-        save_figure(landscape_figure(dataset), args.figure, format=figure_format, dpi=150)
     return 0

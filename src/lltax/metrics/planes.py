@@ -24,6 +24,43 @@ from lltax.metrics.directions import (
 
 CURVE_POINTS = 41  # points t of the curve drawn on its plane
 
+# Planes through models (directions seeds, curve; a comparison): every model, and the curve
+# drawn on the plane, lies at least this far inside each edge, in units of |s1 - s0| (Garipov et
+# al.'s plane.py: margins of 0.2 on each side of the models' bounding box).
+MODEL_MARGIN = 0.2
+
+
+def plane_axis(low: float, high: float, half: float, points: int) -> tuple[float, float]:
+    """The extent of a plane through models along one direction whose models (and curve) span
+    [low, high]: half-width ``half`` (range_2d or range_b), or wider where the span and
+    MODEL_MARGIN on each side need it, centred on the span's middle rounded to a multiple of
+    the grid step, so that s0 (at 0) stays a grid point for an odd number of ``points``."""
+    spread = (high - low) / 2 + MODEL_MARGIN
+    # The centre moves by up to half a step: the half-width keeps the margin after it.
+    half = max(half, spread * (points - 1) / (points - 2))
+    step = 2 * half / (points - 1)
+    centre = step * np.floor((low + high) / 2 / step + 0.5) if points % 2 else (low + high) / 2
+    return float(centre - half), float(centre + half)
+
+
+def plane_extent(extra: dict, range_a: float, range_b: float, points: int) -> dict[str, tuple[float, float]]:
+    """The surface's coordinate range along d1 (a) and d2 (b) for a grid of ``points`` per side:
+    [-range_a, range_a] x [-range_b, range_b] around s0, or for a plane through models
+    (``extra``, as ``plane`` returns it, holds their coordinates) a range that holds every model
+    and the curve drawn on it with MODEL_MARGIN on each side (plane_axis): a grid symmetric
+    around s0 would put s1 on its edge at range_2d 1."""
+    halves = {"a": range_a, "b": range_b}
+    if "model_coordinates" not in extra:
+        return {axis: (-half, half) for axis, half in halves.items()}
+    held = np.asarray(extra["model_coordinates"][1], dtype=float)
+    if "curve_coordinates" in extra:
+        held = np.vstack([held, np.asarray(extra["curve_coordinates"][1], dtype=float)])
+    held = held[np.isfinite(held).all(axis=1)]
+    return {
+        axis: plane_axis(float(held[:, index].min()), float(held[:, index].max()), half, points)
+        for index, (axis, half) in enumerate(halves.items())
+    }
+
 
 def plane(models: list, settings: dict, train: tuple, trajectory: list | None = None, curve: dict | None = None) -> tuple[dict, list, dict]:
     """Origin entries, the two directions and extra variables (named like landscape.nc's:
