@@ -248,6 +248,40 @@ def refused(message: str, **sections) -> None:
         demo_config(**sections)
 
 
+def case_8_plot_and_classify_refuse_a_foreign_or_edited_dataset(tiny, tmp_path):
+    """plot draws phases.nc only with the dataset.nc it was classified from; classify refuses
+    values outside the contract's ranges and text where numbers belong, naming the variable."""
+    import xarray as xr
+    from test_phases import KNOWN, empty_dataset, set_cell
+
+    from lltax.results.netcdf import write_dataset
+
+    dataset = empty_dataset(list(KNOWN))
+    dataset["diverged"][:] = 0.0
+    for width, (_, values) in KNOWN.items():
+        set_cell(dataset, width, **values)
+    write_dataset(dataset, tmp_path / "dataset.nc")
+    assert cli.run(["classify", "--dataset", "dataset.nc", "--out", "phases.nc", "--settings", "{}"]) == 0
+    plots = canonical_json(section_settings("plots", {"x": "width", "y": "batch_size"}))
+    other = dataset.copy(deep=True)
+    other["hessian_top_eigenvalue"].values[...] = 1.0  # another run of the same grid
+    write_dataset(other, tmp_path / "other.nc")
+    with pytest.raises(ValueError, match=r"phases.nc was not classified from other.nc \(variable 'hessian_top_eigenvalue'"):
+        cli.run(["plot", "--dataset", "other.nc", "--phases", "phases.nc", "--settings", plots, "--out-dir", "figures"])
+    assert not (tmp_path / "figures").exists()
+    edited = dataset.copy(deep=True)
+    edited["cka"].values[...] = 5.0
+    write_dataset(edited, tmp_path / "edited.nc")
+    with pytest.raises(ValueError, match=r"variable 'cka' has values in \[5, 5\], outside its valid range"):
+        cli.run(["classify", "--dataset", "edited.nc", "--out", "p2.nc", "--settings", "{}"])
+    text = dataset.copy(deep=True)
+    text["mode_connectivity"] = text["mode_connectivity"].astype(str)
+    write_dataset(xr.Dataset(text.data_vars, attrs=dataset.attrs), tmp_path / "text.nc")
+    with pytest.raises(ValueError, match=r"variable 'mode_connectivity' holds .* values, not numbers"):
+        cli.run(["classify", "--dataset", "text.nc", "--out", "p3.nc", "--settings", "{}"])
+    assert not (tmp_path / "p2.nc").exists() and not (tmp_path / "p3.nc").exists()
+
+
 def case_9_landscape_sizes_and_ranges_are_bounded_naming_the_key_and_estimate(tiny, tmp_path):
     refused(
         r"'landscape.points_2d': 100000 makes each landscape job hold about 640 GB of results .* memory_budget_gb 30",

@@ -31,9 +31,25 @@ def _open(path: Path, what: str, step: str) -> xr.Dataset:
         ) from None
 
 
+def check_classified_from(phases: xr.Dataset, dataset: xr.Dataset, phases_path: Path, dataset_path: Path) -> None:
+    """``phases`` must be ``lltax classify`` of ``dataset``: the same config and, for every
+    variable of the dataset, the same values (classify copies them), else figures would mix two
+    runs of one grid."""
+    if phases.attrs.get("config") != dataset.attrs.get("config"):
+        raise ValueError(
+            f"{phases_path} was classified from a dataset of another config than {dataset_path}; classify {dataset_path} again"
+        )
+    for name, variable in dataset.data_vars.items():
+        if name not in phases or not variable.equals(phases[name]):
+            raise ValueError(
+                f"{phases_path} was not classified from {dataset_path} (variable {name!r} differs); classify {dataset_path} again"
+            )
+
+
 def run(args: argparse.Namespace) -> int:
     settings = parse_settings(args.settings, "plots")
     dataset = _open(args.dataset, "dataset", "aggregate")
     phases = _open(args.phases, "phases file", "classify")
+    check_classified_from(phases, dataset, args.phases, args.dataset)
     plot_all(dataset, phases, args.out_dir, **settings)
     return 0
