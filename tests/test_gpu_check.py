@@ -3,6 +3,7 @@ run, on the CPU, with snakemake, netCDF4, pyhessian, mnist1d and jsonschema unim
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -113,3 +114,23 @@ def test_gpu_check_smoke_runs_without_the_workflow_packages(tmp_path):
         "bit_identical_twice_per_mode",
         "no_out_of_memory_at_width_128",
     }
+
+
+def test_records_compared_in_form():
+    """The GPU-vs-CPU comparison of the grid cell's records (only the CPU runs in CI, so the
+    comparison itself is checked here): keys, lengths, NaN places and non-finite numbers are
+    differences; the values of numbers and strings, and what a record says of its machine, are not."""
+    spec = importlib.util.spec_from_file_location("gpu_check", REPOSITORY / "benchmarks" / "gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    differences = gpu_check.form_differences
+
+    record = {"loss": 0.5, "acc": [1.0, None], "name": "a", "runtime": {"gpu": "H100"}, "diverged": False}
+    assert differences(record, {**record, "loss": 0.7, "name": "b", "runtime": {"threads": 1}}) == []
+    assert differences(record, {**record, "acc": [2.0, float("nan")]}) == []  # JSON's null is NaN
+    assert differences(record, {**record, "extra": 1}) != []
+    assert differences(record, {**record, "acc": [1.0]}) != []
+    assert differences(record, {**record, "acc": [None, 1.0]}) != []
+    assert differences(record, {**record, "loss": float("inf")}) != []
+    assert differences(record, {**record, "diverged": 0}) != []
+    assert differences({"x": "text"}, {"x": 1.0}) != []
