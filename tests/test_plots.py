@@ -133,7 +133,8 @@ def make_datasets(
     for cell in nan_cells:
         phase.loc[cell] = "unknown"
         confidence.loc[cell] = np.nan
-    phases = xr.Dataset({**reduced, "phase": phase.astype("<U8"), "phase_confidence": confidence})
+    # As lltax classify writes it: the dataset's variables and config, the reductions, the phases.
+    phases = dataset.assign({**reduced, "phase": phase.astype("<U8"), "phase_confidence": confidence})
     phases.attrs.update(sharpness_threshold=25.0, connectivity_threshold=1.5, cka_threshold=0.8)
     return dataset, phases
 
