@@ -20,7 +20,8 @@ rule train:
     params:
         **TORCH_JOB,
         dataset=section("dataset"),
-        model=CONFIG["model"]["name"],
+        # model.options (a transformer's layers, heads, ...) travel with the name only when set.
+        model=section("model") if CONFIG["model"]["options"] else CONFIG["model"]["name"],
         settings=section("train"),
         seeds=[str(seed) for seed in SEEDS],
         out_dirs=lambda wildcards, output: [str(Path(path).parent) for path in output.models],

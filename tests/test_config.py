@@ -57,7 +57,7 @@ def test_defaults_filled_and_seeds_expanded():
         (minimal(grid={"width": [4], "batch_size": [16], "label_noise": [1.0]}), ["grid.label_noise.0", "1.0"]),
         (minimal(grid={"width": [4], "batch_size": [16], "label_noise": [-0.1]}), ["grid.label_noise.0"]),
         (minimal(dataset={"name": "imagenet"}), ["dataset.name", "imagenet", "mnist1d", "cifar10"]),
-        (minimal(model={"name": "transformer"}), ["model.name", "transformer", "resnet18"]),
+        (minimal(model={"name": "vit"}), ["model.name", "vit", "resnet18"]),
         (minimal(grid={"width": [], "batch_size": [16]}), ["grid.width"]),
         (minimal(grid={"width": [4], "batch_size": [16], "depth": [2]}), ["grid", "depth", "width"]),
         (minimal(device="tpu"), ["device", "tpu", "cuda"]),

@@ -252,5 +252,8 @@ DATASET_SIZES = {  # name: (training samples, input shape)
     "cifar100": (50000, (3, 32, 32)),
     "svhn": (73257, (3, 32, 32)),
     "mnist": (60000, (1, 32, 32)),
+    "langpair": (4000, (2, 10)),  # translation pairs (lltax.languages): (source and target row, length)
 }
-TEST_SIZES = {"mnist1d": 1000, "cifar10": 10000, "cifar100": 10000, "svhn": 26032, "mnist": 10000}
+TEST_SIZES = {"mnist1d": 1000, "cifar10": 10000, "cifar100": 10000, "svhn": 26032, "mnist": 10000, "langpair": 500}
+# Vocabulary sizes of the translation datasets (their num_classes).
+VOCABULARY_SIZES = {"langpair": 103}

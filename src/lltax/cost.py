@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lltax.config_checks import parameter_estimate
-from lltax.contract import DATASET_SIZES, TEST_SIZES, resnet1d_variant
+from lltax.contract import DATASET_SIZES, TEST_SIZES, VOCABULARY_SIZES, resnet1d_variant
 from lltax.grid import seed_pairs
 from lltax.memory import (
     DEFAULT_BUDGET_GB,
@@ -49,8 +49,22 @@ TRAIN_PASSES = 3
 HVP_PASSES = 5
 
 
-def forward_flops(model: str, width: int, input_shape: tuple[int, ...], num_classes: int = 10) -> float:
+def transformer_flops(width: int, length: int, vocabulary: int, layers: int = 2, feedforward: int | None = None) -> float:
+    """Forward FLOPs of one translation pair through ``lltax.models.transformer`` (padded length
+    L per side): per token and layer the attention projections (4 d^2 multiply-adds; the
+    decoder's two attentions 8 d^2), the attention itself (2 L d per attention) and the
+    feed-forward (2 d f), then the output projection (d V per target token). LayerNorm,
+    softmax and biases are left out (a few percent at these sizes)."""
+    d, f = width, 4 * width if feedforward is None else feedforward
+    encoder, decoder = 4 * d * d + 2 * length * d + 2 * d * f, 8 * d * d + 4 * length * d + 2 * d * f
+    return 2.0 * length * (layers * (encoder + decoder) + d * vocabulary)
+
+
+def forward_flops(model: str, width: int, input_shape: tuple[int, ...], num_classes: int = 10, options: dict | None = None) -> float:
     """Forward FLOPs (multiply-adds count 2) of one example."""
+    if model == "transformer":  # num_classes: the vocabulary; options: model.options
+        options = options or {}
+        return transformer_flops(width, input_shape[-1], num_classes, options.get("layers", 2), options.get("feedforward"))
     if model == "mlp":  # two hidden layers of width k
         inputs = math.prod(input_shape)
         return 2.0 * (inputs * width + width * width + width * num_classes)
@@ -77,7 +91,8 @@ def job_work(rule: str, cell: dict[str, Any], config: dict[str, Any]) -> tuple[f
     n_total, input_shape = DATASET_SIZES.get(dataset, DATASET_SIZES["cifar10"])
     n_train = max(1, round(n_total * float(cell.get("train_fraction", 1.0))))
     n_test = TEST_SIZES.get(dataset, 10000)
-    forward = forward_flops(config["model"]["name"], int(cell["width"]), input_shape)
+    classes = VOCABULARY_SIZES.get(dataset, 10)
+    forward = forward_flops(config["model"]["name"], int(cell["width"]), input_shape, classes, config["model"].get("options"))
     evaluate_all = (n_train + n_test) * forward
     seeds = len(config["seeds"]) if isinstance(config["seeds"], list) else int(config["seeds"])
     if rule == "train":

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from lltax.loaders import DATASETS, IMAGE_DATASETS, Dataset, load_external, normalize_images
+from lltax.sequences import swap_targets
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +172,8 @@ def load_dataset(
     """
     full = full_dataset(name, str(root), download)
     indices = subset_indices(len(full.y_train), train_fraction)
+    if full.task == "seq2seq":
+        return _translation_cell(full, indices, label_noise, label_noise_mode, device)
     if label_noise_mode == "exact":
         noisy = corrupt_labels(full.y_train, label_noise, full.num_classes, indices)
     elif label_noise_mode == "paper":
@@ -195,6 +198,33 @@ def load_dataset(
         x_test=on_device(full.x_test, full.normalization, device),
         y_test=full.y_test.to(device, copy=True),
         normalization=None,
+    )
+
+
+def _translation_cell(full: Dataset, indices: torch.Tensor, label_noise: float, label_noise_mode: str, device) -> Dataset:
+    """A translation cell: the subset's pairs, a fixed fraction given another pair's target."""
+    if label_noise_mode != "exact":
+        raise ValueError(
+            f"dataset {full.name!r} is a translation task: label noise swaps targets between pairs (label_noise_mode 'exact'), not 'paper'"
+        )
+    x_train, y_train = swap_targets(full.x_train, label_noise, indices)
+    logger.info(
+        "dataset %s: %d of %d training pairs (fraction %s), %d given another pair's target (noise %s), %d test pairs",
+        full.name,
+        len(indices),
+        len(full.x_train),
+        len(indices) / len(full.x_train),
+        int((x_train[:, 1] != full.x_train[indices, 1]).any(dim=1).sum()),
+        label_noise,
+        len(full.x_test),
+    )
+    return dataclasses.replace(
+        full,
+        x_train=x_train.to(device),
+        y_train=y_train.to(device),
+        y_train_clean=full.y_train[indices].to(device),
+        x_test=full.x_test.to(device, copy=True),
+        y_test=full.y_test.to(device, copy=True),
     )
 
 

@@ -69,6 +69,12 @@ class Dataset:
         None: the inputs are float32 and ready. A key of ``NORMALIZATION``: the inputs are still
         the uint8 images (a loader called with ``normalize=False``), to be normalized with
         ``normalize_images`` once they are where they will be used (4x less to copy to a GPU).
+    task : str
+        "classification" (labels (N,)), or "seq2seq": translation pairs in the layout of
+        ``lltax.sequences`` (inputs (N, 2, L) int64 token ids, targets (N, L) with padding as
+        ``IGNORE_INDEX``; ``num_classes`` is the vocabulary size).
+    vocabulary : tuple of str or None
+        seq2seq: the piece of each token id (sentencepiece's convention), for detokenizing.
     """
 
     name: str
@@ -80,6 +86,8 @@ class Dataset:
     num_classes: int
     input_shape: tuple[int, ...]
     normalization: str | None = None
+    task: str = "classification"
+    vocabulary: tuple[str, ...] | None = None
 
 
 def _clean_dataset(name: str, x_train, y_train, x_test, y_test, num_classes: int) -> Dataset:
@@ -307,6 +315,13 @@ def load_mnist(root: str | Path, download: bool = False, normalize: bool = True)
     return _image_dataset("mnist", images, [s.targets for s in splits], 10, normalize)
 
 
+def load_langpair(root: str | Path, download: bool = False) -> Dataset:
+    """The generated language pair (``lltax.languages``): translation, generated in memory."""
+    from lltax.languages import load_language_pair
+
+    return load_language_pair(root, download)
+
+
 # The loaders that take normalize=False (uint8 images out).
 IMAGE_DATASETS = ("cifar10", "cifar100", "svhn", "mnist")
 
@@ -316,6 +331,7 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     "cifar100": load_cifar100,
     "svhn": load_svhn,
     "mnist": load_mnist,
+    "langpair": load_langpair,
 }
 
 

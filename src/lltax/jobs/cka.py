@@ -15,7 +15,7 @@ from lltax.jobs.distance import write_distance
 from lltax.jobs.inputs import cell_models, load_cell_data
 from lltax.memory import DEFAULT_BUDGET_GB, GB, forward_batch, job_footprint
 from lltax.metrics.cka import model_outputs, pairwise_cka
-from lltax.metrics.mixup import mixup_batches
+from lltax.metrics.mixup import mixup_batches, substituted_tokens
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,15 @@ def cka_of_checkpoints(
             continue
         if inputs is None:
             dataset = load_cell_data(meta, device, data_dir)
-            inputs = mixup_batches(
-                dataset.x_train, settings["num_samples"], settings["batch_size"], settings["mixup_alpha"], settings["seed"]
-            )
-            log.info("%d mixup inputs (alpha=%s, seed=%s)", len(inputs), settings["mixup_alpha"], settings["seed"])
+            if dataset.task == "seq2seq":  # token ids cannot be mixed: random words instead (metrics/mixup.py)
+                fraction = settings["token_substitution"]
+                inputs = substituted_tokens(dataset.x_train, settings["num_samples"], fraction, dataset.num_classes, settings["seed"])
+                log.info("%d translation pairs, source words substituted at rate %s (seed %s)", len(inputs), fraction, settings["seed"])
+            else:
+                inputs = mixup_batches(
+                    dataset.x_train, settings["num_samples"], settings["batch_size"], settings["mixup_alpha"], settings["seed"]
+                )
+                log.info("%d mixup inputs (alpha=%s, seed=%s)", len(inputs), settings["mixup_alpha"], settings["seed"])
         _, activations, held = job_footprint(model, meta, dataset)
         batch = forward_batch(memory_budget_gb * GB, activations, held=held + inputs.nbytes, batch_size=settings["batch_size"])
         outputs[meta["seed"]] = model_outputs(model, inputs, settings["output"], batch)

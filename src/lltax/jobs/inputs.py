@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def build_from_meta(meta: dict[str, Any]) -> nn.Module:
-    return build_model(meta["model"], meta["width"], meta["num_classes"], tuple(meta["input_shape"]))
+    return build_model(meta["model"], meta["width"], meta["num_classes"], tuple(meta["input_shape"]), meta.get("model_options"))
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:

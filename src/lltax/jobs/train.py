@@ -28,7 +28,7 @@ ARGUMENTS = {
     "cell": {},
     "seeds": {},
     "dataset_settings": {"help": 'the config section \'dataset\' as JSON, e.g. {"name": "mnist1d", "download": false, "augment": false}'},
-    "model": {},
+    "model": {"help": 'model.name, or the config section \'model\' as JSON when it has options ({"name": ..., "options": {...}})'},
     "settings": {"required": True, "help": "the config section 'train' as JSON"},
     "data_dir": {"default": "data", "help": "dataset folder"},
     "device": {},
@@ -43,6 +43,7 @@ def run_train_job(
     dataset: dict,
     model_name: str,
     train_settings: dict,
+    model_options: dict | None = None,
     data_dir: str,
     device: str,
     out_dir: str | Path,
@@ -73,7 +74,8 @@ def run_train_job(
         )
         x_fit, y_fit = torch.cat([data.x_train, x_poison]), torch.cat([data.y_train, y_poison])
     torch.manual_seed(seed)  # model initialisation
-    model = build_model(model_name, cell["width"], data.num_classes, data.input_shape).to(torch_device)
+    model_options = model_options or {}
+    model = build_model(model_name, cell["width"], data.num_classes, data.input_shape, model_options).to(torch_device)
     log.info(
         "training %s width=%d (%d parameters) on %s, %d samples, cell %s, seed %d, device %s",
         model_name,
@@ -87,6 +89,8 @@ def run_train_job(
     )
 
     provenance = {"cell": cell, "seed": seed, "dataset": dataset, "model": model_name, "train": train_settings}
+    if model_options:  # only when given: the hashes of every run without options stay as they were
+        provenance["model_options"] = model_options
     out_dir = Path(out_dir)
     snapshot = out_dir / SNAPSHOT_FILE  # not an output: a killed job leaves it for the rerun to resume from
     start = time.perf_counter()
@@ -114,6 +118,7 @@ def run_train_job(
         precision=train_settings["precision"],
         channels_last=train_settings["channels_last"],
         compile=train_settings["compile"],
+        label_smoothing=train_settings["label_smoothing"],
     )
     wall_time = time.perf_counter() - start
 
@@ -138,6 +143,7 @@ def run_train_job(
 
     meta = {
         "model": model_name,
+        **({"model_options": model_options} if model_options else {}),
         "width": cell["width"],
         "num_classes": data.num_classes,
         "input_shape": list(data.input_shape),
@@ -185,12 +191,28 @@ def run_train_jobs(*, seeds: list[int], out_dirs: list[str | Path], **job) -> li
     return summaries
 
 
+def parse_model(text: str) -> tuple[str, dict]:
+    """``--model``: a model name, or the config section 'model' as JSON (name and options).
+
+    The rule passes the JSON only when model.options is set, so that a config without options
+    keeps its jobs' parameters (and nothing reruns)."""
+    if not text.lstrip().startswith("{"):
+        return text, {}
+    try:
+        section = parse_settings(text, "model")
+    except ValueError as e:
+        raise ValueError(f"--model: {e}") from e
+    return section["name"], section["options"]
+
+
 def run(args: argparse.Namespace) -> int:
+    model_name, model_options = parse_model(args.model)
     run_train_jobs(
         cell=parse_cell(args.cell),  # each value in its schema range, as in a config
         seeds=args.seeds,
         dataset=parse_settings(args.dataset_settings, "dataset"),  # schema-checked: a typo is an error, not a default
-        model_name=args.model,
+        model_name=model_name,
+        model_options=model_options,
         train_settings=parse_settings(args.settings, "train"),
         data_dir=args.data_dir,
         device=args.device,

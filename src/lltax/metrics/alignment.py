@@ -13,7 +13,7 @@ until no group changes (a local optimum, as in the paper).
 Specs are derived for the registry's architectures (``ResNet`` for resnet18/resnet1d, ``VGG``,
 and plain ``nn.Sequential`` stacks such as ``mlp``, pooling layers included: a global
 ``AdaptiveAvgPool`` before ``Flatten`` keeps channels as features); another architecture
-raises ``ValueError``.
+raises ``ValueError``, as does the ``transformer`` (heads and the residual stream: no rule yet).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import nn
 
 from lltax.models.resnet import ResNet
+from lltax.models.transformer import Transformer
 from lltax.models.vgg import VGG
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,11 @@ def permutation_spec(model: nn.Module) -> Spec:
         _layer("linear.", model.linear, None, last, spec)
     elif isinstance(model, nn.Sequential):
         _sequential(list(model.named_children()), "", None, spec, last_fixed=True)
+    elif isinstance(model, Transformer):  # issue 28: refused rather than matched on half its symmetries
+        raise ValueError(
+            "alignment: weight matching has no rule for a Transformer (heads permute as blocks inside fused attention "
+            "weights, and the residual stream ties every layer and the embeddings to one permutation); its curves are not aligned"
+        )
     else:
         raise ValueError(f"alignment knows the registry's architectures (ResNet, VGG, nn.Sequential stacks), not {type(model).__name__}")
     missing = sorted(set(model.state_dict()) - set(spec))

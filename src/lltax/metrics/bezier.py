@@ -13,7 +13,9 @@ layer class into a "curve" layer. Here the original module is kept and evaluated
 ``torch.func.functional_call`` on the parameters of the curve point, so any model of
 ``lltax.models`` (or any ``nn.Module``) works unchanged. A bend is a dict from parameter name
 (``model.named_parameters()``) to tensor; buffers (BatchNorm running statistics) are not part of
-the curve: they are recomputed for each point (``recompute_batchnorm_statistics``).
+the curve: they are recomputed for each point (``recompute_batchnorm_statistics``). LayerNorm
+(the ``transformer``) normalizes each token by its own statistics and keeps none: its curve
+points need nothing recomputed (the function returns at once for a model without BatchNorm).
 """
 
 from __future__ import annotations

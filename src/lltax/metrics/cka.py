@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lltax.modes import mode
+from lltax.sequences import PAD
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +99,27 @@ def pairwise_cka(outputs: Mapping[int, torch.Tensor | None]) -> list[tuple[int, 
 def model_outputs(model: nn.Module, inputs: torch.Tensor, output: str = "softmax", batch_size: int = 1000) -> torch.Tensor:
     """The model's eval-mode outputs on ``inputs`` (float64, on CPU), in batches.
 
-    ``output`` is ``softmax`` (class probabilities, as the paper) or ``logits``.
+    ``output`` is ``softmax`` (class probabilities, as the paper) or ``logits``. For translation
+    pairs (``lltax.sequences``: logits (N, V, L)) a row is one target token's output
+    distribution, for every non-padding target position in order: the rows, and so CKA, do not
+    depend on how far the pairs are padded.
     """
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {list(OUTPUTS)}, got {output!r}")
     with mode(model, training=False):
-        chunks = [model(inputs[start : start + batch_size]).to(torch.float64) for start in range(0, len(inputs), batch_size)]
+        chunks = [
+            per_row(model(inputs[start : start + batch_size]), inputs[start : start + batch_size])
+            for start in range(0, len(inputs), batch_size)
+        ]
     logits = torch.cat(chunks).cpu()
     return F.softmax(logits, dim=1) if output == "softmax" else logits
+
+
+def per_row(logits: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """float64 (rows, classes): a sample's logits, or each real target token's of a pair."""
+    if logits.dim() == 3:  # (N, V, L): rows at the target positions that are not padding
+        logits = logits.transpose(1, 2)[inputs[:, 1] != PAD]
+    return logits.to(torch.float64)
 
 
 def models_cka(

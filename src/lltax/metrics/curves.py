@@ -39,6 +39,7 @@ from lltax.metrics.bezier import (
 )
 from lltax.metrics.evaluate import evaluate_model
 from lltax.modes import mode
+from lltax.sequences import target_count
 from lltax.sgd import SGD
 
 __all__ = [
@@ -144,7 +145,9 @@ def fit_curve(
             points = torch.rand(num_batches, generator=generator, dtype=torch.float64).tolist()
             # Sums stay on the device: no host sync per step.
             loss_sum = torch.zeros((), device=inputs.device)
-            wrong = torch.zeros((), device=inputs.device, dtype=torch.long)
+            correct = torch.zeros((), device=inputs.device, dtype=torch.long)
+            # Targets of the epoch: samples, or non-padding tokens of translation pairs.
+            counted = num_batches * batch_size if targets.dim() == 1 else target_count(targets[order[: num_batches * batch_size]])
             for batch, t in enumerate(points):
                 index = order[batch * batch_size : (batch + 1) * batch_size]
                 x, y = inputs[index], targets[index]
@@ -156,11 +159,11 @@ def fit_curve(
                 objective.backward()
                 optimizer.step()
                 loss_sum += loss.detach()
-                wrong += (logits.detach().argmax(dim=1) != y).sum()
+                correct += (logits.detach().argmax(dim=1) == y).sum()
             record = {
                 "epoch": epoch,
                 "train_loss": loss_sum.item() / num_batches,
-                "train_error": 100.0 * wrong.item() / (num_batches * batch_size),
+                "train_error": 100.0 * (counted - correct.item()) / counted,
                 "lr": lr,
                 "seconds": time.perf_counter() - began,
             }

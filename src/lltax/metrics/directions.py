@@ -6,7 +6,8 @@ included (``over="states"``, Li et al.'s ``--dir_type states``). Kinds:
 
 - ``random_direction``: Gaussian noise rescaled per ``normalization`` (Li et al.'s
   ``net_plotter.normalize_direction``): ``filter`` (each filter, a slice along dim 0, to the
-  norm of the model's filter), ``layer`` (each tensor to the tensor's norm), ``model`` (the
+  norm of the model's filter; for a linear or embedding matrix, as in a ``transformer``, a
+  filter is one output row: a unit's, or a token's embedding), ``layer`` (each tensor to the tensor's norm), ``model`` (the
   whole direction to the whole model's norm), ``weight`` (elementwise times the weights),
   ``dfilter`` / ``dlayer`` (unit filters / unit tensors). 1-D tensors (biases, BatchNorm
   weights and statistics) get zero with ``ignore_biasbn`` and otherwise a copy of the weights,

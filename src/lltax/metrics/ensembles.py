@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lltax.modes import mode
+from lltax.sequences import target_count
 from lltax.sgd import SGD
 
 logger = logging.getLogger(__name__)
@@ -95,4 +96,4 @@ def ensemble_accuracy(members: Sequence[torch.Tensor], targets: torch.Tensor) ->
     mean = torch.stack(list(members)).mean(dim=0)
     if not bool(torch.isfinite(mean).all()):  # a member's outputs are not finite (a diverged model): no accuracy
         return math.nan
-    return 100.0 * (mean.argmax(dim=1) == targets).sum().item() / len(targets)
+    return 100.0 * (mean.argmax(dim=1) == targets).sum().item() / target_count(targets)

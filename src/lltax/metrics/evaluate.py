@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lltax.modes import mode
+from lltax.sequences import target_count
 
 METRIC_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc")
 
@@ -22,7 +23,8 @@ METRIC_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc")
 def evaluate_model(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int = 1000) -> tuple[float, float]:
     """Mean cross-entropy and accuracy (percent) of ``model`` in eval mode.
 
-    The model's train/eval mode is restored afterwards.
+    Per sample for class labels, per non-padding token for translation pairs
+    (``lltax.sequences``). The model's train/eval mode is restored afterwards.
     """
     total_loss, correct, finite = 0.0, 0, True
     with mode(model, training=False):
@@ -34,7 +36,7 @@ def evaluate_model(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor
             finite = finite and bool(torch.isfinite(logits).all())
     if not finite:  # outputs NaN or inf (a diverged model): argmax picks an arbitrary class, not an accuracy
         correct = math.nan
-    n = len(inputs)
+    n = target_count(targets)
     return total_loss / n, 100.0 * correct / n
 
 

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lltax.sequences import target_count
+
 __all__ = ["HessianOperator"]
 
 
@@ -67,6 +69,7 @@ class HessianOperator:
         self.dtype = self.params[0].dtype
         self.device = self.params[0].device
         self.num_samples = len(inputs)
+        self.num_targets = target_count(targets)  # samples, or non-padding tokens of translation pairs
         self.chunks = [
             (inputs[start : start + chunk_size], targets[start : start + chunk_size]) for start in range(0, len(inputs), chunk_size)
         ]
@@ -75,7 +78,7 @@ class HessianOperator:
 
     def _chunk_gradient(self, inputs: torch.Tensor, targets: torch.Tensor) -> list[torch.Tensor]:
         """Gradient of this chunk's share of the mean loss, with its graph (create_graph)."""
-        loss = F.cross_entropy(self.model(inputs), targets, reduction="sum") / self.num_samples
+        loss = F.cross_entropy(self.model(inputs), targets, reduction="sum") / self.num_targets
         return list(torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True, materialize_grads=True))
 
     def _apply(self, gradient: list[torch.Tensor], vectors: torch.Tensor, keep_graph: bool) -> torch.Tensor:
@@ -124,4 +127,4 @@ class HessianOperator:
         """The mean cross-entropy on the sample (no graph kept)."""
         with torch.no_grad():
             total = sum(F.cross_entropy(self.model(x), y, reduction="sum").item() for x, y in self.chunks)
-        return total / self.num_samples if math.isfinite(total) else math.nan
+        return total / self.num_targets if math.isfinite(total) else math.nan

@@ -56,3 +56,34 @@ def mixup_batches(x: torch.Tensor, num_samples: int, batch_size: int, alpha: flo
         permutation = torch.randperm(len(batch), generator=generator).to(x.device)
         batches.append(lam * batch + (1.0 - lam) * batch[permutation])
     return torch.cat(batches)
+
+
+def substituted_tokens(x: torch.Tensor, num_samples: int, fraction: float, vocabulary_size: int, seed: int) -> torch.Tensor:
+    """CKA's perturbation of translation pairs (issue 28): source words replaced by random words.
+
+    Mixup moves an image off the data towards another one; token ids cannot be averaged, so
+    the discrete analogue used here is substitution noise (as in studies of translation models'
+    robustness to noisy input): each source token other than the specials (``lltax.sequences``)
+    is replaced, with probability ``fraction``, by a token drawn uniformly from the non-special
+    vocabulary, and the pair keeps its own target (the teacher-forced prefix the per-token
+    outputs are read at). The inputs stay near the data and off it, where models of different
+    seeds need not agree. ``num_samples`` distinct training pairs, drawn as ``mixup_batches``
+    draws its inputs; all draws come from ``seed`` alone, so every model pair sees the same inputs.
+    """
+    from lltax.sequences import SPECIAL_TOKENS
+
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"token substitution fraction must be in [0, 1], got {fraction!r}")
+    if num_samples > len(x):
+        logger.warning("token substitution: %d samples requested but only %d training pairs; using all of them", num_samples, len(x))
+        num_samples = len(x)
+    generator = torch.Generator().manual_seed(seed)
+    indices = torch.randperm(len(x), generator=generator)[:num_samples]
+    pairs = x.cpu()[indices].clone()
+    source = pairs[:, 0]
+    replace = (torch.rand(source.shape, generator=generator) < fraction) & (source >= len(SPECIAL_TOKENS))
+    words = torch.randint(len(SPECIAL_TOKENS), vocabulary_size, source.shape, generator=generator, dtype=source.dtype)
+    pairs[:, 0] = torch.where(replace, words, source)
+    return pairs.to(x.device)

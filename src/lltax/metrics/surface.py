@@ -26,6 +26,7 @@ from torch.func import functional_call, vmap
 
 from lltax.metrics.bezier import recompute_batchnorm_statistics
 from lltax.modes import mode
+from lltax.sequences import target_count
 
 __all__ = [
     "BATCHNORM_MODES",
@@ -71,15 +72,19 @@ def _check(model: nn.Module, origin: Mapping, directions: Sequence[Mapping]) -> 
 
 @torch.no_grad()
 def _sums(forward, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed cross-entropy and correct counts of ``forward`` (logits of shape (..., n, classes))."""
+    """Summed cross-entropy and correct counts of ``forward``: logits of shape (..., n, classes),
+    or (..., n, vocabulary, L) for translation pairs (tokens counted, padding not), ``...``
+    the stacked points."""
     loss, correct = 0.0, 0
     for start in range(0, len(inputs), batch_size):
         logits = forward(inputs[start : start + batch_size])
         y = targets[start : start + batch_size]
-        flat_targets = y.expand(*logits.shape[:-2], len(y)).reshape(-1)
-        per_sample = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), flat_targets, reduction="none").view(*logits.shape[:-1])
-        loss = loss + per_sample.sum(dim=-1).double()
-        correct = correct + (logits.argmax(dim=-1) == y).sum(dim=-1)
+        points = logits.shape[: logits.dim() - y.dim() - 1]
+        flat_logits = logits.reshape(-1, *logits.shape[len(points) + 1 :])
+        flat_targets = y.expand(*points, *y.shape).reshape(-1, *y.shape[1:])
+        per_target = F.cross_entropy(flat_logits, flat_targets, reduction="none")
+        loss = loss + per_target.view(*points, -1).sum(dim=-1).double()
+        correct = correct + (flat_logits.argmax(dim=1) == flat_targets).view(*points, -1).sum(dim=-1)
     return loss, correct
 
 
@@ -133,7 +138,7 @@ def evaluate_points(
     results = {f"{name}_{q}": np.empty(len(points)) for name in splits for q in ("loss", "acc")}
 
     def record(index: int, name: str, loss: float, correct: int) -> None:
-        n = len(splits[name][1])
+        n = target_count(splits[name][1])
         results[f"{name}_loss"][index] = loss / n
         results[f"{name}_acc"][index] = 100.0 * correct / n
 
@@ -218,7 +223,7 @@ def basin_radii(
     def loss_at(direction, radius: float) -> float:
         point = point_state(params, [direction], [radius])
         loss, _ = _sums(lambda x: functional_call(model, point, (x,)), inputs, targets, batch_size)
-        return float(loss) / len(inputs)
+        return float(loss) / target_count(targets)
 
     with mode(model, training=False):
         threshold = loss_at({}, 0.0) + rise

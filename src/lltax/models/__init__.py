@@ -12,7 +12,12 @@ resnet1d_D depth D = 6n + 2 (n blocks per stage), D in 8, 20,   (C, L)
            56; resnet1d_D_noshort: no shortcuts
 vgg11      VGG11-BN, channels k, 2k, 4k, 4k, 8k x 4             (C, H, W)
 mlp        2 hidden ReLU layers of width k                      any (flattened)
+transformer encoder-decoder, embedding dimension k (model.options:  (2, L) token pairs
+           layers, heads, feedforward, dropout, tied_embeddings)  (lltax.sequences)
 =========  ===================================================  ==============================
+
+``options`` (config key ``model.options``) are keyword arguments of the builder: only
+``transformer`` takes any (lltax.models.transformer says which and why its defaults).
 
 Your own model needs no edit here: ``model.name: "package.module:function"`` names an
 importable builder with the same signature ``(width, num_classes, input_shape) -> nn.Module``
@@ -25,6 +30,7 @@ the attribute ``piecewise_linear = True``; otherwise ``trace_method: auto`` take
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from collections.abc import Callable, Sequence
 
@@ -35,6 +41,7 @@ from lltax.importing import import_builder
 from lltax.models.mlp import mlp
 from lltax.models.resnet import resnet18
 from lltax.models.resnet1d import resnet1d
+from lltax.models.transformer import transformer
 from lltax.models.vgg import vgg11
 
 __all__ = ["MODELS", "PIECEWISE_LINEAR_MODELS", "build_model", "is_piecewise_linear", "count_parameters", "resnet1d_variant"]
@@ -44,6 +51,7 @@ MODELS: dict[str, Callable[[int, int, Sequence[int]], nn.Module]] = {
     "resnet1d": resnet1d,
     "vgg11": vgg11,
     "mlp": mlp,
+    "transformer": transformer,
 }
 # Li et al. 2018's skip-connection study on MNIST-1D: 1D ResNets of depth 6n + 2 with and
 # without shortcuts (resnet1d_8 is resnet1d).
@@ -70,8 +78,11 @@ def _check_name(name: str) -> None:
     _builder(name)
 
 
-def build_model(name: str, width: int, num_classes: int, input_shape: Sequence[int]) -> nn.Module:
+def build_model(name: str, width: int, num_classes: int, input_shape: Sequence[int], options: dict | None = None) -> nn.Module:
     """Build model ``name`` with base width ``width`` (PyTorch default initialization).
+
+    ``options``: the builder's keyword arguments (config key ``model.options``), e.g. a
+    transformer's ``layers`` and ``heads``; an option the builder does not take is an error.
 
     Seed with ``torch.manual_seed`` before calling for a reproducible initialization.
 
@@ -89,11 +100,16 @@ def build_model(name: str, width: int, num_classes: int, input_shape: Sequence[i
     if not input_shape or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in input_shape):
         raise ValueError(f"input_shape must be a non-empty per-sample shape of positive integers, e.g. (3, 32, 32); got {input_shape!r}")
     builder = _builder(name)
+    options = dict(options or {})
     if name in MODELS:
-        return builder(width, num_classes, input_shape)
+        accepted = set(inspect.signature(builder).parameters) - {"width", "num_classes", "input_shape"}
+        unknown = sorted(set(options) - accepted)
+        if unknown:
+            raise ValueError(f"model {name!r} takes no option(s) {unknown} (model.options); it takes {sorted(accepted) or 'none'}")
+        return builder(width, num_classes, input_shape, **options)
     # Your own builder: what it raises or returns is named in one line, before any training.
     try:
-        model = builder(width, num_classes, input_shape)
+        model = builder(width, num_classes, input_shape, **options)
     except Exception as e:
         raise ValueError(
             f"model builder {name!r} raised {type(e).__name__} for width {width}, {num_classes} classes, input shape {input_shape}: {e}"
