@@ -229,6 +229,28 @@ def case_6_a_record_computed_with_other_settings_is_refused_naming_file_and_key(
         )
 
 
+def case_7_a_record_of_code_edited_since_its_job_started_is_refused(tiny, tmp_path):
+    """Every record names the code that computed it (runtime.code: the command and the SHA-256
+    of its sources when the job started); merged under other code, it is refused by name."""
+    from lltax.results.tables import aggregate_metric
+    from lltax.sources import sources_sha256
+
+    results = copy_trained(tiny, tmp_path / "results")
+    hessian = {"num_samples": 40, "chunk_size": 40, "max_iterations": 5, "trace_probes": 3}
+    seeds = [results / CELL_PATH / f"seed={seed}" for seed in range(2)]
+    cli.run(
+        ["hessian", "--checkpoints", *(str(s / "model.pt") for s in seeds), "--settings", json.dumps(hessian)]
+        + ["--data-dir", tiny["data_dir"], "--device", "cpu", "--threads", "1", "--out", *(str(s / "hessian.json") for s in seeds)]
+    )
+    record = json.loads((seeds[0] / "hessian.json").read_text())
+    assert record["runtime"]["code"] == {"command": "hessian", "sources_sha256": sources_sha256("hessian")}
+    aggregate_metric("hessian", results, run_config(hessian=hessian))
+    record["runtime"]["code"]["sources_sha256"] = "0" * 64  # as if metrics/hessian.py was edited while the job ran
+    (seeds[0] / "hessian.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match=rf"^{seeds[0] / 'hessian.json'} was computed by other code than this lltax's `lltax hessian`"):
+        aggregate_metric("hessian", results, run_config(hessian=hessian))
+
+
 # --- 9-11: sizes and values a job cannot survive ----------------------------------------------------
 
 

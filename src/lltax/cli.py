@@ -237,7 +237,10 @@ def run(argv: list[str]) -> int:
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     args = build_parser(command).parse_args(argv)
     check_outputs(args)
-    return int(args.func(args) or 0)
+    from lltax import sources
+
+    with sources.command_running(command):  # the code as loaded now: what every record of this job names
+        return int(args.func(args) or 0)
 
 
 def _exit_on_sigterm(signum, frame) -> None:

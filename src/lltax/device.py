@@ -61,8 +61,9 @@ CPU_KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
 
 def runtime_info(device: torch.device | str | None = None, precision: str = "fp32") -> dict:
     """What besides inputs and versions decides a result's bits: threads, CPU kernels,
-    determinism, TF32, the arithmetic (``precision``, the train key's values), and on a CUDA
-    ``device`` the GPU model and the CUDA and cuDNN versions."""
+    determinism, TF32, the arithmetic (``precision``, the train key's values), on a CUDA
+    ``device`` the GPU model and the CUDA and cuDNN versions, and the code: the running
+    command and the SHA-256 of its source files (``lltax.sources``)."""
     info = {
         "threads": torch.get_num_threads(),
         "interop_threads": torch.get_num_interop_threads(),
@@ -73,6 +74,10 @@ def runtime_info(device: torch.device | str | None = None, precision: str = "fp3
     }
     if device is not None:
         info["device"] = str(device)
+    from lltax.sources import running
+
+    if running:  # the command's code, hashed when it started (lltax.sources)
+        info["code"] = dict(running)
     if device is not None and torch.device(device).type == "cuda":
         index = torch.device(device).index
         info |= {

@@ -14,7 +14,9 @@ string is a literal; ``lltax.cli``'s table of commands is read for the command's
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
+import hashlib
 from pathlib import Path
 
 PACKAGE = "lltax"
@@ -99,6 +101,30 @@ def command_sources(command: str, root: Path = PACKAGE_DIR) -> tuple[Path, ...]:
 def relative_sources(command: str, root: Path = PACKAGE_DIR) -> list[str]:
     """command_sources as paths relative to the package folder ('metrics/cka.py')."""
     return [path.relative_to(root).as_posix() for path in command_sources(command, root)]
+
+
+def sources_sha256(command: str, root: Path = PACKAGE_DIR) -> str:
+    """SHA-256 of the source files a job of ``lltax <command>`` runs (their paths and bytes)."""
+    digest = hashlib.sha256()
+    for path in command_sources(command, root):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+# The code of the command this process runs, hashed when it started (set by lltax.cli.run):
+# records name it (runtime.code), so a record whose code was edited while its job ran, or since,
+# is seen when it is merged (lltax.results.records.check_code).
+running: dict[str, str] = {}
+
+
+@contextlib.contextmanager
+def command_running(command: str):
+    """Within the block, ``running`` names ``command`` and the hash of its sources now."""
+    running.update(command=command, sources_sha256=sources_sha256(command))
+    try:
+        yield
+    finally:
+        running.clear()
 
 
 if __name__ == "__main__":  # python -m lltax.sources: each command's sources

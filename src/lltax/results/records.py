@@ -12,6 +12,7 @@ names the file and what to do: delete it and rerun the job that writes it.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -154,8 +155,34 @@ def check_settings(recorded, expected: dict, path: Path, section: str, job: str,
             )
 
 
+def check_code(runtime, path: Path) -> None:
+    """The code a record or checkpoint names (``runtime.code``: its command and the SHA-256 of
+    the command's sources when its job started) is the code here now; else it was computed by
+    other code (edited while its job ran, or since, without Snakemake seeing it): refused,
+    naming the file. A record that names no code (an older lltax) is not compared."""
+    code = runtime.get("code") if isinstance(runtime, dict) else None
+    if not isinstance(code, dict) or "command" not in code:
+        return
+    from lltax.cli import COMMANDS
+
+    if code["command"] in COMMANDS and code.get("sources_sha256") != _current_code(code["command"]):
+        raise ValueError(
+            f"{path} was computed by other code than this lltax's `lltax {code['command']}` (its sources changed since): "
+            f"delete it and rerun its job"
+        )
+
+
+@functools.cache
+def _current_code(command: str) -> str:
+    from lltax.sources import sources_sha256
+
+    return sources_sha256(command)
+
+
 def check_record_settings(record: dict, path: Path, metric: str, expected: dict | None) -> None:
-    """A metric record's own settings against the config's section (``expected_settings``)."""
+    """A metric record's own settings against the config's section (``expected_settings``),
+    and the code that computed it (``check_code``)."""
+    check_code(record.get("runtime"), path)
     if expected is None or metric not in METRIC_SECTIONS:
         return
     name = METRIC_SECTIONS[metric][0]
@@ -209,6 +236,7 @@ class Checkpoints:
         of another config is refused naming the file and the key (its config hash covers the
         same settings, but only agrees with the train.json copied beside it)."""
         job = "import" if path.name == EXTERNAL_RECORD else "train"
+        check_code(meta.get("runtime"), path)
         check_settings(meta.get("train"), self.expected["train"], path, "train", job)
         check_settings(meta.get("dataset"), self.expected["dataset"], path, "dataset", job)
         model = self.expected["model"]
