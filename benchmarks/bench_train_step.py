@@ -25,7 +25,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from lltax.data import augment_batch
+from lltax.augment import augment_batch
 from lltax.models import build_model
 from lltax.train import train_model
 

@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from lltax import loaders
-from lltax.data import augment_batch, corrupt_labels, load_dataset, redraw_labels, rounded_count, subset_indices
-from lltax.loaders import DATASETS, NORMALIZATION, mnist1d_cache_path
+from lltax import loaders, mnist1d_cache
+from lltax.augment import augment_batch
+from lltax.data import corrupt_labels, load_dataset, redraw_labels, rounded_count, subset_indices
+from lltax.loaders import DATASETS, NORMALIZATION
 from lltax.metrics.mixup import mixup_batches
+from lltax.mnist1d_cache import mnist1d_cache_path
 
 # ---------------------------------------------------------------------------------------------
 # MNIST-1D (generated once per test session, ~3-9 s on a 2-core VM)
@@ -94,7 +96,7 @@ def test_mnist1d_is_generated_when_the_cache_is_missing(tmp_path, monkeypatch, c
     arrays["y"] = (arrays["y"] + 1) % 10
     with open(path, "wb") as handle:
         np.savez(handle, **arrays)
-    with caplog.at_level(logging.WARNING, logger="lltax.loaders"):
+    with caplog.at_level(logging.WARNING, logger="lltax.mnist1d_cache"):
         again = load_dataset("mnist1d", tmp_path)
     assert calls == [42, 42] and "does not match its checksum" in caplog.text
     assert torch.equal(again.y_train, dataset.y_train)
@@ -293,8 +295,6 @@ def test_images_normalized_on_the_device_equal_the_normalized_loader_bit_for_bit
     (what lltax did before), and the files are read once per process."""
     import torchvision.datasets
     import torchvision.datasets.cifar
-
-    from lltax import loaders
 
     skip_checksums(monkeypatch, torchvision.datasets.cifar)
     write_cifar(tmp_path, torchvision.datasets.CIFAR10, 12, "labels", "label_names", 10, np.random.default_rng(1))
@@ -687,4 +687,4 @@ def test_pinned_mnist1d_arguments_are_the_packages_defaults():
 
     defaults = get_dataset_args(as_dict=True)
     defaults.pop("url", None)
-    assert loaders.mnist1d_generator_args() == defaults
+    assert mnist1d_cache.mnist1d_generator_args() == defaults

@@ -584,7 +584,7 @@ def tiny_cnn(seed=0):
 def test_augmented_training_equals_a_step_by_step_loop_drawing_as_it_goes():
     """The epoch's order and crop/flip numbers drawn up front (one transfer) give exactly the
     model of a loop that draws them step by step (lltax before issue 26) with torch.optim.SGD."""
-    from lltax.data import augment_batch
+    from lltax.augment import augment_batch
 
     x, y = tiny_images()
     batch_size, epochs = 16, 2

@@ -55,9 +55,10 @@ import xarray as xr
 
 from lltax.advice import advice_variables
 from lltax.config import section_settings
-from lltax.contract import AXES, PHASES, VALID_RANGES
+from lltax.contract import AXES, PHASES
 from lltax.evidence import Estimate, cell_reductions, grid_split, stability_limit
 from lltax.grid import canonical_json
+from lltax.results.netcdf import check_values
 
 log = logging.getLogger(__name__)
 
@@ -176,25 +177,6 @@ def _check_settings(settings: dict) -> dict:
     return s
 
 
-def check_values(dataset: xr.Dataset) -> None:
-    """Every contract variable of ``dataset`` numeric and, where finite, inside its
-    ``VALID_RANGES`` (what aggregation enforces): a hand-edited or foreign dataset is refused,
-    naming the variable, instead of being classified or ending in a traceback."""
-    for name in sorted(set(dataset.data_vars) & set(VALID_RANGES) | {EIGENVALUE, CONNECTIVITY, CKA, DIVERGED} & set(dataset.data_vars)):
-        values = dataset[name].values
-        if not (np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.bool_)):
-            raise ValueError(f"dataset variable {name!r} holds {values.dtype} values, not numbers; rebuild the dataset with `lltax merge`")
-        if name not in VALID_RANGES:
-            continue
-        low, high = VALID_RANGES[name]
-        finite = values[np.isfinite(values)]
-        if finite.size and (finite.min() < low or finite.max() > high):
-            raise ValueError(
-                f"dataset variable {name!r} has values in [{finite.min():.6g}, {finite.max():.6g}], outside its valid range "
-                f"[{low:.6g}, {high:.6g}]; the dataset was edited or is not lltax's: rebuild it with `lltax merge`"
-            )
-
-
 def classify(dataset: xr.Dataset, **settings: Any) -> xr.Dataset:
     """Phases of every grid cell of a contract dataset.
 
@@ -219,7 +201,7 @@ def classify(dataset: xr.Dataset, **settings: Any) -> xr.Dataset:
     missing = [name for name in (EIGENVALUE, CONNECTIVITY, CKA, DIVERGED) if name not in dataset]
     if missing:
         raise ValueError(f"dataset lacks variables {missing}; build it with `lltax aggregate` / `lltax merge`")
-    check_values(dataset)
+    check_values(dataset, (EIGENVALUE, CONNECTIVITY, CKA, DIVERGED))
     s = _check_settings(settings)
     reductions = cell_reductions(dataset)
     grid_shape = tuple(dataset.sizes[axis] for axis in AXES)

@@ -19,6 +19,8 @@ import functools
 import hashlib
 from pathlib import Path
 
+from lltax.commands import COMMANDS
+
 PACKAGE = "lltax"
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -89,8 +91,6 @@ def closure(modules: list[str], root: Path = PACKAGE_DIR) -> list[Path]:
 @functools.cache
 def command_sources(command: str, root: Path = PACKAGE_DIR) -> tuple[Path, ...]:
     """The source files a job of ``lltax <command>`` runs: cli.py, the command's module, and their imports."""
-    from lltax.cli import COMMANDS
-
     if command not in COMMANDS:
         raise ValueError(f"unknown lltax command {command!r}; choose one of {sorted(COMMANDS)}")
     # cli.py's table of commands is the one dynamic import; every other module of that table
@@ -128,7 +128,5 @@ def command_running(command: str):
 
 
 if __name__ == "__main__":  # python -m lltax.sources: each command's sources
-    from lltax.cli import COMMANDS
-
     for name in COMMANDS:
         print(f"{name}: {' '.join(relative_sources(name))}")

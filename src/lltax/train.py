@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lltax.data import apply_augmentation, draw_augmentation
+from lltax.augment import apply_augmentation, draw_augmentation
 from lltax.sequences import target_count
 from lltax.sgd import SGD
 

@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 
 import lltax
-from lltax.contract import METRICS
+from lltax.contract import METRICS, VALID_RANGES
 from lltax.grid import canonical_json
 from lltax.io import atomic_path
 from lltax.results.layout import coordinates, empty_metric, table_layout
@@ -88,3 +88,22 @@ def read_dataset(path: str | Path) -> xr.Dataset:
 def dataset_config(dataset: xr.Dataset) -> dict:
     """The config stored in a dataset's attributes."""
     return json.loads(dataset.attrs["config"])
+
+
+def check_values(dataset: xr.Dataset, names: tuple[str, ...] = ()) -> None:
+    """Every contract variable of ``dataset`` (and ``names``) numeric and, where finite, inside
+    its ``VALID_RANGES`` (what aggregation enforces): a hand-edited or foreign dataset is
+    refused, naming the variable, instead of being classified or ending in a traceback."""
+    for name in sorted((set(VALID_RANGES) | set(names)) & set(dataset.data_vars)):
+        values = dataset[name].values
+        if not (np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.bool_)):
+            raise ValueError(f"dataset variable {name!r} holds {values.dtype} values, not numbers; rebuild the dataset with `lltax merge`")
+        if name not in VALID_RANGES:
+            continue
+        low, high = VALID_RANGES[name]
+        finite = values[np.isfinite(values)]
+        if finite.size and (finite.min() < low or finite.max() > high):
+            raise ValueError(
+                f"dataset variable {name!r} has values in [{finite.min():.6g}, {finite.max():.6g}], outside its valid range "
+                f"[{low:.6g}, {high:.6g}]; the dataset was edited or is not lltax's: rebuild it with `lltax merge`"
+            )

@@ -163,7 +163,7 @@ def check_code(runtime, path: Path) -> None:
     code = runtime.get("code") if isinstance(runtime, dict) else None
     if not isinstance(code, dict) or "command" not in code:
         return
-    from lltax.cli import COMMANDS
+    from lltax.commands import COMMANDS
 
     if code["command"] in COMMANDS and code.get("sources_sha256") != _current_code(code["command"]):
         raise ValueError(
