@@ -43,10 +43,15 @@ include: "rules/landscape.smk"
 include: "rules/aggregate.smk"
 
 
+# A job that fits no SLURM partition is refused before anything is submitted (dry runs too).
+check_partitions()
+
+
 # One run per results folder, whichever working directory it starts from (Snakemake's own
 # lock is per working directory). Held until this process ends; dry runs do not take it.
 onstart:
     check_local_device()
+    check_partitions()
     check_contained(RESULTS)
     RESULTS_LOCK.append(hold_results_lock(RESULTS))
 

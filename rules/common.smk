@@ -9,8 +9,8 @@ from types import SimpleNamespace
 from lltax.config import read_config_file, validate_config
 from lltax.config_checks import check_builders, check_path_length
 from lltax.contract import DIAGNOSIS_MARKER, ConfigError
-from lltax.cost import memory_mb, runtime_minutes
-from lltax.gpu import count_gpus
+from lltax.cost import memory_mb
+from lltax.gpu import count_gpus, torch_device_count
 from lltax.grid import (
     CELL_REGEX,
     canonical_json,
@@ -25,6 +25,7 @@ from lltax.grid import (
 )
 from lltax.identity import current_checksum
 from lltax.io import hold_results_lock, results_folder_holder
+from lltax.partitions import check_seeds_per_job, fitted_runtime, read_partitions
 from lltax.results.records import METRIC_SECTIONS
 from lltax.sources import PACKAGE_DIR, command_sources
 
@@ -33,6 +34,10 @@ from lltax.sources import PACKAGE_DIR, command_sources
 for _configfile in workflow.configfiles:
     read_config_file(_configfile)
 CONFIG = validate_config(config)
+check_seeds_per_job(CONFIG)
+# Jobs started from here (local ones, and SLURM's, which inherit the environment) claim one of
+# a GPU's gpu_slots_per_device slots (lltax.gpu).
+os.environ["LLTAX_GPU_SLOTS"] = str(CONFIG["gpu_slots_per_device"])
 # Own builders import where the jobs run: checked here unless the jobs get another software
 # environment (--sdm conda/apptainer) or this is a job step of a cluster run.
 if not workflow.remote_exec and not workflow.deployment_settings.deployment_method:
@@ -66,7 +71,15 @@ THREADS = CONFIG["threads"]
 CURVE_PAIRS = seed_pairs(SEEDS, CONFIG["curves"]["pairs"]) if CONFIG["curves"]["enabled"] else []
 # GPU jobs request `resources: gpu=1`. `auto` counts the GPUs of the machine that builds the
 # DAG: on a cluster whose login node has none, say `device: cuda`.
-USE_GPU = CONFIG["device"] == "cuda" or (CONFIG["device"] == "auto" and count_gpus() > 0)
+# `auto` also asks torch (in a subprocess): GPUs it cannot use (no CUDA build, a driver too old)
+# would fail every job that was given `--device cuda`.
+USE_GPU = CONFIG["device"] == "cuda" or (CONFIG["device"] == "auto" and count_gpus() > 0 and torch_device_count() > 0)
+if CONFIG["device"] == "auto" and count_gpus() > 0 and not USE_GPU and not workflow.remote_exec:
+    print(f"lltax: device auto: {count_gpus()} GPU(s) reported but torch cannot use them; the jobs run on the CPU", file=sys.stderr)
+# A local run's `gpu` resource, unless given (--resources gpu=N): the visible GPUs x their slots,
+# so GPU jobs run at once up to the slots the jobs can claim (a cluster run leaves it alone).
+if USE_GPU and workflow.resource_settings.nodes is None and not workflow.remote_exec and "gpu" not in workflow.global_resources:
+    workflow.global_resources["gpu"] = max(1, count_gpus()) * CONFIG["gpu_slots_per_device"]
 
 # Runtime and memory requests are estimated for the device the jobs will use (lltax.cost).
 COST_CONFIG = {**CONFIG, "device": "cuda" if USE_GPU else "cpu"}
@@ -129,11 +142,21 @@ def check_local_device():
         )
 
 
+def partitions():
+    """The SLURM partitions' limits (lltax.partitions): cluster.partitions, else the SLURM
+    executor's slurm-partition-config (known in a real run only); None: no caps."""
+    path = CONFIG["cluster"]["partitions"] or getattr(workflow.executor_settings, "partition_config", None)
+    return read_partitions(str(path)) if path else None
+
+
 def runtime(rule):
     """A job's runtime request in minutes (lltax.cost): scales with the model's FLOPs and the
-    number of steps of its cell; doubles on every retry, so a job that hit its time limit
-    gets twice as long."""
-    return lambda wildcards, attempt: runtime_minutes(rule, parse_cell_path(wildcards.cell), COST_CONFIG, attempt)
+    number of steps of its cell; doubles on every retry except training's (which resumes), at
+    most the partitions' max_runtime; a job that fits no partition is refused (lltax.partitions)."""
+    cell = lambda wildcards: parse_cell_path(wildcards.cell)
+    return lambda wildcards, attempt: fitted_runtime(
+        rule, wildcards.cell, cell(wildcards), COST_CONFIG, attempt, partitions(), int(USE_GPU), THREADS
+    )
 
 
 def memory(rule):
@@ -141,17 +164,55 @@ def memory(rule):
     return lambda wildcards: memory_mb(rule, parse_cell_path(wildcards.cell), COST_CONFIG)
 
 
+TORCH_RULES = set()  # the cost rules of the torch jobs' rules, for check_partitions
+
+
+def check_partitions():
+    """Refuse a plan with a job that fits no partition, before anything is submitted: every
+    torch rule's job of every cell, first attempt (lltax.partitions). Called once the rules
+    are defined (Snakefile), and again when a real run starts (its executor's partitions)."""
+    if partitions() is None:
+        return
+    for cost_rule in sorted(TORCH_RULES):
+        for cell in CELLS:
+            fitted_runtime(cost_rule, cell, parse_cell_path(cell), COST_CONFIG, 1, partitions(), int(USE_GPU), THREADS)
+
+
 def torch_resources(rule):
     """The requests of a torch job: one GPU when the jobs use CUDA, runtime and memory from its cost."""
+    TORCH_RULES.add(rule)
     return {"gpu": 1 if USE_GPU else 0, "runtime": runtime(rule), "mem_mb": memory(rule)}
 
 
 def cell_log(rule):
-    return f"{RESULTS}/logs/{rule}/{{cell}}.log"
+    return f"{RESULTS}/logs/{rule}/{{cell}}{JOB_SUFFIX.get(rule, '')}.log"
 
 
 def cell_benchmark(rule):
-    return f"{RESULTS}/benchmarks/{rule}/{{cell}}.tsv"
+    return f"{RESULTS}/benchmarks/{rule}/{{cell}}{JOB_SUFFIX.get(rule, '')}.tsv"
+
+
+# cluster.seeds_per_job 1: one train job per seed and one curve_fit job per curve, their files
+# named by the wildcards seed and pair (null: a cell's seeds and curves in one job each).
+ONE_PER_JOB = CONFIG["cluster"]["seeds_per_job"] == 1
+JOB_SUFFIX = {"train": "/seed={seed}", "curve_fit": "/pair={pair}"} if ONE_PER_JOB else {}
+
+
+def job_seeds(wildcards):
+    """The seeds one train job trains."""
+    return [wildcards.seed] if ONE_PER_JOB else [str(seed) for seed in SEEDS]
+
+
+def job_pairs(wildcards):
+    """The curves (seed pairs) one curve_fit job fits."""
+    return [tuple(int(s) for s in wildcards.pair.split("-"))] if ONE_PER_JOB else CURVE_PAIRS
+
+
+def job_files(kind, name):
+    """A train or curve_fit job's outputs `name`: per_seed / per_pair, or its own one."""
+    if ONE_PER_JOB:
+        return [f"{RESULTS}/{{cell}}{JOB_SUFFIX[kind]}/{name}"]
+    return per_seed(name) if kind == "train" else per_pair(name)
 
 
 def section(name, *, drop=()):

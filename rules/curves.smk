@@ -5,14 +5,18 @@
 
 rule curve_fit:
     input:
-        checkpoints=lambda wildcards: [f"{RESULTS}/{wildcards.cell}/seed={seed}/{CHECKPOINT}" for pair in CURVE_PAIRS for seed in pair],
+        checkpoints=lambda wildcards: [
+            f"{RESULTS}/{wildcards.cell}/seed={seed}/{CHECKPOINT}" for pair in job_pairs(wildcards) for seed in pair
+        ],
         code=sources("curve-fit"),
     output:
-        per_pair("curve.pt"),
+        job_files("curve_fit", "curve.pt"),
     log:
         cell_log("curve_fit"),
     benchmark:
         cell_benchmark("curve_fit")
+    wildcard_constraints:
+        pair=r"\d+-\d+",
     conda:
         "../envs/lltax.yaml"
     threads: THREADS

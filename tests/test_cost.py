@@ -77,11 +77,14 @@ def test_runtime_follows_steps_width_and_data():
     assert runtime_minutes("curve_fit", cell(64, 128), c) > c["cluster"]["min_runtime"]
 
 
-def test_runtime_doubles_per_attempt_and_respects_the_settings():
+def test_runtime_doubles_per_attempt_except_training_and_respects_the_settings():
     c = config()
     first = runtime_minutes("train", cell(64, 128), c)
-    assert runtime_minutes("train", cell(64, 128), c, attempt=2) == 2 * first
-    assert runtime_minutes("train", cell(64, 128), c, attempt=3) == 4 * first
+    # Training resumes from its snapshot: a retry needs the same time; other jobs start over.
+    assert runtime_minutes("train", cell(64, 128), c, attempt=3) == first
+    fit = runtime_minutes("curve_fit", cell(64, 128), c)
+    assert runtime_minutes("curve_fit", cell(64, 128), c, attempt=2) == 2 * fit
+    assert runtime_minutes("curve_fit", cell(64, 128), c, attempt=3) == 4 * fit
     slower = config(cluster={"tflops": 1.0})
     assert runtime_minutes("train", cell(64, 128), slower) > first
     assert runtime_minutes("distance", cell(64, 128), c) == c["cluster"]["min_runtime"]
@@ -95,6 +98,10 @@ def test_runtime_doubles_per_attempt_and_respects_the_settings():
     # Curves: one job fits every pair of its cell.
     pairs = {**exact, "curves": {**exact["curves"], "pairs": "all"}}
     assert items_per_job("curve_fit", pairs) == seeds * (seeds - 1) // 2 and items_per_job("cka", pairs) == 1
+    # cluster.seeds_per_job 1: one seed or curve per job.
+    one = {**pairs, "cluster": {**pairs["cluster"], "seeds_per_job": 1}}
+    assert items_per_job("train", one) == items_per_job("curve_fit", one) == 1 and items_per_job("hessian", one) == seeds
+    assert runtime_minutes("train", cell(64, 128), one) == -(-flops / 1e12 // 60)
 
 
 def test_memory_grows_with_the_model():

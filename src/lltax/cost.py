@@ -145,6 +145,8 @@ def items_per_job(rule: str, config: dict[str, Any]) -> int:
     """How many models or curves one job of ``rule`` handles: a cell's seeds (train, hessian)
     or its curve pairs (curve_fit, curve_eval), in turn; 1 for the per-cell pairwise rules."""
     seeds = list(range(config["seeds"])) if isinstance(config["seeds"], int) else list(config["seeds"])
+    if rule in ("train", "curve_fit") and config["cluster"].get("seeds_per_job") == 1:
+        return 1  # one job per seed or curve (lltax.partitions.check_seeds_per_job)
     if rule in ("train", "import", "hessian", "basin"):
         return len(seeds)
     if rule in ("curve_fit", "curve_eval"):
@@ -249,11 +251,13 @@ def _check_cells(path: str) -> list[dict]:
 
 
 def runtime_minutes(rule: str, cell: dict[str, Any], config: dict[str, Any], attempt: int = 1) -> int:
-    """Runtime to request for a job: safety x estimate, at least ``min_runtime``, x2 per retry."""
+    """Runtime to request for a job: safety x estimate, at least ``min_runtime``, x2 per retry
+    except for training, which resumes from its snapshot (a retry needs the same time, not
+    twice it). lltax.partitions caps it at the partitions' max_runtime."""
     cluster = config["cluster"]
     seconds = estimate_seconds(rule, cell, config)
     minutes = max(cluster["min_runtime"], math.ceil(cluster["safety"] * seconds / 60))
-    return minutes * 2 ** (max(1, attempt) - 1)
+    return minutes if rule == "train" else minutes * 2 ** (max(1, attempt) - 1)
 
 
 def memory_mb(rule: str, cell: dict[str, Any], config: dict[str, Any]) -> int:
