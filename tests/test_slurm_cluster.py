@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import xarray as xr
+import yaml
 from test_workflow import TINY, copy_workflow, planned_jobs, write_config
 
 from lltax.config import validate_config
@@ -106,53 +107,85 @@ def submissions(workdir):
     return [(line.split("\t", 1)[0].split(";")[0], line.split("\t", 1)[1]) for line in lines]
 
 
-def accounting(job_ids, env):
-    """{job id: (partition, state, AllocTRES, comment)} from sacct."""
+def accounting(job_ids, env, limits=False):
+    """{job id: (partition, state, AllocTRES, comment)} from sacct; with limits, also the
+    time limit in minutes."""
+    fields = "JobID,Partition,State,AllocTRES,Comment" + (",TimelimitRaw" if limits else "")
     out = subprocess.run(
-        ["sacct", "-X", "-n", "-P", "-j", ",".join(job_ids), "-o", "JobID,Partition,State,AllocTRES,Comment"],
+        ["sacct", "-X", "-n", "-P", "-j", ",".join(job_ids), "-o", fields],
         capture_output=True,
         text=True,
         env=env,
         check=True,
     ).stdout
     rows = [line.split("|") for line in out.splitlines() if line]
-    return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
+    return {row[0]: tuple(row[1:]) for row in rows}
 
 
 def rule_of(comment):
+    """The rule of a job's comment; a group of metric jobs (the profile's `metrics`): 'metrics'."""
+    if comment.startswith("rule_metrics_"):
+        return "metrics"
     return re.match(r"rule_([a-z_]+?)_wildcards", comment).group(1)
 
 
+def partition_limits():
+    """{partition: max_runtime in minutes} of the profile's partitions.yaml."""
+    partitions = yaml.safe_load((REPO / "profiles" / "slurm" / "partitions.yaml").read_text())["partitions"]
+    return {name: limits["max_runtime"] for name, limits in partitions.items()}
+
+
 def test_tiny_grid_through_the_profile_equals_a_local_run(cluster, tmp_path):
+    """seeds_per_job 1 and the profile's grouped metric jobs: one job per seed and per curve,
+    the 8 metric jobs in 2 submissions, every job within its partition's max_runtime."""
     workdir, local = tmp_path / "slurm", tmp_path / "local"
+    config = {**CONFIG, "cluster": {"seeds_per_job": 1}}
     for folder in (workdir, local):
         folder.mkdir()
         copy_workflow(folder)
-        write_config(folder, CONFIG)
-    # 2 cells x 2 seeds, one job per cell and rule (seeds and pairs in turn): train, hessian,
-    # basin, cka (+ distance), curve_fit, curve_eval.
-    remote = {"train": 2, "hessian": 2, "basin": 2, "cka": 2, "curve_fit": 2, "curve_eval": 2}
+        write_config(folder, config)
+    # 2 cells x 2 seeds: train per seed (4), curve_fit per curve (2 cells x 1 pair), and the
+    # 2 x 4 metric jobs (hessian, basin, cka (+ distance), curve_eval) four to a submission.
+    remote = {"train": 4, "curve_fit": 2, "metrics": 2}
 
     result = run_profile(workdir, cluster)
     assert result.returncode == 0, result.stderr[-6000:]
 
     jobs = submissions(workdir)
-    # One sbatch per job, nothing local, no retries.
+    # One sbatch per job or group, nothing local, no retries.
     assert len(jobs) == sum(remote.values()), ([arguments.split("--comment ")[1].split()[0] for _, arguments in jobs], remote)
-    ended = accounting([job_id for job_id, _ in jobs], cluster)
-    assert {state for _, state, _, _ in ended.values()} == {"COMPLETED"}, ended
+    ended = accounting([job_id for job_id, _ in jobs], cluster, limits=True)
+    assert {state for _, state, _, _, _ in ended.values()} == {"COMPLETED"}, ended
     by_rule = {}
-    for partition, _, tres, comment in ended.values():
+    limits = partition_limits()
+    for partition, _, tres, comment, minutes in ended.values():
         by_rule[rule_of(comment)] = by_rule.get(rule_of(comment), 0) + 1
         assert partition == "cpu" and "gpu" not in tres, (partition, tres)  # device: cpu
+        assert 0 < int(minutes) <= limits[partition], (comment, minutes, limits)
     assert by_rule == remote
     for _, arguments in jobs:
-        assert "--gpus" not in arguments and "--cpus-per-task=1 " in arguments, arguments
+        assert "--gpus" not in arguments and re.search(r"--cpus-per-task=\d+ ", arguments), arguments
 
     subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=local, check=True, capture_output=True, env=cluster)
     with xr.open_dataset(workdir / "results/tiny/dataset.nc") as on_slurm, xr.open_dataset(local / "results/tiny/dataset.nc") as here:
         # Every measurement bit for bit; only the clock differs.
         xr.testing.assert_equal(on_slurm.drop_vars("train_wall_time"), here.drop_vars("train_wall_time"))
+
+    # With device cuda the grouped metric jobs ask for one GPU per group, not one per job. This
+    # machine has no CUDA (the node's GPUs are files): the jobs fail, what counts is the request.
+    # The models stay (mtime trigger only); the metrics' records are made again.
+    write_config(workdir, {**config, "device": "cuda"})
+    for pattern in ("hessian.json", "basin.json", "cka.json", "distance.json", "curve_eval.json"):
+        for path in (workdir / "results").rglob(pattern):
+            path.unlink()
+    before = len(jobs)
+    run_profile(workdir, cluster, "--rerun-triggers", "mtime", "--retries", "0", "--until", "hessian", "basin", "cka", "curve_eval")
+    groups = submissions(workdir)[before:]
+    assert len(groups) == 2, groups
+    for job_id, arguments in groups:
+        assert re.search(r"--gpus=1\b", arguments) and "-p gpu" in arguments and "rule_metrics_" in arguments, arguments
+        partition, _, tres, _, minutes = accounting([job_id], cluster, limits=True)[job_id]
+        assert partition == "gpu" and "gres/gpu=1" in tres and int(minutes) <= limits["gpu"], (partition, tres, minutes)
 
 
 def test_gpu_jobs_ask_for_exactly_one_gpu(cluster, tmp_path):
@@ -249,7 +282,7 @@ def test_a_cancelled_training_job_reruns_alone_with_its_dependants(cluster_witho
     rerun = run_profile(tmp_path, cluster)
     assert rerun.returncode == 0, rerun.stderr[-6000:]
     rerun_jobs = submissions(tmp_path)[before:]
-    assert len(rerun_jobs) == 6, rerun_jobs  # train, hessian, basin, cka, curve_fit, curve_eval
+    assert len(rerun_jobs) == 3, rerun_jobs  # train, curve_fit, and one group of hessian, basin, cka, curve_eval
     train_log = (tmp_path / "results" / "tiny" / "logs" / "train" / f"{cell}.log").read_text()
     assert "resuming from the snapshot after epoch 100 of 100" in train_log  # seed 0: restored, not retrained
     for seed in (0, 1):
