@@ -173,3 +173,21 @@ def test_lock_folders_that_cannot_be_used_are_named(tmp_path, monkeypatch):
     monkeypatch.setenv("LLTAX_GPU_LOCK_DIR", str(plain))
     with pytest.raises(gpu.GpuSlotError, match=r"plain \(LLTAX_GPU_LOCK_DIR\) exists and is not a folder"):
         gpu.claim_gpu_slot(1)
+
+
+def test_a_file_system_without_flock_is_named(tmp_path, monkeypatch):
+    import errno
+
+    from lltax import io
+
+    def no_flock(handle, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(gpu.fcntl, "flock", no_flock)
+    monkeypatch.setenv("LLTAX_GPU_LOCK_DIR", str(tmp_path / "locks"))
+    with pytest.raises(gpu.GpuSlotError, match=r"does not support flock \(No locks available\); set LLTAX_GPU_LOCK_DIR to a local folder"):
+        gpu.claim_gpu_slot(1)
+    with pytest.raises(OSError, match=r"results folder does not support flock \(No locks available; e.g. Lustre mounted with noflock\)"):
+        io.hold_results_lock(tmp_path / "results")
+    (tmp_path / "results" / ".lltax.lock").write_text("")
+    assert io.results_folder_holder(tmp_path / "results") is None

@@ -86,7 +86,14 @@ def hold_results_lock(folder: str | Path):
     handle = open(folder / ".lltax.lock", "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    except OSError as e:
+        if not isinstance(e, BlockingIOError):
+            handle.close()
+            raise OSError(
+                f"{folder}: the file system of the results folder does not support flock ({e.strerror}; e.g. Lustre mounted "
+                "with noflock): lltax locks it so that two runs cannot write it at once; put results_dir on a file system with "
+                "flock (or ask for the mount option flock / localflock)"
+            ) from None
         handle.seek(0)
         holder = handle.read().strip() or "another process"
         handle.close()
@@ -115,6 +122,8 @@ def results_folder_holder(folder: str | Path) -> str | None:
             fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
             return handle.read().strip() or "another process"
+        except OSError:  # no flock on this file system: said when the run starts (hold_results_lock)
+            return None
         fcntl.flock(handle, fcntl.LOCK_UN)
     return None
 
