@@ -17,9 +17,10 @@ from torch.func import functional_call, hessian
 
 from lltax.metrics.bezier import flatten_bend, recompute_batchnorm_statistics
 from lltax.metrics.directions import direction_space, eigenvector_directions, pca_directions, plane_through, random_direction
+from lltax.metrics.eigenratio import hessian_extremes
 from lltax.metrics.evaluate import evaluate_model
 from lltax.metrics.spectrum import lanczos_tridiagonal, slq_quadrature, spectral_density
-from lltax.metrics.surface import basin_radii, evaluate_points, hessian_extremes, point_state
+from lltax.metrics.surface import basin_radii, evaluate_points, point_state
 
 
 class ConvBN(nn.Module):

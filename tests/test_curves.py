@@ -37,15 +37,8 @@ from lltax.metrics.bezier import (
     recompute_batchnorm_statistics,
     unflatten_bend,
 )
-from lltax.metrics.curves import (
-    curve_length,
-    evaluate_curve,
-    fit_curve,
-    learning_rate_factor,
-    line_bends,
-    mode_connectivity,
-    polychain_length,
-)
+from lltax.metrics.curve_measures import curve_length, polychain_length
+from lltax.metrics.curves import evaluate_curve, fit_curve, learning_rate_factor, line_bends, mode_connectivity
 from lltax.metrics.evaluate import evaluate_model
 
 LENGTH, CLASSES = 8, 3
@@ -600,6 +593,9 @@ def test_cli_fit_and_eval(cli_setup):
         "test_loss",
         "cell",
         "checkpoints_sha256",
+        "settings",  # this evaluation's, and the curve's fitting settings: checked against the config when merged
+        "fit_settings",
+        "runtime",  # device, precision, code
         *CURVE_SCALARS.values(),
         *CURVE_PROFILES.values(),
     }
@@ -740,7 +736,7 @@ def test_arc_length_average_is_garipov_et_al_integrated_loss():
     tr_loss = nll + 0.5 wd |theta(t)|^2) against lltax's trapezoid over t, on a hand-computed
     quadratic Bezier curve w0 = (0, 0), w1 = (1, 1), w2 = (2, 0) at t = 0, 0.25, 1:
     theta(0.25) = (0.5, 0.375), chords 0.625 and sqrt(2.390625)."""
-    from lltax.metrics.curves import arc_length_average, integrated
+    from lltax.metrics.curve_measures import arc_length_average, integrated
 
     bends = [{"w": torch.tensor(v, dtype=torch.float64)} for v in ([0.0, 0.0], [1.0, 1.0], [2.0, 0.0])]
     points, nll = [0.0, 0.25, 1.0], np.array([1.0, 2.0, 4.0])

@@ -65,11 +65,11 @@ def test_concurrent_writers_of_a_shared_file_keep_each_others_temporaries(tmp_pa
 
 def test_the_mnist1d_cache_is_written_as_a_shared_file(monkeypatch, tmp_path):
     """MNIST-1D generation writes with clean_stale=False (jobs may generate it together)."""
-    from lltax import loaders
+    from lltax import loaders, mnist1d_cache
 
     calls = []
-    real = loaders.atomic_path
-    monkeypatch.setattr(loaders, "atomic_path", lambda path, **kwargs: calls.append(kwargs) or real(path, **kwargs))
+    real = mnist1d_cache.atomic_path
+    monkeypatch.setattr(mnist1d_cache, "atomic_path", lambda path, **kwargs: calls.append(kwargs) or real(path, **kwargs))
     loaders.load_mnist1d(tmp_path)
     assert calls == [{"clean_stale": False}]
 

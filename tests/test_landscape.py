@@ -20,8 +20,9 @@ from lltax.jobs import landscape as landscape_job
 from lltax.jobs.inputs import load_model
 from lltax.metrics import landscape
 from lltax.metrics.directions import direction_space, random_direction
+from lltax.metrics.eigenratio import hessian_extremes
 from lltax.metrics.evaluate import evaluate_model
-from lltax.metrics.surface import evaluate_points, hessian_extremes
+from lltax.metrics.surface import evaluate_points
 
 NUM_CLASSES = 3
 
@@ -774,7 +775,7 @@ def test_eigenvalue_ratio_default_is_li_et_al_figure_7():
     |lambda_min / lambda_max| (plot_2D.plot_2d_eig_ratio: np.absolute(np.divide(min, max))).
     Checked against the dense Hessian and a port of the reference's two eigsh steps (largest
     magnitude, then the top of H - 0.51 lambda_max, shifted back) on that dense matrix."""
-    from lltax.metrics.surface import eigenvalue_ratio_grid
+    from lltax.metrics.eigenratio import eigenvalue_ratio_grid
 
     model, x, y = tanh_mlp()
     matrices = [n for n, p in model.named_parameters() if p.dim() > 1]

@@ -18,8 +18,9 @@ from lltax.device import resolve_device
 from lltax.io import one_output_each, write_json
 from lltax.jobs.inputs import is_diverged, load_cell_data, load_model
 from lltax.metrics.directions import direction_space, random_direction
+from lltax.metrics.eigenratio import eigenvalue_ratio, eigenvalue_ratio_grid
 from lltax.metrics.landscape import grid_points, training_sample
-from lltax.metrics.surface import basin_radii, eigenvalue_ratio, eigenvalue_ratio_grid
+from lltax.metrics.surface import basin_radii
 
 logger = logging.getLogger(__name__)
 

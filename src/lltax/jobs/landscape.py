@@ -23,12 +23,13 @@ from lltax.grid import COMPARABLE_AXES, canonical_json, canonical_value, cell_pa
 from lltax.io import atomic_path
 from lltax.jobs.inputs import check_same_cell, is_diverged, load_cell_data, load_model
 from lltax.memory import DEFAULT_BUDGET_GB, GB, job_footprint, points_per_pass
+from lltax.metrics.eigenratio import eigenvalue_ratio_grid
 from lltax.metrics.evaluate import evaluate_model
 from lltax.metrics.hvp import HessianOperator
 from lltax.metrics.landscape import grid_points, interpolate_1d, training_sample
 from lltax.metrics.planes import CURVE_POINTS, MODEL_MARGIN, plane, plane_extent
 from lltax.metrics.spectrum import slq_quadrature, spectral_density
-from lltax.metrics.surface import eigenvalue_ratio_grid, evaluate_points
+from lltax.metrics.surface import evaluate_points
 from lltax.modes import mode
 
 logger = logging.getLogger(__name__)
