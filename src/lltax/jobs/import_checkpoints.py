@@ -32,6 +32,7 @@ from lltax.external import (
 )
 from lltax.grid import canonical_json, config_hash
 from lltax.io import one_output_each, write_json
+from lltax.metrics.bleu import translation_scores
 from lltax.metrics.evaluate import evaluate_model
 from lltax.models import build_model
 
@@ -98,6 +99,8 @@ def import_checkpoint(
         else {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc}
     )
     log.info("%s (eval mode): train loss %.4g acc %.2f%%, test loss %.4g acc %.2f%%", path, train_loss, train_acc, test_loss, test_acc)
+    bleu, bleu_signature = translation_scores(model, data, batch, finite=not diverged)  # translation: BLEU of greedy decoding
+    final.update(bleu)
     provenance = {"cell": cell, "seed": seed, "dataset": dataset, "model": model_name, "train": train_settings, "external": external}
     meta = {
         "model": model_name,
@@ -129,6 +132,7 @@ def import_checkpoint(
         "config_hash": meta["config_hash"],
         "external": external,
         "runtime": meta["runtime"],
+        **({"bleu_signature": bleu_signature} if bleu_signature else {}),
     }
     write_json(out_dir / TRAIN_RECORD, summary)
     return summary

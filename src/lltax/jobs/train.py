@@ -17,6 +17,7 @@ from lltax.data import load_dataset, poison_set
 from lltax.device import resolve_device, runtime_info
 from lltax.grid import canonical_json, config_hash
 from lltax.io import one_output_each, write_json
+from lltax.metrics.bleu import translation_scores
 from lltax.metrics.evaluate import evaluate_model
 from lltax.models import build_model
 from lltax.train import train_model
@@ -126,12 +127,17 @@ def run_train_job(
     # model in eval mode, on the cell's training labels and the test set.
     nan = float("nan")
     final = {"train_loss": nan, "train_acc": nan, "test_loss": nan, "test_acc": nan}
+    bleu_signature = None
     if not result.diverged:
         batch = train_settings["eval_batch_size"]
         train_loss, train_acc = evaluate_model(model, data.x_train, data.y_train, batch)
         test_loss, test_acc = evaluate_model(model, data.x_test, data.y_test, batch)
         if math.isfinite(train_loss):
             final = {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc}
+            bleu, bleu_signature = translation_scores(model, data, batch)  # translation: BLEU of greedy decoding
+            final.update(bleu)
+            if bleu:
+                log.info("test BLEU of greedy decoding %.2f (%s)", bleu["test_bleu"], bleu_signature)
             if len(x_fit) > len(data.x_train):  # how well the poisoned set was fitted (the cell's numbers are clean)
                 poison_loss, poison_acc = evaluate_model(model, x_fit[len(data.x_train) :], y_fit[len(data.x_train) :], batch)
                 final["poison"] = {"count": len(x_fit) - len(data.x_train), "loss": poison_loss, "acc": poison_acc}
@@ -140,6 +146,8 @@ def run_train_job(
         else:  # finite in train mode, overflowing in eval mode: a diverged model too (DESIGN)
             log.warning("training loss is %s in eval mode: recording the run as diverged", train_loss)
             result.diverged = True
+    if result.diverged:
+        final.update(translation_scores(model, data, finite=False)[0])
 
     meta = {
         "model": model_name,
@@ -169,6 +177,7 @@ def run_train_job(
         "wall_time_s": wall_time,
         "config_hash": meta["config_hash"],
         "runtime": meta["runtime"],
+        **({"bleu_signature": bleu_signature} if bleu_signature else {}),
     }
     write_json(out_dir / TRAIN_RECORD, summary)
     if not keep_snapshot:

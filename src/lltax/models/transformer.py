@@ -94,13 +94,29 @@ class Transformer(nn.Module):
         tokens = pairs.long()  # a float copy of the ids (e.g. a float64 test) is still ids
         source, target = tokens[:, 0], tokens[:, 1]
         shifted = torch.cat([torch.full_like(target[:, :1], BOS), target[:, :-1]], dim=1)  # teacher forcing
-        padding = source == PAD
-        memory = self.encoder(self.embed(source, self.embedding), src_key_padding_mask=padding)
-        causal = nn.Transformer.generate_square_subsequent_mask(target.shape[1], device=pairs.device, dtype=memory.dtype)
+        return self._decode(self._encode(source), source == PAD, shifted)
+
+    def _encode(self, source: torch.Tensor) -> torch.Tensor:
+        return self.encoder(self.embed(source, self.embedding), src_key_padding_mask=source == PAD)
+
+    def _decode(self, memory: torch.Tensor, padding: torch.Tensor, shifted: torch.Tensor) -> torch.Tensor:
+        causal = nn.Transformer.generate_square_subsequent_mask(shifted.shape[1], device=shifted.device, dtype=memory.dtype)
         table = self.embedding if self.tied_embeddings else self.target_embedding
         hidden = self.decoder(self.embed(shifted, table), memory, tgt_mask=causal, tgt_is_causal=True, memory_key_padding_mask=padding)
         logits = hidden @ self.embedding.weight.T if self.tied_embeddings else self.output(hidden)
         return logits.transpose(1, 2)  # (N, V, L): the class dimension second, as cross_entropy takes it
+
+    def encode(self, source: torch.Tensor) -> torch.Tensor:
+        """The encoder's output (N, L, width) for source token ids (N, L): computed once per
+        sentence by greedy decoding (``lltax.metrics.bleu``)."""
+        with sdpa_kernel(SDPBackend.MATH):
+            return self._encode(source.long())
+
+    def decode(self, memory: torch.Tensor, source: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
+        """Logits (N, V, T) after each token of ``prefix`` (N, T), ``BOS`` first: the prediction
+        of the next target token at every position, given the encoded source."""
+        with sdpa_kernel(SDPBackend.MATH):
+            return self._decode(memory, source.long() == PAD, prefix.long())
 
 
 def transformer(

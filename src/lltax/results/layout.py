@@ -50,6 +50,7 @@ PER_SEED_FILES = {
             "train_acc": "final.train_acc",
             "test_loss": "final.test_loss",
             "test_acc": "final.test_acc",
+            "test_bleu": "final.test_bleu",
         },
     ),
     "basin": (
@@ -71,6 +72,9 @@ PER_SEED_FILES = {
         },
     ),
 }
+# Keys a record holds for some tasks only; where it has none, the variable is NaN: BLEU is
+# written for translation tasks alone (lltax.metrics.bleu), image records keep their four numbers.
+OPTIONAL_KEYS = frozenset({"final.test_bleu"})
 # Per-pair metrics written for a whole cell: the file under <cell>/ and {variable: key in each pair}.
 PER_PAIR_FILES = {
     "cka": (CKA_RECORD, {"cka": "cka"}),

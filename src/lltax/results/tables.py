@@ -22,6 +22,7 @@ from lltax.grid import canonical_json, canonical_value
 from lltax.results.layout import (
     CURVE_PROFILES,
     CURVE_SCALARS,
+    OPTIONAL_KEYS,
     PER_CELL_FILES,
     PER_PAIR_FILES,
     PER_SEED_FILES,
@@ -46,6 +47,13 @@ def _report_missing(metric: str, missing: list[Path], expected: int) -> None:
         log.info("%s: all %d files read", metric, expected)
 
 
+def _has_key(record: dict, key: str) -> bool:
+    *parents, leaf = key.split(".")
+    for parent in parents:
+        record = record.get(parent) if isinstance(record, dict) else None
+    return isinstance(record, dict) and leaf in record
+
+
 def _aggregate_per_seed(metric: str, results_dir: Path, layout: Layout, settings: dict | None = None) -> dict[str, xr.Variable]:
     file_name, keys = PER_SEED_FILES[metric]
     arrays = {name: np.full(grid_shape(layout) + (len(layout.seeds),), np.nan) for name in keys}
@@ -65,6 +73,8 @@ def _aggregate_per_seed(metric: str, results_dir: Path, layout: Layout, settings
             else:
                 checkpoints.check_sha(record.get("checkpoint_sha256"), path, cell, seed, "checkpoint_sha256")
             for name, key in keys.items():
+                if key in OPTIONAL_KEYS and not _has_key(record, key):
+                    continue  # not computed for this task: NaN
                 arrays[name][index + (s,)] = number(record, key, path, name)
     _report_missing(metric, missing, math.prod(grid_shape(layout)) * len(layout.seeds))
     checkpoints.report(metric)
