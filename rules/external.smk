@@ -23,7 +23,8 @@ rule import_checkpoints:
     params:
         **TORCH_JOB,
         dataset=section("dataset"),
-        model=CONFIG["model"]["name"],
+        # model.options (a transformer's layers, heads, ...) travel with the name only when set.
+        model=section("model") if CONFIG["model"]["options"] else CONFIG["model"]["name"],
         settings=section("train"),
         formats=section("checkpoints", drop=("path",)),
         seeds=[str(seed) for seed in SEEDS],

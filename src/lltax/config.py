@@ -227,6 +227,19 @@ def parse_settings(text: str, section: str) -> dict[str, Any]:
     return section_settings(section, settings)
 
 
+def parse_model(text: str) -> tuple[str, dict]:
+    """``--model`` of the train and import jobs: a model name, or the config section 'model' as
+    JSON (name and options). The rules pass the JSON only when model.options is set, so that a
+    config without options keeps its jobs' parameters (and nothing reruns)."""
+    if not text.lstrip().startswith("{"):
+        return text, {}
+    try:
+        section = parse_settings(text, "model")
+    except ValueError as e:
+        raise ValueError(f"--model: {e}") from e
+    return section["name"], section["options"]
+
+
 def section_settings(section: str, settings: dict, where: str = "--settings") -> dict[str, Any]:
     """A config section given as a mapping (a job's ``--settings``, or keyword arguments of a
     Python call such as ``phases.classify``), checked as the config is and with the schema's

@@ -8,10 +8,12 @@ metric job loads that record like a ``model.pt``: the weights are read from the 
 with ``weights_only=True`` and verified against the recorded checksum, so a file changed
 after the import is refused, naming it.
 
-Layouts read: a bare state dict (``torch.save(model.state_dict(), f)``), a dict holding it
-under one of ``WRAPPER_KEYS`` (``{"state_dict": ...}``, ``{"model": ...}``, Lightning's
-checkpoint), and key prefixes of wrappers (Lightning's attribute name ``model.``, DDP's
-``module.``), found by matching the keys against the model's own.
+Files read: torch files (any name) and safetensors files (``.safetensors``: a flat state dict,
+read without unpickling anything; ``lltax.safetensors_files``). Layouts read: a bare state dict
+(``torch.save(model.state_dict(), f)``), a dict holding it under one of ``WRAPPER_KEYS``
+(``{"state_dict": ...}``, ``{"model": ...}``, Lightning's checkpoint), and key prefixes of
+wrappers (Lightning's attribute name ``model.``, DDP's ``module.``), found by matching the keys
+against the model's own.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from torch import nn
 from lltax.checkpoint import check_meta, state_checksum
 from lltax.identity import current_checksum, duplicate_files, file_checksum, file_stat  # noqa: F401 (re-exported)
 from lltax.io import read_json
+from lltax.safetensors_files import is_safetensors, read_safetensors
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,17 @@ class CheckpointError(ValueError):
 
 
 def read_payload(path: str | Path) -> Any:
-    """The unpickled contents of a foreign checkpoint file, read with ``weights_only=True``."""
+    """The contents of a foreign checkpoint file: a ``.safetensors`` file's tensors (a state
+    dict, ``lltax.safetensors_files``), any other file unpickled with ``weights_only=True``."""
+    if is_safetensors(path):
+        try:
+            return read_safetensors(path)
+        except FileNotFoundError:
+            raise CheckpointError(f"checkpoint {path} does not exist") from None
+        except IsADirectoryError:
+            raise CheckpointError(f"checkpoint {path} is a folder, not a file") from None
+        except ValueError as e:
+            raise CheckpointError(str(e)) from None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from lltax.checkpoint import save_external_record, state_checksum, versions
-from lltax.config import parse_cell, parse_settings
+from lltax.config import parse_cell, parse_model, parse_settings
 from lltax.contract import EXTERNAL_RECORD, TRAIN_RECORD
 from lltax.data import load_dataset
 from lltax.device import resolve_device, runtime_info
@@ -44,7 +44,7 @@ ARGUMENTS = {
     "seeds": {"help": "the seed (replicate) each file is, in the order of --files"},
     "files": {},
     "dataset_settings": {},
-    "model": {},
+    "model": {"help": 'model.name, or the config section \'model\' as JSON when it has options ({"name": ..., "options": {...}})'},
     "settings": {"required": True, "help": "the config section 'train' as JSON (momentum and eval_batch_size apply)"},
     "checkpoint_settings": {},
     "data_dir": {"default": "data", "help": "dataset folder"},
@@ -66,11 +66,12 @@ def import_checkpoint(
     data_dir: str,
     device: torch.device,
     out_dir: str | Path,
+    model_options: dict | None = None,
 ) -> dict:
     """Check one foreign checkpoint against its model and write its ``checkpoint.json`` and ``train.json``."""
     path = str(Path(file).resolve())
     torch.manual_seed(seed)  # whatever the builder draws is overwritten; lazy modules still see one stream
-    model = build_model(model_name, cell["width"], data.num_classes, data.input_shape)
+    model = build_model(model_name, cell["width"], data.num_classes, data.input_shape, model_options)
     raw, key = state_of_payload(read_payload(path), path, formats["key"])
     state, prefix = fit_state(raw, model, path, formats["prefix"])
     model.load_state_dict(state)
@@ -102,8 +103,11 @@ def import_checkpoint(
     bleu, bleu_signature = translation_scores(model, data, batch, finite=not diverged)  # translation: BLEU of greedy decoding
     final.update(bleu)
     provenance = {"cell": cell, "seed": seed, "dataset": dataset, "model": model_name, "train": train_settings, "external": external}
+    if model_options:  # only when given, as the train job: the hashes of imports without options stay as they were
+        provenance["model_options"] = model_options
     meta = {
         "model": model_name,
+        **({"model_options": model_options} if model_options else {}),
         "width": cell["width"],
         "num_classes": data.num_classes,
         "input_shape": list(data.input_shape),
@@ -174,13 +178,15 @@ def import_checkpoints(
 
 
 def run(args: argparse.Namespace) -> int:
+    model_name, model_options = parse_model(args.model)
     import_checkpoints(
         cell=parse_cell(args.cell),
         seeds=args.seeds,
         files=args.files,
         out_dirs=args.out_dir,
         dataset=parse_settings(args.dataset_settings, "dataset"),
-        model_name=args.model,
+        model_name=model_name,
+        model_options=model_options,
         train_settings=parse_settings(args.settings, "train"),
         formats=parse_settings(args.checkpoint_settings, "checkpoints"),
         data_dir=args.data_dir,

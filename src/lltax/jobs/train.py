@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from lltax.checkpoint import save_checkpoint, versions
-from lltax.config import parse_cell, parse_settings
+from lltax.config import parse_cell, parse_model, parse_settings
 from lltax.contract import MODEL_FILE, SNAPSHOT_FILE, TRAIN_RECORD
 from lltax.data import load_dataset, poison_set
 from lltax.device import resolve_device, runtime_info
@@ -198,20 +198,6 @@ def run_train_jobs(*, seeds: list[int], out_dirs: list[str | Path], **job) -> li
     for out_dir in out_dirs:
         (Path(out_dir) / SNAPSHOT_FILE).unlink(missing_ok=True)  # every checkpoint of the cell is final
     return summaries
-
-
-def parse_model(text: str) -> tuple[str, dict]:
-    """``--model``: a model name, or the config section 'model' as JSON (name and options).
-
-    The rule passes the JSON only when model.options is set, so that a config without options
-    keeps its jobs' parameters (and nothing reruns)."""
-    if not text.lstrip().startswith("{"):
-        return text, {}
-    try:
-        section = parse_settings(text, "model")
-    except ValueError as e:
-        raise ValueError(f"--model: {e}") from e
-    return section["name"], section["options"]
 
 
 def run(args: argparse.Namespace) -> int:
