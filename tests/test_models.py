@@ -264,7 +264,7 @@ def test_per_sample_gradients_with_vmap_match_autograd(name):
 @pytest.mark.parametrize("name, shape", [("resnet18", (3, 32, 32)), ("vgg11", (3, 32, 32)), ("resnet1d", (1, 40)), ("mlp", (1, 40))])
 def test_config_parameter_estimate_matches_the_built_models(name, shape):
     """lltax.config refuses absurd widths from this estimate before any job; it must be right."""
-    from lltax.config_checks import parameter_estimate
+    from lltax.memory import parameter_estimate
 
     for width in (4, 16):
         actual = sum(p.numel() for p in build_model(name, width, 10, shape).parameters())

@@ -212,7 +212,7 @@ def test_landscape_points_stacked_equal_looped_and_training_learns():
 
 
 def test_parameter_estimate_and_flops_of_transformer():
-    from lltax.config_checks import parameter_estimate, transformer_parameters
+    from lltax.memory import parameter_estimate, transformer_parameters
 
     for width, options in ((4, {}), (8, {"layers": 3, "feedforward": 5, "heads": 2}), (4, {"tied_embeddings": False})):
         model = build_model("transformer", width, VOCABULARY, (2, 5), options)

@@ -10,9 +10,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from lltax.contract import AXES, DATASET_SIZES, VARIABLE_ATTRS, ConfigError, resnet1d_variant
+from lltax.contract import AXES, DATASET_SIZES, VARIABLE_ATTRS, ConfigError
+from lltax.job_limits import check_job_limits
+from lltax.memory import parameter_estimate
 
 # Deepest nesting a config may have: the schema's deepest value is 3 levels down; far deeper
 # input (YAML aliases, lists of lists) would exhaust Python's recursion in the checks.
@@ -24,7 +24,6 @@ MAX_SEED = 2**63 - 1
 NAME_MAX, PATH_MAX = 255, 4096
 # The longest file name lltax writes under a cell (its resume snapshot), and the deepest level.
 LONGEST_FILE = "/seed=00000000000000000000/train_snapshot.pt"
-
 # Refuse models above this many parameters before training: 1e9 float32 parameters are 4 GB of
 # weights and ~16 GB with gradients and momentum, beyond any single job this tool schedules.
 MAX_PARAMETERS = 1_000_000_000
@@ -35,38 +34,6 @@ MAX_RANGE = 1e6
 # Basin radii halve ``coarse`` times and bisect ``refine`` times: beyond 2^-64 of max_radius a
 # radius is below what float32 weights resolve (and 2^-1024 is below what a float represents).
 MAX_HALVINGS = 64
-# What one job can compute and hold: its estimated run time on the config's device (lltax.cost,
-# the CPU's for device auto) and its result arrays (the surfaces, float64) in memory_budget_gb.
-MAX_JOB_SECONDS = 7 * 24 * 3600
-RESULT_ARRAYS = 8  # float64 values stored per landscape or convexity point (losses, accuracies, ratios)
-
-
-def parameter_estimate(model: str, width: int, input_shape: tuple[int, ...], num_classes: int = 10) -> int:
-    """Parameters of a registered model at ``width`` (exact for resnet1d and mlp, within 3% for resnet18 and vgg11 at widths >= 4)."""
-    k = width
-    variant = resnet1d_variant(model)
-    if variant:  # n blocks per stage: conv weights (126 n - 20) k^2, 10 k^2 of them shortcuts (tests/test_models.py)
-        n, shortcuts = variant
-        conv, batchnorm = 126 * n - 20 - (0 if shortcuts else 10), 2 * (1 + 14 * n + (6 if shortcuts else 0))
-        return conv * k * k + (batchnorm + 3 + 4 * num_classes) * k + num_classes
-    if model == "mlp":
-        inputs = int(np.prod(input_shape))
-        return inputs * k + k + k * k + k + k * num_classes + num_classes
-    if model == "transformer":  # the defaults (lltax.models.transformer); exact, tests/test_seq2seq.py
-        return transformer_parameters(k, num_classes)
-    # resnet18 / vgg11 grow as k^2: 11,173,962 and 9,228,362 parameters at k = 64.
-    return int({"resnet18": 11_173_962, "vgg11": 9_228_362}[model] * (k / 64) ** 2)
-
-
-def transformer_parameters(
-    width: int, vocabulary: int, layers: int = 2, feedforward: int | None = None, tied_embeddings: bool = True
-) -> int:
-    """Parameters of ``lltax.models.transformer`` (pre-LN encoder-decoder, ``layers`` each)."""
-    d, f = width, 4 * width if feedforward is None else feedforward
-    attention, block = 4 * d * d + 4 * d, 2 * d * f + f + d  # q, k, v, o with biases; the feed-forward
-    encoder, decoder = attention + block + 2 * 2 * d, 2 * attention + block + 3 * 2 * d  # LayerNorms: 2 and 3 per layer
-    embeddings = vocabulary * d * (1 if tied_embeddings else 3)
-    return embeddings + layers * (encoder + decoder) + 2 * 2 * d  # a final LayerNorm per stack
 
 
 def check_depth(value: Any, key: str = "", depth: int = 0) -> None:
@@ -210,57 +177,6 @@ def _check_fge(fge: dict, where: str) -> None:
 # Checks of one section that the schema cannot express (relations between its keys): run on the
 # config before any job, and on a job's --settings, so a hand-run command is held to the same rules.
 SECTION_CHECKS = {"hessian": _check_hessian, "landscape": _check_landscape, "basin": _check_basin, "fge": _check_fge}
-
-# The sizes of a job a config sets, by rule: what check_job_limits bounds and names.
-JOB_SIZES = {
-    "landscape": ("points_1d", "points_2d", "ratio_points", "spectrum_steps", "num_samples", "test_samples"),
-    "basin": ("directions", "coarse", "refine", "num_samples", "convexity_points"),
-}
-
-
-def _result_bytes(rule: str, section: dict) -> int:
-    """Bytes of a job's result arrays: its surfaces (float64, ``RESULT_ARRAYS`` values a point)."""
-    if rule == "landscape":
-        points = 2 * section["points_1d"] + section["points_2d"] ** 2 + section["ratio_points"] ** 2
-    else:
-        points = 2 * section["directions"] + section["convexity_points"] ** 2
-    return RESULT_ARRAYS * 8 * points
-
-
-def check_job_limits(config: dict, time: bool = True) -> None:
-    """Every size of a landscape or basin job against what a job can hold and compute: its
-    result arrays within memory_budget_gb, its estimated run time (lltax.cost, on the config's
-    device; the CPU's for device auto) within ``MAX_JOB_SECONDS``. Refused naming the key that
-    costs the most and the estimate."""
-    from lltax.cost import estimate_seconds  # cost imports this module
-    from lltax.grid import expand_grid
-
-    cost_config = {**config, "device": "cuda" if config["device"] == "cuda" else "cpu"}  # auto: the machine may have none
-    budget = config["memory_budget_gb"] * 1e9
-    for rule, keys in JOB_SIZES.items():
-        section = config[rule]
-        if not section["enabled"]:
-            continue
-        held = _result_bytes(rule, section)
-        if held > budget:
-            key = max(keys, key=lambda k: held - _result_bytes(rule, {**section, k: 0}))
-            raise ConfigError(
-                f"config key '{rule}.{key}': {section[key]} makes each {rule} job hold about {held / 1e9:.3g} GB of results "
-                f"({RESULT_ARRAYS} float64 values per point), beyond memory_budget_gb {config['memory_budget_gb']:g}; lower it"
-            )
-        if not time:
-            continue
-        slowest = max(expand_grid(config["grid"]), key=lambda cell: (cell["width"], cell["train_fraction"]))
-        seconds = estimate_seconds(rule, slowest, cost_config)
-        if seconds > MAX_JOB_SECONDS:
-            smaller = {k: estimate_seconds(rule, slowest, {**cost_config, rule: {**section, k: 1 if section[k] else 0}}) for k in keys}
-            key = min(keys, key=smaller.get)  # the key whose reduction saves the most time
-            raise ConfigError(
-                f"config key '{rule}.{key}': {section[key]} makes a {rule} job take about {seconds / 86400:.3g} days on "
-                f"{cost_config['device']} (lltax.cost estimate for cell width {slowest['width']}), beyond the "
-                f"{MAX_JOB_SECONDS / 86400:g} days one job may run; lower it"
-                + (" (or set device: cuda for the GPU's estimate)" if cost_config["device"] == "cpu" else "")
-            )
 
 
 def check_section(section: str, values: dict, where: str = "--settings key") -> None:

@@ -19,7 +19,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-from lltax.config_checks import parameter_estimate
 from lltax.contract import DATASET_SIZES, TEST_SIZES, VOCABULARY_SIZES, resnet1d_variant
 from lltax.grid import seed_pairs
 from lltax.memory import (
@@ -32,6 +31,7 @@ from lltax.memory import (
     hessian_bytes,
     hessian_chunks,
     hvp_bytes,
+    parameter_estimate,
     points_per_pass,
     training_bytes,
 )

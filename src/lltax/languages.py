@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lltax.loaders import Dataset
+from lltax.dataset import Dataset
 from lltax.sequences import SPECIAL_TOKENS, WORD_START, pack_pairs
 
 # The grammar's sizes: part of the data's definition, as MNIST-1D's generator arguments.

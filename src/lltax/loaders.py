@@ -17,7 +17,6 @@ A grid cell's data (its subset and label noise) is made from these by ``lltax.da
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from lltax.dataset import Dataset
 from lltax.importing import import_builder
 from lltax.mnist1d_cache import mnist1d_arrays
 
@@ -39,50 +39,6 @@ NORMALIZATION = {
     "svhn": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
     "mnist": ((0.1307,), (0.3081,)),
 }
-
-
-@dataclasses.dataclass
-class Dataset:
-    """One cell's data, all tensors on one device.
-
-    Attributes
-    ----------
-    name : str
-        Key in ``DATASETS``.
-    x_train, x_test : torch.Tensor
-        float32 inputs, shape (N, *input_shape).
-    y_train : torch.Tensor
-        int64 training labels the model is trained on (noisy ones included).
-    y_train_clean : torch.Tensor
-        int64 true labels of the same training samples.
-    y_test : torch.Tensor
-        int64 test labels (never noisy).
-    num_classes : int
-    input_shape : tuple of int
-        Per-sample shape, e.g. (3, 32, 32) or (1, 40).
-    normalization : str or None
-        None: the inputs are float32 and ready. A key of ``NORMALIZATION``: the inputs are still
-        the uint8 images (a loader called with ``normalize=False``), to be normalized with
-        ``normalize_images`` once they are where they will be used (4x less to copy to a GPU).
-    task : str
-        "classification" (labels (N,)), or "seq2seq": translation pairs in the layout of
-        ``lltax.sequences`` (inputs (N, 2, L) int64 token ids, targets (N, L) with padding as
-        ``IGNORE_INDEX``; ``num_classes`` is the vocabulary size).
-    vocabulary : tuple of str or None
-        seq2seq: the piece of each token id (sentencepiece's convention), for detokenizing.
-    """
-
-    name: str
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    y_train_clean: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    num_classes: int
-    input_shape: tuple[int, ...]
-    normalization: str | None = None
-    task: str = "classification"
-    vocabulary: tuple[str, ...] | None = None
 
 
 def _clean_dataset(name: str, x_train, y_train, x_test, y_test, num_classes: int) -> Dataset:

@@ -192,3 +192,31 @@ def job_footprint(model, meta: dict, data) -> tuple[int, int, int]:
     parameters = sum(p.numel() for p in model.parameters())
     activations = activation_elements(meta["model"], int(meta["width"]), tuple(meta["input_shape"]), int(meta.get("num_classes", 10)))
     return parameters, activations, held_bytes(parameters, data_bytes(data))
+
+
+def parameter_estimate(model: str, width: int, input_shape: tuple[int, ...], num_classes: int = 10) -> int:
+    """Parameters of a registered model at ``width`` (exact for resnet1d and mlp, within 3% for resnet18 and vgg11 at widths >= 4)."""
+    k = width
+    variant = resnet1d_variant(model)
+    if variant:  # n blocks per stage: conv weights (126 n - 20) k^2, 10 k^2 of them shortcuts (tests/test_models.py)
+        n, shortcuts = variant
+        conv, batchnorm = 126 * n - 20 - (0 if shortcuts else 10), 2 * (1 + 14 * n + (6 if shortcuts else 0))
+        return conv * k * k + (batchnorm + 3 + 4 * num_classes) * k + num_classes
+    if model == "mlp":
+        inputs = math.prod(input_shape)
+        return inputs * k + k + k * k + k + k * num_classes + num_classes
+    if model == "transformer":  # the defaults (lltax.models.transformer); exact, tests/test_seq2seq.py
+        return transformer_parameters(k, num_classes)
+    # resnet18 / vgg11 grow as k^2: 11,173,962 and 9,228,362 parameters at k = 64.
+    return int({"resnet18": 11_173_962, "vgg11": 9_228_362}[model] * (k / 64) ** 2)
+
+
+def transformer_parameters(
+    width: int, vocabulary: int, layers: int = 2, feedforward: int | None = None, tied_embeddings: bool = True
+) -> int:
+    """Parameters of ``lltax.models.transformer`` (pre-LN encoder-decoder, ``layers`` each)."""
+    d, f = width, 4 * width if feedforward is None else feedforward
+    attention, block = 4 * d * d + 4 * d, 2 * d * f + f + d  # q, k, v, o with biases; the feed-forward
+    encoder, decoder = attention + block + 2 * 2 * d, 2 * attention + block + 3 * 2 * d  # LayerNorms: 2 and 3 per layer
+    embeddings = vocabulary * d * (1 if tied_embeddings else 3)
+    return embeddings + layers * (encoder + decoder) + 2 * 2 * d  # a final LayerNorm per stack
