@@ -153,10 +153,13 @@ def runtime(rule):
     """A job's runtime request in minutes (lltax.cost): scales with the model's FLOPs and the
     number of steps of its cell; doubles on every retry except training's (which resumes), at
     most the partitions' max_runtime; a job that fits no partition is refused (lltax.partitions)."""
-    cell = lambda wildcards: parse_cell_path(wildcards.cell)
-    return lambda wildcards, attempt: fitted_runtime(
-        rule, wildcards.cell, cell(wildcards), COST_CONFIG, attempt, partitions(), int(USE_GPU), THREADS
-    )
+
+    # (one call per line start: snakefmt reads a line that starts with `rule` as a rule)
+    def request(wildcards, attempt):
+        cell = parse_cell_path(wildcards.cell)
+        return fitted_runtime(rule, wildcards.cell, cell, COST_CONFIG, attempt, partitions(), int(USE_GPU), THREADS)
+
+    return request
 
 
 def memory(rule):
