@@ -255,7 +255,9 @@ DATASET_SIZES = {  # name: (training samples, input shape)
     "svhn": (73257, (3, 32, 32)),
     "mnist": (60000, (1, 32, 32)),
     "langpair": (4000, (2, 10)),  # translation pairs (lltax.languages): (source and target row, length)
+    # IWSLT 2016 De-En's train.tags pairs (torchtext's count) before pairs over 63 pieces are left out (lltax.translation_data)
+    "iwslt16_de_en": (196884, (2, 64)),
 }
-TEST_SIZES = {"mnist1d": 1000, "cifar10": 10000, "cifar100": 10000, "svhn": 26032, "mnist": 10000, "langpair": 500}
+TEST_SIZES = {"mnist1d": 1000, "cifar10": 10000, "cifar100": 10000, "svhn": 26032, "mnist": 10000, "langpair": 500, "iwslt16_de_en": 1305}
 # Vocabulary sizes of the translation datasets (their num_classes).
-VOCABULARY_SIZES = {"langpair": 103}
+VOCABULARY_SIZES = {"langpair": 103, "iwslt16_de_en": 10000}

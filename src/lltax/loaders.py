@@ -186,6 +186,13 @@ def load_langpair(root: str | Path, download: bool = False) -> Dataset:
     return load_language_pair(root, download)
 
 
+def load_iwslt16_de_en(root: str | Path, download: bool = False) -> Dataset:
+    """IWSLT 2016 De-En from the release's files in ``<root>/de-en/`` (``lltax.translation_data``)."""
+    from lltax.translation_data import load_iwslt16_de_en as load
+
+    return load(root, download)
+
+
 # The loaders that take normalize=False (uint8 images out).
 IMAGE_DATASETS = ("cifar10", "cifar100", "svhn", "mnist")
 
@@ -196,6 +203,7 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     "svhn": load_svhn,
     "mnist": load_mnist,
     "langpair": load_langpair,
+    "iwslt16_de_en": load_iwslt16_de_en,
 }
 
 
