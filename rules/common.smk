@@ -37,7 +37,7 @@ CONFIG = validate_config(config)
 check_seeds_per_job(CONFIG)
 # Jobs started from here (local ones, and SLURM's, which inherit the environment) claim one of
 # a GPU's gpu_slots_per_device slots (lltax.gpu).
-os.environ["LLTAX_GPU_SLOTS"] = str(CONFIG["gpu_slots_per_device"])
+os.environ.update(LLTAX_GPU_SLOTS=str(CONFIG["gpu_slots_per_device"]))
 # Own builders import where the jobs run: checked here unless the jobs get another software
 # environment (--sdm conda/apptainer) or this is a job step of a cluster run.
 if not workflow.remote_exec and not workflow.deployment_settings.deployment_method:
@@ -176,9 +176,9 @@ def check_partitions():
     are defined (Snakefile), and again when a real run starts (its executor's partitions)."""
     if partitions() is None:
         return
-    for cost_rule in sorted(TORCH_RULES):
+    for name in sorted(TORCH_RULES):
         for cell in CELLS:
-            fitted_runtime(cost_rule, cell, parse_cell_path(cell), COST_CONFIG, 1, partitions(), int(USE_GPU), THREADS)
+            fitted_runtime(name, cell, parse_cell_path(cell), COST_CONFIG, 1, partitions(), int(USE_GPU), THREADS)
 
 
 def torch_resources(rule):
@@ -188,17 +188,22 @@ def torch_resources(rule):
 
 
 def cell_log(rule):
-    return f"{RESULTS}/logs/{rule}/{{cell}}{JOB_SUFFIX.get(rule, '')}.log"
+    return f"{RESULTS}/logs/{rule}/{job_path(rule)}.log"
 
 
 def cell_benchmark(rule):
-    return f"{RESULTS}/benchmarks/{rule}/{{cell}}{JOB_SUFFIX.get(rule, '')}.tsv"
+    return f"{RESULTS}/benchmarks/{rule}/{job_path(rule)}.tsv"
 
 
 # cluster.seeds_per_job 1: one train job per seed and one curve_fit job per curve, their files
 # named by the wildcards seed and pair (null: a cell's seeds and curves in one job each).
 ONE_PER_JOB = CONFIG["cluster"]["seeds_per_job"] == 1
-JOB_SUFFIX = {"train": "/seed={seed}", "curve_fit": "/pair={pair}"} if ONE_PER_JOB else {}
+JOB_FOLDER = {"train": "seed={seed}", "curve_fit": "pair={pair}"} if ONE_PER_JOB else {}
+
+
+def job_path(name):
+    """A job's own path under the results folder: its cell, and its seed or pair when it has one."""
+    return os.path.join("{cell}", JOB_FOLDER[name]) if name in JOB_FOLDER else "{cell}"
 
 
 def job_seeds(wildcards):
@@ -214,7 +219,7 @@ def job_pairs(wildcards):
 def job_files(kind, name):
     """A train or curve_fit job's outputs `name`: per_seed / per_pair, or its own one."""
     if ONE_PER_JOB:
-        return [f"{RESULTS}/{{cell}}{JOB_SUFFIX[kind]}/{name}"]
+        return [f"{RESULTS}/{job_path(kind)}/{name}"]
     return per_seed(name) if kind == "train" else per_pair(name)
 
 
@@ -284,7 +289,7 @@ LANDSCAPE_CURVE = (
 LANDSCAPE_DRAWING = ("levels", "color_limits")
 LANDSCAPE_SETTINGS = section("landscape", drop=("enabled", "cells", "compare", *LANDSCAPE_DRAWING))
 LANDSCAPE_FIGURE_SETTINGS = canonical_json({k: CONFIG["landscape"][k] for k in LANDSCAPE_DRAWING})
-LANDSCAPE_FIGURES = [path.replace("/landscape.nc", "/landscape.png") for path in LANDSCAPE_OUTPUTS]
+LANDSCAPE_FIGURES = [path.removesuffix("landscape.nc") + "landscape.png" for path in LANDSCAPE_OUTPUTS]
 COMPARISONS = (
     {
         f"{cell_path(first)}/{name}": cell_path(second)
