@@ -24,12 +24,14 @@ demo: setup
 report: setup
 	$(BIN)/snakemake --report report.html
 
-# Python: ruff (lint + format), rules: snakefmt, workflow: snakemake --lint. Tools come with '.[test]'.
+# Python: ruff (lint + format), rules: snakefmt, workflow: snakemake --lint, docs: mkdocs build --strict
+# (a broken link, anchor or missing page fails; built into a temporary folder). Tools come with '.[test]'.
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/snakefmt --check Snakefile rules
 	$(BIN)/snakemake --lint
+	site=$$(mktemp -d) && $(BIN)/mkdocs build --strict --site-dir "$$site"; status=$$?; rm -rf "$$site"; exit $$status
 
 format: setup
 	$(BIN)/ruff check --fix src tests benchmarks

@@ -381,7 +381,7 @@ def case_15_bad_command_line_values_are_named_not_tracebacks(tiny, tmp_path):
         with pytest.raises(ConfigError, match=message):
             cli.run(argv)
     # A YAML nested thousands deep is parsed by Snakemake before lltax sees it: a documented limit.
-    assert "still ends in Snakemake's `RecursionError`" in (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "still ends in Snakemake's `RecursionError`" in (Path(__file__).resolve().parents[1] / "docs" / "running.md").read_text()
 
 
 def workflow(tmp_path: Path, tiny, **config) -> Path:

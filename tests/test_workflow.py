@@ -505,7 +505,7 @@ FIRST_CELL = "width=2/batch_size=32/label_noise=0.0/train_fraction=0.1/learning_
     ids=["hessian-record", "cka-record", "curve", "checkpoint", "landscape-picture"],
 )
 def test_a_deleted_per_job_file_is_made_again_by_a_plain_rerun(finished_run, relative, expected):
-    """The README's recovery rows: delete the file, run `snakemake` as before."""
+    """The recovery rows of docs/running.md (When something goes wrong): delete the file, run `snakemake` as before."""
     path = finished_run / "results" / "tiny" / FIRST_CELL / relative
     kept = path.with_name(path.name + ".kept")
     shutil.copy2(path, kept)

@@ -283,9 +283,9 @@ def parse_cell(text: str) -> dict:
 
 
 def reference_table() -> str:
-    """The README's configuration table, generated from the schema's descriptions and defaults.
+    """The configuration table of docs/configuration.md, generated from the schema's descriptions and defaults.
 
-    ``python -m lltax.config`` prints it; a test keeps README.md equal to it.
+    ``python -m lltax.config`` prints it; a test keeps docs/configuration.md equal to it.
     """
     schema = load_schema()
     rows = ["| key | default | meaning |", "|---|---|---|"]

@@ -1,7 +1,6 @@
 """Parallel corpora read from their release files: IWSLT 2016 De-En and any other (issue 28).
 
-Never downloaded: the user places the files of the release in ``data_dir`` (README,
-"Translation"). For IWSLT the release's folder ``de-en/`` (the WIT3 2016-01 archive
+Never downloaded: the user places the files of the release in ``data_dir`` (docs/translation.md). For IWSLT the release's folder ``de-en/`` (the WIT3 2016-01 archive
 ``texts/de/en/de-en.tgz`` unpacked), with
 
 - ``train.tags.de-en.de`` / ``train.tags.de-en.en``: one sentence a line, aligned, between
@@ -32,7 +31,7 @@ ENTITIES = {"&quot;": '"', "&apos;": "'"}
 def _read(path: Path) -> str:
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path} does not exist: place the corpus's release files there (lltax never downloads a corpus; README, 'Translation')"
+            f"{path} does not exist: place the corpus's release files there (lltax never downloads a corpus; docs/translation.md)"
         )
     return path.read_text(encoding="utf-8")
 

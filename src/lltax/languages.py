@@ -17,7 +17,7 @@ an optional object). The target language differs from it in three ways a transla
 
 With the defaults (16 nouns, 8 adjectives, 8 verbs; 4000 training and 500 test pairs; 103
 tokens in one joint vocabulary, sentences of at most 9 source and 7 target words) a width-32
-``transformer`` learns it on two CPU cores in about a minute (README, "Translation").
+``transformer`` learns it on two CPU cores in about a minute (docs/translation.md).
 """
 
 from __future__ import annotations

@@ -94,8 +94,8 @@ def train_model(
     epoch). A snapshot of another run is ignored. The caller removes it once the final
     checkpoint is written.
 
-    Speed modes (each changes the bits of the result, not the algorithm; see README,
-    "Training on GPUs"): ``precision`` "fp32" (IEEE float32: TF32 off), "tf32" (TF32 matrix
+    Speed modes (each changes the bits of the result, not the algorithm; see docs/running.md,
+    "GPUs"): ``precision`` "fp32" (IEEE float32: TF32 off), "tf32" (TF32 matrix
     products and convolutions on CUDA), "bf16" (bfloat16 autocast of the forward pass, float32
     weights, gradients and update); ``channels_last`` (NHWC memory layout of the model and
     image batches); ``compile`` "none" or a ``torch.compile`` mode ("default",
