@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# usage: run_check.sh WORKTREE  -> runs tiny and demo configs there with that tree's code
+# Run the tiny config (tests/test_workflow.py's TINY) and then the default experiment in a git
+# worktree WORKTREE with that tree's code (its src first on PYTHONPATH), using the venv VENV
+# (default: this checkout's .venv). Prints each run's wall time.
+# Usage: bash benchmarks/fast_path_check/run_check.sh WORKTREE
 set -euo pipefail
-W="$1"
+VENV="${VENV:-$(cd "$(dirname "$0")/../.." && pwd)/.venv}"
+W="$(cd "$1" && pwd)"
 cd "$W"
-export PYTHONPATH="$W/src" PATH="/work/main/.venv/bin:$PATH"
-mkdir -p data
-[ -d /work/main/data ] && cp -rn /work/main/data/. data/ 2>/dev/null || true
+export PYTHONPATH="$W/src" PATH="$VENV/bin:$PATH"
 python - <<'PY'
 import sys, yaml
 sys.path.insert(0, "tests")
