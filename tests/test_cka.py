@@ -202,7 +202,9 @@ def run_cka(argv: list[str]) -> int:
 def cell_data(monkeypatch):
     generator = torch.Generator().manual_seed(0)
     dataset = SimpleNamespace(
-        x_train=torch.randn(300, *INPUT_SHAPE, generator=generator), y_train=torch.randint(NUM_CLASSES, (300,), generator=generator)
+        x_train=torch.randn(300, *INPUT_SHAPE, generator=generator),
+        y_train=torch.randint(NUM_CLASSES, (300,), generator=generator),
+        task="classification",
     )
     calls = []
 

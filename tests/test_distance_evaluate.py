@@ -206,7 +206,7 @@ def test_evaluate_cli_end_to_end(tmp_path, monkeypatch):
         == 0
     )
     record = json.loads(out.read_text())
-    assert set(record) == {"train_loss", "train_acc", "test_loss", "test_acc", "diverged", "cell", "seed", "checkpoint_sha256"}
+    assert set(record) == {"train_loss", "train_acc", "test_loss", "test_acc", "diverged", "cell", "seed", "checkpoint_sha256", "runtime"}
     meta = torch.load(tmp_path / "model.pt", weights_only=True)["meta"]
     assert (record["cell"], record["seed"], record["checkpoint_sha256"]) == (meta["cell"], meta["seed"], meta["state_sha256"])
     assert record["diverged"] is False
@@ -241,7 +241,12 @@ def test_evaluate_cli_diverged_gives_null_metrics(tmp_path, monkeypatch, how):
         "test_acc": None,
         "diverged": True,
     }
-    assert set(record) - {"train_loss", "train_acc", "test_loss", "test_acc", "diverged"} == {"cell", "seed", "checkpoint_sha256"}
+    assert set(record) - {"train_loss", "train_acc", "test_loss", "test_acc", "diverged"} == {
+        "cell",
+        "seed",
+        "checkpoint_sha256",
+        "runtime",
+    }
 
 
 # ---------------------------------------------------------------------------------------------
