@@ -103,8 +103,9 @@ def finished_run(tmp_path_factory):
 def dry_run_resources(text: str) -> list[tuple[str, dict[str, str], dict[str, str]]]:
     """[(rule, wildcards, resources)] of every job a `snakemake -n` output lists."""
     jobs = []
-    for block in re.split(r"\n(?=\[.*\]\nrule |rule )", text):
-        rule = re.search(r"^(?:\[.*\]\n)?rule (\w+):", block, re.M)
+    # A grouped job (the SLURM profile groups metric jobs) lists its member jobs indented.
+    for block in re.split(r"\n(?=[ \t]*\[.*\]\n[ \t]*rule |[ \t]*rule )", text):
+        rule = re.search(r"^[ \t]*(?:\[.*\]\n[ \t]*)?rule (\w+):", block, re.M)
         found = re.search(r"^\s+resources: (.*)$", block, re.M)
         if rule and found:
             wildcards = dict(re.findall(r"(\w+)=([^,\n]+)", (re.search(r"^\s+wildcards: (.*)$", block, re.M) or [None, ""])[1]))
@@ -574,7 +575,12 @@ def test_every_preset_plans_its_whole_grid(preset, tmp_path):
     fge, basin = config["fge"]["enabled"], config["basin"]["enabled"]
     tables = (5 if pairs else 4) + fge + basin  # train, hessian, cka, distance (+ curves, ensembles, basin)
     # Each landscape and comparison is drawn by a job of its own (landscape_figure, comparison_figure).
-    expected = cells * (3 + fge + basin) + (cells * 2 if pairs else 0) + 2 * (landscapes + comparisons) + tables + 4 + bool(landscapes)
+    # cluster.seeds_per_job 1 (the SLURM-sized presets): a train job per seed and a curve_fit job per pair.
+    one = config["cluster"]["seeds_per_job"] == 1
+    trains, fits = cells * (len(seeds) if one else 1), (cells * (pairs if one else 1) if pairs else 0)
+    expected = (
+        trains + fits + cells * (2 + fge + basin) + (cells if pairs else 0) + 2 * (landscapes + comparisons) + tables + 4 + bool(landscapes)
+    )
     copy_workflow(tmp_path)
     out = snakemake(tmp_path, "-n", "--quiet", "rules", "--configfile", str(preset))
     assert re.search(rf"total\s+{expected}\b", out.stdout + out.stderr), (expected, out.stdout[-1500:])
