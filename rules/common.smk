@@ -25,6 +25,7 @@ from lltax.grid import (
 )
 from lltax.identity import current_checksum
 from lltax.io import hold_results_lock, results_folder_holder
+from lltax.job_time import check_job_time
 from lltax.partitions import check_seeds_per_job, fitted_runtime, read_partitions
 from lltax.results.records import METRIC_SECTIONS
 from lltax.sources import PACKAGE_DIR, command_sources
@@ -34,6 +35,7 @@ from lltax.sources import PACKAGE_DIR, command_sources
 for _configfile in workflow.configfiles:
     read_config_file(_configfile)
 CONFIG = validate_config(config)
+check_job_time(CONFIG)  # a landscape or basin job that could not finish (lltax.cost's estimate)
 check_seeds_per_job(CONFIG)
 # Jobs started from here (local ones, and SLURM's, which inherit the environment) claim one of
 # a GPU's gpu_slots_per_device slots (lltax.gpu).

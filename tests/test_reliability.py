@@ -258,11 +258,14 @@ def demo_config(**sections):
     import yaml
 
     from lltax.config import validate_config
+    from lltax.job_time import check_job_time
 
     base = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
     for name, values in sections.items():
         base[name] = {**(base.get(name) or {}), **values} if isinstance(values, dict) else values
-    return validate_config(base)
+    config = validate_config(base)
+    check_job_time(config)  # what the workflow adds when it plans (rules/common.smk)
+    return config
 
 
 def refused(message: str, **sections) -> None:

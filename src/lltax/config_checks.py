@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from lltax.contract import AXES, DATASET_SIZES, VARIABLE_ATTRS, ConfigError
-from lltax.job_limits import check_job_limits
+from lltax.job_limits import check_job_memory
 from lltax.memory import parameter_estimate
 
 # Deepest nesting a config may have: the schema's deepest value is 3 levels down; far deeper
@@ -187,11 +187,10 @@ def check_section(section: str, values: dict, where: str = "--settings key") -> 
 
 def check_sizes(config: dict) -> None:
     """Batch sizes against the data each cell trains on, model sizes against memory, and each
-    landscape and basin job against what a job can hold and compute (``check_job_limits``: its
-    time only for the built-in models and datasets, whose costs lltax knows)."""
+    landscape and basin job's results against memory_budget_gb (``check_job_memory``; their run
+    time is checked when the workflow plans, ``lltax.job_time``)."""
     _check_sizes(config)
-    builtin = ":" not in config["model"]["name"] and config["dataset"]["name"] in DATASET_SIZES
-    check_job_limits(config, time=builtin)
+    check_job_memory(config)
 
 
 def _check_sizes(config: dict) -> None:

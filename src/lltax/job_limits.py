@@ -1,5 +1,7 @@
 """Sizes a landscape or basin job cannot survive, refused when the config is read: result arrays
-beyond ``memory_budget_gb``, an estimated run time (``lltax.cost``) beyond ``MAX_JOB_SECONDS``.
+beyond ``memory_budget_gb`` here (every validation), an estimated run time beyond
+``MAX_JOB_SECONDS`` in ``lltax.job_time`` (the workflow's planning: it needs ``lltax.cost``,
+which no job imports, so editing the cost model reruns no job).
 """
 
 from __future__ import annotations
@@ -28,15 +30,9 @@ def _result_bytes(rule: str, section: dict) -> int:
     return RESULT_ARRAYS * 8 * points
 
 
-def check_job_limits(config: dict, time: bool = True) -> None:
-    """Every size of a landscape or basin job against what a job can hold and compute: its
-    result arrays within memory_budget_gb, its estimated run time (lltax.cost, on the config's
-    device; the CPU's for device auto) within ``MAX_JOB_SECONDS``. Refused naming the key that
-    costs the most and the estimate."""
-    from lltax.cost import estimate_seconds  # cost needs no config checks: imported where used, as grid
-    from lltax.grid import expand_grid
-
-    cost_config = {**config, "device": "cuda" if config["device"] == "cuda" else "cpu"}  # auto: the machine may have none
+def check_job_memory(config: dict) -> None:
+    """Every landscape and basin job's result arrays within memory_budget_gb, refused naming
+    the key that costs the most and the estimate (part of every config's validation)."""
     budget = config["memory_budget_gb"] * 1e9
     for rule, keys in JOB_SIZES.items():
         section = config[rule]
@@ -48,17 +44,4 @@ def check_job_limits(config: dict, time: bool = True) -> None:
             raise ConfigError(
                 f"config key '{rule}.{key}': {section[key]} makes each {rule} job hold about {held / 1e9:.3g} GB of results "
                 f"({RESULT_ARRAYS} float64 values per point), beyond memory_budget_gb {config['memory_budget_gb']:g}; lower it"
-            )
-        if not time:
-            continue
-        slowest = max(expand_grid(config["grid"]), key=lambda cell: (cell["width"], cell["train_fraction"]))
-        seconds = estimate_seconds(rule, slowest, cost_config)
-        if seconds > MAX_JOB_SECONDS:
-            smaller = {k: estimate_seconds(rule, slowest, {**cost_config, rule: {**section, k: 1 if section[k] else 0}}) for k in keys}
-            key = min(keys, key=smaller.get)  # the key whose reduction saves the most time
-            raise ConfigError(
-                f"config key '{rule}.{key}': {section[key]} makes a {rule} job take about {seconds / 86400:.3g} days on "
-                f"{cost_config['device']} (lltax.cost estimate for cell width {slowest['width']}), beyond the "
-                f"{MAX_JOB_SECONDS / 86400:g} days one job may run; lower it"
-                + (" (or set device: cuda for the GPU's estimate)" if cost_config["device"] == "cpu" else "")
             )
