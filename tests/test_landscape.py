@@ -513,6 +513,21 @@ def test_atlas_picks_the_most_confident_cell_of_each_phase(tmp_path):
     out = tmp_path / "figures" / "atlas.png"
     assert run_cli(["atlas", "--landscapes", *paths, "--phases", str(tmp_path / "phases.nc"), "--out", str(out)]) == 0
     assert out.read_bytes()[:4] == b"\x89PNG"
+    # Issue 30.8: another run's landscapes (another model, other seeds, a cell it lacks) are refused by name.
+    phases.attrs["config"] = json.dumps({"model": {"name": "resnet1d"}, "seeds": [0, 1]})
+    phases.to_netcdf(tmp_path / "phases.nc")
+    for attrs, message in (
+        ({"model": "mlp", "seeds": [0, 1]}, "is a landscape of model 'mlp'"),
+        ({"model": "resnet1d", "seeds": [5, 6]}, "seeds \\[5, 6\\]"),
+    ):
+        fake_landscape(1.0).assign_attrs(attrs).to_netcdf(paths[1])
+        with pytest.raises(ValueError, match=message):
+            run_cli(["atlas", "--landscapes", *paths, "--phases", str(tmp_path / "phases.nc"), "--out", str(out)])
+    foreign = tmp_path / cell_path({**fixed, "width": 99}) / "landscape.nc"
+    foreign.parent.mkdir(parents=True)
+    fake_landscape(1.0).to_netcdf(foreign)
+    with pytest.raises(ValueError, match="is of a cell the phases file does not hold"):
+        run_cli(["atlas", "--landscapes", str(foreign), "--phases", str(tmp_path / "phases.nc"), "--out", str(out)])
 
 
 def test_atlas_figure_shares_levels_and_axes():

@@ -8,6 +8,7 @@ figure shows what the classification is surest of.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 
@@ -33,12 +34,32 @@ ARGUMENTS = {
 }
 
 
+def check_of_run(landscape: xr.Dataset, path: str, phases: xr.Dataset, phases_path) -> xr.Dataset:
+    """A landscape drawn as a phase's representative must be of the run ``phases`` classified:
+    its model and seeds those of the phases' config (the config it was computed under; a
+    phases.nc carries no checkpoint checksums to compare beyond that). Refused naming both."""
+    config = json.loads(phases.attrs.get("config", "{}"))
+    model = config.get("model", {}).get("name")
+    seeds = config.get("seeds")
+    if model is not None and landscape.attrs.get("model") != model:
+        raise ValueError(
+            f"{path} is a landscape of model {landscape.attrs.get('model')!r}, but {phases_path} classified a run of {model!r}"
+        )
+    recorded = np.atleast_1d(landscape.attrs.get("seeds", [])).tolist()
+    if isinstance(seeds, list) and not set(recorded) <= set(seeds):
+        raise ValueError(f"{path} was computed from seeds {recorded}, not seeds of the run {phases_path} classified ({seeds})")
+    return landscape
+
+
 def representatives(paths: list[str], phases: xr.Dataset) -> list[tuple[str, str, dict]]:
     """(phase, landscape path, cell) per phase present (I .. IV-B), in that order."""
     chosen: dict[str, tuple[float, int, str, dict]] = {}
     for order, path in enumerate(paths):
         cell = {axis: value for axis, value in parse_cell_path(str(path)).items() if axis in AXES}
-        entry = phases.sel(cell)
+        try:
+            entry = phases.sel(cell)
+        except KeyError:
+            raise ValueError(f"{path} is of a cell the phases file does not hold ({cell}): another run's landscape") from None
         phase = entry["phase"].item()
         phase = phase.decode() if isinstance(phase, bytes) else phase
         if phase not in SHOWN_PHASES:
@@ -58,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         varying = [axis for axis in AXES if phases.sizes.get(axis, 1) > 1]
         for phase, path, cell in representatives(args.landscapes, phases):
             logger.info("phase %s: %s", phase, path)
-            datasets.append(xr.load_dataset(path))
+            datasets.append(check_of_run(xr.load_dataset(path), path, phases, args.phases))
             titles.append(f"phase {phase}: " + ", ".join(f"{axis} {format_value(cell[axis])}" for axis in varying))
     else:  # chosen cells, e.g. of several experiments: titled by model and cell
         for path in args.landscapes:
