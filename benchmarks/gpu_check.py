@@ -76,6 +76,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from lltax.cost import forward_flops  # noqa: E402
 from lltax.models import build_model  # noqa: E402
+from lltax.train import tf32  # noqa: E402
 
 log = logging.getLogger("gpu_check")
 
@@ -251,16 +252,6 @@ def tf32_flags() -> dict:
         except Exception as error:  # a torch whose flags moved: recorded, not fatal
             flags[name] = error_text(error)
     return flags
-
-
-@contextlib.contextmanager
-def tf32_set(enabled: bool):
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = enabled
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def json_safe(value):
@@ -469,8 +460,8 @@ def matmul_tflops(n: int, dtype: torch.dtype, repeats: int, device: torch.device
 
 def matmul_peak(device: torch.device, sizes: dict) -> dict:
     result = {"timing": "CUDA events around back-to-back torch.mm" if device.type == "cuda" else "perf_counter (CPU)"}
-    for label, dtype, tf32 in (("bf16", torch.bfloat16, False), ("fp32", torch.float32, False), ("tf32", torch.float32, True)):
-        with tf32_set(tf32):
+    for label, dtype, use_tf32 in (("bf16", torch.bfloat16, False), ("fp32", torch.float32, False), ("tf32", torch.float32, True)):
+        with tf32(use_tf32):
             figures = {str(n): matmul_tflops(n, dtype, sizes["peak_repeats"], device) for n in sizes["peak_sizes"]}
         result[f"{label}_tflops_by_size"] = figures
         result[f"{label}_tflops"] = max(figures.values())
@@ -742,7 +733,7 @@ def hessian_tf32(device: torch.device, sizes: dict) -> dict:
     result = {"settings": settings, "note": "TF32 changes nothing on a CPU" if device.type != "cuda" else None}
     for label, enabled in (("tf32_off", False), ("tf32_on", True)):
         began = time.perf_counter()
-        with tf32_set(enabled):
+        with tf32(enabled):
             flags = tf32_flags()
             record = hessian_metrics(
                 model,

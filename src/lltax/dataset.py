@@ -49,3 +49,20 @@ class Dataset:
     normalization: str | None = None
     task: str = "classification"
     vocabulary: tuple[str, ...] | None = None
+
+
+def seq2seq_dataset(name: str, train: tuple, test: tuple, vocabulary: tuple[str, ...]) -> Dataset:
+    """A seq2seq ``Dataset`` of packed (pairs, targets) ``train`` and ``test`` splits over ``vocabulary``."""
+    (x_train, y_train), (x_test, y_test) = train, test
+    return Dataset(
+        name=name,
+        x_train=x_train,
+        y_train=y_train,
+        y_train_clean=y_train.clone(),
+        x_test=x_test,
+        y_test=y_test,
+        num_classes=len(vocabulary),
+        input_shape=tuple(x_train.shape[1:]),
+        task="seq2seq",
+        vocabulary=tuple(vocabulary),
+    )

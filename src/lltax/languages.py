@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lltax.dataset import Dataset
+from lltax.dataset import Dataset, seq2seq_dataset
 from lltax.sequences import SPECIAL_TOKENS, WORD_START, pack_pairs
 
 # The grammar's sizes: part of the data's definition, as MNIST-1D's generator arguments.
@@ -108,18 +108,7 @@ def language_pair(root: str | None = None, download: bool = False, *, seed: int 
     pieces, ids = _vocabulary(lexicon)
     x_train, y_train = pack_pairs(*_sentences(state, lexicon, ids, num_train), LENGTH)
     x_test, y_test = pack_pairs(*_sentences(state, lexicon, ids, num_test), LENGTH)
-    return Dataset(
-        name="langpair",
-        x_train=x_train,
-        y_train=y_train,
-        y_train_clean=y_train.clone(),
-        x_test=x_test,
-        y_test=y_test,
-        num_classes=len(pieces),
-        input_shape=tuple(x_train.shape[1:]),
-        task="seq2seq",
-        vocabulary=tuple(pieces),
-    )
+    return seq2seq_dataset("langpair", (x_train, y_train), (x_test, y_test), tuple(pieces))
 
 
 def load_language_pair(root: str | None = None, download: bool = False) -> Dataset:

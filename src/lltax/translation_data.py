@@ -26,7 +26,7 @@ import logging
 import os
 from pathlib import Path
 
-from lltax.dataset import Dataset
+from lltax.dataset import Dataset, seq2seq_dataset
 from lltax.sequences import BOS, EOS, PAD, UNK, pack_pairs
 
 log = logging.getLogger(__name__)
@@ -123,20 +123,8 @@ def translation_dataset(name: str, folder: str | Path, train, test, vocabulary_s
     for split, (sources, targets) in (("train", train), ("test", test)):
         encoded = _kept(processor.encode(list(sources), out_type=int), processor.encode(list(targets), out_type=int), length, split, name)
         splits.append(pack_pairs(*encoded, length))
-    (x_train, y_train), (x_test, y_test) = splits
     pieces = tuple(processor.id_to_piece(i) for i in range(processor.get_piece_size()))
-    return Dataset(
-        name=name,
-        x_train=x_train,
-        y_train=y_train,
-        y_train_clean=y_train.clone(),
-        x_test=x_test,
-        y_test=y_test,
-        num_classes=len(pieces),
-        input_shape=tuple(x_train.shape[1:]),
-        task="seq2seq",
-        vocabulary=pieces,
-    )
+    return seq2seq_dataset(name, *splits, pieces)
 
 
 def load_iwslt16_de_en(root: str | Path, download: bool = False) -> Dataset:
