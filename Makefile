@@ -7,7 +7,7 @@ CORES ?= all
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo report test lint format slurm-deps clean
+.PHONY: setup demo report test test-fast lint format slurm-deps clean
 
 setup: $(VENV)/.installed
 
@@ -47,6 +47,10 @@ slurm-deps:
 
 test: setup lint slurm-deps
 	$(BIN)/python -m pytest
+
+# For iteration: every test but the workflow runs (marked slow: Snakemake, the SLURM cluster).
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
 
 clean:
 	rm -rf results .snakemake report.html

@@ -21,7 +21,7 @@ from lltax.config import validate_config
 from lltax.cost import estimate_seconds
 from lltax.grid import expand_grid, seed_pairs
 
-# One job per cell and rule (a cell's seeds or curve pairs in turn); cka writes the distances too.
+# The rules whose jobs cost GPU time; cka writes the distances too.
 RULES = ("train", "hessian", "cka", "curve_fit", "curve_eval", "landscape")
 
 
@@ -36,10 +36,14 @@ def preset_cost_of(config: dict) -> dict:
     skipped = {"curve_fit", "curve_eval"} if not pairs else set()
     if not (config["landscape"]["enabled"] and len(config["seeds"]) >= 2):
         skipped.add("landscape")
+    # cluster.seeds_per_job 1: a train job per seed and a curve_fit job per pair, each estimated
+    # for its one seed or pair (lltax.cost.items_per_job); else one job per cell for all of them.
+    one = config["cluster"]["seeds_per_job"] == 1
+    per_cell = {"train": len(config["seeds"]) if one else 1, "curve_fit": len(pairs) if one else 1}
     jobs, seconds = {}, {}
     for rule in RULES:
-        jobs[rule] = 0 if rule in skipped else len(cells)
-        seconds[rule] = 0.0 if rule in skipped else sum(estimate_seconds(rule, cell, config) for cell in cells)
+        jobs[rule] = 0 if rule in skipped else len(cells) * per_cell.get(rule, 1)
+        seconds[rule] = 0.0 if rule in skipped else per_cell.get(rule, 1) * sum(estimate_seconds(rule, cell, config) for cell in cells)
     return {"cells": len(cells), "jobs": jobs, "hours": {rule: s / 3600 for rule, s in seconds.items()}}
 
 

@@ -13,27 +13,17 @@ from lltax.grid import canonical_json, cell_path
 from lltax.jobs.train import run_train_job
 
 CELL = {"width": 2, "batch_size": 64, "label_noise": 0.0, "train_fraction": 0.1, "learning_rate": 0.05, "weight_decay": 0.0005}
-TRAIN = section_settings("train", {
-    "epochs": 1,
-    "momentum": 0.9,
-    "lr_schedule": "constant",
-    "lr_decay_at": 0.75,
-    "lr_decay_factor": 0.1,
-    "checkpoint": "final",
-    "patience": 5,
-    "min_delta": 0.0001,
-    "eval_batch_size": 1000,
-})  # fmt: skip
+TRAIN = section_settings("train", {"epochs": 1})  # the schema's defaults but this
 DATASET = {"name": "mnist1d", "download": False, "augment": False, "label_noise_mode": "exact"}
 HESSIAN = canonical_json({"num_samples": 32, "chunk_size": 32, "max_iterations": 20, "trace_probes": 5})
 CURVES = canonical_json({"epochs": 1, "batch_size": 64})
 
 
 @pytest.fixture(scope="module")
-def cell(tmp_path_factory):
+def cell(tmp_path_factory, mnist1d_dir):
     """Three seeds of one tiny cell, trained once for the module."""
     root = tmp_path_factory.mktemp("cell")
-    data_dir = root / "data"
+    data_dir = mnist1d_dir
     for seed in range(3):
         run_train_job(
             cell=CELL,

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny_models import tiny_mlp
 from torch import nn
 
 from lltax import cli
@@ -55,10 +56,6 @@ class TinyConvBN(nn.Module):
 
     def forward(self, x):
         return self.head(torch.flatten(F.relu(self.bn(self.conv(x))), 1))
-
-
-def tiny_mlp(hidden: int = 32, features: int = LENGTH) -> nn.Sequential:
-    return nn.Sequential(nn.Flatten(), nn.Linear(features, hidden), nn.ReLU(), nn.Linear(hidden, CLASSES))
 
 
 def make_model(factory, seed: int) -> nn.Module:
@@ -107,7 +104,7 @@ def one_thread():
 def memorized_pair():
     """An MLP that memorized random labels and its hidden-unit permutation: a barrier between them."""
     x, y = make_data(96, seed=0)
-    model = train_plain(make_model(tiny_mlp, seed=0), x, y, steps=100)
+    model = train_plain(tiny_mlp(LENGTH, 32, CLASSES, seed=0), x, y, steps=100)
     return model, permuted_copy(model, seed=1), x, y
 
 
@@ -478,15 +475,15 @@ def test_fit_leaves_the_module_buffers_alone():
 
 
 def test_fit_reports_divergence():
-    model = make_model(tiny_mlp, 0)
+    model = tiny_mlp(LENGTH, 32, CLASSES, seed=0)
     x, y = make_data(32, seed=1)
-    start, end = parameters_of(model), parameters_of(make_model(tiny_mlp, 1))
+    start, end = parameters_of(model), parameters_of(tiny_mlp(LENGTH, 32, CLASSES, seed=1))
     _, history, diverged = fit_curve(model, start, end, initial_middle_bend(start, end), x * 1e200, y, **{**FIT, "learning_rate": 1e200})
     assert diverged and len(history) < FIT["epochs"]
 
 
 def test_fit_rejects_a_batch_larger_than_the_data():
-    model = make_model(tiny_mlp, 0)
+    model = tiny_mlp(LENGTH, 32, CLASSES, seed=0)
     x, y = make_data(8, seed=1)
     start = parameters_of(model)
     with pytest.raises(ValueError, match="curves.batch_size"):

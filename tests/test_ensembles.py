@@ -30,9 +30,8 @@ def test_cyclic_learning_rate_by_hand():
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    return str(root), load_dataset("mnist1d", root=str(root), train_fraction=CELL["train_fraction"])
+def data(mnist1d_dir):
+    return str(mnist1d_dir), load_dataset("mnist1d", root=str(mnist1d_dir), train_fraction=CELL["train_fraction"])
 
 
 def test_an_ensemble_of_identical_snapshots_is_the_single_model(data):

@@ -300,7 +300,7 @@ def test_diagnose_gives_phase_measurements_and_advice(own_checkpoints, capsys):
 def test_a_grid_of_own_checkpoints_runs_through_the_workflow(tmp_path):
     """Every metric rule on checkpoints trained elsewhere (bare and Lightning-style files named by
     a template); a replaced file reruns its cell only; a bad or missing one is named."""
-    from test_workflow import TINY, copy_workflow, planned_jobs, snakemake, write_config
+    from workflow_runs import TINY, copy_workflow, planned_jobs, snakemake, write_config
 
     from lltax.models import build_model
 

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny_models import tiny_mlp
 from torch import nn
 from torch.func import functional_call
 
@@ -46,14 +47,10 @@ class TinyCNN(nn.Module):
         return self.head(x.mean(dim=-1))
 
 
-def tiny_mlp() -> nn.Module:
-    return nn.Sequential(nn.Flatten(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, NUM_CLASSES))
-
-
 def make_problem(kind: str, num_samples: int = 30, seed: int = 0):
     """A float64 model in eval mode with non-trivial BatchNorm statistics, inputs and targets."""
     torch.manual_seed(seed)
-    model = (tiny_mlp() if kind == "mlp" else TinyCNN()).double()
+    model = tiny_mlp(8, 8, 6, NUM_CLASSES) if kind == "mlp" else TinyCNN().double()
     for module in model.modules():
         if isinstance(module, nn.BatchNorm1d):
             module.running_mean.uniform_(-0.5, 0.5)

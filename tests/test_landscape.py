@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+from tiny_models import tiny_mlp
 from torch import nn
 
 from lltax import checkpoint, cli
@@ -27,9 +28,8 @@ from lltax.metrics.surface import evaluate_points
 NUM_CLASSES = 3
 
 
-def tiny_mlp(seed: int) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, NUM_CLASSES)).double().eval()
+def mlp(seed: int) -> nn.Module:
+    return tiny_mlp(5, 7, NUM_CLASSES, seed=seed)
 
 
 def tiny_batchnorm_net(seed: int) -> nn.Module:
@@ -56,7 +56,7 @@ def classification_data(num_samples: int, shape: tuple[int, ...], seed: int = 0)
 
 def interpolated_copy(model_a: nn.Module, model_b: nn.Module, alpha: float) -> nn.Module:
     """Plain construction: parameters and floating buffers set to (1 - alpha) a + alpha b."""
-    model = tiny_batchnorm_net(0) if isinstance(model_a[1], nn.BatchNorm1d) else tiny_mlp(0)
+    model = tiny_batchnorm_net(0) if isinstance(model_a[1], nn.BatchNorm1d) else mlp(0)
     state_b = model_b.state_dict()
     model.load_state_dict(
         {k: (1 - alpha) * v + alpha * state_b[k] if v.is_floating_point() else v for k, v in model_a.state_dict().items()}
@@ -78,7 +78,7 @@ def with_sample_statistics(model: nn.Module, inputs: torch.Tensor) -> nn.Module:
 
 
 def test_interpolation_ends_reproduce_endpoint_losses_exactly():
-    model_a, model_b = tiny_mlp(0), tiny_mlp(1)
+    model_a, model_b = mlp(0), mlp(1)
     inputs, targets = classification_data(40, (5,))
     result = landscape.interpolate_1d(model_a, model_b, inputs, targets, [0.0, 0.5, 1.0], batch_size=16)
     assert result["loss"][0] == evaluate_model(model_a, inputs, targets, 16)[0]
@@ -90,7 +90,7 @@ def test_interpolation_ends_reproduce_endpoint_losses_exactly():
 
 @pytest.mark.parametrize("alpha", [-0.5, 0.3, 1.25])
 def test_interpolation_between_and_beyond_matches_plain_construction(alpha):
-    model_a, model_b = tiny_mlp(0), tiny_mlp(1)
+    model_a, model_b = mlp(0), mlp(1)
     inputs, targets = classification_data(30, (5,))
     expected = evaluate_model(interpolated_copy(model_a, model_b, alpha), inputs, targets)
     result = landscape.interpolate_1d(model_a, model_b, inputs, targets, [alpha])
@@ -144,7 +144,7 @@ def test_surface_at_origin_equals_model_loss_with_batchnorm_running_statistics()
 
 
 def test_surface_is_deterministic_under_seed():
-    model = tiny_mlp(2)
+    model = mlp(2)
     inputs, targets = classification_data(20, (5,))
     space = direction_space(model)
 
@@ -158,7 +158,7 @@ def test_surface_is_deterministic_under_seed():
 
 
 def test_surface_rejects_directions_of_another_model():
-    model = tiny_mlp(0)
+    model = mlp(0)
     inputs, targets = classification_data(5, (5,))
     other = direction_space(nn.Linear(5, 3).double())
     with pytest.raises(ValueError, match="lacks"):

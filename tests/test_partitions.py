@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_workflow import REPO, TINY, copy_workflow
+from workflow_runs import REPO, TINY, copy_workflow
 
 from lltax.config import read_config_file, validate_config
 from lltax.contract import ConfigError

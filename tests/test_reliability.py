@@ -389,7 +389,7 @@ def case_15_bad_command_line_values_are_named_not_tracebacks(tiny, tmp_path):
 
 def workflow(tmp_path: Path, tiny, **config) -> Path:
     """The workflow copied into ``tmp_path`` with a one-cell config of the tiny MLP."""
-    from test_workflow import TINY, copy_workflow, write_config
+    from workflow_runs import TINY, copy_workflow, write_config
 
     copy_workflow(tmp_path)
     (tmp_path / "data").symlink_to(tiny["data_dir"])
@@ -399,7 +399,7 @@ def workflow(tmp_path: Path, tiny, **config) -> Path:
 
 
 def case_2_a_workflow_run_onto_a_diagnosis_folder_is_refused(tiny, tmp_path):
-    from test_workflow import snakemake
+    from workflow_runs import snakemake
 
     results = workflow(tmp_path, tiny)
     results.mkdir(parents=True)
@@ -427,7 +427,7 @@ def case_4_a_file_replaced_under_its_old_mtime_is_compared_by_content(tiny, tmp_
 
 
 def case_4_the_workflow_reruns_the_import_of_a_file_replaced_under_its_old_mtime(tiny, tmp_path):
-    from test_workflow import planned_jobs, snakemake
+    from workflow_runs import planned_jobs, snakemake
 
     runs = tmp_path / "runs"
     runs.mkdir()
@@ -443,7 +443,7 @@ def case_4_the_workflow_reruns_the_import_of_a_file_replaced_under_its_old_mtime
 
 
 def case_14_a_template_naming_the_workflows_own_records_is_refused_by_name(tiny, tmp_path):
-    from test_workflow import snakemake
+    from workflow_runs import snakemake
 
     workflow(tmp_path, tiny, checkpoints={"path": "results/w/" + CELL_PATH + "/seed={seed}/checkpoint.json"})
     out = snakemake(tmp_path, "-n", check=False)

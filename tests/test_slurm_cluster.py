@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import xarray as xr
 import yaml
-from test_workflow import TINY, copy_workflow, planned_jobs, write_config
+from workflow_runs import TINY, all_jobs, copy_workflow, making, planned_jobs, rerun_counts, write_config
 
 from lltax.config import validate_config
 from lltax.grid import cell_path, expand_grid
@@ -265,19 +265,8 @@ def test_a_cancelled_training_job_reruns_alone_with_its_dependants(cluster_witho
         assert {name for name in names if not (name.startswith(".") and name.endswith(".tmp"))} <= {"train_snapshot.pt"}, names
     assert (cell_dir / "seed=0" / "train_snapshot.pt").exists()  # the finished seed's work is kept
     # Only the cancelled job and what depends on it: the cell's metrics, curve and the tables.
-    assert planned_jobs(tmp_path) == {
-        "train": 1,
-        "hessian": 1,
-        "basin": 1,
-        "cka": 1,
-        "curve_fit": 1,
-        "curve_eval": 1,
-        "aggregate": 6,
-        "merge": 1,
-        "classify": 1,
-        "plots": 1,
-        "all": 1,
-    }
+    jobs = all_jobs(tmp_path)
+    assert planned_jobs(tmp_path) == rerun_counts(jobs, making(jobs, f"results/tiny/{cell}/seed=1/model.pt"))
     before = len(submissions(tmp_path))
     rerun = run_profile(tmp_path, cluster)
     assert rerun.returncode == 0, rerun.stderr[-6000:]

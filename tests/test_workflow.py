@@ -7,87 +7,35 @@ source file (its mtime) without touching the repository.
 import os
 import re
 import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 import xarray as xr
 import yaml
+from workflow_runs import (
+    REPO,
+    TINY,
+    all_jobs,
+    copy_workflow,
+    dry_run_resources,
+    expected_job_counts,
+    making,
+    of_rule,
+    planned_jobs,
+    rerun_counts,
+    snakemake,
+    write_config,
+)
 
-REPO = Path(__file__).resolve().parents[1]
+from lltax.config import validate_config
+
 pytestmark = pytest.mark.slow
 
-TINY = {
-    "experiment": "tiny",
-    "device": "cpu",
-    "dataset": {"name": "mnist1d"},
-    "model": {"name": "resnet1d"},
-    "grid": {"width": [2, 4], "batch_size": [32, 64], "train_fraction": [0.1], "learning_rate": [0.05]},
-    "seeds": 2,
-    "train": {"epochs": 1},
-    "hessian": {"num_samples": 32, "chunk_size": 32, "max_iterations": 30, "trace_probes": 9},
-    "cka": {"num_samples": 64, "batch_size": 32},
-    "curves": {"epochs": 1, "batch_size": 64},
-    "landscape": {"num_samples": 64, "points_1d": 5, "points_2d": 3},
-}
 
-
-def _without_slurm_probe() -> str:
-    """A folder with an `scontrol` that fails at once, put first on the workflow tests' PATH.
-
-    With SLURM's client tools installed but no controller running (CI installs them for
-    tests/test_slurm_cluster.py), the SLURM executor plugin runs `scontrol show config` when
-    Snakemake loads it, at every start, and that waits ~9 s for the absent controller. These
-    tests use no cluster; the real-cluster tests keep the real `scontrol`."""
-    folder = Path(tempfile.mkdtemp(prefix="lltax-no-slurm-"))
-    (folder / "scontrol").write_text("#!/bin/sh\nexit 1\n")
-    (folder / "scontrol").chmod(0o755)
-    return str(folder)
-
-
-NO_SLURM_PROBE = _without_slurm_probe() if shutil.which("scontrol") else ""
-
-
-def snakemake(workdir, *args, check=True, env=None):
-    path = os.pathsep.join(p for p in (NO_SLURM_PROBE, str(Path(sys.executable).parent), os.environ["PATH"]) if p)
-    env = {**os.environ, "PATH": path, **(env or {})}
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "2", "--directory", str(workdir), "-s", str(workdir / "Snakefile"), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=workdir,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
-    return result
-
-
-def planned_jobs(workdir) -> dict[str, int]:
-    """Job counts per rule that `snakemake -n` would run ({} when nothing is to be done)."""
-    out = snakemake(workdir, "-n", "--quiet", "rules")
-    text = out.stdout + out.stderr
-    counts = {}
-    for line in text.splitlines():
-        match = re.fullmatch(r"\s*([a-z_]+)\s+(\d+)\s*", line)
-        if match and match.group(1) not in ("total", "job"):
-            counts[match.group(1)] = int(match.group(2))
-    return counts
-
-
-def write_config(workdir, config):
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-
-
-def copy_workflow(workdir):
-    shutil.copy(REPO / "Snakefile", workdir)
-    for folder in ("rules", "report", "envs", "profiles"):
-        shutil.copytree(REPO / folder, workdir / folder)
-    shutil.copytree(REPO / "src" / "lltax", workdir / "src" / "lltax", ignore=shutil.ignore_patterns("__pycache__"))
-    write_config(workdir, TINY)
+def total(config: dict) -> int:
+    """Jobs of a whole run of ``config``, from its grid (workflow_runs.expected_job_counts)."""
+    return sum(expected_job_counts(validate_config(config)).values())
 
 
 @pytest.fixture(scope="module")
@@ -100,20 +48,6 @@ def finished_run(tmp_path_factory):
     return workdir
 
 
-def dry_run_resources(text: str) -> list[tuple[str, dict[str, str], dict[str, str]]]:
-    """[(rule, wildcards, resources)] of every job a `snakemake -n` output lists."""
-    jobs = []
-    # A grouped job (the SLURM profile groups metric jobs) lists its member jobs indented.
-    for block in re.split(r"\n(?=[ \t]*\[.*\]\n[ \t]*rule |[ \t]*rule )", text):
-        rule = re.search(r"^[ \t]*(?:\[.*\]\n[ \t]*)?rule (\w+):", block, re.M)
-        found = re.search(r"^\s+resources: (.*)$", block, re.M)
-        if rule and found:
-            wildcards = dict(re.findall(r"(\w+)=([^,\n]+)", (re.search(r"^\s+wildcards: (.*)$", block, re.M) or [None, ""])[1]))
-            resources = dict(item.split("=", 1) for item in found.group(1).split(", "))
-            jobs.append((rule.group(1), wildcards, resources))
-    return jobs
-
-
 def test_slurm_profile_plans_per_job_resources(tmp_path):
     """Through the SLURM profile every torch job asks for one GPU with device: cuda and none
     otherwise, and its runtime follows its own cost: the smaller batch (more steps) and the
@@ -123,7 +57,7 @@ def test_slurm_profile_plans_per_job_resources(tmp_path):
     write_config(tmp_path, config)
     out = snakemake(tmp_path, "--profile", "profiles/slurm", "-n")
     text = out.stdout + out.stderr
-    assert re.search(r"total\s+43\b", text), text[-2000:]  # 4 cells x 8 per-cell jobs (landscape_figure) + 6 tables + 5
+    assert re.search(rf"total\s+{total(config)}\b", text), text[-2000:]
     jobs = dry_run_resources(text)
     torch_rules = {"train", "hessian", "basin", "cka", "curve_fit", "curve_eval", "landscape"}
     assert {rule for rule, _, _ in jobs} >= torch_rules | {"merge"}
@@ -136,7 +70,7 @@ def test_slurm_profile_plans_per_job_resources(tmp_path):
     write_config(tmp_path, {**config, "device": "cpu"})
     out = snakemake(tmp_path, "--profile", "profiles/slurm", "-n")
     jobs = dry_run_resources(out.stdout + out.stderr)
-    assert len(jobs) == 43 and all(resources.get("gpu", "0") == "0" for _, _, resources in jobs)
+    assert len(jobs) == total(config) and all(resources.get("gpu", "0") == "0" for _, _, resources in jobs)
 
 
 def test_every_job_gets_its_threads(tmp_path):
@@ -146,7 +80,7 @@ def test_every_job_gets_its_threads(tmp_path):
     out = snakemake(tmp_path, "-n", "-p")
     lines = (out.stdout + out.stderr).splitlines()
     commands = [line.split("Shell command: ", 1)[1] for line in lines if "Shell command: lltax " in line]
-    assert len(commands) == 43 - 1, commands[:3]  # every job but `all`
+    assert len(commands) == total(TINY) - 1, commands[:3]  # every job but `all`
     for command in commands:
         subcommand = command.split()[1]
         expected = "1" if subcommand in ("aggregate-metric", "merge", "classify", "plot", "atlas", "landscape-figure") else "2"
@@ -163,8 +97,7 @@ def test_landscape_compare_plans_one_job_per_pair_of_cells(tmp_path):
     out = snakemake(tmp_path, "-n", "-p")
     text = out.stdout + out.stderr
     commands = [line.split("Shell command: ", 1)[1] for line in text.splitlines() if "--across-cells" in line]
-    # + a figure job per landscape (4) and per comparison (2)
-    assert len(commands) == 2 and re.search(r"total\s+47\b", text), text[-1500:]
+    assert len(commands) == 2 and re.search(rf"total\s+{total({**TINY, 'landscape': landscape})}\b", text), text[-1500:]
     drawings = [line.split("Shell command: ", 1)[1] for line in text.splitlines() if "Shell command: lltax landscape-figure" in line]
     assert len([c for c in drawings if "/comparison.nc" in c]) == 2 and len(drawings) == 6
     # The computation reads no drawing setting; the drawing reads only those.
@@ -283,96 +216,34 @@ def test_unchanged_run_has_nothing_to_do(finished_run):
     assert planned_jobs(finished_run) == {}
 
 
-def test_hessian_settings_change_reruns_only_hessian_and_dependants(finished_run):
-    write_config(finished_run, {**TINY, "hessian": {**TINY["hessian"], "num_samples": 16}})
-    try:
-        assert planned_jobs(finished_run) == {"hessian": 4, "aggregate": 1, "merge": 1, "classify": 1, "plots": 1, "atlas": 1, "all": 1}
-    finally:
-        write_config(finished_run, TINY)
+@pytest.fixture(scope="module")
+def jobs(finished_run):
+    """Every job of the finished run with its files and command (a forced dry run)."""
+    return all_jobs(finished_run)
 
 
-def test_cka_settings_change_reruns_only_cka_and_dependants(finished_run):
-    write_config(finished_run, {**TINY, "cka": {**TINY["cka"], "num_samples": 32}})
-    try:
+def reruns(jobs, *rules):
+    """What a change to the jobs of ``rules`` reruns: them and their dependants, counted per rule."""
+    return rerun_counts(jobs, of_rule(jobs, *rules))
+
+
+@pytest.mark.parametrize(
+    ("section", "change", "rules"),
+    [
+        ("hessian", {"num_samples": 16}, ["hessian"]),
         # The CKA job writes the distances too: both tables are rebuilt (distances unchanged).
-        assert planned_jobs(finished_run) == {"cka": 4, "aggregate": 2, "merge": 1, "classify": 1, "plots": 1, "atlas": 1, "all": 1}
+        ("cka", {"num_samples": 32}, ["cka"]),
+        ("curves", {"points": [0, 0.5, 1]}, ["curve_eval"]),  # re-evaluated, not refitted
+        ("plots", {"dpi": 80}, ["plots"]),
+    ],
+    ids=["hessian", "cka", "curve-points", "plots"],
+)
+def test_a_sections_settings_rerun_only_its_jobs_and_dependants(finished_run, jobs, section, change, rules):
+    write_config(finished_run, {**TINY, section: {**TINY.get(section, {}), **change}})
+    try:
+        assert planned_jobs(finished_run) == reruns(jobs, *rules)
     finally:
         write_config(finished_run, TINY)
-
-
-def test_curve_points_change_reevaluates_without_refitting(finished_run):
-    write_config(finished_run, {**TINY, "curves": {**TINY["curves"], "points": [0, 0.5, 1]}})
-    try:
-        assert planned_jobs(finished_run) == {"curve_eval": 4, "aggregate": 1, "merge": 1, "classify": 1, "plots": 1, "atlas": 1, "all": 1}
-    finally:
-        write_config(finished_run, TINY)
-
-
-def test_plot_settings_change_reruns_only_figures(finished_run):
-    write_config(finished_run, {**TINY, "plots": {"dpi": 80}})
-    try:
-        assert planned_jobs(finished_run) == {"plots": 1, "all": 1}
-    finally:
-        write_config(finished_run, TINY)
-
-
-def test_editing_metric_source_reruns_that_metric(finished_run):
-    # Snakemake compares the checksum of small inputs, so a mere touch is not an edit.
-    source = finished_run / "src" / "lltax" / "metrics" / "hessian.py"
-    original = source.read_text()
-    time.sleep(0.01)
-    source.write_text(original + "\n# an edit\n")
-    try:
-        assert planned_jobs(finished_run) == {"hessian": 4, "aggregate": 1, "merge": 1, "classify": 1, "plots": 1, "atlas": 1, "all": 1}
-    finally:
-        source.write_text(original)
-    assert planned_jobs(finished_run) == {}  # the edit undone: nothing to do again
-
-
-# Which rules a rule's outputs feed (the DAG of rules/), for the expected reruns of an edit.
-DEPENDANTS = {
-    "train": {
-        "hessian",
-        "basin",
-        "cka",
-        "curve_fit",
-        "curve_eval",
-        "landscape",
-        "landscape_figure",
-        "aggregate",
-        "merge",
-        "classify",
-        "plots",
-        "atlas",
-    },
-    "hessian": {"aggregate", "merge", "classify", "plots", "atlas"},
-    "basin": {"aggregate", "merge", "classify", "plots", "atlas"},
-    "cka": {"aggregate", "merge", "classify", "plots", "atlas"},
-    "curve_fit": {"curve_eval", "aggregate", "merge", "classify", "plots", "atlas"},
-    "curve_eval": {"aggregate", "merge", "classify", "plots", "atlas"},
-    "landscape": {"landscape_figure", "atlas"},
-    "landscape_figure": set(),
-    "aggregate": {"merge", "classify", "plots", "atlas"},
-    "merge": {"classify", "plots", "atlas"},
-    "classify": {"plots", "atlas"},
-    "plots": set(),
-    "atlas": set(),
-}
-RULE_COMMANDS = {
-    "train": "train",
-    "hessian": "hessian",
-    "basin": "basin",
-    "cka": "cka",
-    "curve_fit": "curve-fit",
-    "curve_eval": "curve-eval",
-    "landscape": "landscape",
-    "landscape_figure": "landscape-figure",
-    "aggregate": "aggregate-metric",
-    "merge": "merge",
-    "classify": "classify",
-    "plots": "plot",
-    "atlas": "atlas",
-}
 
 
 def imported_at_run_time(workdir) -> dict[str, set[str]]:
@@ -391,92 +262,92 @@ def imported_at_run_time(workdir) -> dict[str, set[str]]:
     return found
 
 
-def test_derived_sources_cover_every_module_a_job_imports(finished_run):
-    """Each rule's declared code inputs include every lltax module its jobs really imported."""
+def declared_sources(job, package) -> set[str]:
+    """A job's code inputs: the lltax source files among its inputs, relative to the package."""
+    package = Path(os.path.realpath(package))
+    return {
+        Path(os.path.realpath(p)).relative_to(package).as_posix() for p in job.inputs if Path(os.path.realpath(p)).is_relative_to(package)
+    }
+
+
+def test_derived_sources_cover_every_module_a_job_imports(finished_run, jobs):
+    """Each job's declared code inputs are exactly the modules lltax.sources derives for its
+    command, and include every lltax module its rule's jobs really imported."""
     from lltax.sources import relative_sources
 
     package = finished_run / "src" / "lltax"
+    commands = {job.rule: job.command for job in jobs if job.command}
     imported = imported_at_run_time(finished_run)
-    assert set(imported) == set(RULE_COMMANDS), sorted(imported)
-    for rule, command in RULE_COMMANDS.items():
+    assert set(imported) == set(commands), sorted(set(imported) ^ set(commands))
+    for job in jobs:
+        expected = set(relative_sources(job.command, package)) if job.command else set()
+        assert declared_sources(job, package) == expected, (job.rule, sorted(declared_sources(job, package) ^ expected))
+    for rule, command in commands.items():
         declared = set(relative_sources(command, package))
         assert imported[rule] <= declared, (rule, sorted(imported[rule] - declared))
         assert "cli.py" in imported[rule] and "__init__.py" in imported[rule]
 
 
-def test_editing_any_source_module_reruns_exactly_the_rules_that_import_it(finished_run):
-    """Edit every module of the package in turn: `snakemake -n` plans the rules whose jobs import
-    it and their dependants, nothing else (a module no job imports reruns nothing)."""
-    from lltax.sources import relative_sources
-
+def test_editing_a_source_module_reruns_exactly_the_jobs_that_import_it(finished_run, jobs):
+    """An edit of a module (its checksum, not its mtime: Snakemake compares small inputs' content)
+    plans the jobs whose code inputs hold it and their dependants, nothing else. Every job's code
+    inputs are checked module by module above; here Snakemake's reaction, on the modules that
+    once went wrong and on one no job imports."""
     package = finished_run / "src" / "lltax"
-    declared = {rule: set(relative_sources(command, package)) for rule, command in RULE_COMMANDS.items()}
-    planned_by_module = {}
-    for source in sorted(package.rglob("*.py")):
-        module = source.relative_to(package).as_posix()
-        importers = {rule for rule, files in declared.items() if module in files}
-        expected = set().union(*[{rule} | DEPENDANTS[rule] for rule in importers]) | ({"all"} if importers else set())
+    modules = sorted(source.relative_to(package).as_posix() for source in package.rglob("*.py"))
+    unused = [m for m in modules if not any(m in declared_sources(job, package) for job in jobs)]
+    # The landscape's BatchNorm recompute lives in bezier.py; CKA's input perturbation must not
+    # retrain; every job reads config, io and cli; resource estimates change no result; the
+    # landscape's drawing is a job of its own (issue 30.12).
+    edited = ["metrics/hessian.py", "metrics/bezier.py", "metrics/mixup.py", "config.py", "cost.py", "figures/landscape.py"]
+    for module in edited + unused[:1]:
+        source = package / module
         original = source.read_text()
         source.write_text(original + "\n# an edit\n")
         try:
-            planned = set(planned_jobs(finished_run))
+            planned = planned_jobs(finished_run)
         finally:
             source.write_text(original)
-        assert planned == expected, (module, sorted(planned), sorted(expected))
-        planned_by_module[module] = planned
-    # The cases that once went wrong: the landscape's BatchNorm recompute lives in bezier.py;
-    # CKA's input perturbation must not retrain; every job reads config, io and cli.
-    assert "landscape" in planned_by_module["metrics/bezier.py"]
-    assert "cka" in planned_by_module["metrics/mixup.py"] and "train" not in planned_by_module["metrics/mixup.py"]
-    for module in ("config.py", "io.py", "cli.py", "contract.py"):
-        assert "train" in planned_by_module[module], module
-    assert planned_by_module["cost.py"] == set()  # resource estimates change no result
-    # The landscape's drawing is a job of its own: editing it recomputes no landscape (issue 30.12).
-    assert planned_by_module["figures/landscape.py"] == {"landscape_figure", "atlas", "all"}
-    assert planned_jobs(finished_run) == {}
+        assert planned == rerun_counts(jobs, [job for job in jobs if module in declared_sources(job, package)]), module
+        if module == "metrics/bezier.py":
+            assert "landscape" in planned
+        if module == "metrics/mixup.py":
+            assert "cka" in planned and "train" not in planned
+        if module == "config.py":
+            assert "train" in planned
+        if module in ("cost.py", *unused):
+            assert planned == {}, module
+        if module == "figures/landscape.py":
+            assert set(planned) == {"landscape_figure", "atlas", "all"}
+    assert planned_jobs(finished_run) == {}  # every edit undone: nothing to do again
+
+
+# Every torch job's results depend on the thread count (TORCH_JOB in rules/common.smk).
+TORCH_RULES = ("train", "hessian", "basin", "cka", "curve_fit", "curve_eval", "landscape")
 
 
 @pytest.mark.parametrize(
-    ("change", "expected"),
+    ("change", "rules"),
     [
-        # Results depend on the thread count: every torch job reruns (and the dataset says 2).
-        (
-            {"threads": 2},
-            {
-                "train": 4,
-                "hessian": 4,
-                "basin": 4,
-                "cka": 4,
-                "curve_fit": 4,
-                "curve_eval": 4,
-                "landscape": 4,
-                "landscape_figure": 4,
-                "aggregate": 6,
-                "merge": 1,
-                "classify": 1,
-                "plots": 1,
-                "atlas": 1,
-                "all": 1,
-            },
-        ),
-        ({"device": "auto"}, {}),  # no GPU here: auto is the CPU, the same jobs
-        ({"data_dir": "./data/"}, {}),  # the same folder spelled differently
-        ({"cluster": {"tflops": 5.0, "safety": 4}}, {}),  # resource estimates only
-        ({"evaluate": {"batch_size": 100}}, {}),  # the by-hand `lltax evaluate` section
-        ({"max_cells": 6000}, {}),  # how large a grid may be planned
+        ({"threads": 2}, TORCH_RULES),  # every torch job reruns (and the dataset says 2)
+        ({"device": "auto"}, ()),  # no GPU here: auto is the CPU, the same jobs
+        ({"data_dir": "./data/"}, ()),  # the same folder spelled differently
+        ({"cluster": {"tflops": 5.0, "safety": 4}}, ()),  # resource estimates only
+        ({"evaluate": {"batch_size": 100}}, ()),  # the by-hand `lltax evaluate` section
+        ({"max_cells": 6000}, ()),  # how large a grid may be planned
         # A colour setting redraws the landscape pictures and the atlas, and recomputes nothing (issue 30.12).
-        ({"landscape": {**TINY["landscape"], "color_limits": [0.01, 10.0]}}, {"landscape_figure": 4, "atlas": 1, "all": 1}),
+        ({"landscape": {**TINY["landscape"], "color_limits": [0.01, 10.0]}}, ("landscape_figure", "atlas")),
     ],
     ids=["threads", "device-spelling", "data-dir-spelling", "cluster", "evaluate", "max-cells", "landscape-colors"],
 )
-def test_params_are_what_results_depend_on(finished_run, change, expected):
+def test_params_are_what_results_depend_on(finished_run, jobs, change, rules):
     from lltax.gpu import count_gpus
 
     if "device" in change and count_gpus() > 0:
         pytest.skip("this machine has a GPU: device auto is CUDA here, another device than TINY's cpu")
     write_config(finished_run, {**TINY, **change})
     try:
-        assert planned_jobs(finished_run) == expected
+        assert planned_jobs(finished_run) == reruns(jobs, *rules)
     finally:
         write_config(finished_run, TINY)
 
@@ -485,34 +356,26 @@ FIRST_CELL = "width=2/batch_size=32/label_noise=0.0/train_fraction=0.1/learning_
 
 
 @pytest.mark.parametrize(
-    ("relative", "expected"),
+    "relative",
     [
-        # a record refused by the aggregate step, deleted: its cell's job makes it again
-        ("seed=0/hessian.json", {"hessian": 1, "aggregate": 1, "merge": 1, "classify": 1, "plots": 1, "atlas": 1, "all": 1}),
-        ("cka.json", {"cka": 1, "aggregate": 2, "merge": 1, "classify": 1, "plots": 1, "atlas": 1, "all": 1}),
-        (
-            "pair=0-1/curve.pt",
-            {"curve_fit": 1, "curve_eval": 1, "aggregate": 1, "merge": 1, "classify": 1, "plots": 1, "atlas": 1, "all": 1},
-        ),
-        # a deleted checkpoint retrains its cell, and every metric of that cell follows
-        (
-            "seed=0/model.pt",
-            {"train": 1, "hessian": 1, "basin": 1, "cka": 1, "curve_fit": 1, "curve_eval": 1, "landscape": 1, "aggregate": 6}
-            | {"landscape_figure": 1, "merge": 1, "classify": 1, "plots": 1, "atlas": 1, "all": 1},
-        ),
-        # a deleted landscape picture is drawn again, from landscape.nc (issue 30.13)
-        ("landscape.png", {"landscape_figure": 1, "all": 1}),
+        "seed=0/hessian.json",  # a record refused by the aggregate step, deleted: its cell's job makes it again
+        "cka.json",
+        "pair=0-1/curve.pt",
+        "seed=0/model.pt",  # a deleted checkpoint retrains its cell, and every metric of that cell follows
+        "landscape.png",  # a deleted landscape picture is drawn again, from landscape.nc (issue 30.13)
     ],
     ids=["hessian-record", "cka-record", "curve", "checkpoint", "landscape-picture"],
 )
-def test_a_deleted_per_job_file_is_made_again_by_a_plain_rerun(finished_run, relative, expected):
-    """The recovery rows of docs/running.md (When something goes wrong): delete the file, run `snakemake` as before."""
-    path = finished_run / "results" / "tiny" / FIRST_CELL / relative
+def test_a_deleted_per_job_file_is_made_again_by_a_plain_rerun(finished_run, jobs, relative):
+    """The recovery rows of docs/running.md (When something goes wrong): delete the file, run
+    `snakemake` as before: the job that makes it reruns, and what depends on it."""
+    name = f"results/tiny/{FIRST_CELL}/{relative}"
+    path = finished_run / name
     kept = path.with_name(path.name + ".kept")
     shutil.copy2(path, kept)
     path.unlink()
     try:
-        assert planned_jobs(finished_run) == expected
+        assert planned_jobs(finished_run) == rerun_counts(jobs, making(jobs, name))
     finally:
         shutil.copy2(kept, path)  # same bytes and time: the finished run is whole again
         kept.unlink()
@@ -558,29 +421,10 @@ PRESETS = sorted((REPO / "configs").glob("*.yaml"))
 
 @pytest.mark.parametrize("preset", PRESETS, ids=[path.stem for path in PRESETS])
 def test_every_preset_plans_its_whole_grid(preset, tmp_path):
-    """Each preset in configs/ validates and dry-runs; its job count follows from its grid."""
-    from lltax.config import validate_config
-    from lltax.grid import compared_cells, expand_grid, seed_pairs, select_cells
-
+    """Each preset in configs/ validates and dry-runs; its jobs per rule follow from its grid."""
     config = validate_config(yaml.safe_load(preset.read_text()))
-    cells, seeds = len(expand_grid(config["grid"])), config["seeds"]
-    pairs = len(seed_pairs(seeds, config["curves"]["pairs"])) if config["curves"]["enabled"] else 0
-    pictured = len(select_cells(expand_grid(config["grid"]), config["landscape"]["cells"]))
-    landscapes = pictured if config["landscape"]["enabled"] and len(seeds) >= 2 else 0
-    comparisons = len(compared_cells(expand_grid(config["grid"]), config["landscape"]["compare"])) if config["landscape"]["enabled"] else 0
-    # Per cell: train, hessian, basin (when enabled), cka (+ distance), curve_fit, curve_eval
-    # (each one job for all seeds or pairs), landscape (its cells), fge (when enabled), a
-    # comparison per pair of cells (landscape.compare); then a
-    # table per metric, merge, classify, plots, atlas (with landscapes), all.
-    fge, basin = config["fge"]["enabled"], config["basin"]["enabled"]
-    tables = (5 if pairs else 4) + fge + basin  # train, hessian, cka, distance (+ curves, ensembles, basin)
-    # Each landscape and comparison is drawn by a job of its own (landscape_figure, comparison_figure).
-    # cluster.seeds_per_job 1 (the SLURM-sized presets): a train job per seed and a curve_fit job per pair.
-    one = config["cluster"]["seeds_per_job"] == 1
-    trains, fits = cells * (len(seeds) if one else 1), (cells * (pairs if one else 1) if pairs else 0)
-    expected = (
-        trains + fits + cells * (2 + fge + basin) + (cells if pairs else 0) + 2 * (landscapes + comparisons) + tables + 4 + bool(landscapes)
-    )
     copy_workflow(tmp_path)
     out = snakemake(tmp_path, "-n", "--quiet", "rules", "--configfile", str(preset))
-    assert re.search(rf"total\s+{expected}\b", out.stdout + out.stderr), (expected, out.stdout[-1500:])
+    planned = dict(re.findall(r"^\s*([a-z_]+)\s+(\d+)\s*$", out.stdout + out.stderr, re.M))
+    planned = {rule: int(count) for rule, count in planned.items() if rule not in ("total", "job")}
+    assert planned == expected_job_counts(config), out.stdout[-1500:]

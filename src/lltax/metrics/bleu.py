@@ -80,7 +80,9 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> tuple[f
         return math.nan, None
     scorer = BLEU()
     score = scorer.corpus_score(list(hypotheses), [list(references)]).score
-    return float(score), str(scorer.get_signature())
+    # sacrebleu takes exp of the mean log of 100 x each precision: a perfect corpus scores
+    # exp(log(100)) = 100.00000000000004 in floating point, outside BLEU's range; 100 is meant.
+    return min(float(score), 100.0), str(scorer.get_signature())
 
 
 def greedy_bleu(model: nn.Module, dataset: Any, batch_size: int = 1000) -> tuple[float, str | None]:
