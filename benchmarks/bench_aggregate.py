@@ -1,6 +1,6 @@
 """Seconds to aggregate and merge the per-job outputs of a paper-size grid.
 
-Writes synthetic per-job JSON files of the contract (lltax.io.write_json, the jobs' own
+Writes synthetic per-job JSON files of the contract (lltax.storage.atomic_files.write_json, the jobs' own
 writer) for 14 widths x 13 batch sizes x 5 seeds into a temporary folder: train and
 hessian per seed, cka and distance per cell over all 10 seed pairs, and the curve of the first
 pair at 5 points t. Then times every ``aggregate_metric``, the merge and the netCDF write, and
@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lltax.checkpoint import save_checkpoint
+from lltax.config.grid import cell_path, expand_grid
 from lltax.contract import METRICS
-from lltax.grid import cell_path, expand_grid
-from lltax.io import write_json
-from lltax.phases import classify
+from lltax.phases.classify import classify
 from lltax.results.netcdf import merge_metrics, write_dataset
 from lltax.results.tables import aggregate_metric
+from lltax.storage.atomic_files import write_json
+from lltax.storage.checkpoint import save_checkpoint
 
 
 def paper_size_config(num_widths: int, num_batch_sizes: int, num_seeds: int) -> dict:

@@ -19,7 +19,7 @@ import json
 
 import numpy as np
 
-from lltax.phases import classify, phase_table
+from lltax.phases.classify import classify, phase_table
 from lltax.results.netcdf import read_dataset
 
 BINS = [(0.0, 0.5), (0.5, 0.7), (0.7, 0.9), (0.9, 1.0001)]

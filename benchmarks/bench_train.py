@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from lltax.models import build_model
-from lltax.train import train_model
+from lltax.training.loop import train_model
 
 
 def bare_loop(model, x, y, *, batch_size, learning_rate, weight_decay, epochs, seed):

@@ -3,7 +3,7 @@
 "before" is lltax's step as of commit b9ec5eb, ported here: the SGD update one parameter at a
 time (a few aten ops per tensor) and, with augmentation, each step's crop/flip numbers drawn on
 the CPU generator and copied to the device (a host-device synchronization per step on a GPU).
-"after" is ``lltax.train.train_model`` now: one ``torch._foreach_*`` kernel per update operation
+"after" is ``lltax.training.loop.train_model`` now: one ``torch._foreach_*`` kernel per update operation
 and every draw of an epoch made before it and moved at once. Both run the same steps on the
 same data and, in fp32 on the CPU, end with bit-identical parameters (checked every run).
 
@@ -25,13 +25,13 @@ import time
 import torch
 import torch.nn.functional as F
 
-from lltax.augment import augment_batch
+from lltax.data.augment import augment_batch
 from lltax.models import build_model
-from lltax.train import train_model
+from lltax.training.loop import train_model
 
 
 class LoopSGD:
-    """lltax.sgd.SGD as of b9ec5eb: one parameter at a time."""
+    """lltax.training.sgd.SGD as of b9ec5eb: one parameter at a time."""
 
     def __init__(self, params, lr, momentum, weight_decay):
         self.params, self.lr, self.momentum, self.weight_decay = list(params), lr, momentum, weight_decay

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lltax.config import load_config
-from lltax.grid import canonical_json, cell_path, expand_grid, seed_pairs
+from lltax.config.grid import canonical_json, cell_path, expand_grid, seed_pairs
+from lltax.config.schema import load_config
 
 TEMPERATURE_AXES = ("batch_size", "learning_rate", "weight_decay")
 LOAD_AXES = ("width", "label_noise", "train_fraction")
@@ -224,7 +224,7 @@ def score_trend(phases, load: str, temperature: str) -> dict[str, bool]:
 
 
 def report(name: str, config: dict, results: Path, seconds: dict[str, float]) -> dict:
-    from lltax.phases import classify, phase_table
+    from lltax.phases.classify import classify, phase_table
     from lltax.results.infer import aggregate_all
     from lltax.results.netcdf import write_dataset
 

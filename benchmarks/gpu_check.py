@@ -15,7 +15,7 @@ Sections (each wrapped: one that fails records its error and the others still ru
    the limit the training figures are a share of.
 3. ``training``: ResNet18 on CIFAR-shaped tensors, widths x batch sizes: ms per step of a bare
    PyTorch loop (torch.optim.SGD, fp32 with TF32 off, and its bf16 autocast twin), of
-   ``lltax.train.train_model`` with default settings, and of each speed mode (precision tf32 /
+   ``lltax.training.loop.train_model`` with default settings, and of each speed mode (precision tf32 /
    bf16, channels_last, compile, the combination); model FLOP/s and share of the bf16 peak.
    Whole epochs are timed after a warm-up epoch (the epoch's own wall time as train_model
    records it, which ends with the epoch's one synchronizing ``.item()``); nothing subtracted.
@@ -23,7 +23,7 @@ Sections (each wrapped: one that fails records its error and the others still ru
    the state), and a run resumed from its snapshot against an uninterrupted one.
 5. ``hessian_tf32``: the top Hessian eigenvalue of a small ResNet18 with TF32 on and off.
 6. ``trace_memory``: peak CUDA memory of the exact Hessian trace at widths 64 and 128 with the
-   chunk ``lltax.memory`` chooses for the default memory budget, against its estimate.
+   chunk ``lltax.runtime.memory`` chooses for the default memory budget, against its estimate.
 7. ``landscape_and_curves``: landscape points per second (one at a time vs stacked through
    vmap) and ms per curve-fitting step.
 8. ``grid_cell``: one tiny grid cell through every job's code (``lltax.cli.run``, the calls the
@@ -74,9 +74,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from lltax.cost import forward_flops  # noqa: E402
 from lltax.models import build_model  # noqa: E402
-from lltax.train import tf32  # noqa: E402
+from lltax.runtime.cost import forward_flops  # noqa: E402
+from lltax.training.loop import tf32  # noqa: E402
 
 log = logging.getLogger("gpu_check")
 
@@ -136,7 +136,7 @@ SIZES = {
         "cell": {
             "width": 4,
             "batch_size": 32,
-            "dataset": "lltax.synthetic:cifar_shaped",
+            "dataset": "lltax.data.synthetic:cifar_shaped",
             "epochs": 2,
             "jobs": {
                 "hessian": {"num_samples": 64, "chunk_size": 32, "max_iterations": 30, "trace_probes": 9},
@@ -171,7 +171,7 @@ SIZES = {
         "cell": {
             "width": 2,
             "batch_size": 32,
-            "dataset": "lltax.synthetic:cifar_shaped_tiny",
+            "dataset": "lltax.data.synthetic:cifar_shaped_tiny",
             "epochs": 1,
             "jobs": {
                 "hessian": {"num_samples": 16, "chunk_size": 16, "max_iterations": 4, "lanczos_starts": 1, "trace_probes": 3},
@@ -390,7 +390,7 @@ def package_versions() -> dict:
 
 
 def environment(device: torch.device) -> dict:
-    from lltax.device import runtime_info
+    from lltax.runtime.device import runtime_info
 
     info = {
         "python": sys.version.split()[0],
@@ -474,7 +474,7 @@ def matmul_peak(device: torch.device, sizes: dict) -> dict:
 
 
 def missing_keywords(options: dict) -> list[str]:
-    from lltax.train import train_model
+    from lltax.training.loop import train_model
 
     accepted = inspect.signature(train_model).parameters
     return [key for key in options if key not in accepted]
@@ -506,11 +506,11 @@ def bare_run(model, x, y, batch_size: int, epochs: int, autocast_dtype, seed: in
 
 
 def lltax_run(model, x, y, batch_size: int, epochs: int, options: dict, seed: int = 0, **extra):
-    from lltax.train import train_model
+    from lltax.training.loop import train_model
 
     missing = missing_keywords(options)
     if missing:
-        raise TypeError(f"lltax.train.train_model takes no {missing} (this lltax has no such mode)")
+        raise TypeError(f"lltax.training.loop.train_model takes no {missing} (this lltax has no such mode)")
     return train_model(
         model,
         x,
@@ -645,7 +645,7 @@ class Training:
             "steps_per_epoch": self.sizes["steps"],
             "timed_epochs": self.sizes["timed_epochs"],
             "modes": {**{mode: "bare PyTorch loop" for mode in BARE_MODES}, **MODES},
-            "flops": "lltax.cost.forward_flops x 3 x batch size per step",
+            "flops": "lltax.runtime.cost.forward_flops x 3 x batch size per step",
             "process": "configure_torch as every lltax job: deterministic algorithms, cudnn.benchmark off, TF32 off unless a mode sets it",
         }
 
@@ -765,12 +765,12 @@ def hessian_tf32(device: torch.device, sizes: dict) -> dict:
 
 
 def trace_chunk(model, width: int, inputs: torch.Tensor, upper: int) -> dict:
-    """The exact trace's chunk for the default memory budget (lltax.memory), and its estimate."""
+    """The exact trace's chunk for the default memory budget (lltax.runtime.memory), and its estimate."""
     parameters = sum(p.numel() for p in model.parameters())
     try:
-        from lltax import memory
+        from lltax.runtime import memory
     except ImportError:
-        return {"chunk": min(upper, 16), "parameters": parameters, "note": "lltax.memory is absent: a fixed chunk of 16 samples"}
+        return {"chunk": min(upper, 16), "parameters": parameters, "note": "lltax.runtime.memory is absent: a fixed chunk of 16 samples"}
     activations = memory.activation_elements("resnet18", width, INPUT_SHAPE, NUM_CLASSES)
     held = memory.held_bytes(parameters, int(inputs.nbytes))
     vector_settings = {"max_iterations": 100, "trace_method": "exact", "trace_probes": 100}
@@ -887,9 +887,9 @@ def settings_without_jsonschema():
         return
     except ImportError:
         pass
-    from lltax import config
+    from lltax.config.grid import parse_cell_path
+    from lltax.config import schema as config
     from lltax.contract import AXES
-    from lltax.grid import parse_cell_path
 
     def parse_settings(text: str, section: str) -> dict:
         given = json.loads(text)
@@ -913,7 +913,7 @@ def settings_without_jsonschema():
                     patched.append((module, attribute, getattr(module, attribute)))
                     setattr(module, attribute, replacement)
     try:
-        yield "jsonschema is absent: schema defaults filled by lltax.config.section_defaults, values not validated"
+        yield "jsonschema is absent: schema defaults filled by lltax.config.schema.section_defaults, values not validated"
     finally:
         config.parse_settings, config.parse_cell = saved
         for module, attribute, original in patched:
@@ -942,7 +942,7 @@ def dataset_form(dataset) -> dict:
 def run_cell(device: str, folder: Path, sizes: dict) -> tuple[dict, dict, list[str]]:
     """The tiny cell on ``device``: (records by file, seconds by job, notes)."""
     from lltax.cli import run as lltax
-    from lltax.grid import cell_path
+    from lltax.config.grid import cell_path
 
     settings = cell_settings(sizes)
     cell = {
@@ -1041,7 +1041,7 @@ def run_cell(device: str, folder: Path, sizes: dict) -> tuple[dict, dict, list[s
     )
 
     def aggregate() -> None:
-        from lltax.config import section_defaults
+        from lltax.config.schema import section_defaults
         from lltax.contract import AXES
         from lltax.results.infer import aggregate_all
 
@@ -1250,7 +1250,7 @@ def main(argv=None) -> int:
     )
     device = torch.device(args.device or ("cpu" if args.smoke or not torch.cuda.is_available() else "cuda"))
     sizes = copy.deepcopy(SIZES["smoke" if args.smoke else "full"])
-    from lltax.device import configure_torch
+    from lltax.runtime.device import configure_torch
 
     # As every lltax job does: its threads, deterministic kernels, TF32 off. One thread for a smoke
     # run (a CPU shared with other work: two contended threads ran the Hessian 4x slower than one).

@@ -4,9 +4,9 @@
     python benchmarks/preset_cost.py --modes configs/yang2021_resnet18_cifar10.yaml   # GPU-hours per training mode
 
 Per preset: cells, jobs per rule (as the workflow plans them: one per cell and rule), and device hours summed over
-every job from lltax.cost.estimate_seconds (startup + items x, per item, the larger of
+every job from lltax.runtime.cost.estimate_seconds (startup + items x, per item, the larger of
 steps x launch cost and FLOPs / throughput on a GPU, their sum on a CPU; no safety factor). The
-figures rest on the config's `cluster` settings and lltax.cost's per-mode defaults (GPU_TFLOPS,
+figures rest on the config's `cluster` settings and lltax.runtime.cost's per-mode defaults (GPU_TFLOPS,
 LAUNCH_MS), 60 s start-up per job. They are an
 estimate from FLOP counts, not a measurement: calibrate `cluster.tflops` and
 `cluster.step_overhead_ms` from the benchmark files of a few real jobs before you plan.
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import yaml
 
-from lltax.config import validate_config
-from lltax.cost import estimate_seconds
-from lltax.grid import expand_grid, seed_pairs
+from lltax.config.grid import expand_grid, seed_pairs
+from lltax.config.schema import validate_config
+from lltax.runtime.cost import estimate_seconds
 
 # The rules whose jobs cost GPU time; cka writes the distances too.
 RULES = ("train", "hessian", "cka", "curve_fit", "curve_eval", "landscape")
@@ -37,7 +37,7 @@ def preset_cost_of(config: dict) -> dict:
     if not (config["landscape"]["enabled"] and len(config["seeds"]) >= 2):
         skipped.add("landscape")
     # cluster.seeds_per_job 1: a train job per seed and a curve_fit job per pair, each estimated
-    # for its one seed or pair (lltax.cost.items_per_job); else one job per cell for all of them.
+    # for its one seed or pair (lltax.runtime.cost.items_per_job); else one job per cell for all of them.
     one = config["cluster"]["seeds_per_job"] == 1
     per_cell = {"train": len(config["seeds"]) if one else 1, "curve_fit": len(pairs) if one else 1}
     jobs, seconds = {}, {}

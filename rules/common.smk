@@ -6,12 +6,12 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from lltax.config import read_config_file, validate_config
-from lltax.config_checks import check_builders, check_path_length
+from lltax.config.schema import read_config_file, validate_config
+from lltax.config.checks import check_builders, check_path_length
 from lltax.contract import DIAGNOSIS_MARKER, ConfigError
-from lltax.cost import memory_mb
-from lltax.gpu import count_gpus, torch_device_count
-from lltax.grid import (
+from lltax.runtime.cost import memory_mb
+from lltax.runtime.gpu_slots import count_gpus, torch_device_count
+from lltax.config.grid import (
     CELL_REGEX,
     canonical_json,
     canonical_path,
@@ -23,22 +23,22 @@ from lltax.grid import (
     seed_pairs,
     select_cells,
 )
-from lltax.identity import current_checksum
-from lltax.io import hold_results_lock, results_folder_holder
-from lltax.job_time import check_job_time
-from lltax.partitions import check_seeds_per_job, fitted_runtime, read_partitions
+from lltax.storage.checksums import current_checksum
+from lltax.storage.atomic_files import hold_results_lock, results_folder_holder
+from lltax.runtime.job_time import check_job_time
+from lltax.runtime.partitions import check_seeds_per_job, fitted_runtime, read_partitions
 from lltax.results.records import METRIC_SECTIONS
-from lltax.sources import PACKAGE_DIR, command_sources
+from lltax.runtime.code_sources import PACKAGE_DIR, command_sources
 
 # Schema + lltax's own checks; a bad config stops here, before any job runs. Snakemake's own
 # YAML reading keeps the last of two equal keys silently: read each file again, strictly.
 for _configfile in workflow.configfiles:
     read_config_file(_configfile)
 CONFIG = validate_config(config)
-check_job_time(CONFIG)  # a landscape or basin job that could not finish (lltax.cost's estimate)
+check_job_time(CONFIG)  # a landscape or basin job that could not finish (lltax.runtime.cost's estimate)
 check_seeds_per_job(CONFIG)
 # Jobs started from here (local ones, and SLURM's, which inherit the environment) claim one of
-# a GPU's gpu_slots_per_device slots (lltax.gpu).
+# a GPU's gpu_slots_per_device slots (lltax.runtime.gpu_slots).
 os.environ.update(LLTAX_GPU_SLOTS=str(CONFIG["gpu_slots_per_device"]))
 # Own builders import where the jobs run: checked here unless the jobs get another software
 # environment (--sdm conda/apptainer) or this is a job step of a cluster run.
@@ -83,7 +83,7 @@ if CONFIG["device"] == "auto" and count_gpus() > 0 and not USE_GPU and not workf
 if USE_GPU and workflow.resource_settings.nodes is None and not workflow.remote_exec and "gpu" not in workflow.global_resources:
     workflow.global_resources["gpu"] = max(1, count_gpus()) * CONFIG["gpu_slots_per_device"]
 
-# Runtime and memory requests are estimated for the device the jobs will use (lltax.cost).
+# Runtime and memory requests are estimated for the device the jobs will use (lltax.runtime.cost).
 COST_CONFIG = {**CONFIG, "device": "cuda" if USE_GPU else "cpu"}
 
 
@@ -105,7 +105,7 @@ DATASET_CONFIG = canonical_json(
     }
 )
 # The source files behind each rule's results are its job's lltax modules, derived from the
-# imports (lltax.sources) and declared as inputs: editing one reruns exactly the rules whose
+# imports (lltax.runtime.code_sources) and declared as inputs: editing one reruns exactly the rules whose
 # jobs import it, and what depends on them (Snakemake does not track what a job imports).
 SRC = Path(workflow.basedir) / "src" / "lltax"
 if not SRC.is_dir():  # a workflow copied without the package: the installed lltax is what runs
@@ -145,16 +145,16 @@ def check_local_device():
 
 
 def partitions():
-    """The SLURM partitions' limits (lltax.partitions): cluster.partitions, else the SLURM
+    """The SLURM partitions' limits (lltax.runtime.partitions): cluster.partitions, else the SLURM
     executor's slurm-partition-config (known in a real run only); None: no caps."""
     path = CONFIG["cluster"]["partitions"] or getattr(workflow.executor_settings, "partition_config", None)
     return read_partitions(str(path)) if path else None
 
 
 def runtime(rule):
-    """A job's runtime request in minutes (lltax.cost): scales with the model's FLOPs and the
+    """A job's runtime request in minutes (lltax.runtime.cost): scales with the model's FLOPs and the
     number of steps of its cell; doubles on every retry except training's (which resumes), at
-    most the partitions' max_runtime; a job that fits no partition is refused (lltax.partitions)."""
+    most the partitions' max_runtime; a job that fits no partition is refused (lltax.runtime.partitions)."""
 
     # (one call per line start: snakefmt reads a line that starts with `rule` as a rule)
     def request(wildcards, attempt):
@@ -165,7 +165,7 @@ def runtime(rule):
 
 
 def memory(rule):
-    """A job's memory request in MB (lltax.cost): the dataset and a few model copies."""
+    """A job's memory request in MB (lltax.runtime.cost): the dataset and a few model copies."""
     return lambda wildcards: memory_mb(rule, parse_cell_path(wildcards.cell), COST_CONFIG)
 
 
@@ -174,7 +174,7 @@ TORCH_RULES = set()  # the cost rules of the torch jobs' rules, for check_partit
 
 def check_partitions():
     """Refuse a plan with a job that fits no partition, before anything is submitted: every
-    torch rule's job of every cell, first attempt (lltax.partitions). Called once the rules
+    torch rule's job of every cell, first attempt (lltax.runtime.partitions). Called once the rules
     are defined (Snakefile), and again when a real run starts (its executor's partitions)."""
     if partitions() is None:
         return
@@ -242,7 +242,7 @@ def external_files(wildcards):
 
 
 def external_checksums(wildcards):
-    """The content checksum of each of a cell's files now (lltax.identity.current_checksum: the
+    """The content checksum of each of a cell's files now (lltax.storage.checksums.current_checksum: the
     import's own when the file's size, times and inode are the recorded ones, else read): a
     param of the import rule, so new content under an old modification time (cp -p, rsync -t,
     tar) reruns the import and everything that depends on it."""

@@ -1,6 +1,6 @@
 # Per-cell metric jobs: the Hessian of every seed's checkpoint, pairwise CKA and l2 distance
 # between seeds. Loss and accuracy come from the training job's own final evaluation
-# (train.json). Each rule's code inputs are the modules its job imports (lltax.sources), so
+# (train.json). Each rule's code inputs are the modules its job imports (lltax.runtime.code_sources), so
 # editing one reruns the metric; one process per cell pays start-up and imports once.
 
 

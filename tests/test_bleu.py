@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
+from lltax.data.sequences import EOS, PAD, SPECIAL_TOKENS, WORD_START, pack_pairs
 from lltax.metrics.bleu import corpus_bleu, greedy_bleu, greedy_decode, sentences, translation_scores
 from lltax.models import build_model
-from lltax.sequences import EOS, PAD, SPECIAL_TOKENS, WORD_START, pack_pairs
-from lltax.train import train_model
+from lltax.training.loop import train_model
 
 VOCABULARY = (*SPECIAL_TOKENS, *(WORD_START + w for w in ("the", "cat", "sat", "on", "mat", "der", "hund")))
 
@@ -79,14 +79,14 @@ def test_greedy_decoding_of_a_trained_tiny_transformer_translates_its_pairs():
 
 
 def test_train_job_records_bleu_and_dataset_carries_it(tmp_path):
-    from lltax.config import section_settings
+    from lltax.config.schema import section_settings
     from lltax.jobs.train import run_train_job
     from lltax.results.tables import aggregate_metric
 
     cell = {"width": 8, "batch_size": 32, "label_noise": 0.0, "train_fraction": 0.02, "learning_rate": 0.05, "weight_decay": 0.0}
     train = section_settings("train", {"epochs": 1, "eval_batch_size": 1000})
     dataset = {"name": "langpair", "download": False, "augment": False, "label_noise_mode": "exact"}
-    from lltax.grid import cell_path
+    from lltax.config.grid import cell_path
 
     folder = tmp_path / "results" / cell_path(cell) / "seed=0"
     summary = run_train_job(

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from lltax.cli import main
-from lltax.config import section_settings
-from lltax.grid import canonical_json, cell_path
+from lltax.config.grid import canonical_json, cell_path
+from lltax.config.schema import section_settings
 from lltax.jobs.train import run_train_job
 
 CELL = {"width": 2, "batch_size": 64, "label_noise": 0.0, "train_fraction": 0.1, "learning_rate": 0.05, "weight_decay": 0.0005}

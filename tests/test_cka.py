@@ -12,10 +12,10 @@ import torch
 from torch import nn
 
 from lltax import cli
-from lltax.checkpoint import save_checkpoint
 from lltax.jobs import cka as cka_job
 from lltax.metrics.cka import linear_cka, model_outputs, models_cka, pairwise_cka
 from lltax.metrics.mixup import mixup_batches
+from lltax.storage.checkpoint import save_checkpoint
 
 
 def hsic_cka(x: np.ndarray, y: np.ndarray) -> float:

@@ -238,7 +238,7 @@ def test_bad_seed_is_an_argument_error(tmp_path, seed, capsys):
 def test_long_json_arguments_are_not_taken_for_paths(tmp_path, dataset_path):
     """A merge's --config-json is longer than a file name may be: it must not break the
     output-is-not-an-input check (it did, with 'File name too long')."""
-    from lltax.grid import canonical_json
+    from lltax.config.grid import canonical_json
 
     table = tmp_path / "hessian.nc"
     config = {
@@ -262,7 +262,7 @@ def test_long_json_arguments_are_not_taken_for_paths(tmp_path, dataset_path):
 def test_device_cuda_without_a_gpu_is_one_line(tmp_path, capsys):
     import torch
 
-    from lltax.checkpoint import save_checkpoint
+    from lltax.storage.checkpoint import save_checkpoint
 
     path = tmp_path / "model.pt"
     save_checkpoint(path, torch.nn.Linear(2, 2), {"seed": 0})

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lltax.config import ConfigError, load_config, read_config_file, validate_config
+from lltax.config.grid import canonical_value, cell_path, expand_grid, format_value, parse_cell_path, seed_pairs
+from lltax.config.schema import ConfigError, load_config, read_config_file, validate_config
 from lltax.contract import AXES
-from lltax.grid import canonical_value, cell_path, expand_grid, format_value, parse_cell_path, seed_pairs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -129,7 +129,7 @@ def test_bad_config_names_the_key(config, fragments):
 def test_own_builders_must_import_as_the_jobs_import_them(tmp_path, monkeypatch):
     """Checked by the Snakefile before any job, in a fresh interpreter without the working
     directory on its path (as the `lltax` script runs)."""
-    from lltax.config_checks import check_builders
+    from lltax.config.checks import check_builders
 
     tests = str(Path(__file__).parent)
     monkeypatch.setenv("PYTHONPATH", tests)
@@ -157,7 +157,7 @@ def test_a_deeply_nested_config_file_is_refused_naming_the_file(tmp_path):
 
 
 def test_the_deepest_path_must_fit_the_file_system():
-    from lltax.config_checks import check_path_length
+    from lltax.config.checks import check_path_length
 
     check_path_length("results/demo", ["width=16/batch_size=128"])
     with pytest.raises(ConfigError, match="leaves no room for the cell folders"):
@@ -217,11 +217,11 @@ def test_seed_pairs():
 
 def test_readme_documents_every_config_key():
     """docs/configuration.md carries the table generated from the schema: one source for every key."""
-    from lltax.config import load_schema, reference_table
+    from lltax.config.schema import load_schema, reference_table
 
     readme = (REPO / "docs" / "configuration.md").read_text()
     table = reference_table()
-    assert table in readme, "docs/configuration.md's configuration table is stale: paste the output of `python -m lltax.config`"
+    assert table in readme, "docs/configuration.md's configuration table is stale: paste the output of `python -m lltax.config.schema`"
     for section, sub in load_schema()["properties"].items():
         for key in sub.get("properties", {}) or [None]:
             assert (f"`{section}.{key}`" if key else f"`{section}`") in table
@@ -243,7 +243,7 @@ def test_repeated_yaml_keys_are_refused(tmp_path):
 
 
 def test_a_canonical_path_never_reads_as_an_option(tmp_path, monkeypatch):
-    from lltax.grid import canonical_path
+    from lltax.config.grid import canonical_path
 
     monkeypatch.chdir(tmp_path)
     assert canonical_path("./data/") == "data" and canonical_path(str(tmp_path / "data")) == "data"

@@ -10,10 +10,10 @@ import logging
 import pytest
 import torch
 
-from lltax.corpora import read_plain, read_release, read_tags, read_xml
-from lltax.loaders import DATASETS
-from lltax.sequences import EOS, PAD, detokenize
-from lltax.translation_data import translation_dataset
+from lltax.data.corpora import read_plain, read_release, read_tags, read_xml
+from lltax.data.loaders import DATASETS
+from lltax.data.sequences import EOS, PAD, detokenize
+from lltax.data.translation import translation_dataset
 
 GERMAN = ["Vielen Dank, Chris.", "Es ist mir wirklich eine Ehre.", "Ich bin begeistert von dieser Konferenz.", "Danke & gute Nacht."]
 ENGLISH = ["Thank you so much, Chris.", "It's truly a great honor.", "I have been blown away by this conference.", "Thanks & good night."]

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from lltax.config import validate_config
-from lltax.cost import forward_flops, items_per_job, memory_mb, runtime_minutes, training_steps
+from lltax.config.schema import validate_config
 from lltax.models import build_model
+from lltax.runtime.cost import forward_flops, items_per_job, memory_mb, runtime_minutes, training_steps
 
 
 def counted_flops(model, width, input_shape):
@@ -39,7 +39,7 @@ def test_one_channel_images_are_within_three_percent():
 
 
 def test_training_steps_drop_the_last_partial_batch():
-    assert training_steps(1000, 128, 3) == 3 * 7  # as lltax.train: full batches only
+    assert training_steps(1000, 128, 3) == 3 * 7  # as lltax.training.loop: full batches only
     assert training_steps(1024, 128, 1) == 8
 
 
@@ -114,7 +114,7 @@ def test_on_a_gpu_launches_overlap_compute_and_each_mode_has_its_own_rates(tmp_p
     """An item takes max(steps x launch cost, FLOPs / throughput) on a GPU (their sum on the
     CPU); precision and compile pick the defaults; a gpu_check.json replaces the throughput of
     the training rules by the one measured for their mode."""
-    from lltax.cost import GPU_TFLOPS, LAUNCH_MS, estimate_seconds, job_work
+    from lltax.runtime.cost import GPU_TFLOPS, LAUNCH_MS, estimate_seconds, job_work
 
     base = config(cluster={"startup_seconds": 0})
     seeds = items_per_job("train", base)

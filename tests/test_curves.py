@@ -18,12 +18,10 @@ from tiny_models import tiny_mlp
 from torch import nn
 
 from lltax import cli
-from lltax.checkpoint import save_checkpoint
 from lltax.contract import CURVE_PROFILES, CURVE_SCALARS
-from lltax.io import read_json
 from lltax.jobs import curve_eval as curve_eval_job
 from lltax.jobs import curve_fit as curve_fit_job
-from lltax.jobs.inputs import build_from_meta, load_model
+from lltax.jobs.metric_inputs import build_from_meta, load_model
 from lltax.metrics.alignment import permutation_spec, permute, weight_matching
 from lltax.metrics.bezier import (
     bezier_coefficients,
@@ -41,6 +39,8 @@ from lltax.metrics.bezier import (
 from lltax.metrics.curve_measures import curve_length, polychain_length
 from lltax.metrics.curves import evaluate_curve, fit_curve, learning_rate_factor, line_bends, mode_connectivity
 from lltax.metrics.evaluate import evaluate_model
+from lltax.storage.atomic_files import read_json
+from lltax.storage.checkpoint import save_checkpoint
 
 LENGTH, CLASSES = 8, 3
 
@@ -527,7 +527,7 @@ def cli_models():
 @pytest.fixture
 def cli_setup(tmp_path, monkeypatch, cli_models):
     models, dataset = cli_models
-    # The cell's data would come from lltax.data; a tiny in-memory set keeps the test offline and fast.
+    # The cell's data would come from lltax.data.cells; a tiny in-memory set keeps the test offline and fast.
     for job in (curve_fit_job, curve_eval_job):
         monkeypatch.setattr(job, "load_cell_data", lambda meta, device, data_dir=None: dataset)
     paths = []

@@ -1,4 +1,4 @@
-"""Tests of lltax.data: dataset loading (real parsers on tiny files), subsets, label noise, batch transforms."""
+"""Tests of lltax.data.cells: dataset loading (real parsers on tiny files), subsets, label noise, batch transforms."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from lltax import loaders, mnist1d_cache
-from lltax.augment import augment_batch
-from lltax.data import corrupt_labels, load_dataset, redraw_labels, rounded_count, subset_indices
-from lltax.loaders import DATASETS, NORMALIZATION
+from lltax.data import loaders
+from lltax.data import mnist1d as mnist1d_cache
+from lltax.data.augment import augment_batch
+from lltax.data.cells import corrupt_labels, load_dataset, redraw_labels, rounded_count, subset_indices
+from lltax.data.loaders import DATASETS, NORMALIZATION
+from lltax.data.mnist1d import mnist1d_cache_path
 from lltax.metrics.mixup import mixup_batches
-from lltax.mnist1d_cache import mnist1d_cache_path
 
 # ---------------------------------------------------------------------------------------------
 # MNIST-1D (generated once per test session, ~3-9 s on a 2-core VM)
@@ -96,7 +97,7 @@ def test_mnist1d_is_generated_when_the_cache_is_missing(tmp_path, monkeypatch, c
     arrays["y"] = (arrays["y"] + 1) % 10
     with open(path, "wb") as handle:
         np.savez(handle, **arrays)
-    with caplog.at_level(logging.WARNING, logger="lltax.mnist1d_cache"):
+    with caplog.at_level(logging.WARNING, logger="lltax.data.mnist1d"):
         again = load_dataset("mnist1d", tmp_path)
     assert calls == [42, 42] and "does not match its checksum" in caplog.text
     assert torch.equal(again.y_train, dataset.y_train)
@@ -631,7 +632,7 @@ def test_own_dataset_trains_through_the_cli(tmp_path):
     import sys
     from pathlib import Path
 
-    from lltax.config import validate_config
+    from lltax.config.schema import validate_config
 
     dataset = {"name": "test_data:blobs_dataset"}
     config = validate_config(

@@ -16,13 +16,13 @@ import xarray as xr
 from torch import nn
 
 from lltax import cli
-from lltax.checkpoint import save_checkpoint, state_checksum
+from lltax.config.grid import canonical_json, cell_path, expand_grid
 from lltax.contract import AXES, METRICS
-from lltax.grid import canonical_json, cell_path, expand_grid
-from lltax.io import write_json
 from lltax.results.infer import aggregate_all, infer_config
 from lltax.results.netcdf import merge_metrics, read_dataset, write_dataset
 from lltax.results.tables import aggregate_metric
+from lltax.storage.atomic_files import write_json
+from lltax.storage.checkpoint import save_checkpoint, state_checksum
 
 CONFIG = {
     "grid": {

@@ -12,13 +12,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from lltax import cli
-from lltax.checkpoint import save_checkpoint
-from lltax.config import parse_settings
+from lltax.config.schema import parse_settings
 from lltax.jobs import evaluate as evaluate_job
-from lltax.jobs.inputs import check_same_cell
+from lltax.jobs.metric_inputs import check_same_cell
 from lltax.metrics import distance, evaluate
 from lltax.metrics.distance import l2_distance, pairwise_distance
 from lltax.metrics.evaluate import evaluate_on_dataset
+from lltax.storage.checkpoint import save_checkpoint
 
 INPUT_SHAPE = (1, 8)
 NUM_CLASSES = 3

@@ -9,11 +9,11 @@ import torch
 from torch import nn
 
 from lltax import cli
-from lltax.checkpoint import save_checkpoint
-from lltax.data import load_dataset
+from lltax.data.cells import load_dataset
 from lltax.metrics.ensembles import cyclic_learning_rate, ensemble_accuracy, fast_geometric_ensembling, probabilities
 from lltax.models import build_model
 from lltax.results.tables import aggregate_metric
+from lltax.storage.checkpoint import save_checkpoint
 
 CELL = {"width": 16, "batch_size": 50, "label_noise": 0.0, "train_fraction": 0.1, "learning_rate": 0.05, "weight_decay": 0.0005}
 CELL_PATH = "width=16/batch_size=50/label_noise=0.0/train_fraction=0.1/learning_rate=0.05/weight_decay=0.0005"

@@ -17,15 +17,15 @@ import xarray as xr
 from torch import nn
 
 from lltax import cli
-from lltax.advice import ADVICE
-from lltax.checkpoint import save_checkpoint
-from lltax.config import ConfigError, section_settings, validate_config
-from lltax.data import load_dataset
-from lltax.external import CheckpointError, filled_names, fit_state, load_external_record, read_payload, state_of_payload
-from lltax.grid import check_checkpoint_template, checkpoint_file
+from lltax.config.grid import check_checkpoint_template, checkpoint_file
+from lltax.config.schema import ConfigError, section_settings, validate_config
+from lltax.data.cells import load_dataset
 from lltax.jobs.cka import cka_of_checkpoints
 from lltax.jobs.hessian import hessian_of_checkpoint
-from lltax.jobs.inputs import load_model
+from lltax.jobs.metric_inputs import load_model
+from lltax.phases.advice import ADVICE
+from lltax.storage.checkpoint import save_checkpoint
+from lltax.storage.foreign_checkpoints import CheckpointError, filled_names, fit_state, load_external_record, read_payload, state_of_payload
 
 CELL = {"width": 8, "batch_size": 32, "label_noise": 0.0, "train_fraction": 0.1, "learning_rate": 0.05, "weight_decay": 0.0}
 CELL_PATH = "width=8/batch_size=32/label_noise=0.0/train_fraction=0.1/learning_rate=0.05/weight_decay=0.0"

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from lltax import gpu
+from lltax.runtime import gpu_slots as gpu
 
 UUIDS = ["GPU-11111111-aaaa-bbbb-cccc-000000000000", "GPU-22222222-aaaa-bbbb-cccc-000000000001"]
 LISTING = "".join(f"GPU {i}: NVIDIA H100 80GB HBM3 (UUID: {uuid})\\n" for i, uuid in enumerate(UUIDS))
@@ -57,7 +57,7 @@ def test_claims_distinct_slots_then_times_out(two_gpus, monkeypatch):
         gpu.claim_gpu_slot(UUIDS, 1, timeout_s=0)
 
 
-CLAIM = "from lltax.gpu import pin_gpu_if_needed; import sys, time; print(*pin_gpu_if_needed(['train', '--device', 'cuda']), flush=True); time.sleep(float(sys.argv[1]))"
+CLAIM = "from lltax.runtime.gpu_slots import pin_gpu_if_needed; import sys, time; print(*pin_gpu_if_needed(['train', '--device', 'cuda']), flush=True); time.sleep(float(sys.argv[1]))"
 
 
 def test_four_concurrent_jobs_with_two_slots_per_gpu_get_four_distinct_slots(two_gpus):
@@ -86,7 +86,7 @@ def test_an_inherited_visible_set_confines_the_claims(two_gpus, monkeypatch):
 
 
 def test_lock_is_released_when_the_process_ends(tmp_path):
-    code = "from lltax.gpu import claim_gpu_slot; print(*claim_gpu_slot(1))"
+    code = "from lltax.runtime.gpu_slots import claim_gpu_slot; print(*claim_gpu_slot(1))"
     env = {"PATH": "", "LLTAX_GPU_LOCK_DIR": str(tmp_path)}
     for _ in range(2):  # the second process gets slot 0 of device 0 again
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
@@ -157,7 +157,7 @@ def test_a_lock_folder_of_another_user_is_refused_in_one_line(tmp_path, monkeypa
     theirs = tmp_path / "theirs"
     theirs.mkdir(mode=0o700)  # root's; the claim below runs as nobody
     code = (
-        "import os; from lltax.gpu import claim_gpu_slot, GpuSlotError\n"
+        "import os; from lltax.runtime.gpu_slots import claim_gpu_slot, GpuSlotError\n"
         "os.setuid(65534)\n"
         "try: claim_gpu_slot(1)\n"
         "except GpuSlotError as e: print(e)"
@@ -178,7 +178,7 @@ def test_lock_folders_that_cannot_be_used_are_named(tmp_path, monkeypatch):
 def test_a_file_system_without_flock_is_named(tmp_path, monkeypatch):
     import errno
 
-    from lltax import io
+    from lltax.storage import atomic_files as io
 
     def no_flock(handle, operation):
         raise OSError(errno.ENOLCK, "No locks available")

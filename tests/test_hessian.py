@@ -19,13 +19,13 @@ from torch import nn
 from torch.func import functional_call
 
 from lltax import cli
-from lltax.checkpoint import save_checkpoint
-from lltax.io import write_json
 from lltax.jobs import hessian as hessian_job
 from lltax.metrics.hessian import hessian_metrics, resolve_trace_method, sample_training_data
 from lltax.metrics.hvp import HessianOperator
 from lltax.metrics.lanczos import lanczos
 from lltax.metrics.trace import exact_trace, hutchinson, hutchpp
+from lltax.storage.atomic_files import write_json
+from lltax.storage.checkpoint import save_checkpoint
 
 NUM_CLASSES = 3
 
@@ -466,7 +466,7 @@ def test_cli_rejects_bad_settings(tmp_path):
 
 
 def test_hessian_sample_shared_or_per_seed():
-    from lltax.config import parse_settings
+    from lltax.config.schema import parse_settings
     from lltax.metrics.hessian import sample_seed, sample_training_data
 
     shared = parse_settings("{}", "hessian")

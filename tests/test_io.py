@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from lltax.io import atomic_path, read_json, write_json
+from lltax.storage.atomic_files import atomic_path, read_json, write_json
 
 
 def test_write_json_round_trip_with_nan(tmp_path):
@@ -45,7 +45,7 @@ def test_stray_temporary_files_of_a_killed_write_are_removed_by_the_next_write(t
 def test_concurrent_writers_of_a_shared_file_keep_each_others_temporaries(tmp_path):
     """Two jobs generating the same data cache at once: neither removes the other's
     in-progress temporary file, and both renames succeed (the last one wins, identical data)."""
-    from lltax.io import atomic_path
+    from lltax.storage.atomic_files import atomic_path
 
     target = tmp_path / "cache.npz"
     with atomic_path(target, clean_stale=False) as first:
@@ -65,7 +65,8 @@ def test_concurrent_writers_of_a_shared_file_keep_each_others_temporaries(tmp_pa
 
 def test_the_mnist1d_cache_is_written_as_a_shared_file(monkeypatch, tmp_path):
     """MNIST-1D generation writes with clean_stale=False (jobs may generate it together)."""
-    from lltax import loaders, mnist1d_cache
+    from lltax.data import loaders
+    from lltax.data import mnist1d as mnist1d_cache
 
     calls = []
     real = mnist1d_cache.atomic_path
@@ -84,7 +85,7 @@ def test_sigterm_runs_the_atomic_writes_cleanup(tmp_path):
     script = (
         "import sys, time, signal\n"
         "from lltax import cli\n"
-        "from lltax.io import atomic_path\n"
+        "from lltax.storage.atomic_files import atomic_path\n"
         "signal.signal(signal.SIGTERM, cli._exit_on_sigterm)\n"
         "with atomic_path(sys.argv[1]) as tmp:\n"
         "    tmp.write_text('partial')\n"

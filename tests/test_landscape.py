@@ -15,15 +15,16 @@ import xarray as xr
 from tiny_models import tiny_mlp
 from torch import nn
 
-from lltax import checkpoint, cli
+from lltax import cli
 from lltax.figures.landscape import _contour_levels
 from lltax.jobs import landscape as landscape_job
-from lltax.jobs.inputs import load_model
+from lltax.jobs.metric_inputs import load_model
 from lltax.metrics import landscape
 from lltax.metrics.directions import direction_space, random_direction
 from lltax.metrics.eigenratio import hessian_extremes
 from lltax.metrics.evaluate import evaluate_model
 from lltax.metrics.surface import evaluate_points
+from lltax.storage import checkpoint
 
 NUM_CLASSES = 3
 
@@ -203,7 +204,7 @@ def save_mlp_checkpoint(path, seed: int, diverged: bool = False, trained_on=None
     """A width-6 mlp of ``seed``: as initialised, or trained 6 epochs on ``trained_on`` (x, y)
     keeping its trajectory (train.trajectory)."""
     from lltax.models import build_model
-    from lltax.train import train_model
+    from lltax.training.loop import train_model
 
     torch.manual_seed(seed)
     model = build_model("mlp", 6, NUM_CLASSES, (1, 5))
@@ -408,7 +409,7 @@ def test_basin_job_measures_every_ray_and_nan_when_diverged(tmp_path, monkeypatc
 def test_basin_convexity_needs_a_plane(tmp_path, toy_cell_data):
     """convexity_points with one direction has no plane to map: refused before any work, by
     the job as by the config."""
-    from lltax.config import validate_config
+    from lltax.config.schema import validate_config
 
     save_mlp_checkpoint(tmp_path / "a.pt", 0)
     settings = {"directions": 1, "convexity_points": 2}
@@ -421,8 +422,8 @@ def test_basin_convexity_needs_a_plane(tmp_path, toy_cell_data):
 
 
 def test_select_cells_by_partial_cells():
+    from lltax.config.grid import expand_grid, select_cells
     from lltax.contract import ConfigError
-    from lltax.grid import expand_grid, select_cells
 
     grid = {
         "width": [4, 8],
@@ -443,8 +444,8 @@ def test_select_cells_by_partial_cells():
 
 
 def test_compared_cells_pair_each_cell_with_its_counterpart():
+    from lltax.config.grid import compared_cells, expand_grid
     from lltax.contract import ConfigError
-    from lltax.grid import compared_cells, expand_grid
 
     grid = {
         "width": [4, 8],
@@ -487,8 +488,8 @@ def fake_landscape(scale: float) -> xr.Dataset:
 
 
 def test_atlas_picks_the_most_confident_cell_of_each_phase(tmp_path):
+    from lltax.config.grid import cell_path
     from lltax.contract import AXES
-    from lltax.grid import cell_path
     from lltax.jobs.atlas import representatives
 
     fixed = {"batch_size": 32, "label_noise": 0.0, "train_fraction": 1.0, "learning_rate": 0.1, "weight_decay": 0.0}

@@ -1,4 +1,4 @@
-"""Memory in bytes (lltax.memory): chunks chosen from a budget give the same numbers, in more
+"""Memory in bytes (lltax.runtime.memory): chunks chosen from a budget give the same numbers, in more
 chunks; the activation estimate matches the layers' outputs; the paper preset fits its budget."""
 
 from __future__ import annotations
@@ -7,13 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from lltax.config import load_config, validate_config
-from lltax.cost import job_bytes, memory_mb
-from lltax.grid import expand_grid
-from lltax.memory import DEFAULT_BUDGET_GB, GB, activation_elements, chunk_for_budget, hessian_chunks
+from lltax.config.grid import expand_grid
+from lltax.config.schema import load_config, validate_config
 from lltax.metrics.hvp import HessianOperator
 from lltax.metrics.trace import exact_trace
 from lltax.models import build_model
+from lltax.runtime.cost import job_bytes, memory_mb
+from lltax.runtime.memory import DEFAULT_BUDGET_GB, GB, activation_elements, chunk_for_budget, hessian_chunks
 
 RULES = ("train", "hessian", "cka", "landscape", "basin", "curve_fit", "curve_eval", "fge")
 

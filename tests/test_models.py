@@ -263,8 +263,8 @@ def test_per_sample_gradients_with_vmap_match_autograd(name):
 
 @pytest.mark.parametrize("name, shape", [("resnet18", (3, 32, 32)), ("vgg11", (3, 32, 32)), ("resnet1d", (1, 40)), ("mlp", (1, 40))])
 def test_config_parameter_estimate_matches_the_built_models(name, shape):
-    """lltax.config refuses absurd widths from this estimate before any job; it must be right."""
-    from lltax.memory import parameter_estimate
+    """lltax.config.schema refuses absurd widths from this estimate before any job; it must be right."""
+    from lltax.runtime.memory import parameter_estimate
 
     for width in (4, 16):
         actual = sum(p.numel() for p in build_model(name, width, 10, shape).parameters())
@@ -314,7 +314,7 @@ def test_an_own_builder_that_fails_is_named_with_the_shapes_before_training():
 
 
 def test_own_model_by_import_path_without_editing_lltax():
-    from lltax.config import ConfigError, validate_config
+    from lltax.config.schema import ConfigError, validate_config
     from lltax.metrics.hessian import hessian_metrics, resolve_trace_method
 
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""Jobs that fit the cluster (lltax.partitions): requests capped at a partition's max_runtime,
+"""Jobs that fit the cluster (lltax.runtime.partitions): requests capped at a partition's max_runtime,
 a job that fits no partition refused with its numbers, the paper preset planned within limits."""
 
 import math
@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from workflow_runs import REPO, TINY, copy_workflow
 
-from lltax.config import read_config_file, validate_config
+from lltax.config.grid import cell_path, expand_grid
+from lltax.config.schema import read_config_file, validate_config
 from lltax.contract import ConfigError
-from lltax.cost import estimate_seconds, runtime_minutes
-from lltax.grid import cell_path, expand_grid
-from lltax.partitions import check_seeds_per_job, fitted_runtime, minutes, read_partitions
+from lltax.runtime.cost import estimate_seconds, runtime_minutes
+from lltax.runtime.partitions import check_seeds_per_job, fitted_runtime, minutes, read_partitions
 
 PAPER = REPO / "configs" / "yang2021_resnet18_cifar10.yaml"
 

@@ -1,4 +1,4 @@
-"""Phase classification (lltax.phases) on synthetic grids and on the paper's published data."""
+"""Phase classification (lltax.phases.classify) on synthetic grids and on the paper's published data."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import xarray as xr
 from scipy import stats
 
 from lltax import cli
-from lltax import phases as phases_module
-from lltax.config import load_schema
+from lltax.config.schema import load_schema
 from lltax.contract import AXES, METRICS, PHASES
-from lltax.evidence import Estimate, two_means_split
-from lltax.phases import classify, phase_table
-from lltax.reference import load_reference, reference_dir
+from lltax.phases import classify as phases_module
+from lltax.phases.classify import classify, phase_table
+from lltax.phases.paper_reference import load_reference, reference_dir
+from lltax.phases.statistics import Estimate, two_means_split
 from lltax.results.netcdf import merge_metrics, read_dataset, write_dataset
 from lltax.results.tables import aggregate_metric
 
@@ -405,7 +405,7 @@ def test_grid_relative_option_is_what_moves_labels_in_a_crop(reference):
 
 def test_reference_cli_writes_the_paper_dataset(tmp_path):
     from lltax.cli import main
-    from lltax.reference import reference_dir
+    from lltax.phases.paper_reference import reference_dir
 
     if not (reference_dir() / "per_model.csv").exists():
         pytest.skip(f"the paper's reference data is not at {reference_dir()}")
@@ -420,7 +420,7 @@ def test_reference_cli_writes_the_paper_dataset(tmp_path):
 def test_advice_and_margins_are_the_cells_own(synthetic, tmp_path):
     """Each phase carries the paper's advice for it (none where the paper gives none), and the
     margins are the cell's measurements against its thresholds; they survive netCDF."""
-    from lltax.advice import ADVICE
+    from lltax.phases.advice import ADVICE
 
     write_dataset(classify(synthetic), tmp_path / "phases.nc")
     result = read_dataset(tmp_path / "phases.nc")

@@ -406,7 +406,7 @@ def test_a_grid_where_every_run_diverged_still_gets_every_figure(tmp_path):
     """Every metric NaN, every cell `diverged`: grey panels and notes, never a crash (a log
     axis with no positive data used to fail in the lines figure)."""
     from lltax.contract import METRICS
-    from lltax.phases import classify
+    from lltax.phases.classify import classify
     from lltax.results.netcdf import merge_metrics
     from lltax.results.tables import aggregate_metric
 

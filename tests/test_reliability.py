@@ -19,8 +19,8 @@ import pytest
 import torch
 
 from lltax import cli
-from lltax.config import ConfigError, section_settings
-from lltax.grid import canonical_json, cell_path
+from lltax.config.grid import canonical_json, cell_path
+from lltax.config.schema import ConfigError, section_settings
 from lltax.models import build_model
 
 CELL = {"width": 2, "batch_size": 64, "label_noise": 0.0, "train_fraction": 0.1, "learning_rate": 0.05, "weight_decay": 0.0}
@@ -33,7 +33,7 @@ TRAIN = section_settings("train", {"epochs": 1})
 def tiny(tmp_path_factory):
     """A data folder, three untrained width-2 MLPs saved as bare state dicts (files trained
     elsewhere), and two seeds of the cell trained by lltax for one epoch."""
-    from lltax.data import load_dataset
+    from lltax.data.cells import load_dataset
     from lltax.jobs.train import run_train_job
 
     root = tmp_path_factory.mktemp("reliability")
@@ -127,7 +127,7 @@ def case_2_diagnose_keeps_a_workflows_folder_whose_marker_survived(tiny, tmp_pat
 
 
 def case_3_the_same_checkpoint_as_two_seeds_is_refused_naming_both(tiny, tmp_path):
-    from lltax.grid import check_checkpoint_template
+    from lltax.config.grid import check_checkpoint_template
 
     config = diagnosis_config(tiny, tmp_path)
     first = tiny["files"][0]
@@ -155,7 +155,7 @@ def case_3_the_same_checkpoint_as_two_seeds_is_refused_naming_both(tiny, tmp_pat
 
 def run_config(**sections) -> dict:
     """The resolved config of the tiny cell, as a workflow of it would be given."""
-    from lltax.config import validate_config
+    from lltax.config.schema import validate_config
 
     grid = {axis: [value] for axis, value in CELL.items()}
     return validate_config({"experiment": "r", "model": {"name": "mlp"}, "grid": grid, "seeds": 2, "train": {"epochs": 1}, **sections})
@@ -233,7 +233,7 @@ def case_7_a_record_of_code_edited_since_its_job_started_is_refused(tiny, tmp_pa
     """Every record names the code that computed it (runtime.code: the command and the SHA-256
     of its sources when the job started); merged under other code, it is refused by name."""
     from lltax.results.tables import aggregate_metric
-    from lltax.sources import sources_sha256
+    from lltax.runtime.code_sources import sources_sha256
 
     results = copy_trained(tiny, tmp_path / "results")
     hessian = {"num_samples": 40, "chunk_size": 40, "max_iterations": 5, "trace_probes": 3}
@@ -257,8 +257,8 @@ def case_7_a_record_of_code_edited_since_its_job_started_is_refused(tiny, tmp_pa
 def demo_config(**sections):
     import yaml
 
-    from lltax.config import validate_config
-    from lltax.job_time import check_job_time
+    from lltax.config.schema import validate_config
+    from lltax.runtime.job_time import check_job_time
 
     base = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
     for name, values in sections.items():
@@ -409,8 +409,8 @@ def case_2_a_workflow_run_onto_a_diagnosis_folder_is_refused(tiny, tmp_path):
 
 
 def case_4_a_file_replaced_under_its_old_mtime_is_compared_by_content(tiny, tmp_path):
-    from lltax.external import load_external_record
-    from lltax.identity import current_checksum, file_checksum
+    from lltax.storage.checksums import current_checksum, file_checksum
+    from lltax.storage.foreign_checkpoints import load_external_record
 
     files = [tmp_path / f"s{seed}.pt" for seed in range(2)]
     for file, source in zip(files, tiny["files"]):

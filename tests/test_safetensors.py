@@ -11,11 +11,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from lltax.config import section_settings
-from lltax.external import CheckpointError, fit_state, read_payload, state_of_payload
+from lltax.config.schema import section_settings
 from lltax.jobs.hessian import hessian_of_checkpoint
 from lltax.jobs.import_checkpoints import import_checkpoints
 from lltax.models import MODELS, build_model
+from lltax.storage.foreign_checkpoints import CheckpointError, fit_state, read_payload, state_of_payload
 
 SHAPES = {"transformer": ((2, 5), 11, 4), "resnet18": ((3, 32, 32), 10, 1), "vgg11": ((3, 32, 32), 10, 1), "mlp": ((1, 8), 3, 2)}
 

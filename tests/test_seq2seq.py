@@ -12,8 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from lltax.data import load_dataset
-from lltax.languages import language_pair
+from lltax.data.cells import load_dataset
+from lltax.data.languages import language_pair
+from lltax.data.sequences import EOS, IGNORE_INDEX, PAD, SPECIAL_TOKENS, detokenize, pack_pairs, swap_targets, target_count
 from lltax.metrics.alignment import aligned_end, permutation_spec
 from lltax.metrics.cka import linear_cka, model_outputs
 from lltax.metrics.curves import evaluate_curve
@@ -22,8 +23,7 @@ from lltax.metrics.hessian import hessian_metrics
 from lltax.metrics.mixup import substituted_tokens
 from lltax.metrics.surface import evaluate_points
 from lltax.models import build_model, is_piecewise_linear
-from lltax.sequences import EOS, IGNORE_INDEX, PAD, SPECIAL_TOKENS, detokenize, pack_pairs, swap_targets, target_count
-from lltax.train import train_model
+from lltax.training.loop import train_model
 
 VOCABULARY = 9
 
@@ -212,7 +212,7 @@ def test_landscape_points_stacked_equal_looped_and_training_learns():
 
 
 def test_parameter_estimate_and_flops_of_transformer():
-    from lltax.memory import parameter_estimate, transformer_parameters
+    from lltax.runtime.memory import parameter_estimate, transformer_parameters
 
     for width, options in ((4, {}), (8, {"layers": 3, "feedforward": 5, "heads": 2}), (4, {"tied_embeddings": False})):
         model = build_model("transformer", width, VOCABULARY, (2, 5), options)
@@ -221,7 +221,7 @@ def test_parameter_estimate_and_flops_of_transformer():
     assert parameter_estimate("transformer", 4, (2, 5), VOCABULARY) == transformer_parameters(4, VOCABULARY)
     from torch.utils.flop_counter import FlopCounterMode
 
-    from lltax.cost import forward_flops
+    from lltax.runtime.cost import forward_flops
 
     model = build_model("transformer", 16, VOCABULARY, (2, 6), {"layers": 2, "heads": 2})
     x, _ = tiny_pairs(1, length=6)

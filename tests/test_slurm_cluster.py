@@ -18,8 +18,8 @@ import xarray as xr
 import yaml
 from workflow_runs import TINY, all_jobs, copy_workflow, making, planned_jobs, rerun_counts, write_config
 
-from lltax.config import validate_config
-from lltax.grid import cell_path, expand_grid
+from lltax.config.grid import cell_path, expand_grid
+from lltax.config.schema import validate_config
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "slurm_cluster.sh"

@@ -1,4 +1,4 @@
-"""lltax.sources: the source files behind each command, derived from the imports; and the
+"""lltax.runtime.code_sources: the source files behind each command, derived from the imports; and the
 house rules the derivation relies on (no import circle, small modules)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lltax.cli import COMMANDS
-from lltax.sources import PACKAGE_DIR, closure, command_sources, direct_imports, module_file
+from lltax.runtime.code_sources import PACKAGE_DIR, closure, command_sources, direct_imports, module_file
 
 MODULES = {
     "__init__.py": "",

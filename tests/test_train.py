@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from lltax.checkpoint import load_checkpoint_file
-from lltax.config import section_settings
-from lltax.jobs.inputs import load_model
+from lltax.config.schema import section_settings
+from lltax.jobs.metric_inputs import load_model
 from lltax.jobs.train import run_train_job
-from lltax.train import learning_rate_at, train_model
+from lltax.storage.checkpoint import load_checkpoint_file
+from lltax.training.loop import learning_rate_at, train_model
 
 
 def tiny_problem(seed=0, n=96):
@@ -117,7 +117,7 @@ DATASET = {"name": "mnist1d", "download": False, "augment": False, "label_noise_
 
 def preempted_at(learning_rate_at, epoch: int):
     """``learning_rate_at`` that raises KeyboardInterrupt (a preemption) as epoch ``epoch``
-    (counted from 0) starts: monkeypatched into lltax.train to kill a run mid-way."""
+    (counted from 0) starts: monkeypatched into lltax.training.loop to kill a run mid-way."""
 
     def schedule(current, **kwargs):
         if current == epoch:
@@ -182,7 +182,7 @@ def test_train_job_records_divergence_and_succeeds(tmp_path, data_dir):
 
 def test_train_cli_matches_the_function(tmp_path, data_dir):
     from lltax.cli import main
-    from lltax.grid import canonical_json, cell_path
+    from lltax.config.grid import canonical_json, cell_path
 
     main(
         [
@@ -214,7 +214,7 @@ def _cli_train(out_dir, data_dir, threads, env_threads):
     import subprocess
     import sys
 
-    from lltax.grid import canonical_json, cell_path
+    from lltax.config.grid import canonical_json, cell_path
 
     env = {**os.environ, "OMP_NUM_THREADS": env_threads, "MKL_NUM_THREADS": env_threads}
     command = [
@@ -285,7 +285,7 @@ def test_checkpoint_checksum_catches_changed_weights_and_foreign_files(tmp_path,
 def test_a_killed_train_job_resumes_from_its_snapshot_byte_identically(tmp_path, data_dir, monkeypatch, caplog):
     """Preemption: killed during epoch 3 of 4, the rerun resumes after epoch 2 and ends with the
     same model.pt bytes as an uninterrupted run; the snapshot is gone once the checkpoint is final."""
-    import lltax.train as train_module
+    import lltax.training.loop as train_module
     from lltax.contract import SNAPSHOT_FILE
 
     settings = {**TRAIN, "epochs": 4}
@@ -318,7 +318,7 @@ def test_a_killed_train_job_resumes_from_its_snapshot_byte_identically(tmp_path,
     first = next(iter(payload["model"]))
     payload["model"][first] = payload["model"][first] + 1.0
     torch.save(payload, snapshot)
-    with caplog.at_level("WARNING", logger="lltax.train"):
+    with caplog.at_level("WARNING", logger="lltax.training.loop"):
         summary = run_job(tmp_path / "flipped", data_dir, train_settings=settings)
     assert "do not match its checksum" in caplog.text
     assert (tmp_path / "flipped" / "model.pt").read_bytes() == (tmp_path / "whole" / "model.pt").read_bytes()
@@ -333,7 +333,7 @@ def test_one_job_trains_a_cells_seeds_as_separate_jobs_would(tmp_path, data_dir)
     """`lltax train --seeds 0 1 --out-dir A B` (the workflow's one process per cell) writes the
     same model.pt bytes and numbers per seed as one job per seed."""
     from lltax.cli import main
-    from lltax.grid import canonical_json, cell_path
+    from lltax.config.grid import canonical_json, cell_path
 
     common = [
         "train",
@@ -375,7 +375,7 @@ def test_a_cell_job_killed_in_its_second_seed_keeps_the_first_seeds_work(tmp_pat
     snapshot (not an output) stays, so the rerun restores that seed without training it again
     and every model.pt has the bytes of an uninterrupted run."""
     import lltax.jobs.train as job_module
-    import lltax.train as train_module
+    import lltax.training.loop as train_module
     from lltax.contract import SNAPSHOT_FILE
 
     job = dict(cell=CELL, dataset=DATASET, model_name="resnet1d", train_settings=TRAIN, data_dir=str(data_dir), device="cpu")
@@ -416,9 +416,9 @@ class _CountingLR:
 
 @pytest.mark.parametrize("momentum,weight_decay", [(0.9, 5e-4), (0.0, 0.0), (0.9, 0.0), (0.0, 1e-3)])
 def test_lltax_sgd_equals_torch_sgd_bit_for_bit(momentum, weight_decay):
-    """lltax.sgd.SGD (no torch.optim, no dynamo import) takes exactly torch.optim.SGD's steps,
+    """lltax.training.sgd.SGD (no torch.optim, no dynamo import) takes exactly torch.optim.SGD's steps,
     including an lr change mid-run and a state-dict round trip."""
-    from lltax.sgd import SGD
+    from lltax.training.sgd import SGD
 
     torch.manual_seed(0)
     reference = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
@@ -445,7 +445,7 @@ def test_lltax_sgd_equals_torch_sgd_bit_for_bit(momentum, weight_decay):
 def test_a_checkpoint_is_trusted_as_a_whole(tmp_path):
     """Weights and metadata both carry a checksum: `diverged: true` written into the metadata by
     hand (weights untouched) is refused by every reader, naming the file."""
-    from lltax.checkpoint import read_checkpoint_meta, save_checkpoint
+    from lltax.storage.checkpoint import read_checkpoint_meta, save_checkpoint
 
     path = tmp_path / "model.pt"
     save_checkpoint(path, torch.nn.Linear(3, 2), {"cell": CELL, "seed": 0, "diverged": False})
@@ -468,7 +468,7 @@ def test_a_poisoned_set_is_fitted_while_the_cells_clean_labels_stay(tmp_path, da
     """Huang et al. 2019's bad minima: the poisoned inputs lie outside the cell's subset, every
     label is wrong and the same for every seed; the model fits them, and everything the job
     records about the cell is measured on its own (clean) data."""
-    from lltax.data import load_dataset, poison_set
+    from lltax.data.cells import load_dataset, poison_set
 
     cell = {**CELL, "label_noise": 0.0, "width": 64, "batch_size": 32}
     clean = load_dataset("mnist1d", root=str(data_dir), train_fraction=cell["train_fraction"])
@@ -520,8 +520,8 @@ def test_trajectory_runs_from_the_initialisation_to_the_checkpointed_model():
 
 
 def test_the_trajectory_survives_a_resume_and_is_stored_checksummed_in_model_pt(tmp_path, data_dir, monkeypatch):
-    import lltax.train as train_module
-    from lltax.checkpoint import load_trajectory
+    import lltax.training.loop as train_module
+    from lltax.storage.checkpoint import load_trajectory
 
     settings = {**TRAIN, "epochs": 3, "trajectory": True}
     run_job(tmp_path / "whole", data_dir, train_settings=settings)
@@ -571,7 +571,7 @@ def tiny_cnn(seed=0):
 def test_augmented_training_equals_a_step_by_step_loop_drawing_as_it_goes():
     """The epoch's order and crop/flip numbers drawn up front (one transfer) give exactly the
     model of a loop that draws them step by step (lltax before issue 26) with torch.optim.SGD."""
-    from lltax.augment import augment_batch
+    from lltax.data.augment import augment_batch
 
     x, y = tiny_images()
     batch_size, epochs = 16, 2
@@ -596,7 +596,7 @@ def test_augmented_training_equals_a_step_by_step_loop_drawing_as_it_goes():
 
 
 def test_snapshots_are_written_on_the_interval_and_after_the_last_epoch(tmp_path, monkeypatch):
-    import lltax.train as train_module
+    import lltax.training.loop as train_module
 
     saved = []
     monkeypatch.setattr(train_module, "save_snapshot", lambda path, key, state: saved.append(state["epoch"]))

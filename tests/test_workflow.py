@@ -28,7 +28,7 @@ from workflow_runs import (
     write_config,
 )
 
-from lltax.config import validate_config
+from lltax.config.schema import validate_config
 
 pytestmark = pytest.mark.slow
 
@@ -160,7 +160,7 @@ def test_device_cuda_on_a_machine_without_a_gpu_stops_before_any_job(tmp_path):
 
 def test_two_runs_on_one_results_folder_are_refused(tmp_path):
     """Snakemake's lock is per working directory; lltax's results-folder lock is not."""
-    from lltax.io import hold_results_lock
+    from lltax.storage.atomic_files import hold_results_lock
 
     copy_workflow(tmp_path)
     shared = tmp_path / "shared_results"
@@ -248,7 +248,7 @@ def test_a_sections_settings_rerun_only_its_jobs_and_dependants(finished_run, jo
 
 def imported_at_run_time(workdir) -> dict[str, set[str]]:
     """{rule: lltax source files (relative to the package) its jobs imported}, from the -X importtime logs."""
-    from lltax.sources import module_file
+    from lltax.runtime.code_sources import module_file
 
     package = workdir / "src" / "lltax"
     logs = workdir / "results" / "tiny" / "logs"
@@ -271,9 +271,9 @@ def declared_sources(job, package) -> set[str]:
 
 
 def test_derived_sources_cover_every_module_a_job_imports(finished_run, jobs):
-    """Each job's declared code inputs are exactly the modules lltax.sources derives for its
+    """Each job's declared code inputs are exactly the modules lltax.runtime.code_sources derives for its
     command, and include every lltax module its rule's jobs really imported."""
-    from lltax.sources import relative_sources
+    from lltax.runtime.code_sources import relative_sources
 
     package = finished_run / "src" / "lltax"
     commands = {job.rule: job.command for job in jobs if job.command}
@@ -299,7 +299,7 @@ def test_editing_a_source_module_reruns_exactly_the_jobs_that_import_it(finished
     # The landscape's BatchNorm recompute lives in bezier.py; CKA's input perturbation must not
     # retrain; every job reads config, io and cli; resource estimates change no result; the
     # landscape's drawing is a job of its own (issue 30.12).
-    edited = ["metrics/hessian.py", "metrics/bezier.py", "metrics/mixup.py", "config.py", "cost.py", "figures/landscape.py"]
+    edited = ["metrics/hessian.py", "metrics/bezier.py", "metrics/mixup.py", "config/schema.py", "runtime/cost.py", "figures/landscape.py"]
     for module in edited + unused[:1]:
         source = package / module
         original = source.read_text()
@@ -313,9 +313,9 @@ def test_editing_a_source_module_reruns_exactly_the_jobs_that_import_it(finished
             assert "landscape" in planned
         if module == "metrics/mixup.py":
             assert "cka" in planned and "train" not in planned
-        if module == "config.py":
+        if module == "config/schema.py":
             assert "train" in planned
-        if module in ("cost.py", *unused):
+        if module in ("runtime/cost.py", *unused):
             assert planned == {}, module
         if module == "figures/landscape.py":
             assert set(planned) == {"landscape_figure", "atlas", "all"}
@@ -341,7 +341,7 @@ TORCH_RULES = ("train", "hessian", "basin", "cka", "curve_fit", "curve_eval", "l
     ids=["threads", "device-spelling", "data-dir-spelling", "cluster", "evaluate", "max-cells", "landscape-colors"],
 )
 def test_params_are_what_results_depend_on(finished_run, jobs, change, rules):
-    from lltax.gpu import count_gpus
+    from lltax.runtime.gpu_slots import count_gpus
 
     if "device" in change and count_gpus() > 0:
         pytest.skip("this machine has a GPU: device auto is CUDA here, another device than TINY's cpu")

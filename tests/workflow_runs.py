@@ -131,7 +131,7 @@ def all_jobs(workdir, *args) -> list[Job]:
 
 def expected_job_counts(config: dict) -> dict[str, int]:
     """Jobs per rule of a whole run of `config` (validated, schema-filled), from its grid and switches."""
-    from lltax.grid import compared_cells, expand_grid, seed_pairs, select_cells
+    from lltax.config.grid import compared_cells, expand_grid, seed_pairs, select_cells
 
     grid = expand_grid(config["grid"])
     cells, seeds = len(grid), config["seeds"]

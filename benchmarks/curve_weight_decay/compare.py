@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from lltax.contract import AXES
-from lltax.phases import classify
+from lltax.phases.classify import classify
 
 
 def main(bend_path: str, curve_path: str) -> None:

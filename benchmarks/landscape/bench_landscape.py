@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 import numpy as np
 import torch
 
-from lltax.data import load_dataset
+from lltax.data.cells import load_dataset
 from lltax.metrics.directions import direction_space, random_direction
 from lltax.metrics.landscape import training_sample
 from lltax.metrics.surface import evaluate_points, point_state

@@ -86,7 +86,12 @@ VOCABULARY: dict[str, tuple[str, dict, str | None]] = {
     ),
     "files": (
         "--files",
-        {"nargs": "+", "required": True, "metavar": "FILE", "help": "checkpoint files trained elsewhere, one per seed (lltax.external)"},
+        {
+            "nargs": "+",
+            "required": True,
+            "metavar": "FILE",
+            "help": "checkpoint files trained elsewhere, one per seed (lltax.storage.foreign_checkpoints)",
+        },
         INPUT,
     ),
     "checkpoint_settings": (
@@ -134,7 +139,7 @@ VOCABULARY: dict[str, tuple[str, dict, str | None]] = {
         "--memory-budget-gb",
         {
             "type": _gigabytes,
-            "default": 30.0,  # lltax.memory.DEFAULT_BUDGET_GB, the schema's default of memory_budget_gb
+            "default": 30.0,  # lltax.runtime.memory.DEFAULT_BUDGET_GB, the schema's default of memory_budget_gb
             "help": "memory the job may use on its device, in GB (config key memory_budget_gb): chunks of samples shrink to fit it",
         },
         None,
@@ -214,7 +219,7 @@ def run(argv: list[str]) -> int:
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     args = build_parser(command).parse_args(argv)
     check_outputs(args)
-    from lltax import sources
+    from lltax.runtime import code_sources as sources
 
     with sources.command_running(command):  # the code as loaded now: what every record of this job names
         return int(args.func(args) or 0)
@@ -230,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     if "--device" in argv:  # a job that may use CUDA: pick a free GPU before torch loads
-        from lltax.gpu import pin_gpu_if_needed
+        from lltax.runtime.gpu_slots import pin_gpu_if_needed
 
         try:
             pin_gpu_if_needed(argv)
@@ -243,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_outputs(args)
         if "torch" in sys.modules:  # a job that computes with torch: threads from the arguments, not the environment
-            from lltax.device import configure_torch
+            from lltax.runtime.device import configure_torch
 
             logging.getLogger("lltax").info("torch runtime: %s", configure_torch(args.threads))
         return int(args.func(args) or 0)

@@ -1,5 +1,5 @@
 """The ``lltax`` subcommands and the job module of each (``lltax.cli`` runs them; the
-workflow's rules and ``lltax.sources`` read the table). No imports: every module may read it."""
+workflow's rules and ``lltax.runtime.code_sources`` read the table). No imports: every module may read it."""
 
 # Subcommand -> the job module that runs it.
 COMMANDS = {

@@ -1,7 +1,7 @@
 """The facts every layer shares, without torch, xarray or the config machinery.
 
 Grid axes, the dataset's variables (units, long names, valid ranges), the phases, the per-job
-file names and the sizes of the built-in datasets. ``lltax.config``, the results layer, the
+file names and the sizes of the built-in datasets. ``lltax.config.schema``, the results layer, the
 figures and the jobs all import from here, so none of them imports another for a fact.
 """
 
@@ -21,7 +21,7 @@ PHASES = ("I", "II", "III", "IV-A", "IV-B", "diverged", "unknown")
 
 # Per-job files, under <results>/<cell>/ (seed=S/ for a model, pair=A-B/ for a curve).
 MODEL_FILE = "model.pt"
-EXTERNAL_RECORD = "checkpoint.json"  # stands for a checkpoint trained elsewhere (lltax.external), in place of model.pt
+EXTERNAL_RECORD = "checkpoint.json"  # stands for a checkpoint trained elsewhere (lltax.storage.foreign_checkpoints), in place of model.pt
 TRAIN_RECORD = "train.json"
 SNAPSHOT_FILE = "train_snapshot.pt"  # a killed training job's resume point, not an output
 HESSIAN_RECORD = "hessian.json"
@@ -247,15 +247,15 @@ VALID_RANGES = {
 }
 BOOLEAN_VARIABLES = ("diverged",)
 
-# Sizes the config is checked against before any job runs (lltax.loaders give these).
+# Sizes the config is checked against before any job runs (lltax.data.loaders give these).
 DATASET_SIZES = {  # name: (training samples, input shape)
     "mnist1d": (4000, (1, 40)),
     "cifar10": (50000, (3, 32, 32)),
     "cifar100": (50000, (3, 32, 32)),
     "svhn": (73257, (3, 32, 32)),
     "mnist": (60000, (1, 32, 32)),
-    "langpair": (4000, (2, 10)),  # translation pairs (lltax.languages): (source and target row, length)
-    # IWSLT 2016 De-En's train.tags pairs (torchtext's count) before pairs over 63 pieces are left out (lltax.translation_data)
+    "langpair": (4000, (2, 10)),  # translation pairs (lltax.data.languages): (source and target row, length)
+    # IWSLT 2016 De-En's train.tags pairs (torchtext's count) before pairs over 63 pieces are left out (lltax.data.translation)
     "iwslt16_de_en": (196884, (2, 64)),
 }
 TEST_SIZES = {"mnist1d": 1000, "cifar10": 10000, "cifar100": 10000, "svhn": 26032, "mnist": 10000, "langpair": 500, "iwslt16_de_en": 1305}

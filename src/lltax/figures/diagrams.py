@@ -24,7 +24,7 @@ from pathlib import Path
 
 import xarray as xr
 
-from lltax.config import section_settings
+from lltax.config.schema import section_settings
 from lltax.figures.ensembles import ensembles_figure
 from lltax.figures.grid import check_axes, check_same_grid
 from lltax.figures.lines import curves_figure, lines_figure, metric_mean_and_spread, resolve_line_group

@@ -20,9 +20,6 @@ from matplotlib.figure import Figure
 
 from lltax.contract import PHASES  # noqa: F401  (re-exported for the figure modules)
 
-# Dimensions that are not grid axes.
-NON_GRID_DIMS = ("seed", "pair", "t")
-
 AXIS_LABELS = {
     "width": "width k",
     "batch_size": "batch size",

@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib
 from matplotlib.figure import Figure
 
-from lltax.io import atomic_path
+from lltax.storage.atomic_files import atomic_path
 
 FORMATS = ("png", "pdf", "svg")
 # No creation dates and a fixed SVG id salt: the same data gives byte-identical files, so a

@@ -6,7 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from lltax.config import load_config
+from lltax.config.grid import canonical_json
+from lltax.config.schema import load_config
 from lltax.contract import (
     CKA_RECORD,
     CURVE_FILE,
@@ -18,7 +19,6 @@ from lltax.contract import (
     MODEL_FILE,
     TRAIN_RECORD,
 )
-from lltax.grid import canonical_json
 from lltax.results.infer import aggregate_all, infer_config
 from lltax.results.netcdf import write_dataset
 

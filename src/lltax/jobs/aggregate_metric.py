@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 
-from lltax.config import ConfigError
+from lltax.config.schema import ConfigError
 from lltax.contract import METRICS
 from lltax.results.netcdf import write_dataset
 from lltax.results.tables import aggregate_metric

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from lltax.config import parse_settings
+from lltax.config.grid import format_value, parse_cell_path
+from lltax.config.schema import parse_settings
 from lltax.contract import AXES, PHASES
 from lltax.figures.landscape import atlas_figure
 from lltax.figures.save import save_figure
-from lltax.grid import format_value, parse_cell_path
 
 logger = logging.getLogger(__name__)
 

@@ -12,15 +12,15 @@ import time
 import numpy as np
 import torch
 
-from lltax import checkpoint
-from lltax.config import parse_settings
-from lltax.device import resolve_device
-from lltax.io import one_output_each, write_json
-from lltax.jobs.inputs import is_diverged, load_cell_data, load_model
+from lltax.config.schema import parse_settings
+from lltax.jobs.metric_inputs import is_diverged, load_cell_data, load_model
 from lltax.metrics.directions import direction_space, random_direction
 from lltax.metrics.eigenratio import eigenvalue_ratio, eigenvalue_ratio_grid
 from lltax.metrics.landscape import grid_points, training_sample
 from lltax.metrics.surface import basin_radii
+from lltax.runtime.device import resolve_device
+from lltax.storage import checkpoint
+from lltax.storage.atomic_files import one_output_each, write_json
 
 logger = logging.getLogger(__name__)
 

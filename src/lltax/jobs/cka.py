@@ -7,15 +7,15 @@ import logging
 
 import torch
 
-from lltax import checkpoint
-from lltax.config import parse_settings
-from lltax.device import resolve_device
-from lltax.io import write_json
+from lltax.config.schema import parse_settings
 from lltax.jobs.distance import write_distance
-from lltax.jobs.inputs import cell_models, load_cell_data
-from lltax.memory import DEFAULT_BUDGET_GB, GB, forward_batch, job_footprint
+from lltax.jobs.metric_inputs import cell_models, load_cell_data
 from lltax.metrics.cka import model_outputs, pairwise_cka
 from lltax.metrics.mixup import mixup_batches, substituted_tokens
+from lltax.runtime.device import resolve_device
+from lltax.runtime.memory import DEFAULT_BUDGET_GB, GB, forward_batch, job_footprint
+from lltax.storage import checkpoint
+from lltax.storage.atomic_files import write_json
 
 log = logging.getLogger(__name__)
 

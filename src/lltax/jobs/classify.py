@@ -6,9 +6,9 @@ import argparse
 import json
 import logging
 
-from lltax.config import parse_settings
+from lltax.config.schema import parse_settings
 from lltax.contract import PHASES
-from lltax.phases import classify
+from lltax.phases.classify import classify
 from lltax.results.netcdf import read_dataset, write_dataset
 
 log = logging.getLogger(__name__)

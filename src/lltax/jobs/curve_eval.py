@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 import logging
 
-from lltax.checkpoint import load_curve
-from lltax.config import parse_settings
+from lltax.config.grid import canonical_value
+from lltax.config.schema import parse_settings
 from lltax.contract import CURVE_PROFILES, CURVE_SCALARS
-from lltax.device import resolve_device, runtime_info
-from lltax.grid import canonical_value
-from lltax.io import one_output_each, write_json
-from lltax.jobs.inputs import build_from_meta, load_cell_data
+from lltax.jobs.metric_inputs import build_from_meta, load_cell_data
 from lltax.metrics.alignment import aligned_end
 from lltax.metrics.curves import evaluate_curve
+from lltax.runtime.device import resolve_device, runtime_info
+from lltax.storage.atomic_files import one_output_each, write_json
+from lltax.storage.checkpoint import load_curve
 
 logger = logging.getLogger(__name__)
 

@@ -8,14 +8,14 @@ import logging
 
 import torch
 
-from lltax.checkpoint import save_curve, versions
-from lltax.config import parse_settings
-from lltax.device import resolve_device, runtime_info
-from lltax.io import one_output_each
-from lltax.jobs.inputs import build_from_meta, check_same_cell, is_diverged, load_cell_data, load_model
+from lltax.config.schema import parse_settings
+from lltax.jobs.metric_inputs import build_from_meta, check_same_cell, is_diverged, load_cell_data, load_model
 from lltax.metrics.alignment import aligned_end
 from lltax.metrics.bezier import initial_inner_bends, parameters_of
 from lltax.metrics.curves import curve_epochs, fit_curve
+from lltax.runtime.device import resolve_device, runtime_info
+from lltax.storage.atomic_files import one_output_each
+from lltax.storage.checkpoint import save_curve, versions
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ import re
 from pathlib import Path
 
 from lltax import cli
-from lltax.config import read_config_file, validate_config
+from lltax.config.grid import CELL_REGEX, canonical_json, canonical_path, cell_path, expand_grid, seed_pairs
+from lltax.config.schema import read_config_file, validate_config
 from lltax.contract import (
     BASIN_RECORD,
     CKA_RECORD,
@@ -33,9 +34,8 @@ from lltax.contract import (
     TRAIN_RECORD,
     ConfigError,
 )
-from lltax.external import duplicate_files
-from lltax.grid import CELL_REGEX, canonical_json, canonical_path, cell_path, expand_grid, seed_pairs
-from lltax.io import write_json
+from lltax.storage.atomic_files import write_json
+from lltax.storage.foreign_checkpoints import duplicate_files
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ OWN_FILE = re.compile(
     rf"({re.escape(MARKER)}|dataset\.nc|phases\.nc|{CELL_REGEX}/({CKA_RECORD}|{DISTANCE_RECORD})"
     rf"|{CELL_REGEX}/seed=\d+/({EXTERNAL_RECORD}|{TRAIN_RECORD}|{HESSIAN_RECORD}|{BASIN_RECORD})"
     rf"|{CELL_REGEX}/pair=\d+-\d+/({CURVE_FILE}|{CURVE_RECORD}))"
-    r"|(.*/)?\.[^/]+\.tmp"  # a killed write's temporary (lltax.io.atomic_path)
+    r"|(.*/)?\.[^/]+\.tmp"  # a killed write's temporary (lltax.storage.atomic_files.atomic_path)
 )
 # The config keys that do not shape the dataset's numbers (as the workflow's DATASET_CONFIG).
 NOT_IN_DATASET = ("classify", "plots", "landscape", "cluster", "evaluate", "max_cells")
@@ -136,11 +136,11 @@ def check_distinct(files: list[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lltax.device import configure_torch, resolve_device
-    from lltax.diagnosis import cell_report
-    from lltax.phases import classify
+    from lltax.phases.classify import classify
+    from lltax.phases.diagnosis import cell_report
     from lltax.results.infer import aggregate_all
     from lltax.results.netcdf import write_dataset
+    from lltax.runtime.device import configure_torch, resolve_device
 
     configure_torch(args.threads)
     config = diagnosis_config(read_config_file(args.config), args.files)

@@ -8,12 +8,12 @@ import logging
 
 import torch
 
-from lltax import checkpoint
-from lltax.config import parse_settings
-from lltax.device import resolve_device
-from lltax.io import write_json
-from lltax.jobs.inputs import cell_models
+from lltax.config.schema import parse_settings
+from lltax.jobs.metric_inputs import cell_models
 from lltax.metrics.distance import pairwise_distance
+from lltax.runtime.device import resolve_device
+from lltax.storage import checkpoint
+from lltax.storage.atomic_files import write_json
 
 log = logging.getLogger(__name__)
 

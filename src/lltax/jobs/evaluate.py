@@ -13,12 +13,12 @@ from typing import Any
 
 import torch
 
-from lltax import checkpoint
-from lltax.config import parse_settings
-from lltax.device import resolve_device
-from lltax.io import one_output_each, write_json
-from lltax.jobs.inputs import is_diverged, load_cell_data, load_model
+from lltax.config.schema import parse_settings
+from lltax.jobs.metric_inputs import is_diverged, load_cell_data, load_model
 from lltax.metrics.evaluate import evaluate_on_dataset, nan_metrics
+from lltax.runtime.device import resolve_device
+from lltax.storage import checkpoint
+from lltax.storage.atomic_files import one_output_each, write_json
 
 log = logging.getLogger(__name__)
 

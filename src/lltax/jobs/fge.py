@@ -14,14 +14,14 @@ import logging
 
 import torch
 
-from lltax import checkpoint
-from lltax.checkpoint import load_curve
-from lltax.config import parse_settings
-from lltax.device import resolve_device
-from lltax.io import write_json
-from lltax.jobs.inputs import build_from_meta, cell_models, load_cell_data
+from lltax.config.schema import parse_settings
+from lltax.jobs.metric_inputs import build_from_meta, cell_models, load_cell_data
 from lltax.metrics.bezier import curve_point, load_parameters, recompute_batchnorm_statistics
 from lltax.metrics.ensembles import ensemble_accuracy, fast_geometric_ensembling, probabilities
+from lltax.runtime.device import resolve_device
+from lltax.storage import checkpoint
+from lltax.storage.atomic_files import write_json
+from lltax.storage.checkpoint import load_curve
 
 log = logging.getLogger(__name__)
 

@@ -9,14 +9,14 @@ from typing import Any
 
 import torch
 
-from lltax import checkpoint
-from lltax.config import parse_settings
-from lltax.device import resolve_device
-from lltax.io import one_output_each, write_json
-from lltax.jobs.inputs import is_diverged, load_cell_data, load_model
-from lltax.memory import DEFAULT_BUDGET_GB, GB, hessian_chunks, job_footprint
+from lltax.config.schema import parse_settings
+from lltax.jobs.metric_inputs import is_diverged, load_cell_data, load_model
 from lltax.metrics.hessian import SETTING_KEYS, hessian_metrics, nan_metrics, resolve_trace_method, sample_seed, sample_training_data
 from lltax.models import is_piecewise_linear
+from lltax.runtime.device import resolve_device
+from lltax.runtime.memory import DEFAULT_BUDGET_GB, GB, hessian_chunks, job_footprint
+from lltax.storage import checkpoint
+from lltax.storage.atomic_files import one_output_each, write_json
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def hessian_of_checkpoint(
     """The ``hessian.json`` record of one checkpoint; ``settings`` is the config section 'hessian'.
 
     Samples per pass: the largest chunks, up to ``chunk_size``, that fit ``memory_budget_gb``
-    for this model (lltax.memory.hessian_chunks); the record's ``chunks`` names them."""
+    for this model (lltax.runtime.memory.hessian_chunks); the record's ``chunks`` names them."""
     model, meta = load_model(path, device)
     piecewise_linear = is_piecewise_linear(meta["model"])
     options = {key: settings[key] for key in SETTING_KEYS}

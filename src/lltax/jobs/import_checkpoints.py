@@ -1,7 +1,7 @@
 """``lltax import``: one cell's checkpoints trained elsewhere -> checkpoint.json + train.json per seed.
 
 In place of ``lltax train`` for a cell whose models exist already (config ``checkpoints.path``):
-each file is read weights-only, fitted to the model (``lltax.external``), evaluated as the
+each file is read weights-only, fitted to the model (``lltax.storage.foreign_checkpoints``), evaluated as the
 training job evaluates its own models (eval mode, the cell's training labels and the test
 set), and recorded. The files themselves are neither modified nor copied.
 """
@@ -15,12 +15,17 @@ from pathlib import Path
 
 import torch
 
-from lltax.checkpoint import save_external_record, state_checksum, versions
-from lltax.config import parse_cell, parse_model, parse_settings
+from lltax.config.grid import canonical_json, config_hash
+from lltax.config.schema import parse_cell, parse_model, parse_settings
 from lltax.contract import EXTERNAL_RECORD, TRAIN_RECORD
-from lltax.data import load_dataset
-from lltax.device import resolve_device, runtime_info
-from lltax.external import (
+from lltax.data.cells import load_dataset
+from lltax.metrics.bleu import translation_scores
+from lltax.metrics.evaluate import evaluate_model
+from lltax.models import build_model
+from lltax.runtime.device import resolve_device, runtime_info
+from lltax.storage.atomic_files import one_output_each, write_json
+from lltax.storage.checkpoint import save_external_record, state_checksum, versions
+from lltax.storage.foreign_checkpoints import (
     CheckpointError,
     duplicate_files,
     file_checksum,
@@ -30,11 +35,6 @@ from lltax.external import (
     read_payload,
     state_of_payload,
 )
-from lltax.grid import canonical_json, config_hash
-from lltax.io import one_output_each, write_json
-from lltax.metrics.bleu import translation_scores
-from lltax.metrics.evaluate import evaluate_model
-from lltax.models import build_model
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,9 @@ import numpy as np
 import torch
 import xarray as xr
 
-from lltax import checkpoint
-from lltax.config import parse_settings
-from lltax.device import resolve_device, runtime_info
-from lltax.grid import COMPARABLE_AXES, canonical_json, canonical_value, cell_path
-from lltax.io import atomic_path
-from lltax.jobs.inputs import check_same_cell, is_diverged, load_cell_data, load_model
-from lltax.memory import DEFAULT_BUDGET_GB, GB, job_footprint, points_per_pass
+from lltax.config.grid import COMPARABLE_AXES, canonical_json, canonical_value, cell_path
+from lltax.config.schema import parse_settings
+from lltax.jobs.metric_inputs import check_same_cell, is_diverged, load_cell_data, load_model
 from lltax.metrics.eigenratio import eigenvalue_ratio_grid
 from lltax.metrics.evaluate import evaluate_model
 from lltax.metrics.hvp import HessianOperator
@@ -30,7 +26,11 @@ from lltax.metrics.landscape import grid_points, interpolate_1d, training_sample
 from lltax.metrics.planes import CURVE_POINTS, MODEL_MARGIN, plane, plane_extent
 from lltax.metrics.spectrum import slq_quadrature, spectral_density
 from lltax.metrics.surface import evaluate_points
-from lltax.modes import mode
+from lltax.runtime.device import resolve_device, runtime_info
+from lltax.runtime.memory import DEFAULT_BUDGET_GB, GB, job_footprint, points_per_pass
+from lltax.storage import checkpoint
+from lltax.storage.atomic_files import atomic_path
+from lltax.training.model_mode import mode
 
 logger = logging.getLogger(__name__)
 

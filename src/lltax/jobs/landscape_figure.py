@@ -12,7 +12,7 @@ from pathlib import Path
 
 import xarray as xr
 
-from lltax.config import parse_settings
+from lltax.config.schema import parse_settings
 from lltax.figures.landscape import landscape_figure
 from lltax.figures.save import FORMATS, save_figure
 

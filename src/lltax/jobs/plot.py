@@ -7,7 +7,7 @@ from pathlib import Path
 
 import xarray as xr
 
-from lltax.config import parse_settings
+from lltax.config.schema import parse_settings
 from lltax.figures.diagrams import plot_all
 
 HELP = "draw the phase diagrams: panels, phases, lines and curves figures"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lltax.reference import load_reference, reference_dir
+from lltax.phases.paper_reference import load_reference, reference_dir
 from lltax.results.netcdf import write_dataset
 
 HELP = "the paper's published ResNet18/CIFAR-10 results as a dataset.nc (for classify/plot)"

@@ -10,17 +10,17 @@ from pathlib import Path
 
 import torch
 
-from lltax.checkpoint import save_checkpoint, versions
-from lltax.config import parse_cell, parse_model, parse_settings
+from lltax.config.grid import canonical_json, config_hash
+from lltax.config.schema import parse_cell, parse_model, parse_settings
 from lltax.contract import MODEL_FILE, SNAPSHOT_FILE, TRAIN_RECORD
-from lltax.data import load_dataset, poison_set
-from lltax.device import resolve_device, runtime_info
-from lltax.grid import canonical_json, config_hash
-from lltax.io import one_output_each, write_json
+from lltax.data.cells import load_dataset, poison_set
 from lltax.metrics.bleu import translation_scores
 from lltax.metrics.evaluate import evaluate_model
 from lltax.models import build_model
-from lltax.train import train_model
+from lltax.runtime.device import resolve_device, runtime_info
+from lltax.storage.atomic_files import one_output_each, write_json
+from lltax.storage.checkpoint import save_checkpoint, versions
+from lltax.training.loop import train_model
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from lltax.modes import mode
+from lltax.training.model_mode import mode
 
 __all__ = [
     "bezier_coefficients",

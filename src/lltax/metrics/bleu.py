@@ -1,6 +1,6 @@
 """BLEU of greedy decoding: the quality figure of a translation model (issue 28).
 
-A seq2seq model (``lltax.sequences``'s layout) translates each test source greedily: starting
+A seq2seq model (``lltax.data.sequences``'s layout) translates each test source greedily: starting
 from ``BOS``, the most likely next token, until ``EOS`` or the dataset's length L. Hypotheses
 and references are detokenized with the dataset's vocabulary (sentencepiece pieces, the word
 start mark as a space; token ids as words when a dataset has none) and scored with
@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from lltax.modes import mode
-from lltax.sequences import BOS, EOS, PAD, detokenize, strip_tokens
+from lltax.data.sequences import BOS, EOS, PAD, detokenize, strip_tokens
+from lltax.training.model_mode import mode
 
 
 def _greedy_batch(model: nn.Module, sources: torch.Tensor, length: int) -> torch.Tensor:

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lltax.modes import mode
-from lltax.sequences import PAD
+from lltax.data.sequences import PAD
+from lltax.training.model_mode import mode
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def model_outputs(model: nn.Module, inputs: torch.Tensor, output: str = "softmax
     """The model's eval-mode outputs on ``inputs`` (float64, on CPU), in batches.
 
     ``output`` is ``softmax`` (class probabilities, as the paper) or ``logits``. For translation
-    pairs (``lltax.sequences``: logits (N, V, L)) a row is one target token's output
+    pairs (``lltax.data.sequences``: logits (N, V, L)) a row is one target token's output
     distribution, for every non-padding target position in order: the rows, and so CKA, do not
     depend on how far the pairs are padded.
     """

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lltax.data.sequences import target_count
 from lltax.metrics.bezier import (
     curve_point,
     flatten_bend,
@@ -39,9 +40,8 @@ from lltax.metrics.bezier import (
 )
 from lltax.metrics.curve_measures import arc_length_average, curve_length, integrated, polychain_length
 from lltax.metrics.evaluate import evaluate_model
-from lltax.modes import mode
-from lltax.sequences import target_count
-from lltax.sgd import SGD
+from lltax.training.model_mode import mode
+from lltax.training.sgd import SGD
 
 __all__ = [
     "learning_rate_factor",

@@ -114,7 +114,7 @@ def eigenvector_directions(
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
     from lltax.metrics.hvp import HessianOperator
-    from lltax.modes import mode
+    from lltax.training.model_mode import mode
 
     with mode(model, training=False):
         operator = HessianOperator(model, inputs, targets)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from lltax.metrics.surface import point_state
-from lltax.modes import mode
+from lltax.training.model_mode import mode
 
 logger = logging.getLogger(__name__)
 

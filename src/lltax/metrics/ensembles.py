@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lltax.modes import mode
-from lltax.sequences import target_count
-from lltax.sgd import SGD
+from lltax.data.sequences import target_count
+from lltax.training.model_mode import mode
+from lltax.training.sgd import SGD
 
 logger = logging.getLogger(__name__)
 

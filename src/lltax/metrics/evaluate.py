@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lltax.modes import mode
-from lltax.sequences import target_count
+from lltax.data.sequences import target_count
+from lltax.training.model_mode import mode
 
 METRIC_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc")
 
@@ -24,7 +24,7 @@ def evaluate_model(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor
     """Mean cross-entropy and accuracy (percent) of ``model`` in eval mode.
 
     Per sample for class labels, per non-padding token for translation pairs
-    (``lltax.sequences``). The model's train/eval mode is restored afterwards.
+    (``lltax.data.sequences``). The model's train/eval mode is restored afterwards.
     """
     total_loss, correct, finite = 0.0, 0, True
     with mode(model, training=False):
@@ -47,7 +47,7 @@ def nan_metrics() -> dict[str, float]:
 def evaluate_on_dataset(model: nn.Module, dataset: Any, batch_size: int = 1000) -> dict[str, float]:
     """Eval-mode cross-entropy and accuracy (percent) on the training and the test set.
 
-    ``dataset`` is an ``lltax.loaders.Dataset``; the training metrics use ``y_train`` (the cell's
+    ``dataset`` is an ``lltax.data.loaders.Dataset``; the training metrics use ``y_train`` (the cell's
     labels, noisy ones included), not ``y_train_clean``.
     """
     train_loss, train_acc = evaluate_model(model, dataset.x_train, dataset.y_train, batch_size)

@@ -36,7 +36,7 @@ from lltax.metrics.hvp import HessianOperator
 from lltax.metrics.lanczos import lanczos
 from lltax.metrics.pyhessian_backend import pyhessian_metrics
 from lltax.metrics.trace import exact_trace, hutchinson, hutchpp
-from lltax.modes import mode
+from lltax.training.model_mode import mode
 
 __all__ = [
     # the metric
@@ -154,7 +154,7 @@ def hessian_metrics(
         single start can converge to the second of two nearly equal top eigenvalues.
     trace_chunk_size : int, optional
         Samples per per-sample-gradient pass of the exact trace (default ``chunk_size``); its
-        memory is trace_chunk_size x parameters (lltax.memory.hessian_chunks picks both chunks).
+        memory is trace_chunk_size x parameters (lltax.runtime.memory.hessian_chunks picks both chunks).
 
     Returns
     -------

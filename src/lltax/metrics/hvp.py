@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lltax.sequences import target_count
+from lltax.data.sequences import target_count
 
 __all__ = ["HessianOperator"]
 

@@ -1,6 +1,6 @@
 """CKA's input perturbation: mixup of training inputs (the reference code of Yang et al. 2021).
 
-Kept apart from lltax.data (the datasets training reads), so changing the perturbation reruns
+Kept apart from lltax.data.cells (the datasets training reads), so changing the perturbation reruns
 CKA and what depends on it, never training.
 """
 
@@ -63,14 +63,14 @@ def substituted_tokens(x: torch.Tensor, num_samples: int, fraction: float, vocab
 
     Mixup moves an image off the data towards another one; token ids cannot be averaged, so
     the discrete analogue used here is substitution noise (as in studies of translation models'
-    robustness to noisy input): each source token other than the specials (``lltax.sequences``)
+    robustness to noisy input): each source token other than the specials (``lltax.data.sequences``)
     is replaced, with probability ``fraction``, by a token drawn uniformly from the non-special
     vocabulary, and the pair keeps its own target (the teacher-forced prefix the per-token
     outputs are read at). The inputs stay near the data and off it, where models of different
     seeds need not agree. ``num_samples`` distinct training pairs, drawn as ``mixup_batches``
     draws its inputs; all draws come from ``seed`` alone, so every model pair sees the same inputs.
     """
-    from lltax.sequences import SPECIAL_TOKENS
+    from lltax.data.sequences import SPECIAL_TOKENS
 
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")

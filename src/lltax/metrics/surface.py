@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
+from lltax.data.sequences import target_count
 from lltax.metrics.bezier import recompute_batchnorm_statistics
-from lltax.modes import mode
-from lltax.sequences import target_count
+from lltax.training.model_mode import mode
 
 __all__ = [
     "BATCHNORM_MODES",

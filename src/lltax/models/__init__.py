@@ -13,7 +13,7 @@ resnet1d_D depth D = 6n + 2 (n blocks per stage), D in 8, 20,   (C, L)
 vgg11      VGG11-BN, channels k, 2k, 4k, 4k, 8k x 4             (C, H, W)
 mlp        2 hidden ReLU layers of width k                      any (flattened)
 transformer encoder-decoder, embedding dimension k (model.options:  (2, L) token pairs
-           layers, heads, feedforward, dropout, tied_embeddings)  (lltax.sequences)
+           layers, heads, feedforward, dropout, tied_embeddings)  (lltax.data.sequences)
 =========  ===================================================  ==============================
 
 ``options`` (config key ``model.options``) are keyword arguments of the builder: only
@@ -36,8 +36,8 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
+from lltax.config.builders import import_builder
 from lltax.contract import RESNET1D_DEPTHS, resnet1d_variant
-from lltax.importing import import_builder
 from lltax.models.mlp import mlp
 from lltax.models.resnet import resnet18
 from lltax.models.resnet1d import resnet1d
@@ -124,7 +124,7 @@ def _check_output(model: nn.Module, name: str, num_classes: int, input_shape: tu
     """One eval-mode forward pass of two zero inputs must give (2, num_classes) logits."""
     import torch
 
-    from lltax.modes import mode
+    from lltax.training.model_mode import mode
 
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     try:  # fork_rng: a model that draws in its forward pass leaves the global stream as it was

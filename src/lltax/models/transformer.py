@@ -2,7 +2,7 @@
 
 ``width`` is the embedding dimension d_model: the load axis of Yang et al. 2021's translation
 experiment (their Figure 19 varies it up to 512 for six-layer, eight-head models). It takes
-pairs in ``lltax.sequences``'s layout, (N, 2, L) token ids, and returns logits (N, V, L) for
+pairs in ``lltax.data.sequences``'s layout, (N, 2, L) token ids, and returns logits (N, V, L) for
 every target position, predicted from the source and the target before it (teacher forcing:
 the target is shifted right behind ``BOS`` here, and a causal mask hides what follows).
 
@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from lltax.sequences import BOS, PAD
+from lltax.data.sequences import BOS, PAD
 
 DEFAULT_LAYERS, DEFAULT_HEADS, FEEDFORWARD_RATIO = 2, 4, 4
 
@@ -133,7 +133,7 @@ def transformer(
     """The registry's ``transformer``: ``num_classes`` is the vocabulary size, ``input_shape`` (2, L)."""
     if len(input_shape) != 2 or input_shape[0] != 2:
         raise ValueError(
-            f"transformer takes translation pairs of per-sample shape (2, length) (lltax.sequences), got input_shape {tuple(input_shape)}; "
+            f"transformer takes translation pairs of per-sample shape (2, length) (lltax.data.sequences), got input_shape {tuple(input_shape)}; "
             "use a translation dataset such as langpair"
         )
     for name, value in (("layers", layers), ("heads", heads)):

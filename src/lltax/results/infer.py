@@ -7,8 +7,8 @@ from pathlib import Path
 
 import xarray as xr
 
+from lltax.config.grid import canonical_value, parse_cell_path, seed_pairs
 from lltax.contract import AXES, METRICS
-from lltax.grid import canonical_value, parse_cell_path, seed_pairs
 from lltax.results.netcdf import merge_metrics
 from lltax.results.records import read_record
 from lltax.results.tables import CURVE_RECORD, PER_PAIR_FILES, PER_SEED_FILES, aggregate_metric

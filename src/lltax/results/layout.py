@@ -3,7 +3,7 @@
 Dimensions: one per grid axis in ``lltax.contract.AXES`` order (size-1 axes kept), ``seed``,
 ``pair`` (an integer index with coordinates ``seed_a(pair)``, ``seed_b(pair)``: all unordered
 seed pairs a < b, sorted; a MultiIndex cannot be written to netCDF) and ``t`` (curve points).
-Float coordinates use the canonical spelling of ``lltax.config.canonical_value``.
+Float coordinates use the canonical spelling of ``lltax.config.schema.canonical_value``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import numpy as np
 import xarray as xr
 
 import lltax
-from lltax.config import ConfigError, load_schema
+from lltax.config.grid import canonical_json, canonical_value, cell_path, seed_pairs
+from lltax.config.schema import ConfigError, load_schema
 from lltax.contract import (
     AXES,
     BASIN_RECORD,
@@ -34,7 +35,6 @@ from lltax.contract import (
     TRAIN_RECORD,
     VARIABLE_ATTRS,
 )
-from lltax.grid import canonical_json, canonical_value, cell_path, seed_pairs
 
 # Per-seed metrics: the file under <cell>/seed=S/ and {dataset variable: key in that file}; a
 # dotted key is nested. Loss and accuracy come from the training job's own final evaluation
@@ -129,7 +129,7 @@ def table_layout(config: dict) -> Layout:
     """
     grid = config.get("grid")
     if not isinstance(grid, dict):
-        raise ConfigError("config has no 'grid' section; pass the resolved config (lltax.config.validate_config)")
+        raise ConfigError("config has no 'grid' section; pass the resolved config (lltax.config.schema.validate_config)")
     missing = [axis for axis in AXES if axis not in grid]
     if missing:
         raise ConfigError(f"config 'grid' lacks axes {missing}; pass the resolved config, which lists every axis")

@@ -15,10 +15,10 @@ import numpy as np
 import xarray as xr
 
 import lltax
+from lltax.config.grid import canonical_json
 from lltax.contract import METRICS, VALID_RANGES
-from lltax.grid import canonical_json
-from lltax.io import atomic_path
 from lltax.results.layout import coordinates, empty_metric, table_layout
+from lltax.storage.atomic_files import atomic_path
 
 log = logging.getLogger(__name__)
 

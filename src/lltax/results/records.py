@@ -19,10 +19,10 @@ import math
 import re
 from pathlib import Path
 
-from lltax.config import ConfigError
+from lltax.config.grid import canonical_value, parse_cell_path
+from lltax.config.schema import ConfigError
 from lltax.contract import AXES, BOOLEAN_VARIABLES, EXTERNAL_RECORD, MODEL_FILE, VALID_RANGES
-from lltax.grid import canonical_value, parse_cell_path
-from lltax.io import read_json
+from lltax.storage.atomic_files import read_json
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def check_code(runtime, path: Path) -> None:
 
 @functools.cache
 def _current_code(command: str) -> str:
-    from lltax.sources import sources_sha256
+    from lltax.runtime.code_sources import sources_sha256
 
     return sources_sha256(command)
 
@@ -220,7 +220,7 @@ class Checkpoints:
         key = (cell, seed)
         if key not in self._metas:
             path = self.results_dir / cell / f"seed={seed}" / self.name(cell, seed)
-            from lltax.checkpoint import read_checkpoint_meta  # torch: only where records are checked
+            from lltax.storage.checkpoint import read_checkpoint_meta  # torch: only where records are checked
 
             try:
                 self._metas[key] = read_checkpoint_meta(path)

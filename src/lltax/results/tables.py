@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from lltax.config.grid import canonical_json, canonical_value
 from lltax.contract import AXES, CURVE_RECORD, METRICS
-from lltax.grid import canonical_json, canonical_value
 from lltax.results.layout import (
     CURVE_PROFILES,
     CURVE_SCALARS,
