@@ -887,8 +887,8 @@ def settings_without_jsonschema():
         return
     except ImportError:
         pass
-    from lltax.config.grid import parse_cell_path
     from lltax.config import schema as config
+    from lltax.config.grid import parse_cell_path
     from lltax.contract import AXES
 
     def parse_settings(text: str, section: str) -> dict:

@@ -2,13 +2,14 @@
 # functions and rules in separate files).
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 from lltax.config.schema import read_config_file, validate_config
 from lltax.config.checks import check_builders, check_path_length
-from lltax.contract import DIAGNOSIS_MARKER, ConfigError
+from lltax.contract import CURVE_EVAL_KEYS, CURVE_FIT_NOT_PASSED, DIAGNOSIS_MARKER, METRIC_JOBS, NOT_IN_DATASET, ConfigError
 from lltax.runtime.cost import memory_mb
 from lltax.runtime.gpu_slots import count_gpus, torch_device_count
 from lltax.config.grid import (
@@ -100,7 +101,7 @@ TORCH_JOB = {"data_dir": DATA_DIR, "device": DEVICE, "threads": THREADS}
 # section change no number of it, so changing them does not rebuild it).
 DATASET_CONFIG = canonical_json(
     {
-        **{k: v for k, v in CONFIG.items() if k not in ("classify", "plots", "landscape", "cluster", "evaluate", "max_cells")},
+        **{k: v for k, v in CONFIG.items() if k not in NOT_IN_DATASET},
         **TORCH_JOB,
     }
 )
@@ -311,9 +312,30 @@ COMPARISON_FIGURES = [f"{RESULTS}/{folder}/comparison.png" for folder in COMPARI
 FIGURE = f"{RESULTS}/figures/{{name}}.{CONFIG['plots']['format']}"
 FIGURE_NAMES = ["panels", "phases", "lines", "curves"] + (["ensembles"] if CONFIG["fge"]["enabled"] else [])
 
-PER_SEED_FILE = {"train": "train.json", "hessian": "hessian.json"} | ({"basin": "basin.json"} if CONFIG["basin"]["enabled"] else {})
-PER_CELL_FILE = {"cka": "cka.json", "distance": "distance.json"} | ({"ensembles": "fge.json"} if CONFIG["fge"]["enabled"] else {})
-METRICS = [*PER_SEED_FILE, *PER_CELL_FILE] + (["curves"] if CURVE_PAIRS else [])
+
+
+def metric_enabled(job):
+    """A metric of lltax.contract.METRIC_JOBS runs unless its section's `enabled` is false
+    (curves: when there is a pair of seeds to fit)."""
+    if job.scope == "curve":
+        return bool(CURVE_PAIRS)
+    return not job.section or CONFIG[job.section].get("enabled", True)
+
+
+# The metric tables of this run and their records (lltax.contract.METRIC_JOBS): per-seed files,
+# per-cell files, then the curves (the merge orders them as the contract does).
+METRIC_JOBS_ON = [job for job in METRIC_JOBS if metric_enabled(job)]
+PER_SEED_FILE = {job.metric: job.record for job in METRIC_JOBS_ON if job.scope == "seed"}
+PER_CELL_FILE = {job.metric: job.record for job in METRIC_JOBS_ON if job.scope in ("pairs", "cell")}
+METRICS = [*PER_SEED_FILE, *PER_CELL_FILE] + [job.metric for job in METRIC_JOBS_ON if job.scope == "curve"]
+# Metrics without a rule of their own: one `seed_metric` job per cell (rules/metrics.smk),
+# keyed by their record's file name.
+SEED_METRICS = {job.record: job for job in METRIC_JOBS_ON if job.rule is None}
+
+
+def seed_metric_settings(job):
+    """The config section a seed_metric job gets: all of it but the keys its table line leaves out."""
+    return section(job.section, drop=job.not_passed)
 
 
 def metric_outputs(wildcards):

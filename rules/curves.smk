@@ -24,7 +24,7 @@ rule curve_fit:
         **torch_resources("curve_fit"),
     params:
         **TORCH_JOB,
-        settings=section("curves", drop=("enabled", "pairs", "points", "align")),
+        settings=section("curves", drop=CURVE_FIT_NOT_PASSED),
     shell:
         "lltax curve-fit --checkpoints {input.checkpoints:q}"
         " --settings {params.settings:q} --data-dir {params.data_dir:q} --device {params.device:q}"
@@ -48,7 +48,7 @@ rule curve_eval:
         **torch_resources("curve_eval"),
     params:
         **TORCH_JOB,
-        settings=canonical_json({key: CONFIG["curves"][key] for key in ("points", "align", "seed")}),
+        settings=canonical_json({key: CONFIG["curves"][key] for key in CURVE_EVAL_KEYS}),
     shell:
         "lltax curve-eval --curves {input.curves:q} --settings {params.settings:q}"
         " --data-dir {params.data_dir:q} --device {params.device:q} --out {output:q} --threads {threads:q} > {log:q} 2>&1"

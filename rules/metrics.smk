@@ -79,3 +79,33 @@ rule cka:
         " --data-dir {params.data_dir:q} --device {params.device:q} --memory-budget-gb {params.memory_budget_gb:q}"
         " --out {output.cka:q}"
         " --distance-out {output.distance:q} --threads {threads:q} > {log:q} 2>&1"
+
+
+# A metric of lltax.contract.METRIC_JOBS without a rule of its own (its line's rule is None):
+# one job per cell for all its seeds, `lltax <command>` given its config section less what the
+# line leaves out. Its runtime request is the cost model's minimum (lltax.runtime.cost knows
+# the FLOPs of lltax's own metrics only).
+rule seed_metric:
+    input:
+        checkpoints=per_seed(CHECKPOINT),
+        code=lambda wildcards: sources(SEED_METRICS[wildcards.record].command),
+    output:
+        per_seed("{record}"),
+    log:
+        f"{RESULTS}/logs/seed_metric/{{record}}/{{cell}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/seed_metric/{{record}}/{{cell}}.tsv"
+    wildcard_constraints:
+        record="|".join(re.escape(record) for record in SEED_METRICS) or "(?!)",
+    conda:
+        "../envs/lltax.yaml"
+    threads: THREADS
+    resources:
+        **torch_resources("seed_metric"),
+    params:
+        **TORCH_JOB,
+        command=lambda wildcards: SEED_METRICS[wildcards.record].command,
+        settings=lambda wildcards: seed_metric_settings(SEED_METRICS[wildcards.record]),
+    shell:
+        "lltax {params.command:q} --checkpoints {input.checkpoints:q} --settings {params.settings:q}"
+        " --data-dir {params.data_dir:q} --device {params.device:q} --out {output:q} --threads {threads:q} > {log:q} 2>&1"

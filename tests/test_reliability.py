@@ -195,7 +195,8 @@ def case_6_a_record_computed_with_other_settings_is_refused_naming_file_and_key(
     results = copy_trained(tiny, tmp_path / "results")
     hessian = {"num_samples": 40, "chunk_size": 40, "max_iterations": 5, "trace_probes": 3}
     seeds = [results / CELL_PATH / f"seed={seed}" for seed in range(2)]
-    cli.run(
+    # cli.main: what the workflow's shell lines run (`lltax hessian ...`)
+    assert not cli.main(
         ["hessian", "--checkpoints", *(str(s / "model.pt") for s in seeds), "--settings", json.dumps(hessian)]
         + ["--data-dir", tiny["data_dir"], "--device", "cpu", "--threads", "1", "--out", *(str(s / "hessian.json") for s in seeds)]
     )
@@ -238,7 +239,8 @@ def case_7_a_record_of_code_edited_since_its_job_started_is_refused(tiny, tmp_pa
     results = copy_trained(tiny, tmp_path / "results")
     hessian = {"num_samples": 40, "chunk_size": 40, "max_iterations": 5, "trace_probes": 3}
     seeds = [results / CELL_PATH / f"seed={seed}" for seed in range(2)]
-    cli.run(
+    # cli.main: what the workflow's shell lines run (`lltax hessian ...`)
+    assert not cli.main(
         ["hessian", "--checkpoints", *(str(s / "model.pt") for s in seeds), "--settings", json.dumps(hessian)]
         + ["--data-dir", tiny["data_dir"], "--device", "cpu", "--threads", "1", "--out", *(str(s / "hessian.json") for s in seeds)]
     )

@@ -11,6 +11,7 @@ from torch import nn
 from lltax.config.schema import section_settings
 from lltax.jobs.metric_inputs import load_model
 from lltax.jobs.train import run_train_job
+from lltax.runtime.code_sources import command_running
 from lltax.storage.checkpoint import load_checkpoint_file
 from lltax.training.loop import learning_rate_at, train_model
 
@@ -205,7 +206,8 @@ def test_train_cli_matches_the_function(tmp_path, data_dir):
             str(tmp_path / "cli"),
         ]
     )
-    run_job(tmp_path / "fn", data_dir)
+    with command_running("train"):  # as `lltax train` does: the record names the same code
+        run_job(tmp_path / "fn", data_dir)
     assert (tmp_path / "cli" / "model.pt").read_bytes() == (tmp_path / "fn" / "model.pt").read_bytes()
 
 
@@ -352,7 +354,8 @@ def test_one_job_trains_a_cells_seeds_as_separate_jobs_would(tmp_path, data_dir)
     ]
     assert main([*common, "--seeds", "0", "1", "--out-dir", str(tmp_path / "cell" / "s0"), str(tmp_path / "cell" / "s1")]) == 0
     for seed in (0, 1):
-        run_job(tmp_path / f"alone{seed}", data_dir, seed=seed)
+        with command_running("train"):
+            run_job(tmp_path / f"alone{seed}", data_dir, seed=seed)
         assert (tmp_path / "cell" / f"s{seed}" / "model.pt").read_bytes() == (tmp_path / f"alone{seed}" / "model.pt").read_bytes()
         together, alone = (json.loads((tmp_path / d / "train.json").read_text()) for d in (f"cell/s{seed}", f"alone{seed}"))
         assert together["final"] == alone["final"] and together["seed"] == seed

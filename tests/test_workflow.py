@@ -4,6 +4,7 @@ The workflow files are copied into a temporary folder so the rerun tests can edi
 source file (its mtime) without touching the repository.
 """
 
+import json
 import os
 import re
 import shutil
@@ -204,6 +205,15 @@ def test_end_to_end_outputs(finished_run):
     assert (results / "logs" / "train").exists()
     train_log = next((results / "logs" / "train").rglob("weight_decay=*.log")).read_text()
     assert train_log.count("epoch 1/1") == 2  # one job per cell trains both seeds
+    # Every record names the code that computed it: its command and the hash of its sources.
+    from lltax.contract import METRIC_JOBS
+
+    commands = {job.record: job.command for job in METRIC_JOBS}
+    records = list(results.glob("width=*/**/*.json"))
+    assert {path.name for path in records} == {"train.json", "hessian.json", "basin.json", "cka.json", "distance.json", "curve_eval.json"}
+    for path in records:
+        code = json.loads(path.read_text())["runtime"]["code"]
+        assert code["command"] == commands[path.name] and len(code["sources_sha256"]) == 64, (path, code)
 
 
 def test_report_bundles_the_figures(finished_run):
@@ -428,3 +438,94 @@ def test_every_preset_plans_its_whole_grid(preset, tmp_path):
     planned = dict(re.findall(r"^\s*([a-z_]+)\s+(\d+)\s*$", out.stdout + out.stderr, re.M))
     planned = {rule: int(count) for rule, count in planned.items() if rule not in ("total", "job")}
     assert planned == expected_job_counts(config), out.stdout[-1500:]
+
+
+TOY_NUMERICS = '''"""Toy metric of tests/test_workflow.py: the l_p norm of a model's trainable parameters."""
+
+import torch
+
+
+def weight_norm(model: torch.nn.Module, power: float) -> float:
+    return float(sum(p.detach().abs().pow(power).sum() for p in model.parameters() if p.requires_grad) ** (1 / power))
+'''
+TOY_JOB = '''"""``lltax weight-norm``: the toy metric of tests/test_workflow.py, one record per checkpoint."""
+
+import argparse
+
+from lltax.config.schema import parse_settings
+from lltax.jobs.metric_inputs import load_model
+from lltax.metrics.weight_norm import weight_norm
+from lltax.runtime.device import resolve_device
+from lltax.storage import checkpoint
+from lltax.storage.atomic_files import one_output_each, write_json
+
+HELP = "the l_p norm of each checkpoint's trainable parameters"
+ARGUMENTS = {"checkpoints": {}, "settings": {}, "device": {}, "data_dir": {}, "out": {"help": "weight_norm.json per checkpoint"}}
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = parse_settings(args.settings, "weight_norm")
+    device = resolve_device(args.device)
+    for path, out in one_output_each(args.checkpoints, args.out, "checkpoint"):
+        model, meta = load_model(path, device)
+        record = {"weight_norm": weight_norm(model, settings["power"]), "settings": settings}
+        write_json(out, {**record, **checkpoint.provenance(meta, device)})
+    return 0
+'''
+TOY_SECTION = """  weight_norm:
+    type: object
+    additionalProperties: false
+    default: {}
+    description: the toy metric of tests/test_workflow.py.
+    properties:
+      power: {type: number, exclusiveMinimum: 0, default: 2, description: "p of the l_p norm."}
+"""
+TOY_LINE = """    MetricJob("weight_norm", "weight-norm", "weight_norm.json", "seed", "weight_norm", (), {
+        "weight_norm": Variable("weight_norm", "1", "l_p norm of the trainable parameters", POSITIVE),
+    }, None),
+)  # fmt: skip"""
+
+
+def test_a_new_metric_is_its_numerics_its_job_its_schema_section_and_its_line_in_the_table(tmp_path):
+    """A toy metric added in four places of a copy of lltax (docs/extending.md, "A metric") runs
+    through the workflow: its jobs, its table, its variable in dataset.nc (the norm of each
+    checkpoint, computed here), and a change of its settings reruns it and no training."""
+    from lltax.jobs.metric_inputs import load_model
+
+    copy_workflow(tmp_path)
+    package = tmp_path / "src" / "lltax"
+    (package / "metrics" / "weight_norm.py").write_text(TOY_NUMERICS)
+    (package / "jobs" / "weight_norm.py").write_text(TOY_JOB)
+    schema = package / "config" / "schema.yaml"
+    text = schema.read_text()
+    schema.write_text(text.replace("\n  distance:\n", "\n" + TOY_SECTION + "  distance:\n", 1))
+    contract = package / "contract.py"
+    text = contract.read_text()
+    assert text.count(")  # fmt: skip") >= 1
+    head, _, tail = text.partition("\n)  # fmt: skip\nMETRIC_JOB = ")
+    contract.write_text(head + "\n" + TOY_LINE + "\nMETRIC_JOB = " + tail)
+
+    config = {**TINY, "grid": {**TINY["grid"], "width": [2], "batch_size": [64]}, "basin": {"enabled": False}}
+    config |= {"curves": {"enabled": False}, "landscape": {"enabled": False}, "weight_norm": {"power": 3}}
+    write_config(tmp_path, config)
+    env = {"PYTHONPATH": str(tmp_path / "src")}  # the copy's lltax, in the rules and in every job
+    snakemake(tmp_path, env=env)
+
+    results = tmp_path / "results" / "tiny"
+    with xr.open_dataset(results / "dataset.nc", engine="netcdf4") as dataset:
+        values = dataset["weight_norm"].values.ravel()
+        assert dataset["weight_norm"].attrs["long_name"] == "l_p norm of the trainable parameters"
+    checkpoints = sorted(results.rglob("model.pt"))
+    assert len(checkpoints) == 2 and len(values) == 2
+    for value, path in zip(values, checkpoints):
+        model, _ = load_model(str(path), "cpu")
+        expected = float(sum(p.detach().double().abs().pow(3).sum() for p in model.parameters()) ** (1 / 3))
+        assert value == pytest.approx(expected, rel=1e-6)
+        record = json.loads((path.parent / "weight_norm.json").read_text())
+        assert value == record["weight_norm"] and record["settings"] == {"power": 3}
+
+    before = snakemake(tmp_path, "-n", "--quiet", "rules", env=env)
+    assert "weight_norm" not in before.stdout + before.stderr  # nothing to do
+    write_config(tmp_path, {**config, "weight_norm": {"power": 2}})
+    planned = snakemake(tmp_path, "-n", "--quiet", "rules", env=env).stdout
+    assert re.search(r"seed_metric\s+1\b", planned) and not re.search(r"\btrain\s+\d", planned), planned

@@ -251,7 +251,10 @@ def main(argv: list[str] | None = None) -> int:
             from lltax.runtime.device import configure_torch
 
             logging.getLogger("lltax").info("torch runtime: %s", configure_torch(args.threads))
-        return int(args.func(args) or 0)
+        from lltax.runtime import code_sources as sources
+
+        with sources.command_running(command):  # the code as loaded now: what every record of this job names
+            return int(args.func(args) or 0)
     except (ValueError, OSError) as error:
         # Bad input is the user's to fix: one line naming it (the traceback with --debug). Any
         # other exception is a bug in lltax and keeps its traceback.

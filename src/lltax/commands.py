@@ -1,5 +1,8 @@
 """The ``lltax`` subcommands and the job module of each (``lltax.cli`` runs them; the
-workflow's rules and ``lltax.runtime.code_sources`` read the table). No imports: every module may read it."""
+workflow's rules and ``lltax.runtime.code_sources`` read the table). It imports only
+``lltax.contract`` (which imports nothing of lltax): every module may read it."""
+
+from lltax.contract import METRIC_JOBS
 
 # Subcommand -> the job module that runs it.
 COMMANDS = {
@@ -24,4 +27,6 @@ COMMANDS = {
     "reference": "lltax.jobs.reference",
     "diagnose": "lltax.jobs.diagnose",
 }
+# A metric of the contract's table without a rule of its own: its job is lltax.jobs.<command>.
+COMMANDS |= {job.command: f"lltax.jobs.{job.command.replace('-', '_')}" for job in METRIC_JOBS if job.command not in COMMANDS}
 COMMAND_MODULES = tuple(COMMANDS.values())

@@ -8,33 +8,13 @@ from pathlib import Path
 
 from lltax.config.grid import canonical_json
 from lltax.config.schema import load_config
-from lltax.contract import (
-    CKA_RECORD,
-    CURVE_FILE,
-    CURVE_RECORD,
-    DISTANCE_RECORD,
-    EXTERNAL_RECORD,
-    HESSIAN_RECORD,
-    LANDSCAPE_FILE,
-    MODEL_FILE,
-    TRAIN_RECORD,
-)
+from lltax.contract import CURVE_FILE, EXTERNAL_RECORD, LANDSCAPE_FILE, METRIC_JOBS, MODEL_FILE
 from lltax.results.infer import aggregate_all, infer_config
 from lltax.results.netcdf import write_dataset
 
 log = logging.getLogger(__name__)
 
-PER_JOB_NAMES = (
-    MODEL_FILE,
-    EXTERNAL_RECORD,
-    TRAIN_RECORD,
-    HESSIAN_RECORD,
-    CKA_RECORD,
-    DISTANCE_RECORD,
-    CURVE_FILE,
-    CURVE_RECORD,
-    LANDSCAPE_FILE,
-)
+PER_JOB_NAMES = (MODEL_FILE, EXTERNAL_RECORD, CURVE_FILE, LANDSCAPE_FILE, *(job.record for job in METRIC_JOBS))
 
 HELP = "all metrics + merge of a results folder, by hand"
 ARGUMENTS = {

@@ -23,15 +23,18 @@ from lltax import cli
 from lltax.config.grid import CELL_REGEX, canonical_json, canonical_path, cell_path, expand_grid, seed_pairs
 from lltax.config.schema import read_config_file, validate_config
 from lltax.contract import (
-    BASIN_RECORD,
     CKA_RECORD,
+    CURVE_EVAL_KEYS,
     CURVE_FILE,
+    CURVE_FIT_NOT_PASSED,
     CURVE_RECORD,
     DIAGNOSIS_MARKER,
     DISTANCE_RECORD,
     EXTERNAL_RECORD,
     HESSIAN_RECORD,
-    TRAIN_RECORD,
+    METRIC_JOB,
+    METRIC_JOBS,
+    NOT_IN_DATASET,
     ConfigError,
 )
 from lltax.storage.atomic_files import write_json
@@ -47,14 +50,19 @@ ARGUMENTS = {
 }
 MARKER = DIAGNOSIS_MARKER  # what a diagnosis folder was computed from; marks it as lltax diagnose's own
 # Every file a diagnosis writes, relative to its folder: what a later diagnosis may delete.
+_SEED_RECORDS = "|".join(re.escape(job.record) for job in METRIC_JOBS if job.scope == "seed")
+_CELL_RECORDS = "|".join(re.escape(job.record) for job in METRIC_JOBS if job.scope in ("pairs", "cell"))
 OWN_FILE = re.compile(
-    rf"({re.escape(MARKER)}|dataset\.nc|phases\.nc|{CELL_REGEX}/({CKA_RECORD}|{DISTANCE_RECORD})"
-    rf"|{CELL_REGEX}/seed=\d+/({EXTERNAL_RECORD}|{TRAIN_RECORD}|{HESSIAN_RECORD}|{BASIN_RECORD})"
+    rf"({re.escape(MARKER)}|dataset\.nc|phases\.nc|{CELL_REGEX}/({_CELL_RECORDS})"
+    rf"|{CELL_REGEX}/seed=\d+/({re.escape(EXTERNAL_RECORD)}|{_SEED_RECORDS})"
     rf"|{CELL_REGEX}/pair=\d+-\d+/({CURVE_FILE}|{CURVE_RECORD}))"
     r"|(.*/)?\.[^/]+\.tmp"  # a killed write's temporary (lltax.storage.atomic_files.atomic_path)
 )
-# The config keys that do not shape the dataset's numbers (as the workflow's DATASET_CONFIG).
-NOT_IN_DATASET = ("classify", "plots", "landscape", "cluster", "evaluate", "max_cells")
+
+
+def passed_settings(job, config: dict) -> str:
+    """The config section of a metric's job as its rule passes it (lltax.contract.METRIC_JOBS)."""
+    return canonical_json({k: v for k, v in config[job.section].items() if k not in job.not_passed})
 
 
 def diagnosis_config(raw: dict, files: list[str]) -> dict:
@@ -189,16 +197,11 @@ def run(args: argparse.Namespace) -> int:
         "--out",
         *[folder / HESSIAN_RECORD for folder in seed_dirs],
     )
-    if config["basin"]["enabled"]:
-        step(
-            "basin",
-            "--checkpoints",
-            *records.values(),
-            "--settings",
-            canonical_json({k: v for k, v in config["basin"].items() if k != "enabled"}),
-            "--out",
-            *[folder / BASIN_RECORD for folder in seed_dirs],
-        )
+    # basin, and every metric of the table without a rule of its own (the workflow's seed_metric)
+    for job in [METRIC_JOB["basin"]] + [job for job in METRIC_JOBS if job.rule is None]:
+        if config[job.section].get("enabled", True):
+            settings = passed_settings(job, config)
+            step(job.command, "--checkpoints", *records.values(), "--settings", settings, "--out", *[f / job.record for f in seed_dirs])
     if len(seeds) >= 2:
         step(
             "cka",
@@ -212,8 +215,8 @@ def run(args: argparse.Namespace) -> int:
             results / cell / DISTANCE_RECORD,
         )
     if config["curves"]["enabled"]:
-        fitting = canonical_json({k: v for k, v in config["curves"].items() if k not in ("enabled", "pairs", "points", "align")})
-        evaluation = canonical_json({k: config["curves"][k] for k in ("points", "align", "seed")})
+        fitting = canonical_json({k: v for k, v in config["curves"].items() if k not in CURVE_FIT_NOT_PASSED})
+        evaluation = canonical_json({k: config["curves"][k] for k in CURVE_EVAL_KEYS})
         for a, b in seed_pairs(seeds, config["curves"]["pairs"]):
             pair = results / cell / f"pair={a}-{b}"
             step("curve-fit", "--checkpoints", records[a], records[b], "--settings", fitting, "--out", pair / CURVE_FILE)

@@ -22,81 +22,29 @@ from lltax.config.grid import canonical_json, canonical_value, cell_path, seed_p
 from lltax.config.schema import ConfigError, load_schema
 from lltax.contract import (
     AXES,
-    BASIN_RECORD,
-    CKA_RECORD,
     COORDINATE_ATTRS,
     CURVE_PROFILES,
     CURVE_SCALARS,
-    DISTANCE_RECORD,
-    FGE_RECORD,
-    HESSIAN_RECORD,
     INTEGER_AXES,
+    METRIC_JOBS,
     METRICS,
-    TRAIN_RECORD,
     VARIABLE_ATTRS,
 )
 
-# Per-seed metrics: the file under <cell>/seed=S/ and {dataset variable: key in that file}; a
-# dotted key is nested. Loss and accuracy come from the training job's own final evaluation
-# (eval mode, after the checkpoint was chosen): a separate evaluate job computed exactly the
-# same numbers in a second process (`lltax evaluate` remains for checkpoints by hand).
-PER_SEED_FILES = {
-    "train": (
-        TRAIN_RECORD,
-        {
-            "diverged": "diverged",
-            "train_wall_time": "wall_time_s",
-            "train_loss": "final.train_loss",
-            "train_acc": "final.train_acc",
-            "test_loss": "final.test_loss",
-            "test_acc": "final.test_acc",
-            "test_bleu": "final.test_bleu",
-        },
-    ),
-    "basin": (
-        BASIN_RECORD,
-        {
-            "basin_width": "basin_width",
-            "basin_width_spread": "basin_width_spread",
-            "basin_censored": "basin_censored",
-            "convex_share": "convex_share",
-        },
-    ),
-    "hessian": (
-        HESSIAN_RECORD,
-        {
-            "hessian_top_eigenvalue": "top_eigenvalue",
-            "hessian_trace": "trace",
-            "hessian_eigenvalue_error": "eigenvalue_error",
-            "hessian_trace_error": "trace_error",
-        },
-    ),
-}
+
+# The record file of each metric and {dataset variable: key in it} (a dotted key is nested), by
+# where its records are (lltax.contract.METRIC_JOBS): one file per seed under <cell>/seed=S/;
+# one per cell under <cell>/ holding a value per seed pair; one per cell with one value.
+def _files(scope: str) -> dict[str, tuple[str, dict[str, str]]]:
+    return {job.metric: (job.record, {name: v.key for name, v in job.variables.items()}) for job in METRIC_JOBS if job.scope == scope}
+
+
+PER_SEED_FILES = _files("seed")
+PER_PAIR_FILES = _files("pairs")
+PER_CELL_FILES = _files("cell")
 # Keys a record holds for some tasks only; where it has none, the variable is NaN: BLEU is
 # written for translation tasks alone (lltax.metrics.bleu), image records keep their four numbers.
 OPTIONAL_KEYS = frozenset({"final.test_bleu"})
-# Per-pair metrics written for a whole cell: the file under <cell>/ and {variable: key in each pair}.
-PER_PAIR_FILES = {
-    "cka": (CKA_RECORD, {"cka": "cka"}),
-    "distance": (DISTANCE_RECORD, {"l2_distance": "l2_distance"}),
-}
-
-
-# Per-cell metrics: the file under <cell>/ and {variable: key}, one value per cell.
-PER_CELL_FILES = {
-    "ensembles": (
-        FGE_RECORD,
-        {
-            "single_test_acc": "single_test_acc",
-            "fge_test_acc": "fge_test_acc",
-            "seed_ensemble_test_acc": "seed_ensemble_test_acc",
-            "fge_epochs": "fge_epochs",
-            "seed_ensemble_epochs": "seed_ensemble_epochs",
-            "curve_ensemble_test_acc": "curve_ensemble_test_acc",
-            "curve_ensemble_epochs": "curve_ensemble_epochs",
-        },
-    ),
-}
 
 
 class Layout(NamedTuple):

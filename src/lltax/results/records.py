@@ -21,7 +21,7 @@ from pathlib import Path
 
 from lltax.config.grid import canonical_value, parse_cell_path
 from lltax.config.schema import ConfigError
-from lltax.contract import AXES, BOOLEAN_VARIABLES, EXTERNAL_RECORD, MODEL_FILE, VALID_RANGES
+from lltax.contract import AXES, BOOLEAN_VARIABLES, EXTERNAL_RECORD, METRIC_JOBS, MODEL_FILE, VALID_RANGES
 from lltax.storage.atomic_files import read_json
 
 log = logging.getLogger(__name__)
@@ -101,14 +101,9 @@ def check_origin(record: dict, path: Path, cell: str, seed: int | None = None, p
         )
 
 
-# The config section a metric's records were computed with, and the keys its rule leaves out.
-METRIC_SECTIONS = {
-    "hessian": ("hessian", ()),
-    "basin": ("basin", ("enabled",)),
-    "cka": ("cka", ()),
-    "ensembles": ("fge", ("enabled",)),
-    "curves": ("curves", ("enabled", "pairs", "points")),
-}
+# The config section a metric's records were computed with, and the keys its rule leaves out
+# (lltax.contract.METRIC_JOBS; the train section is checked for every metric).
+METRIC_SECTIONS = {job.metric: (job.section, job.not_passed) for job in METRIC_JOBS if job.section and job.metric != "train"}
 # Keys a curve file records as it used them rather than as the config spells them.
 CURVE_FIT_RESOLVED = ("epochs",)  # scaled by curves.scale_epochs
 
