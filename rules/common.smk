@@ -9,7 +9,16 @@ from types import SimpleNamespace
 
 from lltax.config.schema import read_config_file, validate_config
 from lltax.config.checks import check_builders, check_path_length
-from lltax.contract import CURVE_EVAL_KEYS, CURVE_FIT_NOT_PASSED, DIAGNOSIS_MARKER, METRIC_JOBS, NOT_IN_DATASET, ConfigError
+from lltax.contract import (
+    CURVE_EVAL_KEYS,
+    CURVE_FIT_NOT_PASSED,
+    DIAGNOSIS_MARKER,
+    FGE_FIGURE,
+    FIGURES,
+    METRIC_JOBS,
+    NOT_IN_DATASET,
+    ConfigError,
+)
 from lltax.runtime.cost import memory_mb
 from lltax.runtime.gpu_slots import count_gpus, torch_device_count
 from lltax.config.grid import (
@@ -310,8 +319,7 @@ COMPARISON_OUTPUTS = [f"{RESULTS}/{folder}/comparison.nc" for folder in COMPARIS
 COMPARISON_FIGURES = [f"{RESULTS}/{folder}/comparison.png" for folder in COMPARISONS]
 
 FIGURE = f"{RESULTS}/figures/{{name}}.{CONFIG['plots']['format']}"
-FIGURE_NAMES = ["panels", "phases", "lines", "curves"] + (["ensembles"] if CONFIG["fge"]["enabled"] else [])
-
+FIGURE_NAMES = [*FIGURES] + ([FGE_FIGURE] if CONFIG["fge"]["enabled"] else [])
 
 
 def metric_enabled(job):

@@ -443,3 +443,15 @@ def test_a_phases_file_of_another_grid_is_refused(tmp_path):
     with pytest.raises(ValueError, match="the phases file holds another grid than the dataset"):
         plot_all(dataset, other, tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+def test_every_figure_has_its_report_caption():
+    """A figure is its name in contract.FIGURES (or FGE_FIGURE) and its caption report/<name>.rst:
+    the rules declare and caption it from that name alone."""
+    from pathlib import Path
+
+    from lltax.contract import FGE_FIGURE, FIGURES
+
+    report = Path(__file__).resolve().parents[1] / "report"
+    for name in (*FIGURES, FGE_FIGURE):
+        assert (report / f"{name}.rst").read_text().strip(), name

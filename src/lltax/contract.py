@@ -307,6 +307,11 @@ NOT_IN_DATASET = ("classify", "plots", "landscape", "cluster", "evaluate", "max_
 CURVE_EVAL_KEYS = ("points", "align", "seed")
 CURVE_FIT_NOT_PASSED = ("enabled", "pairs", "points", "align")
 
+# The phase-diagram figures of an experiment, <results>/figures/<name>.<format> (lltax plot), each
+# with its caption report/<name>.rst; and the one drawn where the dataset has FGE results.
+FIGURES = ("panels", "phases", "lines", "curves")
+FGE_FIGURE = "ensembles"
+
 # Sizes the config is checked against before any job runs (lltax.data.loaders give these).
 DATASET_SIZES = {  # name: (training samples, input shape)
     "mnist1d": (4000, (1, 40)),

@@ -25,6 +25,7 @@ from pathlib import Path
 import xarray as xr
 
 from lltax.config.schema import section_settings
+from lltax.contract import FGE_FIGURE, FIGURES
 from lltax.figures.ensembles import ensembles_figure
 from lltax.figures.grid import check_axes, check_same_grid
 from lltax.figures.lines import curves_figure, lines_figure, metric_mean_and_spread, resolve_line_group
@@ -34,8 +35,6 @@ from lltax.figures.save import FORMATS, save_figure
 __all__ = ["FIGURES", "curves_figure", "lines_figure", "panels_figure", "phases_figure", "plot_all"]
 
 logger = logging.getLogger(__name__)
-
-FIGURES = ("panels", "phases", "lines", "curves")  # and ensembles.<format> where the dataset has FGE results
 
 
 def plot_all(
@@ -68,7 +67,7 @@ def plot_all(
     # the ensembles figure too, the workflow's declared output.
     config = json.loads(dataset.attrs.get("config", "{}"))
     if (config.get("fge") or {}).get("enabled", "fge_test_acc" in dataset and bool(dataset["fge_test_acc"].notnull().any())):
-        figures["ensembles"] = ensembles_figure(dataset, phases, x=x, y=y)
+        figures[FGE_FIGURE] = ensembles_figure(dataset, phases, x=x, y=y)
     paths = []
     for name in figures:
         paths.append(save_figure(figures[name], Path(out_dir) / f"{name}.{format}", format=format, dpi=dpi))
