@@ -11,7 +11,7 @@ import torch
 
 from lltax.config.schema import parse_settings
 from lltax.jobs.metric_inputs import is_diverged, load_cell_data, load_model
-from lltax.metrics.hessian import SETTING_KEYS, hessian_metrics, nan_metrics, resolve_trace_method, sample_seed, sample_training_data
+from lltax.metrics.hessian import hessian_metrics, nan_metrics, resolve_trace_method, sample_seed, sample_training_data
 from lltax.models import is_piecewise_linear
 from lltax.runtime.device import resolve_device
 from lltax.runtime.memory import DEFAULT_BUDGET_GB, GB, hessian_chunks, job_footprint
@@ -46,7 +46,18 @@ def hessian_of_checkpoint(
     for this model (lltax.runtime.memory.hessian_chunks); the record's ``chunks`` names them."""
     model, meta = load_model(path, device)
     piecewise_linear = is_piecewise_linear(meta["model"])
-    options = {key: settings[key] for key in SETTING_KEYS}
+    # The schema-checked section as the numerics' named arguments (the job's one place for them).
+    options = dict(
+        backend=settings["backend"],
+        top_k=settings["top_k"],
+        tolerance=settings["tolerance"],
+        max_iterations=settings["max_iterations"],
+        lanczos_starts=settings["lanczos_starts"],
+        trace_method=settings["trace_method"],
+        trace_probes=settings["trace_probes"],
+        chunk_size=settings["chunk_size"],
+        seed=settings["seed"],
+    )
     resolved = resolve_trace_method(settings["trace_method"], settings["backend"], piecewise_linear)
     chunks = None
     if is_diverged(model, meta):

@@ -53,7 +53,6 @@ __all__ = [
     "exact_trace",
     "pyhessian_metrics",
     # the data sample
-    "SETTING_KEYS",
     "sample_seed",
     "sample_training_data",
 ]
@@ -276,8 +275,6 @@ def _native_metrics(
 
 # ---------------------------------------------------------------------------------------------
 # The data sample the Hessian is taken on
-
-SETTING_KEYS = ("backend", "top_k", "tolerance", "max_iterations", "lanczos_starts", "trace_method", "trace_probes", "chunk_size", "seed")
 
 
 def sample_seed(settings: dict[str, Any], model_seed: int) -> int:
