@@ -15,7 +15,6 @@ import pytest
 import xarray as xr
 import yaml
 from workflow_runs import (
-    REPO,
     TINY,
     all_jobs,
     copy_workflow,
@@ -424,20 +423,6 @@ def test_bad_config_fails_before_any_job(finished_run, tmp_path):
         assert "grid.width" in result.stdout + result.stderr
     finally:
         write_config(finished_run, TINY)
-
-
-PRESETS = sorted((REPO / "configs").glob("*.yaml"))
-
-
-@pytest.mark.parametrize("preset", PRESETS, ids=[path.stem for path in PRESETS])
-def test_every_preset_plans_its_whole_grid(preset, tmp_path):
-    """Each preset in configs/ validates and dry-runs; its jobs per rule follow from its grid."""
-    config = validate_config(yaml.safe_load(preset.read_text()))
-    copy_workflow(tmp_path)
-    out = snakemake(tmp_path, "-n", "--quiet", "rules", "--configfile", str(preset))
-    planned = dict(re.findall(r"^\s*([a-z_]+)\s+(\d+)\s*$", out.stdout + out.stderr, re.M))
-    planned = {rule: int(count) for rule, count in planned.items() if rule not in ("total", "job")}
-    assert planned == expected_job_counts(config), out.stdout[-1500:]
 
 
 TOY_NUMERICS = '''"""Toy metric of tests/test_workflow.py: the l_p norm of a model's trainable parameters."""
