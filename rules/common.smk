@@ -36,7 +36,7 @@ from lltax.config.grid import (
 from lltax.storage.checksums import current_checksum
 from lltax.storage.atomic_files import hold_results_lock, results_folder_holder
 from lltax.runtime.job_time import check_job_time
-from lltax.runtime.partitions import check_seeds_per_job, fitted_runtime, read_partitions
+from lltax.runtime.partitions import check_group_runtime, check_seeds_per_job, fitted_runtime, read_partitions
 from lltax.results.records import METRIC_SECTIONS
 from lltax.runtime.code_sources import PACKAGE_DIR, command_sources
 
@@ -188,9 +188,19 @@ def check_partitions():
     are defined (Snakefile), and again when a real run starts (its executor's partitions)."""
     if partitions() is None:
         return
+    requests = {}
     for name in sorted(TORCH_RULES):
         for cell in CELLS:
-            fitted_runtime(name, cell, parse_cell_path(cell), COST_CONFIG, 1, partitions(), int(USE_GPU), THREADS)
+            minutes = fitted_runtime(name, cell, parse_cell_path(cell), COST_CONFIG, 1, partitions(), int(USE_GPU), THREADS)
+            requests[name, cell] = (name, cell, minutes, memory_mb(name, parse_cell_path(cell), COST_CONFIG))
+    # A group submission (the SLURM profile groups metric jobs) asks for the sum of its jobs'
+    # runtimes. Snakemake gives the workflow its group settings when a run starts (onstart),
+    # not while a dry run plans: the groups are checked then, before anything is submitted.
+    groups = workflow.group_settings.overwrite_groups
+    for group, size in workflow.group_settings.group_components.items():
+        grouped = [request for (name, _), request in requests.items() if groups.get(name) == group]
+        if grouped:
+            check_group_runtime(group, size, grouped, partitions(), int(USE_GPU), THREADS)
 
 
 def torch_resources(rule):

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from workflow_runs import REPO, TINY, copy_workflow
+from workflow_runs import REPO, TINY, copy_workflow, snakemake, write_config
 
 from lltax.config.grid import cell_path, expand_grid
 from lltax.config.schema import read_config_file, validate_config
@@ -110,3 +110,34 @@ def test_paper_preset_dry_run_under_the_slurm_profile_plans_no_job_over_a_partit
     assert (
         Path(tmp_path / "profiles" / "slurm" / "config.yaml").read_text().count("cluster={partitions: profiles/slurm/partitions.yaml}") == 1
     )
+
+
+def test_a_group_submission_must_fit_a_partition_with_the_sum_of_its_runtimes(tmp_path):
+    """The profile's metric groups ask for the sum of up to N jobs' runtimes: the N longest must
+    fit a partition, else the plan is refused naming the group size that fits."""
+    from lltax.runtime.partitions import check_group_runtime
+
+    partitions = read_partitions(write_partitions(tmp_path, "partitions:\n  gpu: {max_gpu: 1, max_runtime: 100}\n"))
+    requests = [("hessian", f"cell{i}", 30 + i, 1000) for i in range(6)]  # 30-35 min each
+    check_group_runtime("metrics", 2, requests, partitions, 1, 1)  # 35 + 34 <= 100
+    with pytest.raises(
+        ConfigError, match=r"^group metrics: 4 jobs in one submission may ask for 134 min .*give --group-components metrics=2 "
+    ):
+        check_group_runtime("metrics", 4, requests, partitions, 1, 1)
+
+
+@pytest.mark.slow
+def test_groups_that_overrun_every_partition_are_refused_when_the_run_starts(tmp_path):
+    """Tiny jobs ask for the 10-minute minimum each: with a 25-minute partition one or two fit,
+    the profile's four metric jobs to a submission do not, and the run stops before any job.
+    (Snakemake gives the workflow its group settings when a run starts, not in a dry run.)"""
+    copy_workflow(tmp_path)
+    parts = write_partitions(tmp_path, "partitions:\n  cpu: {max_gpu: 0, max_runtime: 25}\n")
+    write_config(tmp_path, {**TINY, "cluster": {"partitions": parts}})
+    groups = ["--groups", "hessian=metrics", "cka=metrics", "basin=metrics", "curve_eval=metrics", "--group-components", "metrics=4"]
+    out = snakemake(tmp_path, *groups, check=False)
+    assert out.returncode != 0 and "group metrics: 4 jobs in one submission may ask for 40 min" in out.stdout + out.stderr, out.stderr[
+        -2000:
+    ]
+    assert "give --group-components metrics=2" in out.stdout + out.stderr
+    assert not list(tmp_path.rglob("model.pt"))

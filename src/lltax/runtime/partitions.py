@@ -116,6 +116,29 @@ def fitted_runtime(
     return int(min(request, limit))
 
 
+def check_group_runtime(
+    group: str, size: int, requests: list[tuple[str, str, int, int]], partitions: tuple[dict, ...], gpus: int, threads: int
+) -> None:
+    """A group submission (the SLURM profile's ``groups`` and ``group-components``) runs up to
+    ``size`` of its jobs one after another and asks for the sum of their runtimes and the largest
+    memory. ``requests``: (rule, cell, runtime minutes, memory MB) of every job of the group's
+    rules. The ``size`` longest must fit one partition's max_runtime; else ConfigError naming
+    the group, the sum and the size that fits."""
+    longest = sorted(requests, key=lambda request: request[2], reverse=True)[:size]
+    total, mem = sum(request[2] for request in longest), max(request[3] for request in longest)
+    fitting = [p for p in partitions if fits_besides_runtime(p, gpus, mem, threads)]
+    limit = max((p["max_runtime"] for p in fitting), default=0)
+    if total <= limit:
+        return
+    fits = max((k for k in range(1, size + 1) if sum(request[2] for request in longest[:k]) <= limit), default=1)
+    rule, cell, runtime, _ = longest[0]
+    raise ConfigError(
+        f"group {group}: {size} jobs in one submission may ask for {total} min (the longest: rule {rule}, cell {cell}, "
+        f"{runtime} min), more than the largest max_runtime of the partitions it fits ({limit:g} min); "
+        f"give --group-components {group}={fits} (or remove the group from the profile)"
+    )
+
+
 def check_seeds_per_job(config: dict[str, Any]) -> None:
     """cluster.seeds_per_job: null (a cell's seeds or curves in one job), 1 (one each), or at
     least their number (the same as null); groups of other sizes are not supported."""
