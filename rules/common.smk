@@ -346,7 +346,7 @@ METRIC_JOBS_ON = [job for job in METRIC_JOBS if metric_enabled(job)]
 PER_SEED_FILE = {job.metric: job.record for job in METRIC_JOBS_ON if job.scope == "seed"}
 PER_CELL_FILE = {job.metric: job.record for job in METRIC_JOBS_ON if job.scope in ("pairs", "cell")}
 METRICS = [*PER_SEED_FILE, *PER_CELL_FILE] + [job.metric for job in METRIC_JOBS_ON if job.scope == "curve"]
-# Metrics without a rule of their own: one `seed_metric` job per cell (rules/metrics.smk),
+# Metrics with no own rule (their table line says rule None) run as `seed_metric` jobs, one per cell (rules/metrics.smk),
 # keyed by their record's file name.
 SEED_METRICS = {job.record: job for job in METRIC_JOBS_ON if job.rule is None}
 
