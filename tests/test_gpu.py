@@ -100,6 +100,7 @@ def test_cpu_jobs_are_left_alone(two_gpus):
 
 def test_without_a_working_nvidia_smi_torch_counts_and_it_is_said(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(gpu, "torch_device_count", lambda: 2)
+    monkeypatch.setattr(gpu, "gpu_device_nodes", lambda: True)  # as on a GPU machine without nvidia-smi
     monkeypatch.setattr(gpu, "SMI_TIMEOUT_S", 0.5)
     monkeypatch.delenv("LLTAX_GPUS", raising=False)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
@@ -191,3 +192,18 @@ def test_a_file_system_without_flock_is_named(tmp_path, monkeypatch):
         io.hold_results_lock(tmp_path / "results")
     (tmp_path / "results" / ".lltax.lock").write_text("")
     assert io.results_folder_holder(tmp_path / "results") is None
+
+
+def test_without_nvidia_smi_and_gpu_device_files_torch_is_not_asked(tmp_path, monkeypatch):
+    """No nvidia-smi and no /dev/nvidia* or /dev/kfd: no GPU, said without importing torch
+    (every workflow plan with device auto asked it, ~2 s)."""
+
+    def never():
+        raise AssertionError("torch was asked")
+
+    monkeypatch.setattr(gpu, "torch_device_count", never)
+    monkeypatch.setattr(gpu, "gpu_device_nodes", lambda: False)
+    monkeypatch.setattr(gpu, "_listing_cache", {})
+    monkeypatch.delenv("LLTAX_GPUS", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert gpu.list_devices() == [] and gpu.count_gpus() == 0

@@ -3,8 +3,6 @@ a job that fits no partition refused with its numbers, the paper preset planned 
 
 import math
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -86,14 +84,7 @@ def test_seeds_per_job_is_one_or_all():
 @pytest.mark.slow
 def test_paper_preset_dry_run_under_the_slurm_profile_plans_no_job_over_a_partition_limit(tmp_path):
     copy_workflow(tmp_path)
-    out = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--profile", "profiles/slurm", "--configfile", str(PAPER)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
+    out = snakemake(tmp_path, "-n", "--profile", "profiles/slurm", "--configfile", str(PAPER))
     limits = {p["name"]: p for p in read_partitions(str(tmp_path / "profiles" / "slurm" / "partitions.yaml"))}
     jobs = re.findall(r"\n *rule (\w+):\n(?: +.*\n)*? +resources: ([^\n]*)", out.stdout)
     torch_jobs = [(rule, dict(item.split("=", 1) for item in resources.split(", "))) for rule, resources in jobs if "gpu=1" in resources]

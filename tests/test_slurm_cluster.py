@@ -148,6 +148,9 @@ def test_tiny_grid_through_the_profile_equals_a_local_run(cluster, tmp_path):
     # 2 x 4 metric jobs (hessian, basin, cka (+ distance), curve_eval) four to a submission.
     remote = {"train": 4, "curve_fit": 2, "metrics": 2}
 
+    # The local run to compare with, at the same time (the cluster's jobs mostly wait on SLURM).
+    local_log = (tmp_path / "local.log").open("w")
+    here = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1"], cwd=local, env=cluster, stdout=local_log, stderr=local_log)
     result = run_profile(workdir, cluster)
     assert result.returncode == 0, result.stderr[-6000:]
 
@@ -166,7 +169,9 @@ def test_tiny_grid_through_the_profile_equals_a_local_run(cluster, tmp_path):
     for _, arguments in jobs:
         assert "--gpus" not in arguments and re.search(r"--cpus-per-task=\d+ ", arguments), arguments
 
-    subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=local, check=True, capture_output=True, env=cluster)
+    here.wait(timeout=600)
+    local_log.close()
+    assert here.returncode == 0, (tmp_path / "local.log").read_text()[-3000:]
     with xr.open_dataset(workdir / "results/tiny/dataset.nc") as on_slurm, xr.open_dataset(local / "results/tiny/dataset.nc") as here:
         # Every measurement bit for bit; only the clock differs.
         xr.testing.assert_equal(on_slurm.drop_vars("train_wall_time"), here.drop_vars("train_wall_time"))

@@ -45,6 +45,12 @@ def _module_name(path: Path, root: Path) -> str:
 
 def direct_imports(path: Path, root: Path = PACKAGE_DIR) -> set[str]:
     """Names of the lltax modules one file imports anywhere in its body."""
+    status = path.stat()  # parsed once per version of the file: the commands share most modules
+    return set(_direct_imports(path, root, status.st_mtime_ns, status.st_size))
+
+
+@functools.lru_cache(maxsize=4096)
+def _direct_imports(path: Path, root: Path, mtime_ns: int, size: int) -> frozenset[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
     this = _module_name(path, root)
     package = this if path.name == "__init__.py" else this.rpartition(".")[0]
@@ -63,7 +69,7 @@ def direct_imports(path: Path, root: Path = PACKAGE_DIR) -> set[str]:
         elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) == "import_module":
             if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
                 found.add(node.args[0].value)
-    return {name for name in found if name.split(".")[0] == PACKAGE and module_file(name, root) is not None}
+    return frozenset(name for name in found if name.split(".")[0] == PACKAGE and module_file(name, root) is not None)
 
 
 def _with_parents(name: str) -> list[str]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import glob
 import os
 import re
 import shutil
@@ -90,6 +91,8 @@ def _list_devices_uncached() -> tuple[list[str], str | None]:
                 return parse_smi_listing(out.stdout), None
             detail = (out.stderr or out.stdout).strip().splitlines()
             problem = f"nvidia-smi -L failed (exit {out.returncode}{': ' + detail[0] if detail else ''})"
+    if smi is None and not gpu_device_nodes():
+        return [], problem  # no GPU for torch either: spare every plan the ~2 s of importing torch to ask
     count = torch_device_count()
     devices = [str(i) for i in range(count)]
     if count or smi is not None:  # silent only on a machine with neither
@@ -107,6 +110,15 @@ def parse_smi_listing(text: str) -> list[str]:
         elif line.lstrip().startswith("MIG ") and found and devices:
             devices[-1].append(found.group(1))
     return [uuid for gpu in devices for uuid in (gpu[1:] or gpu[:1])]
+
+
+def gpu_device_nodes() -> bool:
+    """Whether this machine may have a GPU that torch could use without nvidia-smi: not Linux
+    (no device files to look at), or a device file of an NVIDIA GPU (/dev/nvidia0, ...) or of
+    AMD's ROCm (/dev/kfd)."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return bool(glob.glob("/dev/nvidia[0-9]*")) or os.path.exists("/dev/kfd")
 
 
 def torch_device_count() -> int:
