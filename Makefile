@@ -46,10 +46,11 @@ slurm-deps:
 	else echo "not root or no apt-get: the real-cluster SLURM test will skip"; fi
 
 # Test files run in TEST_WORKERS processes (pytest-xdist; a file's tests stay in one process,
-# sharing its fixtures): the workflow and SLURM tests wait on subprocesses much of the time.
+# sharing its fixtures), the longest first (tests/conftest.py): the workflow and SLURM tests
+# wait on subprocesses much of the time.
 TEST_WORKERS ?= 2
 test: setup lint slurm-deps
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # For iteration: every test but the workflow runs (marked slow: Snakemake, the SLURM cluster).
 test-fast: setup
