@@ -351,11 +351,6 @@ METRICS = [*PER_SEED_FILE, *PER_CELL_FILE] + [job.metric for job in METRIC_JOBS_
 SEED_METRICS = {job.record: job for job in METRIC_JOBS_ON if job.rule is None}
 
 
-def seed_metric_settings(job):
-    """The config section a seed_metric job gets: all of it but the keys its table line leaves out."""
-    return section(job.section, drop=job.not_passed)
-
-
 def metric_outputs(wildcards):
     metric = wildcards.metric
     if metric in PER_SEED_FILE:

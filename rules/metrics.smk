@@ -105,7 +105,7 @@ rule seed_metric:
     params:
         **TORCH_JOB,
         command=lambda wildcards: SEED_METRICS[wildcards.record].command,
-        settings=lambda wildcards: seed_metric_settings(SEED_METRICS[wildcards.record]),
+        settings=lambda wildcards: canonical_json(SEED_METRICS[wildcards.record].passed_settings(CONFIG)),
     shell:
         "lltax {params.command:q} --checkpoints {input.checkpoints:q} --settings {params.settings:q}"
         " --data-dir {params.data_dir:q} --device {params.device:q} --out {output:q} --threads {threads:q} > {log:q} 2>&1"

@@ -133,6 +133,10 @@ class MetricJob(NamedTuple):
     variables: dict[str, Variable]
     rule: str | None
 
+    def passed_settings(self, config: dict) -> dict:
+        """Its config section as its rule passes it to the job: all but ``not_passed``."""
+        return {key: value for key, value in config[self.section].items() if key not in self.not_passed}
+
 
 # The curves' variables (curve_eval.json: scalars per pair, profiles over t).
 CURVE_VARIABLES = {

@@ -60,11 +60,6 @@ OWN_FILE = re.compile(
 )
 
 
-def passed_settings(job, config: dict) -> str:
-    """The config section of a metric's job as its rule passes it (lltax.contract.METRIC_JOBS)."""
-    return canonical_json({k: v for k, v in config[job.section].items() if k not in job.not_passed})
-
-
 def diagnosis_config(raw: dict, files: list[str]) -> dict:
     """The resolved config of a diagnosis: seeds 0..n-1 for the n files, curves between every
     pair of them unless the config says otherwise (three seeds give three curves, enough for a
@@ -200,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     # basin, and every metric of the table without a rule of its own (the workflow's seed_metric)
     for job in [METRIC_JOB["basin"]] + [job for job in METRIC_JOBS if job.rule is None]:
         if config[job.section].get("enabled", True):
-            settings = passed_settings(job, config)
+            settings = canonical_json(job.passed_settings(config))
             step(job.command, "--checkpoints", *records.values(), "--settings", settings, "--out", *[f / job.record for f in seed_dirs])
     if len(seeds) >= 2:
         step(
